@@ -1,0 +1,139 @@
+"""Run folders: atomic writes, config and metadata records, safetensors checkpoints.
+
+Every artifact is written to a temporary file in the same folder, flushed, fsynced and renamed into place,
+so a reader (or a resumed run) never sees a half-written file, even after SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInput, ForgetlabError
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path``, on error delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert dataclasses, paths, tuples, numpy and torch scalars into plain JSON values."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(asdict(obj))
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
+        return obj.tolist()
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file, raising :class:`ForgetlabError` naming the file when it is missing or broken."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ForgetlabError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise ForgetlabError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any],
+                 metadata: Mapping[str, str] | None = None) -> None:
+    """Save a dict of tensors as safetensors, atomically (never pickle)."""
+    from safetensors.torch import save_file
+
+    clean = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(clean, str(tmp), metadata=dict(metadata or {}))
+
+
+def load_tensors(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a safetensors file; a missing or corrupted file is a :class:`ForgetlabError` naming it."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ForgetlabError(f"{path}: file not found")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises several types for a damaged header
+        raise ForgetlabError(f"{path}: not a valid safetensors file ({type(exc).__name__})") from None
+
+
+def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False, field: str = "out") -> Path:
+    """Create an empty output folder, refusing a non-empty or unwritable one unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise BadInput(field, str(path), "a folder path (this is a file)")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise BadInput(field, str(path), "an empty or new folder (pass --overwrite to reuse it)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BadInput(field, str(path), f"a writable folder ({exc.strerror})") from None
+    return path
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries that decide results, for every run record."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in ("torch", "numpy", "transformers", "forgetlab"):
+        try:
+            mod = __import__(name)
+            out[name] = getattr(mod, "__version__", "unknown")
+        except ImportError:
+            pass
+    return out
+
+
+def run_record(config: Any, **extra: Any) -> dict[str, Any]:
+    """The header every run writes to ``config.json``: config, versions, start time and extras (seed...)."""
+    return {"config": to_jsonable(config), "versions": versions(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **to_jsonable(extra)}
