@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out/reproduce
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,7 +19,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/forgetlab reproduce --out $(OUT)
 
-test: $(STAMP)
+# Headless Chromium (Debian's package) renders the HTML report in a test.
+CHROMIUM := $(shell command -v chromium 2>/dev/null)
+
+chromium:
+ifeq ($(CHROMIUM),)
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+	  || echo "warning: could not install chromium; the browser test will fail in CI" >&2
+endif
+
+test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -x --timeout=600 tests
 
 lint: $(STAMP)
