@@ -29,7 +29,7 @@ ifeq ($(CHROMIUM),)
 endif
 
 test: $(STAMP) chromium
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -x --timeout=600 tests
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest --timeout=600 --durations=15 tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check forgetlab tests benchmarks
