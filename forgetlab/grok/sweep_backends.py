@@ -1,0 +1,214 @@
+"""Sweep backends: where batches of runs are trained. A registry by name (``local``, ``ray``).
+
+A backend receives :class:`BatchJob` s and calls ``on_done(job, records)`` in the driver as each batch
+finishes (the driver persists them at once). Jobs carry plain data only (the trainer's module name and config
+dicts), so they travel to worker processes and Ray tasks unchanged; :func:`execute_batch` is the one function
+that trains a batch anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import BadInput, ForgetlabError
+
+BACKENDS: dict[str, Backend] = {}
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One batch: runs of the same shape trained as one program. ``configs`` are plain field dicts."""
+
+    batch_id: str
+    run_ids: tuple[str, ...]
+    configs: tuple[dict[str, Any], ...]
+    trainer: str
+    keep_history: bool = False
+    save_weights: bool = False
+
+
+class Backend(Protocol):
+    def __call__(self, jobs: Sequence[BatchJob], *, workers: int,
+                 on_done: Callable[[BatchJob, list[dict[str, Any]]], None]) -> None: ...
+
+
+def register_backend(name: str) -> Callable[[Backend], Backend]:
+    """Decorator: make a backend selectable by ``name``."""
+
+    def deco(fn: Backend) -> Backend:
+        BACKENDS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name``; an unknown name lists the known ones."""
+    if name not in BACKENDS:
+        raise BadInput("backend", name, "one of " + ", ".join(sorted(BACKENDS)))
+    return BACKENDS[name]
+
+
+# ---------------------------------------------------------------------- the work of one batch
+def ipr_stats(neuron_ipr: Any) -> dict[str, float]:
+    """Summary statistics of per-neuron IPRs ``[N]``: median, 10%/90% quantiles, fraction above 0.5."""
+    import torch
+
+    if neuron_ipr is None:
+        return {}
+    x = torch.as_tensor(neuron_ipr, dtype=torch.float64).flatten()
+    if x.numel() == 0:
+        return {}
+    q = torch.quantile(x, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
+    return {"ipr_median": float(q[1]), "ipr_q10": float(q[0]), "ipr_q90": float(q[2]),
+            "ipr_frac_above_half": float((x > 0.5).double().mean())}
+
+
+def _neuron_ipr(result: Any) -> Any:
+    for name in ("ipr_final", "neuron_ipr", "ipr"):
+        v = getattr(result, name, None)
+        if v is not None and not callable(v):
+            return v
+    return None
+
+
+def execute_batch(job: BatchJob, threads: int | None = None) -> list[dict[str, Any]]:
+    """Train one batch with the job's trainer; return one record per run (``weights`` tensors included
+    only when ``save_weights``). Runs anywhere: in-process, a worker process, a Ray task."""
+    import torch
+
+    from .sweep_spec import config_dict, load_trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    trainer = load_trainer(job.trainer)
+    configs = [trainer.TrainConfig(**c) for c in job.configs]
+    results = trainer.train_many(configs, keep_history=job.keep_history)
+    if len(results) != len(configs):
+        raise ForgetlabError(f"trainer {job.trainer} returned {len(results)} results for {len(configs)} runs")
+    records = []
+    for rid, cfg, res in zip(job.run_ids, configs, results, strict=True):
+        rec: dict[str, Any] = {"run_id": rid, "config": config_dict(cfg),
+                               "summary": dict(res.summary), "ipr": ipr_stats(_neuron_ipr(res))}
+        if job.keep_history:
+            rec["history"] = list(getattr(res, "history", None) or [])
+        if job.save_weights:
+            rec["weights"] = {k: v.detach().cpu() for k, v in (getattr(res, "state", None) or {}).items()}
+        records.append(rec)
+    return records
+
+
+# ---------------------------------------------------------------------- local
+def _watch_parent(parent: int) -> None:
+    """Worker-process initializer: exit when the driver dies (even by SIGKILL), so no orphan keeps training."""
+
+    def loop() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+@register_backend("local")
+def local_backend(jobs: Sequence[BatchJob], *, workers: int = 1,
+                  on_done: Callable[[BatchJob, list[dict[str, Any]]], None]) -> None:
+    """Train batches in this process (``workers=1``), or in ``workers`` spawned processes, each using
+    ``cpu_count // workers`` threads."""
+    if workers < 1:
+        raise BadInput("workers", workers, "an integer >= 1")
+    if workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            on_done(job, execute_batch(job))
+        return
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_watch_parent,
+                             initargs=(os.getpid(),)) as pool:
+        pending = {pool.submit(execute_batch, job, threads): job for job in jobs}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    on_done(pending.pop(fut), fut.result())
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+
+
+# ---------------------------------------------------------------------- ray
+def _ray_connect(ray: Any, workers: int) -> bool:
+    """Connect to a running cluster (``RAY_ADDRESS``, else ``address="auto"``) or start a local Ray with
+    ``workers`` CPUs. Returns True if we started (and must shut down) Ray."""
+    if ray.is_initialized():
+        return False
+    address = os.environ.get("RAY_ADDRESS")
+    quiet = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address:
+        try:
+            ray.init(address=address, **quiet)
+        except Exception as exc:
+            raise ForgetlabError(f"backend ray: cannot reach the Ray cluster at RAY_ADDRESS={address} "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                                 ) from None
+        return True
+    try:
+        ray.init(address="auto", **quiet)
+        return True
+    except (ConnectionError, RuntimeError, ValueError):
+        pass  # no running cluster: start a local one
+    try:
+        ray.init(num_cpus=workers, **quiet)
+    except Exception as exc:
+        raise ForgetlabError(f"backend ray: cannot start a local Ray ({type(exc).__name__}: {exc})") from None
+    return True
+
+
+@register_backend("ray")
+def ray_backend(jobs: Sequence[BatchJob], *, workers: int = 0,
+                on_done: Callable[[BatchJob, list[dict[str, Any]]], None]) -> None:
+    """Send each batch to a Ray task (1 CPU, 1 torch thread each) and persist results as they arrive.
+
+    A running cluster (``ray start --head``; ``RAY_ADDRESS`` or ``address="auto"``) is used when there is
+    one, else a local Ray with ``workers`` CPUs (default: all cores) is started and shut down afterwards.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ForgetlabError("backend ray: Ray is not installed (pip install 'forgetlab[ray]')") from None
+    if not jobs:
+        return
+    started = _ray_connect(ray, workers or os.cpu_count() or 1)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=2)(execute_batch)
+        pending = {remote.remote(job, 1): job for job in jobs}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                job = pending.pop(ref)
+                try:
+                    records = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                    if isinstance(cause, ForgetlabError):
+                        raise cause from None
+                    raise
+                on_done(job, records)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def job_to_dict(job: BatchJob) -> dict[str, Any]:
+    return dataclasses.asdict(job)
