@@ -1,0 +1,159 @@
+"""Corrupt a Hugging Face model's input embeddings at flagged *prompt* positions only (ECO, Sec. 3.3).
+
+:func:`corrupt_embeddings` is a context manager in the spirit of TransformerLens' ``with model.hooks(...)``: it
+adds a forward hook on ``model.get_input_embeddings()`` and a pre/post hook pair on ``model`` itself, and removes
+exactly those three handles on exit, even on exceptions; hooks anybody else registered stay.
+
+Which positions are prompt positions is decided from the model's past length, not guessed from sequence lengths:
+the pre-hook on ``model`` reads the KV cache passed to that forward call (``cache`` / ``past_key_values``,
+``get_seq_length()``), so an embedding call of ``t`` tokens covers absolute positions ``[past, past + t)``. Only
+positions ``< T_prompt`` (the width of the mask) can be corrupted; generated tokens never are, with or without
+a cache. Without a cache, ``generate`` re-embeds the whole sequence every step: the corrupted prompt is computed
+once and reused, so random corruptions stay consistent across steps (and equal a one-shot ``inputs_embeds``
+reference). When ``generate`` expands the batch (``num_beams``, ``num_return_sequences``), rows are corrupted once
+per prompt and repeated. Calls with ``inputs_embeds`` bypass the embedding layer and are not corrupted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import BadInput, ForgetlabError
+from .corruptions import validate
+
+MaskLike = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
+
+
+def input_embeddings(model) -> torch.nn.Module:
+    """``model.get_input_embeddings()``, or :class:`BadInput` when the architecture has none."""
+    try:
+        emb = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        emb = None
+    if not isinstance(emb, torch.nn.Module):
+        raise BadInput("model", type(model).__name__,
+                       "a causal LM with input embeddings (model.get_input_embeddings() returns a module)")
+    return emb
+
+
+def hidden_size(model) -> int:
+    """Width ``d`` of the input embeddings of ``model``."""
+    emb = input_embeddings(model)
+    if getattr(emb, "embedding_dim", None):
+        return int(emb.embedding_dim)
+    return int(emb.weight.shape[-1])
+
+
+def _past_length(cache) -> int:
+    """Number of positions already in a KV cache (a ``transformers`` Cache or a legacy tuple); 0 if none."""
+    if cache is None:
+        return 0
+    if hasattr(cache, "get_seq_length"):
+        return int(cache.get_seq_length())
+    try:  # legacy ((k, v), ...) with k: [B, heads, past, d_head]
+        return int(cache[0][0].shape[-2])
+    except (IndexError, TypeError, AttributeError):
+        return 0
+
+
+@dataclass
+class CorruptionState:
+    """What the hooks know while active: past length of the current forward, and the corrupted prompt."""
+
+    prompt_len: int | None = None
+    mask: torch.Tensor | None = None  # [B, T_prompt] bool
+    past: int | None = None
+    calls: int = 0
+    corrupted_calls: int = 0
+    cache_ids: torch.Tensor | None = field(default=None, repr=False)
+    cache_embeds: torch.Tensor | None = field(default=None, repr=False)
+
+
+@contextmanager
+def corrupt_embeddings(model, mask: MaskLike, corruption: str, strength: float = 0.0, k: int = 0,
+                       generator: torch.Generator | None = None) -> Iterator[CorruptionState]:
+    """Within the block, corrupt ``model``'s input embeddings at ``mask`` positions of the prompt.
+
+    ``mask``: bool ``[B, T_prompt]`` aligned with the (padded) prompt ``input_ids`` the model will see, or a
+    function ``input_ids [B, T] -> bool [B, T]`` evaluated on the first call (whose length then defines the
+    prompt). Rows with no true entry get exactly the base model's embeddings. Yields a :class:`CorruptionState`.
+    """
+    emb = input_embeddings(model)
+    d = hidden_size(model)
+    probe = torch.zeros(1, 1, d)
+    validate(corruption, probe, torch.zeros(1, 1, dtype=torch.bool), strength, k, generator)
+    from .corruptions import CORRUPTIONS
+
+    fn = CORRUPTIONS[corruption].fn
+    state = CorruptionState()
+    if isinstance(mask, torch.Tensor):
+        if mask.ndim != 2 or mask.dtype != torch.bool:
+            raise BadInput("mask", (tuple(mask.shape), str(mask.dtype)), "a bool tensor [B, T_prompt]")
+        state.mask, state.prompt_len = mask, mask.shape[1]
+        mask_fn = None
+    elif callable(mask):
+        mask_fn = mask
+    else:
+        raise BadInput("mask", type(mask).__name__, "a bool tensor [B, T_prompt] or a function of input_ids")
+
+    def pre_hook(module, args, kwargs):
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        state.past = _past_length(cache)
+
+    def post_hook(module, args, output):
+        state.past = None
+
+    def corrupt(clean: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return fn(clean, m.to(clean.device), float(strength), int(k), generator)
+
+    def emb_hook(module, args, output):
+        state.calls += 1
+        ids = args[0] if args else None
+        past = state.past or 0
+        t = output.shape[1]
+        if state.mask is None:  # mask function: the first call defines the prompt
+            if past != 0 or ids is None:
+                return None
+            m = mask_fn(ids)
+            if not isinstance(m, torch.Tensor) or tuple(m.shape) != tuple(ids.shape):
+                raise BadInput("mask", getattr(m, "shape", m), f"a bool tensor of shape {tuple(ids.shape)}")
+            state.mask, state.prompt_len = m.to(torch.bool), ids.shape[1]
+        T = state.prompt_len
+        if past >= T:
+            return None  # only generated tokens in this call
+        B = state.mask.shape[0]
+        b = output.shape[0]
+        if b % B:
+            raise ForgetlabError(f"corrupt_embeddings: the model was called with batch {b}, "
+                                 f"not a multiple of the mask's batch {B}")
+        r = b // B
+        n = min(past + t, T) - past  # prompt positions covered by this call
+        m = state.mask[:, past:past + n]
+        if not m.any():
+            return None
+        clean = output[:, :n]
+        if past == 0 and n == T and ids is not None:
+            pid = ids[:, :T]
+            if state.cache_ids is not None and torch.equal(state.cache_ids, pid):
+                new = state.cache_embeds
+            else:
+                new = corrupt(clean[::r], m).repeat_interleave(r, dim=0)
+                state.cache_ids, state.cache_embeds = pid.clone(), new
+        else:  # a partial prompt (chunked prefill): corrupt the covered slice
+            new = corrupt(clean[::r], m).repeat_interleave(r, dim=0)
+        state.corrupted_calls += 1
+        return torch.cat([new, output[:, n:]], dim=1) if n < t else new
+
+    handles = []
+    try:
+        handles.append(model.register_forward_pre_hook(pre_hook, with_kwargs=True))
+        handles.append(model.register_forward_hook(post_hook, always_call=True))
+        handles.append(emb.register_forward_hook(emb_hook))
+        yield state
+    finally:
+        for h in handles:
+            h.remove()
