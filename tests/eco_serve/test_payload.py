@@ -7,8 +7,8 @@ import pickle
 import pytest
 import torch
 
-from forgetlab.errors import BadInput
 from forgetlab.eco.serve_payload import decode_prompt_embeds, encode_prompt_embeds
+from forgetlab.errors import BadInput
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
