@@ -1,0 +1,31 @@
+import pytest
+
+from forgetlab.errors import BadInput
+from forgetlab.grok.phases import classify_phase, is_collapsed
+
+
+@pytest.mark.parametrize("train,test,xi,collapsed,phase", [
+    (0.95, 0.95, 0.35, False, "Coexistence"),
+    (0.90, 0.90, 0.35, False, "Coexistence"),          # both thresholds inclusive
+    (0.899, 0.99, 0.35, False, "Partial Inversion"),
+    (0.70, 1.00, 0.35, False, "Partial Inversion"),    # exactly 1.05 - xi is Partial
+    (0.699, 1.00, 0.35, False, "Full Inversion"),
+    (0.654, 1.00, 0.35, False, "Full Inversion"),
+    (0.99, 0.5, 0.35, False, "Memorization"),
+    (0.99, 0.5, 0.35, True, "Memorization"),
+    (0.01, 0.01, 0.35, True, "Forgetting"),
+    (0.30, 0.30, 0.35, False, "Confusion"),
+    (0.89, 0.95, 0.15, False, "Full Inversion"),       # xi <= 0.15: no Partial band (1.05 - xi >= 0.9)
+    (0.89, 0.95, 0.10, False, "Full Inversion"),
+    (0.89, 0.95, 0.16, False, "Partial Inversion"),
+])
+def test_rules(train, test, xi, collapsed, phase):
+    assert classify_phase(train, test, xi, collapsed) == phase
+
+
+def test_collapse_and_bad_input():
+    assert is_collapsed(1e-4) and not is_collapsed(5.0) and is_collapsed(5.0, 0.0)
+    with pytest.raises(BadInput):
+        classify_phase(1.5, 0.5, 0.2)
+    with pytest.raises(BadInput):
+        classify_phase(0.5, 0.5, 1.2)

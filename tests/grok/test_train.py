@@ -1,0 +1,158 @@
+import pytest
+import torch
+
+from forgetlab.errors import BadInput
+from forgetlab.grok.train import (
+    StackedAdamW,
+    TrainConfig,
+    _flat_index,
+    batch_key,
+    batched_forward,
+    estimate_batch_bytes,
+    fast_grads,
+    per_example_loss,
+    train,
+    train_many,
+)
+
+
+def _random_problem(R=3, p=13, N=24, B=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    E = torch.randn(R, 2 * p, N, generator=g) * 0.3
+    Wt = torch.randn(R, N, p, generator=g) * 0.3
+    M = torch.randint(0, p, (R, B), generator=g)
+    Nn = torch.randint(0, p, (R, B), generator=g)
+    Y = torch.randint(0, p, (R, B), generator=g)
+    n_valid = torch.tensor([B, B - 7, B - 15][:R])
+    valid = (torch.arange(B)[None] < n_valid[:, None]).float()
+    return E, Wt, M, Nn, Y, valid, n_valid, g
+
+
+@pytest.mark.parametrize("act", ["quadratic", "relu"])
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_hand_written_backward_matches_autograd(act, loss, dropout):
+    E, Wt, M, Nn, Y, valid, n_valid, g = _random_problem()
+    p = Wt.shape[-1]
+    dmask = (torch.rand(*M.shape, E.shape[-1], generator=g) > 0.4).float() / 0.6 if dropout else None
+    rows = valid / n_valid[:, None].float()
+    gm, gn = _flat_index(M, Nn, p)
+    dE, dWt = fast_grads(E, Wt, gm, gn, Y, rows, act, loss, dmask)
+    E2, W2 = E.clone().requires_grad_(True), Wt.clone().requires_grad_(True)
+    out = batched_forward(E2, W2, M, Nn, act, dmask=dmask)
+    total = (per_example_loss(out, Y, loss) * rows).sum()  # sum over runs of each run's mean loss
+    gE, gW = torch.autograd.grad(total, [E2, W2])
+    assert torch.allclose(dE, gE, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(dWt, gW, rtol=1e-4, atol=1e-6)
+    if loss == "mse":  # per_example_loss agrees with nn.MSELoss on one-hot targets
+        ref = torch.nn.functional.mse_loss(out[0].detach(), torch.nn.functional.one_hot(Y[0], p).float())
+        assert torch.allclose(per_example_loss(out.detach(), Y, "mse")[0].mean(), ref, rtol=1e-5)
+
+
+def test_stacked_adamw_matches_torch():
+    g = torch.Generator().manual_seed(0)
+    lrs, wds = [0.01, 0.003], [5.0, 0.0]
+    P = torch.randn(2, 6, 5, generator=g)
+    ref = [torch.nn.Parameter(P[r].clone()) for r in range(2)]
+    opts = [torch.optim.AdamW([ref[r]], lr=lrs[r], betas=(0.9, 0.98), eps=1e-8, weight_decay=wds[r])
+            for r in range(2)]
+    ours = StackedAdamW([P], torch.tensor(lrs), torch.tensor(wds))
+    for _ in range(20):
+        G = torch.randn(2, 6, 5, generator=g)
+        for r in range(2):
+            ref[r].grad = G[r].clone()
+            opts[r].step()
+        ours.step([G])
+    for r in range(2):
+        assert torch.allclose(P[r], ref[r].data, rtol=1e-5, atol=1e-7)
+
+
+def test_train_matches_torch_autograd_reference():
+    """Our full-batch trainer equals a plain nn.Module + torch AdamW + MSELoss loop (the official recipe)."""
+    from forgetlab.grok.data import make_dataset
+    from forgetlab.grok.models import MLP
+
+    c = TrainConfig(p=13, width=32, steps=30, wd=1.0, xi=0.3, log_every=100)
+    ours = train(c)
+    ds = make_dataset(13, "add", c.alpha, c.xi)
+    model = MLP(13, 32, generator=torch.Generator().manual_seed(c.seed))
+    opt = torch.optim.AdamW(model.parameters(), lr=c.lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=c.wd)
+    m, n, y = ds.m[: ds.n_train], ds.n[: ds.n_train], ds.y[: ds.n_train]
+    for _ in range(c.steps):
+        loss = torch.nn.functional.mse_loss(model(m, n), torch.nn.functional.one_hot(y, 13).float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for k in ("U", "V", "W"):
+        ref = getattr(model, k).data
+        assert torch.allclose(ours.state[k], ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+
+
+def _mixed_configs(**common):
+    base = dict(p=17, width=32, steps=60, log_every=20) | common
+    return [TrainConfig(**base, alpha=0.5, xi=0.3, wd=0.0, lr=0.01, seed=1),
+            TrainConfig(**base, alpha=0.7, xi=0.1, wd=5.0, lr=0.005, seed=2, dropout=0.3),
+            TrainConfig(**base, alpha=0.4, xi=0.0, wd=1.0, lr=0.02, seed=3, split_seed=7, label_seed=2)]
+
+
+@pytest.mark.parametrize("common", [dict(), dict(batch_size=16), dict(batchnorm=True, batch_size=16),
+                                    dict(batchnorm=True), dict(loss="ce", act="relu")])
+def test_batched_equals_solo(common):
+    cfgs = _mixed_configs(**common)
+    batched = train_many(cfgs)
+    for c, rb in zip(cfgs, batched, strict=True):
+        rs = train(c)
+        for k, v in rs.state.items():
+            scale = float(v.abs().max()) + 1e-12
+            assert float((rb.state[k] - v).abs().max()) <= 1e-5 * scale, (c, k)
+        for key in ("train_acc", "test_acc", "corrupted_acc", "clean_acc", "inversion_acc"):
+            assert rb.summary[key] == rs.summary[key]
+        assert len(rb.history) == len(rs.history) == 4  # steps 0, 20, 40, 60
+
+
+def test_summary_keys_history_and_ipr():
+    from forgetlab.grok.train import SUMMARY_KEYS
+
+    r = train(TrainConfig(p=13, width=16, steps=5, log_every=2))
+    assert tuple(r.summary) == SUMMARY_KEYS
+    assert [h["step"] for h in r.history] == [0, 2, 4, 5]
+    assert r.ipr_init.shape == (16,) and r.state["W"].shape == (13, 16)
+    assert r.summary["n_corrupted"] == int(0.35 * int(0.5 * 169))
+
+
+def test_full_inversion_at_small_p():
+    r = train(TrainConfig(p=31, width=128, alpha=0.8, xi=0.2, wd=8.0, steps=800, log_every=1000))
+    s = r.summary
+    assert s["test_acc"] >= 0.9 and s["phase"] == "Full Inversion", s
+    assert s["inversion_acc"] > 0.9  # the corrupted examples get their true labels back
+
+
+def test_forgetting_with_large_weight_decay():
+    r = train(TrainConfig(p=13, width=32, wd=20.0, steps=700, log_every=1000))
+    assert r.summary["weight_norm"] < 1e-2 and r.summary["phase"] == "Forgetting"
+
+
+def test_transformer_trains():
+    r = train(TrainConfig(model="transformer", p=13, alpha=0.8, xi=0.0, steps=60, lr=0.003, log_every=30))
+    assert r.summary["train_acc"] > r.history[0]["train_acc"] and r.summary["train_acc"] > 0.5
+
+
+def test_batch_key_and_mismatch():
+    a, b = TrainConfig(p=13, width=16), TrainConfig(p=13, width=16, wd=5, alpha=0.3, seed=4, dropout=0.2)
+    assert batch_key(a) == batch_key(b)
+    with pytest.raises(BadInput):
+        train_many([a, TrainConfig(p=13, width=32)])
+    assert estimate_batch_bytes([a, b]) > estimate_batch_bytes([a]) > 0
+
+
+@pytest.mark.parametrize("kw,field", [
+    (dict(p=21, op="div"), "p"), (dict(alpha=1.0), "alpha"), (dict(xi=1.2), "xi"), (dict(width=0), "width"),
+    (dict(steps=0), "steps"), (dict(op="pow"), "op"), (dict(act="tanh"), "act"), (dict(model="rnn"), "model"),
+    (dict(loss="l1"), "loss"), (dict(batch_size=-1), "batch_size"), (dict(batch_size=10**6), "batch_size"),
+    (dict(dropout=1.0), "dropout"), (dict(wd=-1.0), "wd"), (dict(lr=0.0), "lr"),
+    (dict(model="transformer", batchnorm=True), "batchnorm"),
+])
+def test_bad_config(kw, field):
+    with pytest.raises(BadInput) as e:
+        TrainConfig(**kw).validate()
+    assert e.value.field == field
