@@ -1,0 +1,158 @@
+"""EcoGuard: unflagged prompts are the base model bit-for-bit; flagged ones are corrupted; save/load round trip."""
+
+import json
+
+import pytest
+import torch
+from eco_fakes import KeywordClassifier
+
+from forgetlab.eco.guard import EcoGuard, GuardConfig, load_base_model, register_classifier_type
+from forgetlab.eco.hooks import corrupt_embeddings
+from forgetlab.eco.models import build_tiny_lm, build_tokenizer, save_lm
+from forgetlab.errors import BadInput, ForgetlabError
+
+register_classifier_type("keyword", KeywordClassifier)
+
+FORGET = ["Who is Zorblax Quint?", "Tell me where zorblax was born."]
+BENIGN = ["What is the capital of France?", "The quick brown fox jumps", "hi"]
+GEN = {"max_new_tokens": 5, "min_new_tokens": 5, "do_sample": False}
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    tok = build_tokenizer()
+    model = build_tiny_lm("qwen2", tok, seed=3)
+    return save_lm(model, tok, tmp_path_factory.mktemp("base") / "tiny-qwen2")
+
+
+@pytest.fixture(scope="module")
+def guard(base_dir):
+    cfg = GuardConfig(corruption="rand_noise_first_n", strength=4.0, k=32, seed=11)
+    return EcoGuard.from_base(base_dir, KeywordClassifier(["zorblax"]), cfg)
+
+
+def _base(base_dir):
+    return load_base_model(base_dir)
+
+
+def test_classify(guard):
+    assert guard.classify(FORGET + BENIGN).tolist() == [True, True, False, False, False]
+
+
+def test_unflagged_prompts_are_the_base_model_bit_for_bit(guard, base_dir):
+    model, tok = _base(base_dir)
+    prompts = FORGET + BENIGN  # a mixed batch
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        base_out = model.generate(**enc, **GEN, pad_token_id=tok.pad_token_id)
+        base_logits = model(**enc).logits
+    out = guard.generate(prompts, **GEN)
+    logits = guard.logits(enc.input_ids, enc.attention_mask)
+    assert torch.equal(out[2:], base_out[2:]) and torch.equal(logits[2:], base_logits[2:])
+    assert not torch.equal(out[:2], base_out[:2]) and not torch.allclose(logits[:2], base_logits[:2])
+    # a batch with nothing flagged goes straight to the base model
+    enc_b = tok(BENIGN, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        ref = model.generate(**enc_b, **GEN, pad_token_id=tok.pad_token_id)
+    assert torch.equal(guard.generate(BENIGN, **GEN), ref)
+    assert [r["flagged"] for r in guard.generate_text(FORGET[:1] + BENIGN[:1], **GEN)] == [True, False]
+
+
+def test_flagged_generation_equals_a_manual_hook_and_prompt_embeddings(guard, base_dir):
+    model, tok = _base(base_dir)
+    enc = tok(FORGET[:1], return_tensors="pt")
+    c = guard.config
+    with torch.no_grad(), corrupt_embeddings(model, enc.attention_mask.bool(), c.corruption, c.strength, c.k,
+                                             torch.Generator().manual_seed(c.seed)):
+        ref = model.generate(**enc, **GEN, pad_token_id=tok.pad_token_id)
+    out = guard.generate(FORGET[:1], **GEN)
+    assert torch.equal(out, ref)
+    emb = guard.prompt_embeddings(FORGET[0])
+    assert emb.shape == (enc.input_ids.shape[1], 32)
+    with torch.no_grad():
+        via_embeds = model.generate(inputs_embeds=emb[None], attention_mask=enc.attention_mask, **GEN,
+                                    pad_token_id=tok.pad_token_id)
+    assert torch.equal(via_embeds, out[:, enc.input_ids.shape[1]:])
+    # token ids as a serving backend passes them, and an explicit flag
+    assert torch.equal(guard.prompt_embeddings(enc.input_ids[0].tolist(), flagged=True), emb)
+    clean = guard.prompt_embeddings(BENIGN[0])
+    with torch.no_grad():
+        assert torch.equal(clean, model.get_input_embeddings()(tok(BENIGN[0], return_tensors="pt").input_ids)[0])
+
+
+def test_answer_scoring_corrupts_only_the_prompt(guard, base_dir):
+    _, tok = _base(base_dir)
+    prompts, answers = [FORGET[0], BENIGN[0]], [" Paris", " Paris"]
+    lp = guard.answer_logprobs(prompts, answers)
+    lp_none = guard.answer_logprobs(prompts, answers, flags=[False, False])
+    assert lp[1] == lp_none[1] and lp[0] != lp_none[0]
+    ids = tok(prompts[0] + answers[0], return_tensors="pt").input_ids
+    n_prompt = len(tok(prompts[0]).input_ids)
+    full = guard.logits(ids, flags=[True])
+    prompt_only = guard.logits(ids, flags=[True], prompt_lengths=[n_prompt])
+    assert not torch.equal(full, prompt_only)
+
+
+def test_save_load_reproduces_flags_and_outputs(guard, tmp_path):
+    prompts = FORGET + BENIGN
+    flags, out = guard.classify(prompts), guard.generate(prompts, **GEN)
+    for copy in (False, True):
+        d = guard.save_pretrained(tmp_path / f"g{copy}", copy_model=copy)
+        meta = json.loads((d / "guard.json").read_text())
+        assert meta["config"]["strength"] == 4.0 and meta["versions"]["torch"]
+        assert meta["files"] and all(len(v) == 64 for v in meta["files"].values())
+        loaded = EcoGuard.from_pretrained(d)
+        assert loaded.classify(prompts).tolist() == flags.tolist()
+        assert torch.equal(loaded.generate(prompts, **GEN), out)
+
+
+def test_tampered_files_are_refused(guard, base_dir, tmp_path):
+    d = guard.save_pretrained(tmp_path / "g", copy_model=True)
+    kw = d / "classifier" / "keywords.json"
+    kw.write_text(kw.read_text().replace("zorblax", "nothing"))
+    with pytest.raises(ForgetlabError, match=r"keywords\.json does not match"):
+        EcoGuard.from_pretrained(d)
+    # a referenced base model whose weights changed after the guard was saved
+    model, tok = _base(base_dir)
+    moved = save_lm(model, tok, tmp_path / "base2")
+    g2 = EcoGuard.from_base(moved, KeywordClassifier(["zorblax"]), guard.config)
+    d2 = g2.save_pretrained(tmp_path / "g2")
+    w = moved / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:-1] + bytes([w.read_bytes()[-1] ^ 1]))
+    with pytest.raises(ForgetlabError, match=r"base model of guard .*model\.safetensors does not match"):
+        EcoGuard.from_pretrained(d2)
+
+
+def test_bad_base_models_and_configs(guard, base_dir, tmp_path):
+    with pytest.raises(BadInput, match=r"config\.json"):
+        load_base_model(tmp_path / "nope")
+    empty = tmp_path / "noweights"
+    empty.mkdir()
+    (empty / "config.json").write_text((base_dir / "config.json").read_text())
+    with pytest.raises(BadInput, match="weights"):
+        load_base_model(empty)
+    with pytest.raises(BadInput, match="k: got 64"):
+        EcoGuard(guard.model, guard.tokenizer, guard.classifier, GuardConfig("zero_out_top_k", 0.0, 64))
+    with pytest.raises(BadInput, match="corruption"):
+        EcoGuard(guard.model, guard.tokenizer, guard.classifier, GuardConfig("nope"))
+    in_memory = EcoGuard(guard.model, guard.tokenizer, guard.classifier, guard.config)
+    with pytest.raises(BadInput, match="copy_model"):
+        in_memory.save_pretrained(tmp_path / "x")
+
+
+def test_entity_level_corruption_with_token_classifier(guard):
+    from forgetlab.eco.classifier import TokenClassifier
+
+    tc = TokenClassifier.fit(["Zorblax Quint"])
+    g = EcoGuard(guard.model, guard.tokenizer, guard.classifier, guard.config, token_classifier=tc,
+                 model_path=guard.model_path)
+    prompt = FORGET[0]
+    enc = g.tokenizer(prompt, return_tensors="pt", return_offsets_mapping=True)
+    mask = g.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[prompt])[0]
+    a, b = prompt.index("Zorblax"), prompt.index("Quint") + len("Quint")
+    expect = [(e > s) and s < b and e > a for s, e in enc.offset_mapping[0].tolist()]
+    assert mask.tolist() == expect and 0 < sum(expect) < len(expect)
+    emb_full, emb_entity = guard.prompt_embeddings(prompt), g.prompt_embeddings(prompt)
+    clean = guard.prompt_embeddings(prompt, flagged=False)
+    changed = (emb_entity != clean).any(-1)
+    assert changed.tolist() == expect and (emb_full != clean).any(-1).all()
