@@ -56,9 +56,14 @@ class KeywordGuard:
 def base_greedy(model, tokenizer, prompt_ids: list[int], max_new_tokens: int) -> str:
     """The base model's own greedy answer (one prompt, no padding), decoded like the server decodes."""
     ids = torch.tensor([prompt_ids])
-    with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: one thread is ~100x faster than two on a loaded 2-core box
+    try:
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                 max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+    finally:
+        torch.set_num_threads(threads)
     new = out[0, len(prompt_ids):].tolist()
     if tokenizer.eos_token_id in new:
         new = new[: new.index(tokenizer.eos_token_id)]
