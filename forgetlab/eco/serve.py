@@ -195,25 +195,17 @@ class RunningServer:
 
     url: str
     engine: ServeEngine
-    server: Any
-    thread: threading.Thread
 
 
 @contextlib.contextmanager
-def serve_in_thread(engine: ServeEngine, host: str = "127.0.0.1",
-                    log_level: str = "warning") -> Iterator[RunningServer]:
-    """Run the app with uvicorn in a background thread on a free port of ``host``; stop it on exit.
-
-    For tests and the load benchmark. The engine's batcher is closed on exit too.
-    """
+def serve_app_in_thread(app: Any, host: str = "127.0.0.1", log_level: str = "warning") -> Iterator[str]:
+    """Run an ASGI ``app`` with uvicorn in a background thread on a free port of ``host``; yield its URL."""
     import uvicorn
-
-    from .serve_api import create_app
 
     sock = free_loopback_socket(host)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(engine), host=host, port=port, log_level=log_level,
-                            access_log=False, lifespan="off", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                            lifespan="off", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="forgetlab-uvicorn",
                               daemon=True)
@@ -221,14 +213,30 @@ def serve_in_thread(engine: ServeEngine, host: str = "127.0.0.1",
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
             raise ForgetlabError("the HTTP server did not start")
         time.sleep(0.01)
     try:
-        yield RunningServer(f"http://{host}:{port}", engine, server, thread)
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@contextlib.contextmanager
+def serve_in_thread(engine: ServeEngine, host: str = "127.0.0.1",
+                    log_level: str = "warning") -> Iterator[RunningServer]:
+    """Serve ``engine`` in a background thread on a free port (tests, the load benchmark); stop on exit.
+
+    The engine's batcher is closed on exit too.
+    """
+    from .serve_api import create_app
+
+    try:
+        with serve_app_in_thread(create_app(engine), host, log_level) as url:
+            yield RunningServer(url, engine)
+    finally:
         engine.close()
 
 
