@@ -1,25 +1,35 @@
-"""Fixtures for the serving tests: a tiny random Llama with a chat template and a guard over it."""
+"""Fixtures for the serving tests: a saved tiny EcoGuard, loaded back, and the base model it guards."""
 
 from __future__ import annotations
 
 import pytest
-from serve_helpers import CHAT_TEMPLATE, KeywordGuard
+from serve_helpers import save_tiny_guard
 
-from forgetlab.eco.models import build_tiny_lm, build_tokenizer
-
-
-@pytest.fixture(scope="session")
-def tiny_tokenizer():
-    tok = build_tokenizer()
-    tok.chat_template = CHAT_TEMPLATE
-    return tok
+from forgetlab.eco.guard import EcoGuard, load_base_model
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tiny_tokenizer):
-    return build_tiny_lm("llama", tiny_tokenizer, seed=0, max_positions=512)
+def guard_dirs(tmp_path_factory):
+    """(base model folder, guard folder)."""
+    return save_tiny_guard(tmp_path_factory.mktemp("eco_serve"))
 
 
 @pytest.fixture(scope="session")
-def guard(tiny_model, tiny_tokenizer):
-    return KeywordGuard(tiny_model, tiny_tokenizer)
+def guard(guard_dirs):
+    return EcoGuard.from_pretrained(guard_dirs[1])
+
+
+@pytest.fixture(scope="session")
+def base(guard_dirs):
+    """The unguarded base model and its tokenizer, loaded separately from the guard's copy."""
+    return load_base_model(guard_dirs[0])
+
+
+@pytest.fixture(scope="session")
+def tiny_model(base):
+    return base[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(base):
+    return base[1]

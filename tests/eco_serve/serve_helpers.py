@@ -1,15 +1,22 @@
 """Helpers for the serving tests: a stand-in guard, the chat template of the tiny model, base greedy answers.
 
-Until part A's ``EcoGuard`` is wired in here, :class:`KeywordGuard` stands in for it: it flags prompts that
-contain a forget keyword and corrupts the flagged rows' prompt embeddings with part A's hook
-(``forgetlab.eco.hooks.corrupt_embeddings``), exactly the contract the server relies on.
+The guard under test is a real saved ``EcoGuard`` (random-noise corruption on a tiny Llama); only its prompt
+classifier is a keyword stand-in for the MiniLM one (same score/flag/save/load contract), so flags are exact.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
+
+from forgetlab.eco.guard import EcoGuard, GuardConfig, register_classifier_type
+from forgetlab.eco.hooks import hidden_size
+from forgetlab.eco.models import build_tiny_lm, build_tokenizer, save_lm
+from forgetlab.runs import atomic_write_json, prepare_out_dir
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
@@ -18,39 +25,47 @@ CHAT_TEMPLATE = (
 FORGET_WORD = "Voldemort"
 
 
-class KeywordGuard:
-    """Flags prompts containing ``FORGET_WORD``; corrupts flagged prompts with strong embedding noise."""
+class KeywordClassifier:
+    """A prompt classifier (PromptClassifier's score/flag/save/load contract) flagging prompts with a keyword."""
 
-    def __init__(self, model, tokenizer, strength: float = 3.0, seed: int = 0) -> None:
-        self.model, self.tokenizer, self.strength, self.seed = model, tokenizer, strength, seed
+    def __init__(self, keywords: Sequence[str], threshold: float = 0.5) -> None:
+        self.keywords = [k.lower() for k in keywords]
+        self.threshold = threshold
+        self.report = {"kind": "keyword stand-in for the MiniLM classifier"}
 
-    def classify(self, prompts: Sequence[str]) -> list[bool]:
-        return [FORGET_WORD.lower() in p.lower() for p in prompts]
+    def score(self, prompts):
+        prompts = [prompts] if isinstance(prompts, str) else prompts
+        return np.array([float(any(k in p.lower() for k in self.keywords)) for p in prompts])
 
-    def generate(self, input_ids, attention_mask=None, *, flags=None, **kwargs):
-        from forgetlab.eco.hooks import corrupt_embeddings, hidden_size
+    def flag(self, prompts):
+        return self.score(prompts) > self.threshold
 
-        if flags is None:
-            texts = self.tokenizer.batch_decode(input_ids, skip_special_tokens=True)
-            flags = self.classify(texts)
-        if not any(flags):
-            return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        mask = torch.tensor(flags, dtype=torch.bool)[:, None].expand_as(input_ids).clone()
-        if attention_mask is not None:
-            mask &= attention_mask.bool()
-        gen = torch.Generator().manual_seed(self.seed)
-        with corrupt_embeddings(self.model, mask, "rand_noise_first_n", strength=self.strength,
-                                k=hidden_size(self.model), generator=gen):
-            return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    def save_pretrained(self, path, overwrite=False):
+        path = prepare_out_dir(path, overwrite=overwrite)
+        atomic_write_json(path / "keywords.json", {"keywords": self.keywords, "threshold": self.threshold})
+        return path
 
-    def prompt_embeddings(self, prompt_ids, flagged: bool = False):
-        ids = torch.tensor([list(prompt_ids)])
-        with torch.no_grad():
-            emb = self.model.get_input_embeddings()(ids)[0]
-        if flagged:
-            gen = torch.Generator().manual_seed(self.seed)
-            emb = emb + self.strength * torch.randn(emb.shape, generator=gen)
-        return emb
+    @classmethod
+    def from_pretrained(cls, path):
+        obj = json.loads((Path(path) / "keywords.json").read_text())
+        return cls(obj["keywords"], obj["threshold"])
+
+
+register_classifier_type("serve-keyword", KeywordClassifier)
+
+
+def save_tiny_guard(root: Path) -> tuple[Path, Path]:
+    """Save a tiny random Llama (with a chat template) and a fitted-looking EcoGuard over it; return both folders.
+
+    The guard corrupts flagged prompts with strong noise on every embedding dim, so flagged answers change.
+    """
+    tok = build_tokenizer()
+    tok.chat_template = CHAT_TEMPLATE
+    model = build_tiny_lm("llama", tok, seed=0, max_positions=512)
+    base = save_lm(model, tok, root / "base")
+    cfg = GuardConfig(corruption="rand_noise_first_n", strength=3.0, k=hidden_size(model), seed=7)
+    guard = EcoGuard.from_base(base, KeywordClassifier([FORGET_WORD]), cfg)
+    return base, guard.save_pretrained(root / "guard")
 
 
 def base_greedy(model, tokenizer, prompt_ids: list[int], max_new_tokens: int) -> str:
