@@ -1,0 +1,257 @@
+"""``forgetlab eco ...``: fit a guard, classify prompts, generate under a guard.
+
+Thin: parse, validate, call the library, print. Heavy imports (torch, transformers, MiniLM) stay inside the
+commands so ``forgetlab --help`` is fast. Every bad input raises :class:`~forgetlab.errors.BadInput` /
+:class:`~forgetlab.errors.ForgetlabError`, which ``forgetlab.cli.main`` prints as one line with exit code 2.
+
+Other modules add their own commands through ``register(app)`` (see :data:`EXTRA_COMMAND_MODULES`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+
+from ..errors import BadInput, ForgetlabError, check_range
+
+app = typer.Typer(no_args_is_help=True, help="ECO: guard a causal LM with embedding-corrupted prompts.")
+
+
+def _read_mc_jsonl(path: Path) -> list:
+    """Multiple-choice items ``{"prompt"|"question", "choices", "answer"}``, one per line; errors name the line."""
+    from .fit import MCItem
+
+    if not path.is_file():
+        raise BadInput("fit", str(path), "an existing JSONL file")
+    items = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ForgetlabError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise ForgetlabError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
+        items.append(MCItem.from_dict(obj, where=f"{path}: line {lineno}"))
+    if not items:
+        raise ForgetlabError(f"{path}: empty file (expected one multiple-choice item per line: "
+                             '{"prompt": ..., "choices": [...], "answer": index})')
+    return items
+
+
+def _parse_target(target: str, items: list) -> float:
+    """``chance`` -> mean ``1 / n_choices`` of the fit items; otherwise a number."""
+    if target == "chance":
+        return sum(1.0 / len(it.choices) for it in items) / len(items)
+    try:
+        value = float(target)
+    except ValueError:
+        raise BadInput("target", target, "'chance' or a number (the metric value to reach)") from None
+    if not math.isfinite(value):
+        raise BadInput("target", target, "'chance' or a finite number")
+    return value
+
+
+def _quiet_hf() -> None:
+    """Silence transformers' own progress bars (weights loading) so stderr carries only our lines."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Move a finished folder into place (the output never exists half-written)."""
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+
+
+@app.command("fit")
+def fit_cmd(
+    model: Path = typer.Option(..., "--model", help="Local Hugging Face causal-LM folder (the base model)."),
+    forget: Path = typer.Option(..., "--forget", help="JSONL of prompts about the forget target ({'prompt': ...})."),
+    retain: Path = typer.Option(..., "--retain", help="JSONL of prompts that must not be flagged."),
+    fit: Path | None = typer.Option(None, "--fit", help="JSONL of multiple-choice forget questions to fit the "
+                                    "strength on ({'prompt', 'choices', 'answer'}); never the evaluation split."),
+    corruption: str = typer.Option("rand_noise_first_n", "--corruption", help="Corruption name."),
+    target: str = typer.Option("chance", "--target", help="Metric value to reach on --fit: 'chance' or a number."),
+    metric: str = typer.Option("mc_accuracy", "--metric", help="mc_accuracy or mc_prob."),
+    method: str = typer.Option("bracket", "--method", help="bracket (root finder) or zo (zeroth-order)."),
+    tol: float = typer.Option(0.05, "--tol", help="Tolerance on the metric."),
+    strength: float = typer.Option(0.0, "--strength", help="Strength when not fitting (no --fit)."),
+    k: int | None = typer.Option(None, "--k", help="Dims to corrupt (default: the hidden size)."),
+    fpr: float = typer.Option(0.01, "--fpr", help="Classifier false-positive rate on retain prompts, in (0, 1)."),
+    entity_level: bool = typer.Option(False, "--entity-level", help="Corrupt only forget entity tokens "
+                                      "(mined from the prompts)."),
+    copy_model: bool = typer.Option(False, "--copy-model", help="Copy the base model into the guard folder."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(..., "--out", help="Guard folder to write."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Train the prompt classifier, fit the corruption strength, and save a guard folder."""
+    from .corruptions import get_corruption
+    from .fit import MC_METRICS, fit_strength
+
+    check_range("fpr", fpr, 0.0, 1.0, lo_open=True, hi_open=True)
+    spec = get_corruption(corruption)
+    if not math.isfinite(strength) or strength < 0:
+        raise BadInput("strength", strength, "a finite number >= 0")
+    if metric not in MC_METRICS:
+        raise BadInput("metric", metric, "one of " + ", ".join(sorted(MC_METRICS)))
+    if method not in ("bracket", "zo"):
+        raise BadInput("method", method, "one of bracket, zo")
+    if not (tol > 0 and math.isfinite(tol)):
+        raise BadInput("tol", tol, "a finite number > 0")
+    if out.exists() and not out.is_dir():
+        raise BadInput("out", str(out), "a folder path (this is a file)")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise BadInput("out", str(out), "an empty or new folder (pass --overwrite to reuse it)")
+    from .classifier import PromptClassifier, TokenClassifier, load_prompts
+
+    forget_prompts, retain_prompts = load_prompts(forget), load_prompts(retain)
+    items = _read_mc_jsonl(fit) if fit is not None else None
+    goal = _parse_target(target, items) if items is not None else None
+
+    from .guard import EcoGuard, GuardConfig, load_base_model
+    from .hooks import hidden_size
+
+    if quiet:
+        _quiet_hf()
+
+    lm, tok = load_base_model(model)
+    d = hidden_size(lm)
+    k = d if k is None else k
+    if k < 0 or k > d:
+        raise BadInput("k", k, f"an integer in [0, {d}] (the hidden size)")
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+
+    say(f"training the prompt classifier on {len(forget_prompts)} forget / {len(retain_prompts)} retain prompts")
+    clf = PromptClassifier.fit(forget_prompts, retain_prompts, fpr=fpr, seed=seed, progress=not quiet)
+    tclf = TokenClassifier.fit(forget=forget_prompts, retain=retain_prompts) if entity_level else None
+
+    fit_record = None
+    if items is not None and (spec.uses_strength or spec.uses_k):
+        fit_record = _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet, fit_strength)
+        if spec.uses_strength:
+            strength = fit_record["strength"]
+        else:
+            k = round(fit_record["strength"])
+        say(f"fitted {'strength' if spec.uses_strength else 'k'} = {fit_record['strength']:.4g}: "
+            f"{metric} {fit_record['metric']:.3f} (target {goal:.3f}) after {fit_record['n_evals']} evaluations")
+    guard = EcoGuard(lm, tok, clf, GuardConfig(corruption, float(strength), int(k), seed), token_classifier=tclf,
+                     model_path=model, fit=fit_record)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        guard.save_pretrained(tmp, copy_model=copy_model, overwrite=True)
+        _publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    rep = getattr(clf, "report", {}) or {}
+    print(json.dumps({"guard": str(out), "threshold": getattr(clf, "threshold", None),
+                      "classifier_report": rep, "corruption": corruption, "strength": float(strength), "k": int(k),
+                      "fit": None if fit_record is None else {x: fit_record[x] for x in
+                                                              ("method", "metric", "target", "n_evals",
+                                                               "converged", "fit_set_sha256")}},
+                     default=str))
+
+
+def _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet, fit_strength) -> dict:
+    """Fit the strength (or k) on the fit items with a progress bar; returns the FitResult as a dict."""
+    from dataclasses import asdict
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .fit import mc_metric
+
+    knob = "strength" if spec.uses_strength else "k"
+    base = mc_metric(lm, tok, spec.name, k=k, seed=seed, which=metric, knob=knob)
+    max_evals = 40 if method == "bracket" else 60
+    kw = ({"lo": 0.0, "hi": 1.0 if knob == "strength" else float(max(1, d // 8)), "integer": knob == "k",
+           "max_evals": max_evals} if method == "bracket" else {"s0": 1.0 if knob == "strength" else d / 8,
+                                                                "mu": 0.1 if knob == "strength" else 2.0,
+                                                                "lr": 1.0 if knob == "strength" else 8.0 * d,
+                                                                "hi": math.inf if knob == "strength" else d,
+                                                                "max_evals": max_evals})
+    with Progress(TextColumn("fitting"), BarColumn(), TextColumn("{task.completed}/{task.total} evals"),
+                  TimeRemainingColumn(), disable=quiet, transient=True) as bar:
+        task = bar.add_task("fit", total=max_evals)
+
+        def metric_fn(s, fit_set):
+            if knob == "k" and round(s) > d:
+                s = d
+            v = base(s, fit_set)
+            bar.advance(task)
+            return v
+
+        res = fit_strength(metric_fn, items, goal, method=method, tol=tol, **kw)
+    rec = asdict(res)
+    rec.update(knob=knob, metric_name=metric, k=k)
+    return rec
+
+
+@app.command("classify")
+def classify_cmd(
+    guard: Path = typer.Option(..., "--guard", help="Guard folder written by 'forgetlab eco fit'."),
+    prompt: list[str] = typer.Option(..., "--prompt", help="Prompt text (repeat for several)."),
+) -> None:
+    """Print one JSON line per prompt: whether the guard flags it, and the classifier score."""
+    from .guard import EcoGuard
+
+    _quiet_hf()
+    g = EcoGuard.from_pretrained(guard)
+    flags, scores = g.classify(prompt), g.scores(prompt)
+    for p, f, s in zip(prompt, flags, scores, strict=True):
+        print(json.dumps({"prompt": p, "flagged": bool(f), "score": float(s)}))
+
+
+@app.command("generate")
+def generate_cmd(
+    guard: Path = typer.Option(..., "--guard", help="Guard folder written by 'forgetlab eco fit'."),
+    prompt: list[str] = typer.Option(..., "--prompt", help="Prompt text (repeat for several)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON line per prompt instead of text."),
+) -> None:
+    """Generate greedily under the guard; prints whether each prompt was flagged."""
+    if max_new_tokens < 1:
+        raise BadInput("max_new_tokens", max_new_tokens, "an integer >= 1")
+    from .guard import EcoGuard
+
+    _quiet_hf()
+    g = EcoGuard.from_pretrained(guard)
+    for row in g.generate_text(prompt, max_new_tokens=max_new_tokens, do_sample=False):
+        if as_json:
+            print(json.dumps(row))
+        else:
+            print(f"[flagged: {'yes' if row['flagged'] else 'no'}] {row['prompt']}{row['text']}")
+
+
+# ------------------------------------------------------------------------------------ commands of other modules
+# Each module below (if present) defines ``register(app)`` adding its commands to this app. To add a command
+# (world, bench, evaluate...), write forgetlab/eco/<name>_cli.py with ``register(app)`` and list it here.
+EXTRA_COMMAND_MODULES = ("serve_cli", "world_cli", "bench_cli", "evaluate_cli")
+
+
+def _register_extra() -> None:
+    for name in EXTRA_COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.{name}":
+                continue  # not written (yet)
+            raise
+        mod.register(app)
+
+
+_register_extra()

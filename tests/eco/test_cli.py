@@ -1,0 +1,104 @@
+"""`forgetlab eco fit/classify/generate` end to end, and every bad input of the issue -> one line, exit 2."""
+
+import json
+from dataclasses import asdict
+
+import pytest
+from cli_data import write_inputs, write_jsonl
+
+from forgetlab.cli import main
+from forgetlab.eco.models import save_lm
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    cap = capsys.readouterr()
+    return exc.value.code, cap.out, cap.err
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, color_lm):
+    model, tok, items = color_lm
+    root = tmp_path_factory.mktemp("cli")
+    paths = write_inputs(root)
+    paths["model"] = save_lm(model, tok, root / "model")
+    fit = [{**asdict(it), "choices": list(it.choices)} for it in items[::2]]
+    paths["fit"] = write_jsonl(root / "fit.jsonl", fit)
+    return paths
+
+
+def fit_args(p, out, **over):
+    args = {"--model": p["model"], "--forget": p["forget"], "--retain": p["retain"], "--fit": p["fit"],
+            "--corruption": "rand_noise_first_n", "--target": "chance", "--tol": "0.1", "--fpr": "0.1",
+            "--out": out, **over}
+    return ["eco", "fit", "--quiet"] + [str(x) for kv in args.items() for x in kv if kv[1] is not None]
+
+
+@pytest.fixture(scope="module")
+def guard_dir(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("g") / "guard"
+    with pytest.raises(SystemExit) as exc:
+        main(fit_args(inputs, out))
+    assert exc.value.code == 0
+    return out
+
+
+def test_fit_classify_generate(guard_dir, capsys):
+    meta = json.loads((guard_dir / "guard.json").read_text())
+    assert meta["fit"]["converged"] and abs(meta["fit"]["metric"] - 0.25) <= 0.1
+    assert meta["config"]["strength"] > 0 and meta["fit"]["fit_set_size"] == 32
+    code, out, err = run(["eco", "classify", "--guard", str(guard_dir), "--prompt", "Where was Zorblax Quint born?",
+                          "--prompt", "What is the capital of Peru?"], capsys)
+    assert code == 0, err
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert [r["flagged"] for r in rows] == [True, False]
+    code, out, err = run(["eco", "generate", "--guard", str(guard_dir), "--prompt", "Who is Zorblax Quint?",
+                          "--prompt", "What is the capital of Peru?", "--max-new-tokens", "3"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("[flagged: yes]") and lines[1].startswith("[flagged: no] What is the capital of Peru?")
+
+
+def _bad(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_bad_inputs_one_line_exit_2(inputs, guard_dir, tmp_path, capsys):
+    out = tmp_path / "never"
+    noweights = tmp_path / "noweights"
+    noweights.mkdir()
+    (noweights / "config.json").write_text((inputs["model"] / "config.json").read_text())
+    cases = [
+        ({"--forget": _bad(tmp_path, "empty.jsonl", "")}, "empty"),
+        ({"--forget": _bad(tmp_path, "broken.jsonl", '{"prompt": "a"}\n{"prompt": \n')}, "line 2"),
+        ({"--retain": _bad(tmp_path, "empty2.jsonl", "\n\n")}, "empty"),
+        ({"--fit": _bad(tmp_path, "fit.jsonl", '{"prompt": "x", "choices": ["a"], "answer": 0}\n')},
+         "line 1.choices"),
+        ({"--model": noweights}, "weights"),
+        ({"--model": tmp_path / "missing"}, "model"),
+        ({"--corruption": "nope"}, "rand_noise_first_n"),
+        ({"--k": "33"}, "k: got 33"),
+        ({"--strength": "-1", "--fit": None}, "strength: got -1.0"),
+        ({"--fpr": "0"}, "fpr"),
+        ({"--fpr": "1.5"}, "fpr"),
+        ({"--target": "lots"}, "target"),
+    ]
+    for over, needle in cases:
+        code, _, err = run(fit_args(inputs, out, **over), capsys)
+        assert code == 2, (over, err)
+        assert err.count("\n") == 1 and "Traceback" not in err and needle in err, (over, err)
+        assert not out.exists(), "nothing may be half-written"
+    # a guard folder whose files no longer match their checksums
+    clf = guard_dir / "classifier" / "classifier.json"
+    saved = clf.read_text()
+    try:
+        clf.write_text(saved.replace('"threshold"', '"threshold" ', 1))
+        code, _, err = run(["eco", "classify", "--guard", str(guard_dir), "--prompt", "hi"], capsys)
+        assert code == 2 and "checksum" in err and err.count("\n") == 1
+    finally:
+        clf.write_text(saved)
+    code, _, err = run(["eco", "classify", "--guard", str(tmp_path / "nope"), "--prompt", "hi"], capsys)
+    assert code == 2 and "guard" in err
