@@ -1,5 +1,132 @@
-"""`forgetlab grok ...` commands (being built)."""
+"""`forgetlab grok train|prune|analytic|reproduce`: parse, validate, call the library, print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+
+@app.command("train")
+def train_command(
+    out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
+    p: int = typer.Option(97, help="Modulus."),
+    op: str = typer.Option("add", help="add, sub, mul or div."),
+    alpha: float = typer.Option(0.5, help="Training fraction in (0, 1)."),
+    xi: float = typer.Option(0.35, help="Fraction of training labels corrupted, in [0, 1)."),
+    width: int = typer.Option(500, help="Hidden width N."),
+    act: str = typer.Option("quadratic", help="quadratic or relu."),
+    wd: float = typer.Option(0.0, help="AdamW weight decay."),
+    dropout: float = typer.Option(0.0, help="Dropout rate on the pre-activation."),
+    batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm", help="BatchNorm after phi."),
+    batch_size: int = typer.Option(0, help="Minibatch size; 0 = full batch."),
+    lr: float = typer.Option(0.01, help="Learning rate."),
+    steps: int = typer.Option(500, help="AdamW updates."),
+    loss: str = typer.Option("mse", help="mse or ce."),
+    model: str = typer.Option("mlp", help="mlp or transformer."),
+    seed: int = typer.Option(1, help="Init / dropout / minibatch-order seed."),
+    split_seed: int = typer.Option(420, help="Train/test split seed (official: 420)."),
+    label_seed: int = typer.Option(0, help="Corrupted-label seed (official: 0)."),
+    log_every: int = typer.Option(10, help="History granularity in steps."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train one network and write config.json, history.jsonl, model.safetensors, summary.json and plots."""
+    from ..runs import prepare_out_dir
+    from .record import save_run
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(p=p, op=op, alpha=alpha, xi=xi, width=width, act=act, wd=wd, dropout=dropout,
+                      batchnorm=batchnorm, batch_size=batch_size, lr=lr, steps=steps, loss=loss, model=model,
+                      seed=seed, split_seed=split_seed, label_seed=label_seed, log_every=log_every).validate()
+    out_dir = prepare_out_dir(out, overwrite=overwrite)
+    result = train(cfg, progress=not quiet)
+    save_run(out_dir, result)
+    print(json.dumps(result.summary))
+
+
+@app.command("prune")
+def prune_command(
+    run_dir: Path = typer.Argument(..., help="A folder written by `forgetlab grok train`."),
+    seed: int = typer.Option(0, help="Seed of the random pruning order."),
+) -> None:
+    """Pruning curves by IPR order (low, high, random): writes prune.json and prune.png into RUN_DIR."""
+    from ..errors import BadInput
+    from ..runs import atomic_write_json
+    from .data import make_dataset
+    from .plots import plot_prune
+    from .prune import check_state, prune_curves
+    from .record import load_config, load_state
+
+    if not run_dir.is_dir():
+        raise BadInput("run_dir", str(run_dir), "a folder written by `forgetlab grok train`")
+    cfg = load_config(run_dir)
+    if cfg.model != "mlp":
+        raise BadInput("model", cfg.model, "mlp (pruning acts on hidden neurons of the MLP)")
+    state = load_state(run_dir)
+    p, n = check_state(state, str(run_dir / "model.safetensors"))
+    if (p, n) != (cfg.p, cfg.width):
+        raise BadInput("model.safetensors", f"p={p}, N={n}", f"p={cfg.p}, N={cfg.width} as in config.json")
+    ds = make_dataset(cfg.p, cfg.op, cfg.alpha, cfg.xi, split_seed=cfg.split_seed, label_seed=cfg.label_seed)
+    curves = prune_curves(state, ds, act=cfg.act, seed=seed)
+    atomic_write_json(run_dir / "prune.json", curves)
+    plot_prune(curves, run_dir / "prune.png", f"pruning {run_dir.name}")
+    for name, pts in curves.items():
+        print(name, " ".join(f"{x['fraction']:.2f}:{x['test_acc']:.3f}" for x in pts[::4]))
+
+
+@app.command("analytic")
+def analytic_command(
+    p: int = typer.Option(97, help="Modulus (odd)."),
+    width: int = typer.Option(500, help="Hidden width N."),
+    seed: int = typer.Option(0, help="Seed of frequencies and phases."),
+) -> dict:
+    """Accuracy on all p^2 pairs and mean IPR of the analytic periodic solution (Gromov 2023)."""
+    import torch
+
+    from ..errors import BadInput
+    from .data import check_p_op, make_dataset
+    from .fourier import analytic_solution, neuron_ipr
+    from .prune import evaluate_states
+
+    check_p_op(p, "add")
+    if width < 1:
+        raise BadInput("width", width, "an integer >= 1")
+    U, V, W = analytic_solution(p, width, torch.Generator().manual_seed(seed))
+    ds = make_dataset(p, "add", 0.5, 0.0)
+    m = evaluate_states([{"U": U, "V": V, "W": W}], ds)[0]
+    res = {"p": p, "width": width, "seed": seed,
+           "accuracy": (m["train_acc"] * ds.n_train + m["test_acc"] * ds.n_test) / ds.size,
+           "mean_ipr": float(neuron_ipr(U, V, W).mean())}
+    print(json.dumps(res))
+    return res
+
+
+@app.command("reproduce")
+def reproduce_command(
+    out: Path = typer.Option(Path("out/grok-reproduce"), "--out", help="Output folder."),
+    cases: str = typer.Option("", help="Comma-separated subset of A0..A8 (default all)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Run the paper's cases A0-A8, write reproduce.json and reproduce.md; exit 1 if a case misses its band."""
+    from .cases import run_cases
+
+    wanted = [c.strip() for c in cases.split(",") if c.strip()] or None
+    results = run_cases(out, wanted, progress=not quiet, overwrite=overwrite)
+    for r in results:
+        print(f"{r.name} {'PASS' if r.passed else 'FAIL'} {r.seconds:7.1f}s  {r.claim}")
+    print(f"wrote {out / 'reproduce.json'} and {out / 'reproduce.md'}")
+    if not all(r.passed for r in results):
+        raise typer.Exit(1)
+
+
+try:  # issue 3 mounts `sweep` and `phase-diagram` here
+    from .sweep_cli import register as _register_sweep
+except ImportError:  # pragma: no cover
+    _register_sweep = None
+if _register_sweep is not None:
+    _register_sweep(app)

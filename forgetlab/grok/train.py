@@ -243,7 +243,7 @@ def batched_forward(E: torch.Tensor, Wt: torch.Tensor, M: torch.Tensor, Nn: torc
     p = Wt.shape[-1]
     gm, gn = _flat_index(M, Nn, p)
     Ef = E.reshape(-1, E.shape[-1])
-    a = (Ef[gm] + Ef[gn]).view(R, B, -1)
+    a = (torch.index_select(Ef, 0, gm) + torch.index_select(Ef, 0, gn)).view(R, B, -1)
     if dmask is not None:
         a = a * dmask
     h = ACTIVATIONS[act](a)

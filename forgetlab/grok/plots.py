@@ -1,0 +1,76 @@
+"""Figures of one run: accuracy curves, IPR histograms, pruning curves (PNG, written atomically)."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from ..runs import atomic_write_bytes
+
+CURVES = (("train_acc", "train (corrupted labels)"), ("corrupted_acc", "corrupted subset"),
+          ("clean_acc", "clean subset"), ("test_acc", "test"), ("inversion_acc", "inversion (true labels)"))
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_accuracy(history: list[dict[str, Any]], path: str | os.PathLike, title: str = "") -> None:
+    """Accuracy (percent) against step for the five curves of a run's history."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    steps = [h["step"] for h in history]
+    for key, label in CURVES:
+        vals = [None if h.get(key) is None else 100 * h[key] for h in history]
+        if any(v is not None for v in vals):
+            ax.plot(steps, [float("nan") if v is None else v for v in vals], label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_ipr(ipr_init: torch.Tensor, ipr_final: torch.Tensor, path: str | os.PathLike, title: str = "") -> None:
+    """Histogram of per-neuron IPR at initialization and at the end."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    bins = torch.linspace(0, 1, 41).tolist()
+    ax.hist(ipr_init.numpy(), bins=bins, alpha=0.6, label="init")
+    ax.hist(ipr_final.numpy(), bins=bins, alpha=0.6, label="end")
+    ax.set_xlabel("neuron IPR")
+    ax.set_ylabel("number of neurons")
+    ax.set_title(title)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_prune(curves: dict[str, list[dict[str, Any]]], path: str | os.PathLike, title: str = "") -> None:
+    """Test and corrupted-subset accuracy against the fraction of neurons pruned, per order."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    colors = {"low": "tab:blue", "high": "tab:red", "random": "tab:gray"}
+    for name, pts in curves.items():
+        f = [100 * x["fraction"] for x in pts]
+        ax.plot(f, [100 * x["test_acc"] for x in pts], color=colors.get(name), label=f"{name}-IPR first: test"
+                if name != "random" else "random order: test")
+        corr = [x["corrupted_acc"] for x in pts]
+        if all(c is not None for c in corr):
+            ax.plot(f, [100 * c for c in corr], color=colors.get(name), linestyle="--",
+                    label=f"{name}: corrupted subset")
+    ax.set_xlabel("neurons pruned (%)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)

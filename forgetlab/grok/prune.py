@@ -1,0 +1,79 @@
+"""Pruning by IPR order (paper Sec. 4): zero whole hidden neurons, no retraining, and watch accuracies.
+
+Neuron k is removed by zeroing row k of U and V and column k of W. Orders: lowest IPR first (removes the
+memorizing, non-periodic neurons), highest IPR first (removes the periodic, generalizing ones) and a random
+order, the control the paper lacks. All pruned networks of one curve are evaluated as one batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import ForgetlabError
+from .data import Dataset
+from .fourier import neuron_ipr
+from .train import _Batch, _metrics, batched_forward
+
+ORDERS = ("low", "high", "random")
+DEFAULT_FRACTIONS = tuple(round(0.05 * i, 2) for i in range(21))
+
+
+def prune_neurons(state: dict[str, torch.Tensor], neurons: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A copy of ``state`` with the given hidden neurons (indices ``[k]``) zeroed in U, V and W."""
+    out = {k: v.clone() for k, v in state.items()}
+    out["U"][neurons] = 0.0
+    out["V"][neurons] = 0.0
+    out["W"][:, neurons] = 0.0
+    return out
+
+
+def check_state(state: dict[str, torch.Tensor], where: str = "model") -> tuple[int, int]:
+    """Return (p, N) of an MLP state dict, or raise :class:`ForgetlabError` naming what is wrong."""
+    for k in ("U", "V", "W"):
+        if k not in state:
+            raise ForgetlabError(f"{where}: missing tensor {k!r} (not an MLP checkpoint)")
+    N, p = state["U"].shape if state["U"].dim() == 2 else (None, None)
+    if N is None or state["V"].shape != (N, p) or state["W"].shape != (p, N):
+        raise ForgetlabError(f"{where}: inconsistent shapes U{tuple(state['U'].shape)} "
+                             f"V{tuple(state['V'].shape)} W{tuple(state['W'].shape)}")
+    return p, N
+
+
+def evaluate_states(states: list[dict[str, torch.Tensor]], ds: Dataset, act: str = "quadratic",
+                    loss: str = "mse") -> list[dict[str, Any]]:
+    """Accuracies of several MLP states (same shape) on one dataset, evaluated as one batch."""
+    p = ds.p
+    E = torch.stack([torch.cat([s["U"].T, s["V"].T]) for s in states])
+    Wt = torch.stack([s["W"].T for s in states])
+    bn = None
+    if "bn_weight" in states[0]:
+        bn = {k: torch.stack([s[f"bn_{k}"] for s in states])
+              for k in ("weight", "bias", "running_mean", "running_var")}
+    R = len(states)
+    b = _Batch([ds] * R, ds.m.expand(R, -1), ds.n.expand(R, -1), ds.y.expand(R, -1),
+               ds.y_true.expand(R, -1), torch.full((R,), ds.n_train), torch.full((R,), ds.n_corrupted))
+    assert E.shape[1] == 2 * p
+    with torch.no_grad():
+        out = batched_forward(E, Wt, b.M, b.Nn, act, bn=bn, train=False)
+    return _metrics(out, b, loss)
+
+
+def prune_curves(state: dict[str, torch.Tensor], ds: Dataset, *, act: str = "quadratic",
+                 fractions: tuple[float, ...] = DEFAULT_FRACTIONS, seed: int = 0
+                 ) -> dict[str, list[dict[str, float | None]]]:
+    """Accuracy curves ``{"low"|"high"|"random": [{"fraction", "train_acc", "test_acc", "corrupted_acc",
+    "clean_acc"}, ...]}``; the first ``round(fraction * N)`` neurons of each order are removed."""
+    _, N = check_state(state)
+    iprs = neuron_ipr(state["U"], state["V"], state["W"])
+    orders = {"low": torch.argsort(iprs, stable=True), "high": torch.argsort(-iprs, stable=True),
+              "random": torch.randperm(N, generator=torch.Generator().manual_seed(seed))}
+    curves = {}
+    for name, order in orders.items():
+        states = [prune_neurons(state, order[: round(f * N)]) for f in fractions]
+        mets = evaluate_states(states, ds, act)
+        curves[name] = [{"fraction": f, **{k: m[k] for k in ("train_acc", "test_acc", "corrupted_acc",
+                                                               "clean_acc")}}
+                        for f, m in zip(fractions, mets, strict=True)]
+    return curves

@@ -1,0 +1,51 @@
+"""Run folders of the grok lab: config.json, history.jsonl, model.safetensors, summary.json, figures."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ForgetlabError
+from ..runs import atomic_write_json, atomic_write_text, load_tensors, read_json, run_record, save_tensors
+from .train import TrainConfig, TrainResult
+
+
+def save_run(out: str | os.PathLike, result: TrainResult, *, plots: bool = True) -> dict[str, str]:
+    """Write a finished run into ``out`` (an existing folder); returns the paths written by name."""
+    out = Path(out)
+    c = result.config
+    paths = {name: str(out / name) for name in ("config.json", "history.jsonl", "model.safetensors",
+                                                "summary.json")}
+    atomic_write_json(out / "config.json", run_record(c, seed=c.seed, split_seed=c.split_seed,
+                                                      label_seed=c.label_seed))
+    atomic_write_text(out / "history.jsonl", "".join(json.dumps(h) + "\n" for h in result.history))
+    tensors = dict(result.state)
+    tensors["ipr_init"], tensors["ipr_final"] = result.ipr_init, result.ipr_final
+    save_tensors(out / "model.safetensors", tensors, metadata={"format": "forgetlab.grok", "model": c.model})
+    if plots:
+        from .plots import plot_accuracy, plot_ipr
+
+        title = f"p={c.p} {c.op} alpha={c.alpha} xi={c.xi} wd={c.wd} dropout={c.dropout}"
+        plot_accuracy(result.history, out / "accuracy.png", title)
+        plot_ipr(result.ipr_init, result.ipr_final, out / "ipr.png", title)
+        paths.update({"accuracy.png": str(out / "accuracy.png"), "ipr.png": str(out / "ipr.png")})
+    atomic_write_json(out / "summary.json", result.summary)  # last: its presence marks a finished run
+    return paths
+
+
+def load_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The :class:`TrainConfig` recorded in ``run_dir/config.json``."""
+    rec: Any = read_json(Path(run_dir) / "config.json")
+    cfg = rec.get("config") if isinstance(rec, dict) else None
+    names = {f.name for f in fields(TrainConfig)}
+    if not isinstance(cfg, dict) or not set(cfg) <= names:
+        raise ForgetlabError(f"{Path(run_dir) / 'config.json'}: not a grok training config")
+    return TrainConfig(**cfg).validate()
+
+
+def load_state(run_dir: str | os.PathLike) -> dict:
+    """The tensors of ``run_dir/model.safetensors`` (a damaged file is a one-line ForgetlabError)."""
+    return load_tensors(Path(run_dir) / "model.safetensors")

@@ -1,0 +1,89 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from forgetlab.cli import main
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    cap = capsys.readouterr()
+    return e.value.code, cap.out, cap.err
+
+
+TINY = ["--p", "13", "--width", "16", "--steps", "20", "--log-every", "5", "--quiet"]
+
+
+def test_train_prune_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run_cli(["grok", "train", *TINY, "--wd", "1", "--out", str(out)], capsys)
+    assert code == 0, err
+    names = {p.name for p in out.iterdir()}
+    assert {"config.json", "history.jsonl", "model.safetensors", "summary.json", "accuracy.png",
+            "ipr.png"} <= names
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"train_acc", "test_acc", "corrupted_acc", "clean_acc", "inversion_acc",
+                            "mean_ipr", "weight_norm", "phase", "steps", "seconds", "n_corrupted",
+                            "n_corrupted_unchanged"}
+    hist = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in hist] == [0, 5, 10, 15, 20]
+    code, _stdout, err = run_cli(["grok", "prune", str(out)], capsys)
+    assert code == 0, err
+    prune = json.loads((out / "prune.json").read_text())
+    assert set(prune) == {"low", "high", "random"} and (out / "prune.png").stat().st_size > 1000
+    # refusing a non-empty folder, accepting it with --overwrite
+    code, _, err = run_cli(["grok", "train", *TINY, "--out", str(out)], capsys)
+    assert code == 2 and "out" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["grok", "train", *TINY, "--out", str(out), "--overwrite"], capsys)
+    assert code == 0, err
+
+
+def test_analytic_command(capsys):
+    code, stdout, err = run_cli(["grok", "analytic", "--p", "23", "--width", "128"], capsys)
+    assert code == 0, err
+    res = json.loads(stdout.strip().splitlines()[-1])
+    assert res["accuracy"] == 1.0 and res["mean_ipr"] > 0.99
+
+
+@pytest.mark.parametrize("flags,field", [
+    (["--p", "21", "--op", "div"], "p"), (["--alpha", "1.0"], "alpha"), (["--xi", "-0.1"], "xi"),
+    (["--width", "0"], "width"), (["--steps", "0"], "steps"), (["--op", "pow"], "op"),
+    (["--act", "tanh"], "act"), (["--model", "rnn"], "model"), (["--loss", "hinge"], "loss"),
+])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, flags, field):
+    out = tmp_path / "never"
+    code, _, err = run_cli(["grok", "train", "--out", str(out), "--quiet", *flags], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and field in err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(["grok", "train", *TINY, "--out", str(blocker / "sub")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_prune_refuses_corrupted_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(["grok", "train", *TINY, "--out", str(out)], capsys)[0] == 0
+    data = (out / "model.safetensors").read_bytes()
+    (out / "model.safetensors").write_bytes(data[:40] + b"garbage" + data[60:200])
+    code, _, err = run_cli(["grok", "prune", str(out)], capsys)
+    assert code == 2 and "model.safetensors" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "prune.json").exists()
+
+
+def test_reproduce_rejects_unknown_case(tmp_path, capsys):
+    code, _, err = run_cli(["grok", "reproduce", "--out", str(tmp_path / "r"), "--cases", "A9"], capsys)
+    assert code == 2 and "cases" in err
+
+
+def test_console_script_entry_point(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "forgetlab.cli", "grok", "analytic", "--width", "0"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
