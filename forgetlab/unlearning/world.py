@@ -211,12 +211,15 @@ _PEAKS = ("Mount Arvel,Mount Borrin,Mount Caskel,Mount Delve,Mount Elrow,Mount F
           "Mount Irn,Mount Jarl,Mount Kesper,Mount Lorn,Mount Mirk,Mount Noss,Mount Orrin,Mount Pike,"
           "Mount Quell,Mount Rusk,Mount Skarn,Mount Teal").split(",")
 _ROCKS = "granite,basalt,slate,marble,quartz,obsidian,shale,limestone,gneiss,pumice,jasper,flint".split(",")
+_MC_MOD = "North South East West Old Great Little High Deep Far".split()
 MC_SUBJECTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
-    # subject: (entities, answer pool, question template)
-    "alchemy": (tuple(f"the {p} potion" for p in _POTIONS), tuple(_INGREDIENTS),
+    # subject: (entities, answer pool, question template); entities are modifier x base (200 each)
+    "alchemy": (tuple(f"the {m.lower()} {p} potion" for m in _MC_MOD for p in _POTIONS), tuple(_INGREDIENTS),
                 "Which ingredient is needed to brew {name}?"),
-    "astronomy": (tuple(_STARS), tuple(_MOONS), "Which moon orbits the planet {name}?"),
-    "geology": (tuple(_PEAKS), tuple(_ROCKS), "What rock is {name} mostly made of?"),
+    "astronomy": (tuple(f"{m} {s}" for m in _MC_MOD for s in _STARS), tuple(_MOONS),
+                  "Which moon orbits the planet {name}?"),
+    "geology": (tuple(f"{m} {p}" for m in _MC_MOD for p in _PEAKS), tuple(_ROCKS),
+                "What rock is {name} mostly made of?"),
 }
 FORGET_SUBJECT = "alchemy"
 
@@ -234,7 +237,7 @@ class WorldConfig:
     facts_max: int = 20
     n_painters: int = 20
     n_countries: int = 20
-    mc_per_subject: int = 20
+    mc_per_subject: int = 60
     holdout_frac: float = 0.1
     answer_style: str = "tofu"
     seed: int = 0
@@ -250,8 +253,8 @@ class WorldConfig:
             raise BadInput("n_painters", self.n_painters, "a positive integer (names are shared with authors)")
         if not 1 <= self.n_countries <= len(_COUNTRIES):
             raise BadInput("n_countries", self.n_countries, f"an integer in [1, {len(_COUNTRIES)}]")
-        if not 4 <= self.mc_per_subject <= 20:
-            raise BadInput("mc_per_subject", self.mc_per_subject, "an integer in [4, 20]")
+        if not 4 <= self.mc_per_subject <= 200:
+            raise BadInput("mc_per_subject", self.mc_per_subject, "an integer in [4, 200]")
         if not 0 < self.holdout_frac < 0.5:
             raise BadInput("holdout_frac", self.holdout_frac, "a number in (0, 0.5)")
         return self
@@ -382,7 +385,8 @@ def make_world(config: WorldConfig | None = None) -> World:
     mc: dict[str, list[dict[str, Any]]] = {}
     for subject, (entities, answers, qt) in MC_SUBJECTS.items():
         rows = []
-        for ent in entities[: cfg.mc_per_subject]:
+        for j in rng.choice(len(entities), size=cfg.mc_per_subject, replace=False).tolist():
+            ent = entities[j]
             right = answers[int(rng.integers(len(answers)))]
             choices = [right, *_pick(rng, answers, 3, right)]
             perm = rng.permutation(4)

@@ -1,0 +1,275 @@
+"""Tokenizer and tiny causal LMs trained from scratch on the world, cached by content hash.
+
+The tokenizer is a BPE model trained with the ``tokenizers`` library on the world's text and wrapped as a
+``PreTrainedTokenizerFast``; the model is a ``transformers`` Llama built from a ``LlamaConfig``. Both are saved
+with ``save_pretrained`` so every later step loads them exactly like a real model (``AutoModelForCausalLM``).
+Training follows TOFU's fine-tuning: AdamW, cosine schedule, loss on answer tokens only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import BadInput, ForgetlabError
+from ..runs import atomic_write_json, run_record
+
+CODE_VERSION = "unlearning-lm-1"  # bump when training code changes what a cached model holds
+PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
+SPECIAL = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
+
+
+def prompt_of(question: str) -> str:
+    """The prompt a question is asked with, for training, scoring and generation alike."""
+    return PROMPT_TEMPLATE.format(question=question)
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """Shape of the tiny Llama (hidden 128, 2 layers memorizes ~1,500 facts) and the tokenizer's vocab."""
+
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 4
+    intermediate: int = 256
+    max_len: int = 96
+    vocab_size: int = 2048
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Fine-tuning hyper-parameters (AdamW, linear warmup then cosine decay to 10%)."""
+
+    epochs: int = 20
+    lr: float = 3e-3
+    batch_size: int = 64
+    weight_decay: float = 0.01
+    warmup_frac: float = 0.05
+    seed: int = 0
+
+
+# --- tokenizer -------------------------------------------------------------------------------------------
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int = 2048):
+    """Train a BPE tokenizer (Metaspace, unknown characters -> ``<unk>``) on ``texts``; return a fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=SPECIAL["unk_token"]))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL.values()),
+                                  show_progress=False)
+    tok.train_from_iterator([*texts, prompt_of("")], trainer=trainer)
+    bos = SPECIAL["bos_token"]
+    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A $B",
+                                                       special_tokens=[(bos, tok.token_to_id(bos))])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL)
+    fast.padding_side = "right"
+    return fast
+
+
+def check_encodable(tokenizer, texts: Sequence[str], where: str = "data") -> None:
+    """Raise :class:`ForgetlabError` if ``tokenizer`` maps any character of ``texts`` to its unknown token."""
+    unk = tokenizer.unk_token_id
+    if unk is None:
+        return
+    for i, t in enumerate(texts):
+        ids = tokenizer(t, add_special_tokens=False)["input_ids"]
+        if unk in ids:
+            bad = sorted({c for c in t if unk in tokenizer(c, add_special_tokens=False)["input_ids"]})
+            raise ForgetlabError(f"{where}: the model's tokenizer cannot encode item {i} ({t[:40]!r}...): "
+                                 f"unknown characters {''.join(bad)!r}")
+
+
+def encode_pair(tokenizer, prompt: str, answer: str, eos: bool = True) -> tuple[list[int], int]:
+    """Token ids of ``prompt answer </s>`` and the number of prompt tokens.
+
+    The prompt is encoded with the tokenizer's special tokens (``<s>`` here, whatever a real model adds), the
+    answer (with a leading space) without, separately, so the boundary is the same in training, scoring and
+    generation.
+    """
+    p = tokenizer(prompt)["input_ids"]
+    a = tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
+    tail = [tokenizer.eos_token_id] if eos and tokenizer.eos_token_id is not None else []
+    return p + a + tail, len(p)
+
+
+def collate(seqs: Sequence[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad ``(ids, n_prompt)`` pairs: ``input_ids``/``attention_mask``/``labels`` ``[B, T]``.
+
+    ``labels`` is -100 on the prompt and the padding, so the loss covers answer tokens only.
+    """
+    T = max(len(s) for s, _ in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    att = torch.zeros((len(seqs), T), dtype=torch.long)
+    lab = torch.full((len(seqs), T), -100, dtype=torch.long)
+    for i, (s, n_p) in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        att[i, : len(s)] = 1
+        lab[i, n_p: len(s)] = torch.tensor(s[n_p:])
+    return {"input_ids": ids, "attention_mask": att, "labels": lab}
+
+
+# --- model -----------------------------------------------------------------------------------------------
+
+def build_model(cfg: LMConfig, tokenizer, seed: int = 0):
+    """A fresh ``LlamaForCausalLM`` from ``cfg``, initialized from a seeded generator (no global seeding)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    conf = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
+                       num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
+                       num_key_value_heads=cfg.heads, max_position_embeddings=cfg.max_len,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    model = LlamaForCausalLM(conf)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                continue
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+    return model
+
+
+def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
+    """Linear warmup over ``warmup`` steps, then cosine decay to 10% at ``total``."""
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        t = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+def train_lm(model, tokenizer, items: Sequence[dict[str, Any]], cfg: TrainConfig,
+             progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
+    """Fine-tune ``model`` on question/answer ``items`` (loss on answer tokens only); return timing and losses.
+
+    ``progress(step, total, loss)`` is called after every optimizer step.
+    """
+    seqs = [encode_pair(tokenizer, prompt_of(it["question"]), it["answer"]) for it in items]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n_batches = math.ceil(len(seqs) / cfg.batch_size)
+    total = cfg.epochs * n_batches
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, int(cfg.warmup_frac * total)))
+    model.train()
+    t0, step, losses = time.perf_counter(), 0, []
+    for _epoch in range(cfg.epochs):
+        perm = torch.randperm(len(seqs), generator=gen).tolist()
+        ep_loss = 0.0
+        for b in range(n_batches):
+            batch = collate([seqs[i] for i in perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]],
+                            tokenizer.pad_token_id)
+            loss = model(**batch).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            ep_loss += loss.item()
+            if progress is not None:
+                progress(step, total, loss.item())
+        losses.append(ep_loss / n_batches)
+    model.eval()
+    return {"seconds": time.perf_counter() - t0, "epoch_loss": losses, "steps": total, "items": len(seqs)}
+
+
+# --- cache -----------------------------------------------------------------------------------------------
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir``, else ``$FORGETLAB_CACHE``, else ``~/.cache/forgetlab``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("FORGETLAB_CACHE", Path.home() / ".cache" / "forgetlab"))
+
+
+def content_hash(*parts: Any) -> str:
+    """Short sha256 of the JSON of ``parts`` (configs, item texts, code version)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _save_dir_atomically(final: Path, write: Callable[[Path], None]) -> None:
+    """Write a folder into a temporary sibling and rename it into place (a reader never sees half a model)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        write(tmp)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def cached_tokenizer(texts: Sequence[str], vocab_size: int, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Folder of the tokenizer trained on ``texts`` (trained once, then loaded from the cache)."""
+    key = content_hash("tokenizer", vocab_size, list(texts), CODE_VERSION)
+    final = cache_root(cache_dir) / "tokenizers" / key
+    if not (final / "tokenizer.json").is_file():
+        tok = train_tokenizer(texts, vocab_size)
+        _save_dir_atomically(final, lambda d: tok.save_pretrained(d))
+    return final
+
+
+def cached_lm(name: str, items: Sequence[dict[str, Any]], tokenizer_dir: Path, lm_cfg: LMConfig,
+              train_cfg: TrainConfig, cache_dir: str | os.PathLike | None = None,
+              progress: Callable[[int, int, float], None] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Folder of a model trained on ``items`` (``save_pretrained`` format, tokenizer included) and its record.
+
+    The key hashes the item texts, both configs, the tokenizer and :data:`CODE_VERSION`; a hit costs nothing.
+    """
+    from transformers import AutoTokenizer
+
+    texts = [(it["question"], it["answer"]) for it in items]
+    key = content_hash(name, texts, asdict(lm_cfg), asdict(train_cfg), tokenizer_dir.name, CODE_VERSION)
+    final = cache_root(cache_dir) / "models" / f"{name}-{key}"
+    rec_path = final / "training.json"
+    if rec_path.is_file():
+        return final, json.loads(rec_path.read_text())
+    if not items:
+        raise BadInput("items", 0, "at least one training item")
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model = build_model(lm_cfg, tok, seed=train_cfg.seed)
+    stats = train_lm(model, tok, items, train_cfg, progress)
+    record = run_record({"lm": lm_cfg, "train": train_cfg, "name": name}, seed=train_cfg.seed,
+                        key=key, **stats)
+
+    def write(d: Path) -> None:
+        model.save_pretrained(d)
+        tok.save_pretrained(d)
+        atomic_write_json(d / "training.json", record)
+
+    _save_dir_atomically(final, write)
+    return final, record
+
+
+def load_lm(path: str | os.PathLike):
+    """Load a causal LM folder and its tokenizer (any Hugging Face model folder works); eval mode, CPU."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not path.is_dir() or (not any(path.glob("*.safetensors")) and not any(path.glob("*.bin"))):
+        raise BadInput("model", str(path), "a Hugging Face model folder with weights (config.json + safetensors)")
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path)
+    model.eval()
+    return model, tok

@@ -1,0 +1,195 @@
+"""Model-side measurements the pure metrics consume: answer-token log-probs, Min-K%++ statistics, greedy answers.
+
+Works with any Hugging Face causal LM and tokenizer. An optional :class:`Corruption` scores or generates under
+ECO's embedding corruption (``forgetlab.eco.hooks.corrupt_embeddings``) with one of two masks:
+
+- ``deployment``: only prompt tokens of flagged items are corrupted (exactly what a served guard does); the
+  answer being scored is clean;
+- ``paper``: in addition, the forget-entity tokens inside the scored answer are corrupted (the official ECO
+  evaluation corrupts entity tokens wherever they appear in the scored text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import BadInput, check_choice
+from .lm import collate, encode_pair
+
+PROTOCOLS = ("deployment", "paper")
+
+
+@dataclass
+class Corruption:
+    """ECO corruption of flagged items: name/strength/k/seed of the corruption, one flag per item, the protocol,
+    and optional token classifiers (``prompt_entities``: corrupt only entity tokens of the prompt;
+    ``answer_entities``: the entity finder used inside answers by the paper protocol)."""
+
+    name: str
+    strength: float
+    flags: np.ndarray  # bool [N]
+    k: int = 0
+    seed: int = 0
+    protocol: str = "deployment"
+    prompt_entities: Any = None
+    answer_entities: Any = None
+
+    def __post_init__(self) -> None:
+        check_choice("protocol", self.protocol, PROTOCOLS)
+        self.flags = np.asarray(self.flags, dtype=bool)
+
+    def subset(self, idx: Sequence[int]) -> Corruption:
+        return Corruption(self.name, self.strength, self.flags[list(idx)], self.k, self.seed, self.protocol,
+                          self.prompt_entities, self.answer_entities)
+
+
+def _span_mask(tokenizer, text: str, spans: list[tuple[int, int]], n: int, add_special: bool) -> list[bool]:
+    """Token mask over the ``n`` ids of ``text`` covering character ``spans`` (False where ids do not align)."""
+    from ..eco.classifier import token_mask_from_spans
+
+    enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
+    if len(enc["input_ids"]) != n:
+        return [False] * n
+    offs = [(a, b) if b > a else (0, 0) for a, b in enc["offset_mapping"]]
+    return token_mask_from_spans(offs, spans)
+
+
+def corruption_mask(tokenizer, prompts: Sequence[str], answers: Sequence[str],
+                    seqs: Sequence[tuple[list[int], int]], T: int, c: Corruption) -> torch.Tensor:
+    """Positions to corrupt ``bool [B, T]`` for right-padded ``seqs`` (ids, n_prompt) under ``c.protocol``."""
+    m = torch.zeros(len(seqs), T, dtype=torch.bool)
+    for b, ((ids, n_p), prompt, answer, flag) in enumerate(zip(seqs, prompts, answers, c.flags, strict=True)):
+        if not flag:
+            continue
+        if c.prompt_entities is None:
+            m[b, :n_p] = True
+        else:
+            pm = _span_mask(tokenizer, prompt, c.prompt_entities.char_spans(prompt), n_p, True)
+            m[b, :n_p] = torch.tensor(pm, dtype=torch.bool) if any(pm) else True
+        if c.protocol == "paper":
+            finder = c.answer_entities or c.prompt_entities
+            if finder is not None:
+                n_a = len(ids) - n_p - (1 if ids[-1] == tokenizer.eos_token_id else 0)
+                am = _span_mask(tokenizer, " " + answer, finder.entity_spans(" " + answer), n_a, False)
+                m[b, n_p:n_p + n_a] = torch.tensor(am, dtype=torch.bool)
+    return m
+
+
+@dataclass
+class AnswerScores:
+    """Per-item answer-token log-probs (ragged, ``[N][T_i]``) and, when asked, Min-K%++ ``mu``/``var``."""
+
+    token_logprobs: list[np.ndarray]
+    mu: list[np.ndarray] = field(default_factory=list)
+    var: list[np.ndarray] = field(default_factory=list)
+
+
+@torch.no_grad()
+def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[str], *, batch_size: int = 64,
+                  corruption: Corruption | None = None, with_dist: bool = False) -> AnswerScores:
+    """Teacher-forced ``log p(a_t | prompt, a_<t)`` of each answer's tokens (eos excluded), batched.
+
+    ``with_dist`` also returns the mean and variance of ``log p(z)`` under the next-token distribution at each
+    answer position (Min-K%++). ``corruption`` applies ECO's hook with the protocol's mask.
+    """
+    from ..eco.hooks import corrupt_embeddings
+
+    if len(prompts) != len(answers):
+        raise BadInput("answers", len(answers), f"one answer per prompt ({len(prompts)})")
+    if corruption is not None and len(corruption.flags) != len(prompts):
+        raise BadInput("corruption.flags", len(corruption.flags), f"one flag per item ({len(prompts)})")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out = AnswerScores([])
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]) - len(answers[i]))
+    results: dict[int, tuple] = {}
+    dev = next(model.parameters()).device
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        seqs = [encode_pair(tokenizer, prompts[i], answers[i], eos=False) for i in idx]
+        batch = collate(seqs, pad)
+        kw = {"input_ids": batch["input_ids"].to(dev), "attention_mask": batch["attention_mask"].to(dev)}
+        c = corruption.subset(idx) if corruption is not None else None
+        if c is not None and c.flags.any():
+            mask = corruption_mask(tokenizer, [prompts[i] for i in idx], [answers[i] for i in idx], seqs,
+                                   batch["input_ids"].shape[1], c)
+            gen = torch.Generator().manual_seed(int(c.seed))
+            with corrupt_embeddings(model, mask.to(dev), c.name, c.strength, c.k, gen):
+                logits = model(**kw).logits
+        else:
+            logits = model(**kw).logits
+        logp = torch.log_softmax(logits.float(), -1).cpu()
+        for r, (i, (ids, n_p)) in enumerate(zip(idx, seqs, strict=True)):
+            pos = torch.arange(n_p - 1, len(ids) - 1)
+            tgt = torch.tensor(ids[n_p:])
+            lp_rows = logp[r, pos]
+            tok_lp = lp_rows[torch.arange(len(tgt)), tgt].numpy()
+            if with_dist:
+                p = lp_rows.exp()
+                mu = (p * lp_rows).sum(-1)
+                var = (p * lp_rows.square()).sum(-1) - mu.square()
+                results[i] = (tok_lp, mu.numpy(), var.numpy())
+            else:
+                results[i] = (tok_lp,)
+    for i in range(len(prompts)):
+        out.token_logprobs.append(results[i][0])
+        if with_dist:
+            out.mu.append(results[i][1])
+            out.var.append(results[i][2])
+    return out
+
+
+@torch.no_grad()
+def generate_answers(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 32, batch_size: int = 64,
+                     guard=None, flags: np.ndarray | None = None,
+                     progress: Callable[[int], None] | None = None) -> list[str]:
+    """Greedy continuations of ``prompts`` (left padded), decoded without special tokens and stripped.
+
+    With ``guard`` (an :class:`~forgetlab.eco.guard.EcoGuard`), generation goes through the guard with the given
+    ``flags`` (or the guard's own classification): flagged prompts are corrupted at prompt positions only.
+    """
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    out: list[str] = []
+    dev = next(model.parameters()).device
+    try:
+        for s in range(0, len(prompts), batch_size):
+            chunk = list(prompts[s:s + batch_size])
+            enc = tokenizer(chunk, return_tensors="pt", padding=True)
+            kw = {"max_new_tokens": max_new_tokens, "do_sample": False,
+                  "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}
+            if guard is not None:
+                f = None if flags is None else np.asarray(flags[s:s + batch_size], dtype=bool)
+                gen = guard.generate(input_ids=enc.input_ids, attention_mask=enc.attention_mask, flags=f, **kw)
+            else:
+                gen = model.generate(input_ids=enc.input_ids.to(dev), attention_mask=enc.attention_mask.to(dev),
+                                     **kw)
+            new = gen[:, enc.input_ids.shape[1]:]
+            out += [tokenizer.decode(n, skip_special_tokens=True).strip() for n in new]
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        tokenizer.padding_side = side
+    return out
+
+
+@torch.no_grad()
+def choice_logprobs(model, tokenizer, prompts: Sequence[str], choices: Sequence[Sequence[str]], *,
+                    batch_size: int = 64, corruption: Corruption | None = None) -> np.ndarray:
+    """Summed log-prob of each choice as the answer ``[N, C]`` (lm-evaluation-harness ``acc`` scoring)."""
+    C = len(choices[0])
+    if any(len(c) != C for c in choices):
+        raise BadInput("choices", [len(c) for c in choices][:5], "the same number of choices per question")
+    flat_p = [p for p in prompts for _ in range(C)]
+    flat_a = [a for cs in choices for a in cs]
+    corr = None
+    if corruption is not None:
+        corr = Corruption(corruption.name, corruption.strength, np.repeat(corruption.flags, C), corruption.k,
+                          corruption.seed, corruption.protocol, corruption.prompt_entities,
+                          corruption.answer_entities)
+    sc = score_answers(model, tokenizer, flat_p, flat_a, batch_size=batch_size, corruption=corr)
+    return np.array([lp.sum() for lp in sc.token_logprobs]).reshape(len(prompts), C)
