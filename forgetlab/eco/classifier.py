@@ -169,6 +169,7 @@ class ClassifierConfig:
     finetune: bool = False
     finetune_epochs: int = 1
     finetune_lr: float = 2e-5
+    finetune_layers: int = 2
     first_stage: bool = True
     first_stage_miss: float = 0.02
     n_features: int = 2**18
@@ -249,7 +250,8 @@ class PromptClassifier:
     def fit(cls, forget: Sequence[str], retain: Sequence[str], *, fpr: float = 0.01, seed: int = 0,
             heldout_fraction: float = 0.4, test_share: float = 0.5, head: str = "logreg", hidden: int = 256,
             l2: float = 1e-3, window: int = 32, stride: int = 16, augment: bool = True, finetune: bool = False,
-            finetune_epochs: int = 1, finetune_lr: float = 2e-5, first_stage: bool = True,
+            finetune_epochs: int = 1, finetune_lr: float = 2e-5, finetune_layers: int = 2,
+            first_stage: bool = True,
             first_stage_miss: float = 0.02, n_features: int = 2**18, encoder: Encoder | str | None = None,
             batch_size: int = 64, progress: bool = False) -> PromptClassifier:
         """Split, train the head (and optionally the encoder), calibrate the threshold, measure FPR/FNR.
@@ -278,10 +280,13 @@ class PromptClassifier:
             raise BadInput("prompts", sorted(both)[0][:120], "each prompt in forget or retain, not both "
                                                               f"({len(both)} appear in both)")
         enc = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)
+        if finetune:
+            _trainable_encoder_params(enc.model, finetune_layers)  # validate before any work
         cfg = ClassifierConfig(encoder=enc.ref, head=head, hidden=hidden, l2=l2, window=window, stride=stride,
                                fpr=fpr, seed=seed, heldout_fraction=heldout_fraction, test_share=test_share,
                                augment=augment, finetune=finetune, finetune_epochs=finetune_epochs,
-                               finetune_lr=finetune_lr, first_stage=first_stage,
+                               finetune_lr=finetune_lr, finetune_layers=finetune_layers,
+                               first_stage=first_stage,
                                first_stage_miss=first_stage_miss, n_features=n_features,
                                batch_size=batch_size)
         rng = np.random.default_rng(seed)
@@ -304,7 +309,8 @@ class PromptClassifier:
         _train_head(head_mod, x, y, l2, steps=200)
         if finetune:
             enc = copy.deepcopy(enc)
-            _finetune(enc, head_mod, texts, y, finetune_epochs, finetune_lr, batch_size, gen, progress)
+            _finetune(enc, head_mod, texts, y, finetune_epochs, finetune_lr, finetune_layers, batch_size, gen,
+                      progress)
             cfg.encoder = "encoder"  # saved beside the head
 
         clf = cls(enc, head_mod, cfg, threshold=math.inf)
@@ -463,16 +469,37 @@ class PromptClassifier:
                    ngram=ngram, ngram_threshold=ngram_t)
 
 
+def _trainable_encoder_params(model: torch.nn.Module, layers: int) -> list[torch.nn.Parameter]:
+    """Parameters of the top ``layers`` transformer layers (all parameters when ``layers`` < 0)."""
+    if layers < 0:
+        return list(model.parameters())
+    blocks = getattr(getattr(model, "encoder", None), "layer", None)
+    if blocks is None:
+        raise BadInput("finetune_layers", layers, "-1 (all) for an encoder without .encoder.layer blocks")
+    if layers > len(blocks):
+        raise BadInput("finetune_layers", layers, f"-1 (all) or at most {len(blocks)} layers")
+    return [p for block in list(blocks)[len(blocks) - layers:] for p in block.parameters()]
+
+
 def _finetune(enc: Encoder, head: torch.nn.Module, texts: list[str], y: torch.Tensor, epochs: int, lr: float,
-              batch_size: int, gen: torch.Generator, progress: bool) -> None:
-    """Fine-tune encoder and head jointly (AdamW, class-balanced BCE), dropout off so runs are reproducible."""
+              layers: int, batch_size: int, gen: torch.Generator, progress: bool) -> None:
+    """Fine-tune the top ``layers`` encoder layers (-1: all) with the head (AdamW, class-balanced BCE).
+
+    Top layers only by default: on a few hundred prompts it is cheaper and overfits less. Dropout stays off so
+    runs are reproducible (every random draw comes from ``gen``).
+    """
     from .encoder import _progress
 
-    enc.model.eval()  # no dropout: every random draw comes from ``gen``
+    trainable = _trainable_encoder_params(enc.model, layers)
+    for p in enc.model.parameters():
+        p.requires_grad_(False)
+    for p in trainable:
+        p.requires_grad_(True)
+    enc.model.eval()
     pos = y.sum().clamp_min(1.0)
     neg = (len(y) - y.sum()).clamp_min(1.0)
     weights = torch.where(y > 0, len(y) / (2 * pos), len(y) / (2 * neg))
-    opt = torch.optim.AdamW([{"params": enc.model.parameters(), "lr": lr},
+    opt = torch.optim.AdamW([{"params": trainable, "lr": lr},
                              {"params": head.parameters(), "lr": 1e-3}], weight_decay=0.0)
     steps = math.ceil(len(texts) / batch_size)
     bar = _progress(progress, epochs * steps, "fine-tuning")
@@ -488,6 +515,8 @@ def _finetune(enc: Encoder, head: torch.nn.Module, texts: list[str], y: torch.Te
                 opt.step()
                 bar.advance()
     bar.close()
+    for p in enc.model.parameters():
+        p.requires_grad_(False)
     enc.model.eval()
     head.eval()
 
