@@ -7,6 +7,7 @@ faded toward white by the disagreement, with the agreement fraction written in i
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -72,7 +73,7 @@ def phase_grids(records: list[Mapping[str, Any]], panel_keys: Sequence[str]) -> 
 def _edges(vals: Sequence[float]) -> list[float]:
     if len(vals) == 1:
         return [vals[0] - 0.05, vals[0] + 0.05]
-    mids = [(a + b) / 2 for a, b in zip(vals[:-1], vals[1:], strict=True)]
+    mids = [(a + b) / 2 for a, b in itertools.pairwise(vals)]
     return [2 * vals[0] - mids[0], *mids, 2 * vals[-1] - mids[-1]]
 
 

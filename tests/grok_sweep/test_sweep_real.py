@@ -42,8 +42,8 @@ def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
     from forgetlab.cli import main
 
     out = tmp_path / "s"
-    args = ["grok", "sweep", "--out", str(out), "--quiet", "--keep-history", *sum((["--grid", g] for g in GRID), []),
-            *sum((["--set", f] for f in FIXED), [])]
+    args = ["grok", "sweep", "--out", str(out), "--quiet", "--keep-history"]
+    args += [a for g in GRID for a in ("--grid", g)] + [a for f in FIXED for a in ("--set", f)]
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 0
