@@ -202,9 +202,13 @@ def _flat_index(M: torch.Tensor, Nn: torch.Tensor, p: int) -> tuple[torch.Tensor
 
 
 def _gather_preact(E: torch.Tensor, gm: torch.Tensor, gn: torch.Tensor) -> torch.Tensor:
-    """Pre-activations ``[R * B, N]``: E[m] + E[p + n] (gather, never a one-hot matmul)."""
+    """Pre-activations ``[R * B, N]``: E[m] + E[p + n] (gather, never a one-hot matmul).
+
+    One ``embedding_bag(mode="sum")`` call reads both rows and writes the sum in a single pass (measured
+    faster than two ``index_select`` calls and an add on CPU).
+    """
     Ef = E.reshape(-1, E.shape[-1])
-    return torch.index_select(Ef, 0, gm).add_(torch.index_select(Ef, 0, gn))
+    return F.embedding_bag(torch.stack([gm, gn], dim=1), Ef, mode="sum")
 
 
 def _bn(h: torch.Tensor, bn: dict[str, torch.Tensor], rows: torch.Tensor | None, train: bool) -> torch.Tensor:
@@ -242,8 +246,7 @@ def batched_forward(E: torch.Tensor, Wt: torch.Tensor, M: torch.Tensor, Nn: torc
     R, B = M.shape
     p = Wt.shape[-1]
     gm, gn = _flat_index(M, Nn, p)
-    Ef = E.reshape(-1, E.shape[-1])
-    a = (torch.index_select(Ef, 0, gm) + torch.index_select(Ef, 0, gn)).view(R, B, -1)
+    a = _gather_preact(E, gm, gn).view(R, B, -1)
     if dmask is not None:
         a = a * dmask
     h = ACTIVATIONS[act](a)
@@ -252,19 +255,28 @@ def batched_forward(E: torch.Tensor, Wt: torch.Tensor, M: torch.Tensor, Nn: torc
     return torch.bmm(h, Wt)
 
 
-def loss_grad_weights(out: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, loss: str) -> torch.Tensor:
+def loss_targets(Y: torch.Tensor, rows: torch.Tensor, p: int, loss: str) -> torch.Tensor:
+    """The constant part of the output gradient, ``[R, B, p]``: one-hot(Y) times the row weights
+    (times 2/p for MSE). Precomputed once in full batch."""
+    scale = rows * (2.0 / p) if loss == "mse" else rows
+    T = torch.zeros(*Y.shape, p)
+    T.scatter_(-1, Y[..., None], scale[..., None])
+    return T
+
+
+def loss_grad_weights(out: torch.Tensor, Y: torch.Tensor, rows: torch.Tensor, loss: str,
+                      target: torch.Tensor | None = None, inplace: bool = False) -> torch.Tensor:
     """d(sum of per-run mean losses)/d(out), ``[R, B, p]``; rows ``[R, B]`` is 1/n_r on valid rows, else 0.
 
     MSE is ``nn.MSELoss`` against one-hot targets (mean over n*p elements); CE is mean cross-entropy.
+    ``target`` is :func:`loss_targets` (computed here if None); ``inplace`` reuses ``out``'s memory.
     """
     p = out.shape[-1]
+    T = loss_targets(Y, rows, p, loss) if target is None else target
     if loss == "mse":
-        g = out.clone()
-        g.scatter_add_(-1, Y[..., None], torch.full_like(out[..., :1], -1.0))
-        return g.mul_((rows * (2.0 / p))[..., None])
-    g = torch.softmax(out, -1)
-    g.scatter_add_(-1, Y[..., None], torch.full_like(out[..., :1], -1.0))
-    return g.mul_(rows[..., None])
+        g = out if inplace else out.clone()
+        return g.mul_((rows * (2.0 / p))[..., None]).sub_(T)
+    return torch.softmax(out, -1).mul_(rows[..., None]).sub_(T)
 
 
 def per_example_loss(out: torch.Tensor, Y: torch.Tensor, loss: str) -> torch.Tensor:
@@ -277,7 +289,8 @@ def per_example_loss(out: torch.Tensor, Y: torch.Tensor, loss: str) -> torch.Ten
 
 def fast_grads(E: torch.Tensor, Wt: torch.Tensor, gm: torch.Tensor, gn: torch.Tensor, Y: torch.Tensor,
                rows: torch.Tensor, act: str, loss: str, dmask: torch.Tensor | None = None,
-               groups: list[tuple[int, int, int]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               groups: list[tuple[int, int, int]] | None = None, target: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hand-written forward + backward of the BN-free MLP: returns (dE ``[R, 2p, N]``, dWt ``[R, N, p]``).
 
     gm, gn ``[R * B]`` flat row indices (:func:`_flat_index`), Y ``[R, B]`` labels, rows ``[R, B]`` the
@@ -292,18 +305,17 @@ def fast_grads(E: torch.Tensor, Wt: torch.Tensor, gm: torch.Tensor, gn: torch.Te
         a.mul_(dmask)
     h = a * a if act == "quadratic" else torch.relu(a)
     out = torch.bmm(h, Wt)
-    g = loss_grad_weights(out, Y, rows, loss)  # [R, B, p]
+    g = loss_grad_weights(out, Y, rows, loss, target, inplace=True)  # [R, B, p]
     if groups is None or len(groups) == 1:
         dWt = torch.bmm(h.transpose(1, 2), g)
     else:
         dWt = torch.empty_like(Wt)
         for r0, r1, n in groups:
             torch.bmm(h[r0:r1, :n].transpose(1, 2), g[r0:r1, :n], out=dWt[r0:r1])
-    dh = torch.bmm(g, Wt.transpose(1, 2))  # [R, B, N]
-    if act == "quadratic":
-        da = dh.mul_(a).mul_(2.0)
+    if act == "quadratic":  # d(a^2)/da = 2a: fold the 2 into the matmul
+        da = h.baddbmm_(g, Wt.transpose(1, 2), beta=0.0, alpha=2.0).mul_(a)  # h is dead: reuse it
     else:
-        da = dh.mul_(a > 0)
+        da = torch.bmm(g, Wt.transpose(1, 2)).mul_(a > 0)
     if dmask is not None:
         da.mul_(dmask)
     dEf = torch.zeros(E.numel() // Nw, Nw, dtype=E.dtype)
@@ -452,6 +464,7 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
         valid = (torch.arange(n_max)[None] < b.n_train[:, None]).float()
         rows_fb = valid / b.n_train[:, None].float()
         gm_fb, gn_fb = _flat_index(Mtr, Ntr, p)
+        target_fb = loss_targets(Ytr, rows_fb, p, c0.loss)
         ns = b.n_train.tolist()
         groups = [(r0, r0 + ns.count(n), n) for r0, n in enumerate(ns) if r0 == 0 or ns[r0 - 1] != n]
     spe = [(int(n) // bs if bs else 1) for n in b.n_train]
@@ -503,7 +516,7 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
                         dmask[r, :nr] = keep / (1 - q[r])
             if bn is None:
                 grads = list(fast_grads(E, Wt, gm, gn, Y, rows, c0.act, c0.loss, dmask,
-                                        groups if bs == 0 else None))
+                                        groups if bs == 0 else None, target_fb if bs == 0 else None))
             else:
                 for t in params:
                     t.requires_grad_(True)
