@@ -335,7 +335,7 @@ class TransformersBackend:
         self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
 
     def run_batch(self, requests: list[GenRequest]) -> None:
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         flags = classify_batch(self.guard, requests)
         rows: list[_Row] = []
@@ -359,11 +359,15 @@ class TransformersBackend:
             input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
             attention[i, width - len(ids):] = 1
         tracker = TextTracker(rows, self.tokenizer, self.eos_ids)
-        config = GenerationConfig(max_new_tokens=max(r.req.max_tokens for r in rows), do_sample=False,
-                                  pad_token_id=self.pad_id, eos_token_id=sorted(self.eos_ids) or None)
+        # the model's own generation config stays in force (as for a plain greedy HF generate); sampling is
+        # ours (RowSampler), so do_sample is off
+        hf = {"max_new_tokens": max(r.req.max_tokens for r in rows), "do_sample": False,
+              "pad_token_id": self.pad_id}
+        if self.eos_ids:
+            hf["eos_token_id"] = sorted(self.eos_ids)
         with torch.inference_mode():
             self.guard.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                                flags=row_flags, generation_config=config,
+                                flags=row_flags, **hf,
                                 logits_processor=LogitsProcessorList([RowSampler(temps, top_ps, gens)]),
                                 stopping_criteria=StoppingCriteriaList([_TrackerCriteria(tracker)]))
         tracker.finish_all()

@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
                                      "(backend vllm; default: run vLLM in process)."),
         vllm_model: str = typer.Option("", help="Model name/path for vLLM (default: the guard's base model)."),
         log_level: str = typer.Option("info", help="uvicorn log level."),
+        torch_threads: int = typer.Option(0, min=0, help="torch intra-op threads (0: torch's default; 1 is "
+                                          "often fastest for small models on a shared CPU)."),
     ) -> None:
         """Serve GUARD over HTTP: /v1/completions, /v1/chat/completions (streaming), /v1/models, /health."""
         from ..errors import check_choice
@@ -48,6 +50,10 @@ def register(app: typer.Typer) -> None:
         options = {}
         if backend == "vllm":
             options = {"url": vllm_url or None, "model": vllm_model or None}
+        if torch_threads:
+            import torch
+
+            torch.set_num_threads(torch_threads)
         loaded = load_guard(guard)
         engine = ServeEngine(loaded, backend, limits, model_name=model_name or guard.resolve().name,
                              backend_options=options)
