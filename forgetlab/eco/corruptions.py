@@ -238,3 +238,27 @@ def shuffle_tokens(embeds, mask, strength, k, generator):
 def reverse_tokens(embeds, mask, strength, k, generator):
     """Reverse the order of the masked tokens of each row (unmasked tokens stay in place)."""
     return _permute_masked(embeds, mask, lambda pos: pos.flip(0))
+
+
+def apply_rowwise(name: str, embeds: torch.Tensor, mask: torch.Tensor, strength: float = 0.0, k: int = 0,
+                  seeds: list[int] | None = None) -> torch.Tensor:
+    """Corrupt each row on its own: the masked tokens of row ``b`` are gathered into ``[1, n_b, d]`` and
+    corrupted with a fresh generator seeded ``seeds[b]``: ``[B, T, d] -> [B, T, d]``.
+
+    Same semantics as :func:`apply_corruption` (every corruption acts per token or among the masked tokens of a
+    row), but the result of a row depends only on its masked tokens and its seed, not on the batch it is in
+    nor on padding: a guard gives a prompt the same corruption alone or batched.
+    """
+    spec = validate(name, embeds, mask, strength, k, torch.Generator())
+    if seeds is None or len(seeds) != embeds.shape[0]:
+        raise BadInput("seeds", None if seeds is None else len(seeds), f"one seed per row ({embeds.shape[0]})")
+    out = embeds.clone()
+    for b in range(embeds.shape[0]):
+        idx = mask[b].nonzero().squeeze(-1)
+        if idx.numel() == 0:
+            continue
+        gen = torch.Generator().manual_seed(int(seeds[b]))
+        x = embeds[b, idx].unsqueeze(0)
+        ones = torch.ones(1, idx.numel(), dtype=torch.bool, device=embeds.device)
+        out[b, idx] = spec.fn(x, ones, float(strength), int(k), gen)[0]
+    return out

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import BadInput, ForgetlabError
 from ..runs import atomic_write_json, prepare_out_dir, read_json, run_record
-from .corruptions import validate
+from .corruptions import apply_rowwise, validate
 from .hooks import corrupt_embeddings, hidden_size, input_embeddings
 
 FORMAT = "forgetlab.eco.EcoGuard"
@@ -175,8 +175,23 @@ class EcoGuard:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         return np.asarray(self.classifier.score(prompts), dtype=float)
 
-    def _generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(int(self.config.seed))
+    def row_seeds(self, input_ids: torch.Tensor, mask: torch.Tensor) -> list[int]:
+        """One noise seed per row: SHA-256 of (guard seed, the row's token ids at corrupted positions).
+
+        A prompt therefore gets the same corruption alone or in any batch, with any padding, in ``generate``,
+        ``forward`` and ``prompt_embeddings``; different prompts get different noise.
+        """
+        out = []
+        for ids, m in zip(input_ids.cpu(), mask.cpu(), strict=True):
+            h = hashlib.sha256(f"{int(self.config.seed)}:".encode())
+            h.update(ids[m].to(torch.int64).numpy().tobytes())
+            out.append(int.from_bytes(h.digest()[:8], "little") & (2**63 - 1))
+        return out
+
+    def _corrupting(self, mask: torch.Tensor, input_ids: torch.Tensor):
+        c = self.config
+        return corrupt_embeddings(self.model, mask.to(self._device()), c.corruption, c.strength, c.k,
+                                  row_seeds=self.row_seeds(input_ids, mask))
 
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -268,8 +283,7 @@ class EcoGuard:
                 return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **hf_kwargs)
             mask = self.corruption_mask(input_ids.cpu(), None if attention_mask is None else attention_mask.cpu(),
                                         flags, texts=texts)
-            c = self.config
-            with corrupt_embeddings(self.model, mask.to(dev), c.corruption, c.strength, c.k, self._generator()):
+            with self._corrupting(mask, input_ids):
                 return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **hf_kwargs)
 
     def generate_text(self, prompts: str | Sequence[str], **hf_kwargs: Any) -> list[dict[str, Any]]:
@@ -309,8 +323,7 @@ class EcoGuard:
         if not flags.any():
             return self.model(**kw)
         mask = self.corruption_mask(input_ids.cpu(), attn.cpu(), flags, prompt_mask=pmask)
-        c = self.config
-        with corrupt_embeddings(self.model, mask.to(dev), c.corruption, c.strength, c.k, self._generator()):
+        with self._corrupting(mask, input_ids):
             return self.model(**kw)
 
     __call__ = forward
@@ -364,10 +377,7 @@ class EcoGuard:
             return clean[0]
         mask = self.corruption_mask(ids, None, [True], texts=[text] if isinstance(prompt, str) else None)
         c = self.config
-        from .corruptions import CORRUPTIONS
-
-        out = CORRUPTIONS[c.corruption].fn(clean, mask.to(clean.device), float(c.strength), int(c.k),
-                                           self._generator())
+        out = apply_rowwise(c.corruption, clean, mask.to(clean.device), c.strength, c.k, self.row_seeds(ids, mask))
         return out[0]
 
     # -- persistence ----------------------------------------------------------------------------------------

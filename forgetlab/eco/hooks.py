@@ -75,20 +75,29 @@ class CorruptionState:
 
 @contextmanager
 def corrupt_embeddings(model, mask: MaskLike, corruption: str, strength: float = 0.0, k: int = 0,
-                       generator: torch.Generator | None = None) -> Iterator[CorruptionState]:
+                       generator: torch.Generator | None = None,
+                       row_seeds: list[int] | None = None) -> Iterator[CorruptionState]:
     """Within the block, corrupt ``model``'s input embeddings at ``mask`` positions of the prompt.
 
     ``mask``: bool ``[B, T_prompt]`` aligned with the (padded) prompt ``input_ids`` the model will see, or a
     function ``input_ids [B, T] -> bool [B, T]`` evaluated on the first call (whose length then defines the
-    prompt). Rows with no true entry get exactly the base model's embeddings. Yields a :class:`CorruptionState`.
+    prompt). Rows with no true entry get exactly the base model's embeddings. Randomness: one ``generator`` for
+    the batch, or ``row_seeds`` (one per mask row) to corrupt each row on its own
+    (:func:`~forgetlab.eco.corruptions.apply_rowwise`: independent of batch and padding). Yields a
+    :class:`CorruptionState`.
     """
     emb = input_embeddings(model)
     d = hidden_size(model)
     probe = torch.zeros(1, 1, d)
-    validate(corruption, probe, torch.zeros(1, 1, dtype=torch.bool), strength, k, generator)
+    validate(corruption, probe, torch.zeros(1, 1, dtype=torch.bool), strength, k,
+             generator if row_seeds is None else torch.Generator())
     from .corruptions import CORRUPTIONS
 
     fn = CORRUPTIONS[corruption].fn
+    if row_seeds is not None:
+        from .corruptions import apply_rowwise
+
+        row_seeds = [int(x) for x in row_seeds]
     state = CorruptionState()
     if isinstance(mask, torch.Tensor):
         if mask.ndim != 2 or mask.dtype != torch.bool:
@@ -108,6 +117,10 @@ def corrupt_embeddings(model, mask: MaskLike, corruption: str, strength: float =
         state.past = None
 
     def corrupt(clean: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        if row_seeds is not None:
+            if len(row_seeds) != m.shape[0]:
+                raise BadInput("row_seeds", len(row_seeds), f"one seed per mask row ({m.shape[0]})")
+            return apply_rowwise(corruption, clean, m.to(clean.device), strength, k, row_seeds)
         return fn(clean, m.to(clean.device), float(strength), int(k), generator)
 
     def emb_hook(module, args, output):

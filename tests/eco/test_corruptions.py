@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forgetlab.eco.corruptions import CORRUPTIONS, apply_corruption, get_corruption
+from forgetlab.eco.corruptions import CORRUPTIONS, apply_corruption, apply_rowwise, get_corruption
 from forgetlab.errors import BadInput
 
 NAMES = sorted(CORRUPTIONS)
@@ -119,3 +119,21 @@ def test_bad_inputs_name_the_field():
         apply_corruption("zero_out_top_k", x, mask[:, :3], 0.0, 4)
     with pytest.raises(BadInput, match="generator"):
         apply_corruption("rand_noise_top_k", x, mask, 1.0, 4, None)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rowwise_is_independent_of_batch_and_padding(name):
+    x, mask = _inputs(6)
+    y = apply_rowwise(name, x, mask, 1.5, 5, seeds=[1, 2, 3])
+    assert torch.equal(y[~mask], x[~mask])
+    # row 1 alone, shifted right by 2 positions of padding: same corrupted tokens
+    pad = torch.zeros(1, 2, x.shape[-1])
+    alone_x = torch.cat([pad, x[1:2]], dim=1)
+    alone_m = torch.cat([torch.zeros(1, 2, dtype=torch.bool), mask[1:2]], dim=1)
+    alone = apply_rowwise(name, alone_x, alone_m, 1.5, 5, seeds=[2])
+    assert torch.equal(alone[0, 2:], y[1])
+    full = torch.ones(1, 7, dtype=torch.bool)
+    assert torch.equal(apply_rowwise(name, x[:1], full, 1.5, 5, seeds=[9]),
+                       apply_corruption(name, x[:1], full, 1.5, 5, torch.Generator().manual_seed(9)))
+    with pytest.raises(BadInput, match="seeds"):
+        apply_rowwise(name, x, mask, 1.5, 5, seeds=[1])

@@ -62,8 +62,9 @@ def test_flagged_generation_equals_a_manual_hook_and_prompt_embeddings(guard, ba
     model, tok = _base(base_dir)
     enc = tok(FORGET[:1], return_tensors="pt")
     c = guard.config
-    with torch.no_grad(), corrupt_embeddings(model, enc.attention_mask.bool(), c.corruption, c.strength, c.k,
-                                             torch.Generator().manual_seed(c.seed)):
+    mask = enc.attention_mask.bool()
+    with torch.no_grad(), corrupt_embeddings(model, mask, c.corruption, c.strength, c.k,
+                                             row_seeds=guard.row_seeds(enc.input_ids, mask)):
         ref = model.generate(**enc, **GEN, pad_token_id=tok.pad_token_id)
     out = guard.generate(FORGET[:1], **GEN)
     assert torch.equal(out, ref)
@@ -156,3 +157,23 @@ def test_entity_level_corruption_with_token_classifier(guard):
     clean = guard.prompt_embeddings(prompt, flagged=False)
     changed = (emb_entity != clean).any(-1)
     assert changed.tolist() == expect and (emb_full != clean).any(-1).all()
+
+
+def test_a_prompt_gets_the_same_corruption_alone_or_batched(guard):
+    """Noise is seeded per row from the prompt's tokens: batch composition and padding do not change it."""
+    prompts = [BENIGN[0], FORGET[0], FORGET[1] + " " + BENIGN[1]]  # different lengths: left padding differs
+    seen = []  # what the first decoder layer receives (Qwen2: exactly the input embeddings, corrupted or not)
+
+    def rec(module, args, kwargs):
+        seen.append((args[0] if args else kwargs["hidden_states"]).detach().clone())
+
+    h = guard.model.model.layers[0].register_forward_pre_hook(rec, with_kwargs=True)
+    try:
+        guard.generate(prompts, max_new_tokens=1, do_sample=False)
+    finally:
+        h.remove()
+    enc = guard.tokenizer(prompts, return_tensors="pt", padding=True)
+    for b in (0, 1, 2):
+        real = enc.attention_mask[b].bool()
+        assert torch.equal(seen[0][b][real], guard.prompt_embeddings(prompts[b]))
+    assert not torch.equal(guard.prompt_embeddings(FORGET[0]), guard.prompt_embeddings(FORGET[0], flagged=False))
