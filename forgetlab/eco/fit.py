@@ -233,10 +233,11 @@ def mc_choice_logprobs(model, tokenizer, items: Sequence[MCItem], corruption: st
     """Sum of log-probs of each choice given its prompt, the prompt part corrupted: one ``[n_choices]`` per item.
 
     Sequences are ``prompt ids + choice ids``, right padded; only prompt positions are corrupted (all items are
-    treated as flagged). Each batch draws from a generator seeded with ``seed`` (common random numbers across
-    strengths, so the metric is a deterministic function of the strength).
+    treated as flagged). Each row's noise is seeded from ``seed`` and its prompt tokens, as an ``EcoGuard`` does
+    (:func:`~forgetlab.eco.hooks.token_seed`): all choices of an item see the same corrupted prompt, and the same
+    noise is used at every strength (common random numbers: the metric is a deterministic function of it).
     """
-    from .hooks import corrupt_embeddings
+    from .hooks import corrupt_embeddings, token_seed
 
     rows = []  # (item index, prompt ids, choice ids)
     for i, it in enumerate(items):
@@ -260,8 +261,8 @@ def mc_choice_logprobs(model, tokenizer, items: Sequence[MCItem], corruption: st
         if corruption is None:
             logits = model(input_ids=ids, attention_mask=attn).logits
         else:
-            gen = torch.Generator().manual_seed(seed + start)
-            with corrupt_embeddings(model, pmask, corruption, strength, k, gen):
+            seeds = [token_seed(seed, torch.tensor(p)) for _, p, _ in chunk]
+            with corrupt_embeddings(model, pmask, corruption, strength, k, row_seeds=seeds):
                 logits = model(input_ids=ids, attention_mask=attn).logits
         logp = torch.log_softmax(logits.float(), dim=-1)
         for r, (i, p, c) in enumerate(chunk):

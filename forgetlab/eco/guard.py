@@ -27,7 +27,7 @@ import torch
 from ..errors import BadInput, ForgetlabError
 from ..runs import atomic_write_json, prepare_out_dir, read_json, run_record
 from .corruptions import apply_rowwise, validate
-from .hooks import corrupt_embeddings, hidden_size, input_embeddings
+from .hooks import corrupt_embeddings, hidden_size, input_embeddings, token_seed
 
 FORMAT = "forgetlab.eco.EcoGuard"
 FORMAT_VERSION = 1
@@ -181,12 +181,7 @@ class EcoGuard:
         A prompt therefore gets the same corruption alone or in any batch, with any padding, in ``generate``,
         ``forward`` and ``prompt_embeddings``; different prompts get different noise.
         """
-        out = []
-        for ids, m in zip(input_ids.cpu(), mask.cpu(), strict=True):
-            h = hashlib.sha256(f"{int(self.config.seed)}:".encode())
-            h.update(ids[m].to(torch.int64).numpy().tobytes())
-            out.append(int.from_bytes(h.digest()[:8], "little") & (2**63 - 1))
-        return out
+        return [token_seed(self.config.seed, ids[m]) for ids, m in zip(input_ids.cpu(), mask.cpu(), strict=True)]
 
     def _corrupting(self, mask: torch.Tensor, input_ids: torch.Tensor):
         c = self.config

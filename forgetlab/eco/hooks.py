@@ -48,6 +48,18 @@ def hidden_size(model) -> int:
     return int(emb.weight.shape[-1])
 
 
+def token_seed(seed: int, ids: torch.Tensor) -> int:
+    """Noise seed for one row: SHA-256 of (``seed``, the row's token ids at corrupted positions) as int63.
+
+    Seeding each row from its own tokens makes a prompt's corruption independent of the batch it is in.
+    """
+    import hashlib
+
+    h = hashlib.sha256(f"{int(seed)}:".encode())
+    h.update(ids.detach().cpu().to(torch.int64).numpy().tobytes())
+    return int.from_bytes(h.digest()[:8], "little") & (2**63 - 1)
+
+
 def _past_length(cache) -> int:
     """Number of positions already in a KV cache (a ``transformers`` Cache or a legacy tuple); 0 if none."""
     if cache is None:

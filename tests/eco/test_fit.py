@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 
 from forgetlab.eco.fit import (
     MCItem,
@@ -78,3 +79,19 @@ def test_fit_to_chance_on_multiple_choice(color_lm):
     assert zo.converged and abs(zo.metric - chance) <= tol
     assert root.n_evals < zo.n_evals
     assert held_out <= 0.5, "the fitted strength must also remove the knowledge on the evaluation split"
+
+
+def test_fit_metric_sees_exactly_the_guards_corruption(color_lm):
+    """What the fit measures is what the deployed guard does: same per-prompt noise, prompt-only corruption."""
+    from eco_fakes import KeywordClassifier
+
+    from forgetlab.eco.guard import EcoGuard, GuardConfig
+
+    model, tok, items = color_lm
+    guard = EcoGuard(model, tok, KeywordClassifier(["likes"]), GuardConfig("rand_noise_first_n", 0.3, 32, seed=5))
+    it = items[3]
+    fit_lp = mc_choice_logprobs(model, tok, [it], "rand_noise_first_n", 0.3, 32, seed=5)[0]
+    guard_lp = guard.answer_logprobs([it.prompt] * len(it.choices), list(it.choices))
+    clean_lp = mc_choice_logprobs(model, tok, [it])[0]
+    assert torch.allclose(fit_lp, guard_lp, atol=1e-5)
+    assert not torch.allclose(fit_lp, clean_lp, atol=1e-3)
