@@ -74,7 +74,8 @@ class VllmBackend:
         except ImportError:
             raise ForgetlabError("backend 'vllm' needs the vllm package (pip install 'forgetlab[vllm]'), "
                                  "or pass --vllm-url of a running `vllm serve --enable-prompt-embeds`") from None
-        path = model or getattr(getattr(guard.model, "config", None), "_name_or_path", None)
+        path = (model or getattr(guard, "model_path", None)
+                or getattr(getattr(guard.model, "config", None), "_name_or_path", None))
         if not path:
             raise ForgetlabError("backend 'vllm' needs the base model's folder (the guard does not record one)")
         self.model = str(path)
