@@ -41,7 +41,7 @@ from ..errors import BadInput, ForgetlabError, check_choice, check_range
 from ..runs import atomic_write_json, load_tensors, prepare_out_dir, read_json, run_record, save_tensors
 from .conformal import conformal_lower_threshold, conformal_upper_threshold
 from .encoder import DEFAULT_ENCODER, Encoder, token_windows
-from .ngram import NgramModel
+from .ngram import NgramModel, single_thread
 
 PROMPT_FIELDS = ("prompt", "text", "question")
 FORMAT_PROMPT = "forgetlab.eco.PromptClassifier"
@@ -130,21 +130,40 @@ def _mlp(dim: int, hidden: int, generator: torch.Generator) -> torch.nn.Module:
 
 
 def _train_head(head: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, l2: float, steps: int) -> None:
-    """Full-batch, class-balanced BCE + L2 by L-BFGS (deterministic). ``x [N, d]``, ``y [N]`` in {0, 1}."""
+    """Full-batch, class-balanced BCE + L2 on weights, minimized by scipy's L-BFGS-B (deterministic).
+
+    ``x [N, d]``, ``y [N]`` in {0, 1}. scipy's optimizer, not ``torch.optim.LBFGS``: the latter spends its time
+    in thousands of tiny tensor ops, which crawl on a busy shared CPU.
+    """
+    import scipy.optimize
+    from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
     pos = y.sum().clamp_min(1.0)
     neg = (len(y) - y.sum()).clamp_min(1.0)
-    w = torch.where(y > 0, len(y) / (2 * pos), len(y) / (2 * neg))
-    opt = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+    w = torch.where(y > 0, len(y) / (2 * pos), len(y) / (2 * neg)).double()
+    head.double()
+    params = list(head.parameters())
+    xd, yd = x.double(), y.double()
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        logits = head(x).squeeze(-1)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, weight=w)
+    def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        vector_to_parameters(torch.from_numpy(theta), params)
+        for p in params:
+            p.grad = None
+        logits = head(xd).squeeze(-1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, yd, weight=w)
         loss = loss + 0.5 * l2 * sum((p * p).sum() for n, p in head.named_parameters() if "weight" in n)
         loss.backward()
-        return loss
+        grad = parameters_to_vector([p.grad for p in params])
+        return float(loss.detach()), grad.numpy().copy()
 
-    opt.step(closure)
+    with torch.enable_grad(), single_thread():
+        theta0 = parameters_to_vector(params).detach().numpy().copy()
+        res = scipy.optimize.minimize(loss_grad, theta0, jac=True, method="L-BFGS-B",
+                                      options={"maxiter": steps})
+        vector_to_parameters(torch.from_numpy(res.x), params)
+    head.float()
+    for p in head.parameters():
+        p.grad = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
