@@ -106,6 +106,9 @@ def fit_cmd(
     spec = get_corruption(corruption)
     if not math.isfinite(strength) or strength < 0:
         raise BadInput("strength", strength, "a finite number >= 0")
+    if fit is None and spec.uses_strength and strength == 0:
+        raise BadInput("strength", strength, f"> 0 when no --fit file is given ({corruption} at strength 0 "
+                       "changes nothing), or pass --fit FIT.jsonl to fit it")
     if metric not in MC_METRICS:
         raise BadInput("metric", metric, "one of " + ", ".join(sorted(MC_METRICS)))
     if method not in ("bracket", "zo"):
@@ -142,12 +145,17 @@ def fit_cmd(
     fit_record = None
     if items is not None and (spec.uses_strength or spec.uses_k):
         fit_record = _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet, fit_strength)
+        fit_record["fit_file"] = str(fit)
         if spec.uses_strength:
             strength = fit_record["strength"]
         else:
             k = round(fit_record["strength"])
         say(f"fitted {'strength' if spec.uses_strength else 'k'} = {fit_record['strength']:.4g}: "
             f"{metric} {fit_record['metric']:.3f} (target {goal:.3f}) after {fit_record['n_evals']} evaluations")
+        if not fit_record["converged"]:
+            print(f"warning: the fit did not reach {metric} = {goal:.3f} +- {tol} (best {fit_record['metric']:.3f} "
+                  f"at {fit_record['strength']:.4g}); the metric may not be monotone in it: try --method zo, "
+                  "another corruption, or a larger --tol", file=sys.stderr)
     guard = EcoGuard(lm, tok, clf, GuardConfig(corruption, float(strength), int(k), seed), token_classifier=tclf,
                      model_path=model, fit=fit_record)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -255,3 +263,7 @@ def _register_extra() -> None:
 
 
 _register_extra()
+
+from ..unlearning.cli import register as _register_unlearning  # noqa: E402  (world, evaluate, bench)
+
+_register_unlearning(app)

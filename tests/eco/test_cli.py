@@ -48,6 +48,7 @@ def test_fit_classify_generate(guard_dir, capsys):
     meta = json.loads((guard_dir / "guard.json").read_text())
     assert meta["fit"]["converged"] and abs(meta["fit"]["metric"] - 0.25) <= 0.1
     assert meta["config"]["strength"] > 0 and meta["fit"]["fit_set_size"] == 32
+    assert meta["fit"]["fit_file"].endswith("fit.jsonl") and len(meta["fit"]["fit_set_sha256"]) == 64
     code, out, err = run(["eco", "classify", "--guard", str(guard_dir), "--prompt", "Where was Zorblax Quint born?",
                           "--prompt", "What is the capital of Peru?"], capsys)
     assert code == 0, err
@@ -82,6 +83,7 @@ def test_bad_inputs_one_line_exit_2(inputs, guard_dir, tmp_path, capsys):
         ({"--corruption": "nope"}, "rand_noise_first_n"),
         ({"--k": "33"}, "k: got 33"),
         ({"--strength": "-1", "--fit": None}, "strength: got -1.0"),
+        ({"--strength": "0", "--fit": None}, "no --fit"),
         ({"--fpr": "0"}, "fpr"),
         ({"--fpr": "1.5"}, "fpr"),
         ({"--target": "lots"}, "target"),
