@@ -272,7 +272,8 @@ class EcoGuard:
         dev = self._device()
         input_ids = input_ids.to(dev)
         attention_mask = attention_mask.to(dev) if attention_mask is not None else None
-        hf_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
+        if "generation_config" not in hf_kwargs:  # a passed GenerationConfig keeps its own pad id
+            hf_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
         with torch.no_grad():
             if not flags.any():  # nothing flagged: the base model untouched
                 return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **hf_kwargs)
