@@ -218,8 +218,8 @@ def classify_cmd(
     from .guard import EcoGuard
 
     _quiet_hf()
-    g = EcoGuard.from_pretrained(guard)
-    flags, scores = g.classify(prompt), g.scores(prompt)
+    clf = EcoGuard.load_classifier(guard)  # the base model is not needed to classify
+    flags, scores = clf.flag(prompt), clf.score(prompt)
     for p, f, s in zip(prompt, flags, scores, strict=True):
         print(json.dumps({"prompt": p, "flagged": bool(f), "score": float(s)}))
 

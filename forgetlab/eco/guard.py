@@ -404,21 +404,23 @@ class EcoGuard:
         atomic_write_json(path / "guard.json", meta)
         return path
 
+    @staticmethod
+    def load_classifier(path: str | Path):
+        """Only the prompt classifier of a guard folder (checksums verified), without loading the base model."""
+        path = Path(path)
+        meta = _read_guard_meta(path)
+        ctype = meta.get("classifier_type")
+        if ctype not in CLASSIFIER_TYPES:
+            raise ForgetlabError(f"{path / 'guard.json'}: unknown classifier type {ctype!r}")
+        return CLASSIFIER_TYPES[ctype]().from_pretrained(path / "classifier")
+
     @classmethod
     def from_pretrained(cls, path: str | Path, *, dtype=None, device: str | None = None,
                         verify: bool = True) -> EcoGuard:
         """Load a guard folder; every recorded checksum is verified first (``verify=False`` skips the base
         model's, e.g. for a huge referenced model already trusted)."""
         path = Path(path)
-        if not path.is_dir():
-            raise BadInput("guard", str(path), "a folder written by EcoGuard.save_pretrained")
-        meta = read_json(path / "guard.json")
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ForgetlabError(f"{path / 'guard.json'}: not an {FORMAT} record")
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ForgetlabError(f"{path / 'guard.json'}: format_version {meta['format_version']} is newer than "
-                                 f"this forgetlab reads ({FORMAT_VERSION})")
-        verify_checksums(path, meta.get("files", {}), f"guard {path}")
+        meta = _read_guard_meta(path)
         try:
             config = GuardConfig(**meta["config"])
             model_info = meta["model"]
@@ -442,3 +444,17 @@ class EcoGuard:
         model, tokenizer = load_base_model(model_dir, dtype=dtype, device=device)
         return cls(model, tokenizer, classifier, config, token_classifier=token_classifier,
                    model_path=model_dir, fit=meta.get("fit"))
+
+
+def _read_guard_meta(path: Path) -> dict:
+    """``guard.json`` of a guard folder, after verifying the checksums of every file it lists."""
+    if not path.is_dir():
+        raise BadInput("guard", str(path), "a folder written by EcoGuard.save_pretrained")
+    meta = read_json(path / "guard.json")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ForgetlabError(f"{path / 'guard.json'}: not an {FORMAT} record")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ForgetlabError(f"{path / 'guard.json'}: format_version {meta['format_version']} is newer than "
+                             f"this forgetlab reads ({FORMAT_VERSION})")
+    verify_checksums(path, meta.get("files", {}), f"guard {path}")
+    return meta

@@ -104,6 +104,7 @@ def test_save_load_reproduces_flags_and_outputs(guard, tmp_path):
         assert meta["files"] and all(len(v) == 64 for v in meta["files"].values())
         loaded = EcoGuard.from_pretrained(d)
         assert loaded.classify(prompts).tolist() == flags.tolist()
+        assert EcoGuard.load_classifier(d).flag(prompts).tolist() == flags.tolist()
         assert torch.equal(loaded.generate(prompts, **GEN), out)
 
 
