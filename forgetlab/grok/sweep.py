@@ -14,6 +14,7 @@ missing is retrained whole; only its missing runs are written.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -182,6 +183,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
     n_skipped = len(finished)
     bar = _Progress(progress, len(configs), n_skipped, spec.name)
     trained = 0
+    writer = {"pid": os.getpid(), "host": socket.gethostname(), "backend": backend}
 
     def on_done(job: BatchJob, records: list[dict[str, Any]]) -> None:
         nonlocal trained
@@ -189,6 +191,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
         new = 0
         for rec in records:
             weights = rec.pop("weights", None)
+            rec["written_by"] = writer
             if rec["run_id"] not in have:
                 store.write_run(rec, weights)
                 new += 1
@@ -202,7 +205,15 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
             pending = [j for j in jobs if not set(j.run_ids) <= have]
             if not pending:
                 break
-            mine = [j for j in pending if store.claim(j.batch_id)]
+            # In-process: claim one batch at a time, so other processes on the same folder share the rest.
+            # Worker pools and Ray: claim all that is free and hand it over at once.
+            ahead = 1 if backend == "local" and workers <= 1 else len(pending)
+            mine = []
+            for j in pending:
+                if len(mine) >= ahead:
+                    break
+                if store.claim(j.batch_id):
+                    mine.append(j)
             if mine:
                 try:
                     run_backend(mine, workers=workers, on_done=on_done)

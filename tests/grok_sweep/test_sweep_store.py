@@ -122,3 +122,25 @@ def test_two_local_workers_equal_one(tmp_path):
     one = sweep(spec, tmp_path / "one").results_csv.read_text()
     two = sweep(spec, tmp_path / "two", workers=2).results_csv.read_text()
     assert one == two
+
+
+def test_two_processes_on_one_folder_share_work_without_duplicates(tmp_path):
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text('[sweep]\nmax_batch_runs = 2\n[fixed]\nsteps = 150\n'
+                         '[grid]\nalpha = [0.3, 0.6]\nxi = [0.1, 0.4, 0.7]\nwd = [0.0, 5.0]\n')
+    here = os.path.dirname(__file__)
+    env = {**os.environ, "PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "forgetlab.cli", "grok", "sweep", "--spec", str(spec_path), "--out",
+           str(tmp_path / "s"), "--quiet", "--trainer", FAKE]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
+    files = list((tmp_path / "s" / "runs").glob("*.json"))
+    assert len(files) == 12 and len(read_results_csv(tmp_path / "s" / "results.csv")) == 12
+    from sweep_fake_trainer import TrainConfig
+
+    from forgetlab.grok.sweep_spec import load_spec
+
+    ref = sweep(load_spec(spec_path, config_cls=TrainConfig), tmp_path / "ref")
+    assert (tmp_path / "s" / "results.csv").read_text() == ref.results_csv.read_text()
+    assert not list((tmp_path / "s" / "claims").iterdir())
