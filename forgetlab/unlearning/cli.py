@@ -1,0 +1,111 @@
+"""``forgetlab eco world|evaluate|bench``: export the synthetic world, score any model, run the results table.
+
+Plain typer commands on :data:`app`; :func:`register` adds them to another typer app (``forgetlab eco``). Heavy
+imports stay inside the commands. Bad input raises :class:`~forgetlab.errors.ForgetlabError`, which the top-level
+``main`` prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="The self-contained unlearning benchmark.")
+
+
+def _progress(quiet: bool):
+    """A rich progress bar with ETA per task (``None`` when quiet); returns (callback, context manager)."""
+    from contextlib import nullcontext
+
+    if quiet:
+        return None, nullcontext()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+    tasks: dict[str, int] = {}
+
+    def cb(task: str, done: int, total: int) -> None:
+        if task not in tasks:
+            tasks[task] = bar.add_task(task, total=max(total, 1))
+        bar.update(tasks[task], completed=done, total=max(total, 1))
+
+    return cb, bar
+
+
+@app.command("world")
+def world_cmd(out: Path = typer.Option(..., "--out", help="Folder for the JSONL files (new or empty)."),
+              answers: str = typer.Option("tofu", "--answers", help="Answer style: tofu | name-free."),
+              authors: int = typer.Option(100, "--authors", help="Number of fictitious authors (holdout incl.)."),
+              seed: int = typer.Option(0, "--seed"),
+              overwrite: bool = typer.Option(False, "--overwrite")) -> None:
+    """Export the synthetic fictitious-author world as JSONL in TOFU's format."""
+    from ..runs import prepare_out_dir
+    from .world import WorldConfig, export_world, make_world
+
+    w = make_world(WorldConfig(n_authors=authors, answer_style=answers, seed=seed))
+    prepare_out_dir(out, overwrite=overwrite)
+    files = export_world(w, out)
+    sizes = {s: len(w.forget(s)) for s in w.splits}
+    print(f"wrote {len(files)} files to {out}: forget split sizes {sizes}, holdout {len(w.items(w.holdout))}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(model: Path = typer.Option(..., "--model", help="A Hugging Face causal LM folder."),
+                 data: Path = typer.Option(..., "--data", help="Folder of TOFU-format JSONL (see `world`)."),
+                 split: str = typer.Option("forget10", "--split", help="Forget split file stem in DATA."),
+                 retain_model: Path = typer.Option(None, "--retain-model",
+                                                   help="Retain model folder: adds forget quality and PrivLeak."),
+                 out: Path = typer.Option(None, "--out", help="Write metrics JSON here."),
+                 no_generate: bool = typer.Option(False, "--no-generate", help="Skip generation (ROUGE)."),
+                 quiet: bool = typer.Option(False, "--quiet")) -> None:
+    """Score any model on any TOFU-format data: forget truth ratio, ROUGE, model utility, MIA AUCs."""
+    from ..runs import atomic_write_json, run_record
+    from .evaluate import compare, evaluate_model, load_eval_data
+    from .lm import load_lm
+
+    d = load_eval_data(data, split)
+    say = None if quiet else (lambda s: print(f"... {s}", flush=True))
+    t0 = time.perf_counter()
+    m, tok = load_lm(model)
+    ev = evaluate_model(m, tok, d, generate=not no_generate, progress=say)
+    result = {"model": str(model), "split": split, **ev.summary, "utility_parts": ev.utility_parts,
+              "mia_auc": ev.mia_auc}
+    if retain_model is not None:
+        rm, rtok = load_lm(retain_model)
+        result.update(compare(ev, evaluate_model(rm, rtok, d, generate=False)))
+    result["seconds"] = time.perf_counter() - t0
+    if out is not None:
+        atomic_write_json(out, {**run_record({"model": model, "data": data, "split": split}), "metrics": result})
+    print(json.dumps({k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
+                      for k, v in result.items() if not isinstance(v, dict)}, indent=1))
+
+
+@app.command("bench")
+def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.json/.md and tradeoff.png."),
+              scale: str = typer.Option("tiny", "--scale", help="tiny | default."),
+              answers: str = typer.Option("name-free", "--answers", help="tofu | name-free."),
+              methods: str = typer.Option("eco,ga,gd,npo", "--methods", help="Comma-separated subset."),
+              cache: Path = typer.Option(None, "--cache",
+                                         help="Model cache (default $FORGETLAB_CACHE or ~/.cache/forgetlab)."),
+              seed: int = typer.Option(0, "--seed"),
+              overwrite: bool = typer.Option(False, "--overwrite"),
+              quiet: bool = typer.Option(False, "--quiet")) -> None:
+    """Run the unlearning benchmark: target, retain, ECO (deployment + paper protocols), GA, GD, NPO."""
+    from .bench import run_bench
+
+    ms = tuple(m.strip() for m in methods.split(",") if m.strip())
+    cb, ctx = _progress(quiet)
+    with ctx:
+        res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite, progress=cb, seed=seed)
+    print(f"wrote {', '.join(str(p) for p in res.files.values())} ({res.timings['total']:.0f} s)")
+
+
+def register(parent: typer.Typer) -> None:
+    """Add ``world``, ``evaluate`` and ``bench`` to ``parent`` (e.g. the ``forgetlab eco`` app)."""
+    for cmd in app.registered_commands:
+        parent.registered_commands.append(cmd)

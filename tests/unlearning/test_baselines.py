@@ -1,0 +1,70 @@
+"""GA, GD and NPO: registry, the NPO loss at the reference point, and that each one raises forget NLL."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from forgetlab.errors import BadInput
+from forgetlab.unlearning.baselines import METHODS, NPO, UnlearnConfig, get_method, mean_nll
+from forgetlab.unlearning.lm import LMConfig, build_model, collate, encode_pair, prompt_of
+
+
+@pytest.fixture(scope="module")
+def trained(micro):
+    from forgetlab.unlearning.lm import load_lm
+
+    model, tok = load_lm(micro["path"])
+    return micro["world"], tok, model.state_dict()
+
+
+def _batch(tok, items):
+    return collate([encode_pair(tok, prompt_of(i["question"]), i["answer"]) for i in items], tok.pad_token_id)
+
+
+def _fresh(tok, state):
+    m = build_model(LMConfig(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=512), tok)
+    m.load_state_dict(state)
+    return m.eval()
+
+
+def test_registry_and_bad_names():
+    assert set(METHODS) == {"ga", "gd", "npo"}
+    with pytest.raises(BadInput, match="ga, gd, npo"):
+        get_method("rmu")
+    with pytest.raises(BadInput):
+        NPO(UnlearnConfig(lr=0))
+
+
+def test_npo_loss_at_reference_is_2_over_beta_log2(trained):
+    w, tok, state = trained
+    m = _fresh(tok, state)
+    f, r = _batch(tok, w.forget("forget10")[:8]), _batch(tok, w.items(w.retain_authors())[:8])
+    npo = NPO(UnlearnConfig(beta=0.1))
+    with torch.no_grad():
+        got = npo.loss(m, f, r, ref_model=m)
+        expect = 2 / 0.1 * math.log(2) + mean_nll(m, r)
+    assert float(got) == pytest.approx(float(expect), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["ga", "gd", "npo"])
+def test_unlearning_raises_forget_nll(trained, name):
+    w, tok, state = trained
+    m = _fresh(tok, state)
+    forget, retain = w.forget("forget10"), w.items(w.retain_authors())
+    fb = _batch(tok, forget)
+    with torch.no_grad():
+        before = float(mean_nll(m, fb))
+    rec = get_method(name)(UnlearnConfig(epochs=2, lr=2e-3)).unlearn(m, tok, forget, retain)
+    with torch.no_grad():
+        after = float(mean_nll(m, fb))
+    assert after > before + 0.1
+    assert rec["method"] == name and rec["processes"] == 1 and rec["steps"] >= 2
+
+
+def test_gd_needs_retain(trained):
+    w, tok, state = trained
+    with pytest.raises(BadInput, match="retain"):
+        get_method("gd")().unlearn(_fresh(tok, state), tok, w.forget("forget10"), [])
