@@ -16,6 +16,7 @@ per prompt and repeated. Calls with ``inputs_embeds`` bypass the embedding layer
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -121,8 +122,19 @@ def corrupt_embeddings(model, mask: MaskLike, corruption: str, strength: float =
     else:
         raise BadInput("mask", type(mask).__name__, "a bool tensor [B, T_prompt] or a function of input_ids")
 
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):  # pragma: no cover - exotic callables
+        signature = None
+
     def pre_hook(module, args, kwargs):
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if cache is None and len(args) > 1 and signature is not None:  # the cache passed positionally
+            try:
+                bound = signature.bind_partial(*args, **kwargs).arguments
+            except TypeError:
+                bound = {}
+            cache = bound.get("cache", bound.get("past_key_values"))
         state.past = _past_length(cache)
 
     def post_hook(module, args, output):

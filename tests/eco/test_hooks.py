@@ -176,3 +176,24 @@ def test_bad_arguments(tok):
 
     with pytest.raises(BadInput, match="input embeddings"), corrupt_embeddings(NoEmbeddings(), _mask(enc), "nope"):
         pass
+
+
+def test_manual_cached_loop_with_positional_cache(tok):
+    """A hand-written decoding loop passing the KV cache positionally: the new token is not corrupted."""
+    model = build_tiny_lm("llama", tok, seed=4)
+    enc = _enc(tok, "left")
+    emb = model.get_input_embeddings()
+    rec = Recorder()
+    with torch.no_grad(), corrupt_embeddings(model, enc.attention_mask.bool(), "add_value_first_n", 2.0, 4):
+        h = emb.register_forward_hook(rec)
+        try:
+            out = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask, use_cache=True)
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+            attn = torch.cat([enc.attention_mask, torch.ones_like(nxt)], dim=1)
+            model(nxt, attn, None, out.cache)  # input_ids, attention_mask, position_ids, cache
+        finally:
+            h.remove()
+    assert len(rec.calls) == 2
+    ids, seen = rec.calls[1]
+    assert torch.equal(seen, emb.weight[ids]), "the generated token must not be corrupted"
+    assert not torch.equal(rec.calls[0][1], emb.weight[rec.calls[0][0]])
