@@ -17,8 +17,9 @@ The Transformer is trained one run at a time inside ``train_many`` (no runs axis
 What a "step" is: one AdamW update. Full batch (``batch_size=0``): a step sees the whole training set. Minibatch
 (``batch_size=B``): each epoch draws a fresh permutation of the run's own training set from the run's
 generator and cuts it into ``n_train // B`` batches (the remainder is dropped), exactly as the official
-`phase_diagrams_bn.py`. Note the paper quotes minibatch runs in *normalized* steps: its "2000 steps" at batch
-B are ``2000 * 256 // B`` updates, with ``lr = 0.01 * sqrt(B / 256)``; use :func:`paper_minibatch_steps`.
+`phase_diagrams_bn.py`. Note the official minibatch/BN phase-diagram scripts count *normalized* steps: their
+"2000 steps" at batch B are ``2000 * 256 // B`` updates, with ``lr = 0.01 * sqrt(B / 256)``; use
+:func:`paper_minibatch_steps` to convert (reproduction case A8 reports both readings).
 Runs with different alpha share a minibatch batch without padding (every run draws B of its own examples);
 in full batch, runs are padded to the largest n_train and padded rows carry zero weight.
 """

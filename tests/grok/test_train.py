@@ -156,3 +156,32 @@ def test_bad_config(kw, field):
     with pytest.raises(BadInput) as e:
         TrainConfig(**kw).validate()
     assert e.value.field == field
+
+
+def test_batched_batchnorm_matches_nn_batchnorm1d():
+    """Training-mode forward, gradients and running statistics equal MLP(batchnorm=True) (nn.BatchNorm1d)."""
+    from forgetlab.grok.models import MLP
+
+    p, N, B = 13, 24, 32
+    g = torch.Generator().manual_seed(0)
+    model = MLP(p, N, batchnorm=True, generator=g).train()
+    with torch.no_grad():
+        model.bn.weight.uniform_(0.5, 1.5, generator=g)
+        model.bn.bias.uniform_(-0.2, 0.2, generator=g)
+    M, Nn = torch.randint(0, p, (1, B), generator=g), torch.randint(0, p, (1, B), generator=g)
+    E = torch.cat([model.U.detach().T, model.V.detach().T])[None].clone().requires_grad_(True)
+    Wt = model.W.detach().T[None].clone().requires_grad_(True)
+    bn = {"weight": model.bn.weight.detach()[None].clone().requires_grad_(True),
+          "bias": model.bn.bias.detach()[None].clone().requires_grad_(True),
+          "running_mean": torch.zeros(1, N), "running_var": torch.ones(1, N)}
+    ours = batched_forward(E, Wt, M, Nn, "quadratic", bn=bn, train=True)
+    ref = model(M[0], Nn[0])
+    assert torch.allclose(ours[0], ref, rtol=1e-4, atol=1e-5)
+    w = torch.randn(B, p, generator=g)
+    (ours[0] * w).sum().backward()
+    (ref * w).sum().backward()
+    assert torch.allclose(Wt.grad[0].T, model.W.grad, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(E.grad[0, :p].T, model.U.grad, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(bn["weight"].grad[0], model.bn.weight.grad, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(bn["running_mean"][0], model.bn.running_mean, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(bn["running_var"][0], model.bn.running_var, rtol=1e-4, atol=1e-6)
