@@ -39,7 +39,7 @@ import torch
 
 from ..errors import BadInput, ForgetlabError, check_choice, check_range
 from ..runs import atomic_write_json, load_tensors, prepare_out_dir, read_json, run_record, save_tensors
-from .conformal import conformal_lower_threshold, conformal_upper_threshold
+from .conformal import conformal_lower_threshold, conformal_pac_threshold, conformal_upper_threshold
 from .encoder import DEFAULT_ENCODER, Encoder, token_windows
 from .ngram import NgramModel, single_thread
 
@@ -181,6 +181,8 @@ class ClassifierConfig:
     window: int = 32
     stride: int = 16
     fpr: float = 0.01
+    calibration: str = "marginal"
+    delta: float = 0.1
     seed: int = 0
     heldout_fraction: float = 0.4
     test_share: float = 0.5
@@ -267,6 +269,7 @@ class PromptClassifier:
 
     @classmethod
     def fit(cls, forget: Sequence[str], retain: Sequence[str], *, fpr: float = 0.01, seed: int = 0,
+            calibration: str = "marginal", delta: float = 0.1,
             heldout_fraction: float = 0.4, test_share: float = 0.5, head: str = "logreg", hidden: int = 256,
             l2: float = 1e-3, window: int = 32, stride: int = 16, augment: bool = True, finetune: bool = False,
             finetune_epochs: int = 1, finetune_lr: float = 2e-5, finetune_layers: int = 2,
@@ -276,7 +279,10 @@ class PromptClassifier:
         """Split, train the head (and optionally the encoder), calibrate the threshold, measure FPR/FNR.
 
         ``heldout_fraction`` of each class is held out (seeded by ``seed``); ``test_share`` of that is kept for
-        the measured ``report`` and the rest calibrates the thresholds. ``encoder`` may be a loaded
+        the measured ``report`` and the rest calibrates the thresholds. ``calibration="marginal"``: the
+        split-conformal quantile, ``P(flag | retain) <= fpr`` on average over calibration draws;
+        ``"pac"``: ``P(FPR > fpr) <= delta`` over calibration draws (needs more retain prompts, stricter
+        threshold; :func:`~forgetlab.eco.conformal.conformal_pac_threshold`). ``encoder`` may be a loaded
         :class:`Encoder` (it is copied before fine-tuning, never modified), a folder, or None for MiniLM.
         """
         check_range("fpr", fpr, 0.0, 1.0, lo_open=True, hi_open=True)
@@ -284,11 +290,17 @@ class PromptClassifier:
         check_range("test_share", test_share, 0.0, 1.0, lo_open=False, hi_open=True)
         check_range("first_stage_miss", first_stage_miss, 0.0, 1.0, lo_open=True, hi_open=True)
         check_choice("head", head, HEADS)
+        check_choice("calibration", calibration, ("marginal", "pac"))
+        check_range("delta", delta, 0.0, 1.0, lo_open=True, hi_open=True)
         if not (isinstance(window, int) and 8 <= window <= 254):
             raise BadInput("window", window, "an integer in [8, 254] word pieces (MiniLM reads 256 with "
                                              "[CLS]/[SEP])")
         if not (isinstance(stride, int) and 1 <= stride <= window):
             raise BadInput("stride", stride, f"an integer in [1, window={window}]")
+        for name, value in (("hidden", hidden), ("n_features", n_features), ("batch_size", batch_size),
+                            ("finetune_epochs", finetune_epochs)):
+            if not (isinstance(value, int) and value >= 1):
+                raise BadInput(name, value, "a positive integer")
         forget, retain = _dedupe(forget, "forget"), _dedupe(retain, "retain")
         if not forget:
             raise BadInput("forget", "no prompts", "at least one forget prompt")
@@ -302,7 +314,7 @@ class PromptClassifier:
         if finetune:
             _trainable_encoder_params(enc.model, finetune_layers)  # validate before any work
         cfg = ClassifierConfig(encoder=enc.ref, head=head, hidden=hidden, l2=l2, window=window, stride=stride,
-                               fpr=fpr, seed=seed, heldout_fraction=heldout_fraction, test_share=test_share,
+                               fpr=fpr, calibration=calibration, delta=delta, seed=seed, heldout_fraction=heldout_fraction, test_share=test_share,
                                augment=augment, finetune=finetune, finetune_epochs=finetune_epochs,
                                finetune_lr=finetune_lr, finetune_layers=finetune_layers,
                                first_stage=first_stage,
@@ -314,7 +326,9 @@ class PromptClassifier:
         if not fs.train or not rs.train:
             raise BadInput("heldout_fraction", heldout_fraction,
                            "a fraction that leaves at least one forget and one retain prompt for training")
-        conformal_upper_threshold(np.zeros(len(rs.calib)), fpr)  # fail before any embedding if calib is small
+        calibrate = (lambda sc: conformal_upper_threshold(sc, fpr)) if calibration == "marginal" else (
+            lambda sc: conformal_pac_threshold(sc, fpr, delta))
+        calibrate(np.arange(len(rs.calib), dtype=float))  # fail before any embedding if calib is too small
 
         texts = fs.train + rs.train
         labels = [1] * len(fs.train) + [0] * len(rs.train)
@@ -330,14 +344,14 @@ class PromptClassifier:
             enc = copy.deepcopy(enc)
             _finetune(enc, head_mod, texts, y, finetune_epochs, finetune_lr, finetune_layers, batch_size, gen,
                       progress)
-            cfg.encoder = "encoder"  # saved beside the head
+            cfg.encoder = enc.ref = "encoder"  # saved beside the head
 
         clf = cls(enc, head_mod, cfg, threshold=math.inf)
         if first_stage:
             clf.ngram = NgramModel.fit(texts, np.asarray(labels), n_features=n_features)
         # calibration: the same max-over-windows scoring used at inference, on held-out data only
         calib_scores = clf.score(rs.calib, first_stage=False)
-        clf.threshold = conformal_upper_threshold(calib_scores, fpr)
+        clf.threshold = calibrate(calib_scores)
         first_note = "disabled"
         if first_stage and fs.calib:
             clf.ngram_threshold = conformal_lower_threshold(clf._max_window_ngram(fs.calib), first_stage_miss)
@@ -360,7 +374,9 @@ class PromptClassifier:
     def _measure(self, fs: Splits, rs: Splits, calib_scores: np.ndarray, first_note: str) -> dict[str, Any]:
         """The report: split sizes, threshold, and FPR/FNR measured on the test split (cascade and exact)."""
         report: dict[str, Any] = {
-            "fpr_target": self.config.fpr, "threshold": self.threshold,
+            "fpr_target": self.config.fpr, "calibration": self.config.calibration,
+            "delta": self.config.delta if self.config.calibration == "pac" else None,
+            "threshold": self.threshold,
             "n": {"train_forget": len(fs.train), "train_retain": len(rs.train),
                   "calib_forget": len(fs.calib), "calib_retain": len(rs.calib),
                   "test_forget": len(fs.test), "test_retain": len(rs.test)},

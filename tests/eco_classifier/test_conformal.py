@@ -7,8 +7,10 @@ import pytest
 
 from forgetlab.eco.conformal import (
     conformal_lower_threshold,
+    conformal_pac_threshold,
     conformal_upper_threshold,
     min_calibration_size,
+    pac_min_calibration_size,
 )
 from forgetlab.errors import BadInput
 
@@ -51,3 +53,26 @@ def test_lower_threshold():
     s = np.arange(1.0, 101.0)
     assert conformal_lower_threshold(s, 0.02) == 2.0  # floor(101 * 0.02) = 2 -> 2nd smallest
     assert conformal_lower_threshold(s[:10], 0.05) is None  # floor(11 * 0.05) = 0: nothing may be cleared
+
+
+def test_pac_threshold_controls_conditional_fpr():
+    """Over 2,000 calibration draws, the conditional FPR of the PAC threshold exceeds fpr in <= delta of them;
+    the marginal rule exceeds it far more often (it only controls the mean)."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(2)
+    n, fpr, delta = 200, 0.05, 0.1
+    over_pac = over_marginal = 0
+    for _ in range(2000):
+        calib = rng.normal(size=n)
+        over_pac += norm.sf(conformal_pac_threshold(calib, fpr, delta)) > fpr
+        over_marginal += norm.sf(conformal_upper_threshold(calib, fpr)) > fpr
+    assert over_pac / 2000 <= delta + 0.02
+    assert over_marginal / 2000 > 0.3
+
+
+def test_pac_needs_enough_samples():
+    assert pac_min_calibration_size(0.05, 0.1) == 45  # 0.95^45 = 0.0994 <= 0.1 < 0.95^44
+    conformal_pac_threshold(np.zeros(45), 0.05, 0.1)
+    with pytest.raises(BadInput, match="at least 45 held-out retain prompts"):
+        conformal_pac_threshold(np.zeros(44), 0.05, 0.1)

@@ -102,6 +102,11 @@ def test_save_load_identical_scores(clf, encoder, tmp_path):
     ({"head": "svm"}, "head: got 'svm'; allowed: one of logreg, mlp"),
     ({"window": 400}, "window"),
     ({"stride": 0}, "stride"),
+    ({"n_features": 0}, "n_features"),
+    ({"calibration": "best"}, "calibration: got 'best'; allowed: one of marginal, pac"),
+    ({"calibration": "pac", "retain": [f"What is {i} plus {i}?" for i in range(150)]},
+     "at least 45 held-out retain prompts for fpr=0.05 with confidence 1-delta=0.9"),
+    ({"finetune": True, "finetune_layers": 9}, "finetune_layers: got 9; allowed: -1 .all. or at most 6"),
     ({"forget": ["a", "b"], "retain": ["b", "c"]}, "not both"),
     ({"forget": "Where was X born?"}, "list of strings"),
 ])
