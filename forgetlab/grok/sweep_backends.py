@@ -148,30 +148,54 @@ def local_backend(jobs: Sequence[BatchJob], *, workers: int = 1,
 
 
 # ---------------------------------------------------------------------- ray
+def _reachable(address: str, timeout_s: float = 5.0) -> bool:
+    """TCP probe of a Ray address (``host:port`` or ``ray://host:port``): ``ray.init`` itself retries an
+    unreachable address for minutes, so we ask first."""
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _running_cluster(ray: Any) -> str | None:
+    """Address of a cluster started with ``ray start --head`` on this machine (Ray's own lookup), or None."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address("auto")
+    except Exception:  # ConnectionError when none runs; any API drift means "none found"
+        return None
+
+
 def _ray_connect(ray: Any, workers: int) -> bool:
-    """Connect to a running cluster (``RAY_ADDRESS``, else ``address="auto"``) or start a local Ray with
-    ``workers`` CPUs. Returns True if we started (and must shut down) Ray."""
+    """Connect to ``RAY_ADDRESS``, else to a running local cluster, else start a local Ray with ``workers``
+    CPUs. Returns True if we initialized Ray (and must shut it down)."""
     if ray.is_initialized():
         return False
-    address = os.environ.get("RAY_ADDRESS")
     quiet = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    address = os.environ.get("RAY_ADDRESS")
     if address:
-        try:
-            ray.init(address=address, **quiet)
-        except Exception as exc:
+        if address not in ("auto", "local") and not _reachable(address):
             raise ForgetlabError(f"backend ray: cannot reach the Ray cluster at RAY_ADDRESS={address} "
-                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-                                 ) from None
-        return True
+                                 "(start one with `ray start --head`, or unset RAY_ADDRESS to run a local Ray)")
+        target = address
+    else:
+        found = _running_cluster(ray)
+        target = found if found is not None and _reachable(found) else None
     try:
-        ray.init(address="auto", **quiet)
-        return True
-    except (ConnectionError, RuntimeError, ValueError):
-        pass  # no running cluster: start a local one
-    try:
-        ray.init(num_cpus=workers, **quiet)
+        if target is not None:
+            ray.init(address=target, **quiet)
+        else:
+            ray.init(num_cpus=workers, **quiet)
     except Exception as exc:
-        raise ForgetlabError(f"backend ray: cannot start a local Ray ({type(exc).__name__}: {exc})") from None
+        where = f"connect to {target}" if target is not None else "start a local Ray"
+        raise ForgetlabError(f"backend ray: cannot {where} ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     return True
 
 

@@ -120,3 +120,10 @@ def test_ray_missing_or_unreachable_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ForgetlabError, match="Ray is not installed"):
         run_sweep(small_spec(), tmp_path / "a", backend="ray", progress=False)
+
+
+def test_ray_unreachable_address_fails_fast(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    with pytest.raises(ForgetlabError, match=r"cannot reach the Ray cluster at RAY_ADDRESS=127\.0\.0\.1:1"):
+        run_sweep(small_spec(), tmp_path / "a", backend="ray", progress=False)
