@@ -1,1 +1,123 @@
-"""The stages of `forgetlab reproduce`, each an adapter from a part of forgetlab to a StageResult."""
+"""The stages of `forgetlab reproduce`: adapters from each part of forgetlab to a :class:`StageResult`.
+
+Every number shown comes from the run the stage makes now (or its cache); the authors' numbers are cited with
+their source by the part that defines the claim (``forgetlab.grok.cases``, ``forgetlab.unlearning.bench``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .report import Claim, Figure, StageResult, stage
+
+
+def _rel(path: str | os.PathLike, folder: Path) -> str:
+    """A figure path relative to the stage folder (the report prefixes the stage's own path)."""
+    return str(Path(path).resolve().relative_to(folder.resolve()))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{100 * value:.2f}%" if 0.0 <= value <= 1.0 else f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
+    return str(value)
+
+
+_GROK_KEYS = ("accuracy_all_pairs", "train_acc", "test_acc", "corrupted_acc", "inversion_acc", "mean_ipr",
+              "weight_norm", "phase", "train_target", "ipr_bimodality_coefficient", "corr_abs_gamma_ipr",
+              "low_first_fraction_reaching_band", "high_first_30pct_test_acc", "low_first_50pct_test_acc",
+              "random_50pct_test_acc")
+
+
+@stage("grok_cases", "grok", "Grokking cases A0-A8 (p=97, N=500)", small_s=240, paper_s=240)
+def grok_cases(folder: Path, scale: str, advance: Callable[[float], None]) -> StageResult:
+    """The paper's cases A0-A8 at the paper's own size (p=97, N=500) at every scale."""
+    from .grok.cases import case_configs, run_cases
+
+    cases = run_cases(folder / "cases", overwrite=True)
+    claims, figures = [], []
+    for c in cases:
+        ours = {k: c.ours[k] for k in _GROK_KEYS if k in c.ours}
+        claims.append(Claim("grok", c.name, c.claim, c.authors, c.source, _fmt(ours), c.band, c.passed,
+                            "" if c.passed else f"outside the band: {_fmt(ours)}"))
+        for fig in c.figures:
+            kind = Path(fig).stem
+            caption = {"accuracy": f"{c.name}: accuracy curves (train, corrupted, clean, test, inversion)",
+                       "ipr": f"{c.name}: IPR histogram at initialization and at the end",
+                       "prune": f"{c.name}: pruning curves (low-IPR first, high-IPR first, random control)"}
+            figures.append(Figure(_rel(fig, folder), caption.get(kind, f"{c.name}: {kind}")))
+    advance(1.0)
+    return StageResult("grok_cases", "Grokking cases A0-A8 (p=97, N=500)", "grok", claims, figures,
+                       {c.name: c.ours for c in cases},
+                       seeds=sorted({cfg.seed for cfg in case_configs().values()}),
+                       commands=["forgetlab grok reproduce --out DIR"])
+
+
+def _wd_panel_spec(scale: str) -> Any:
+    """The paper's weight-decay panel: full size at ``paper`` scale; at ``small`` scale p=31, N=128, a 7x7
+    alpha x xi grid and wd in {0, 5, 15} (issue 3's reduced panel), histories kept for dynamics plots."""
+    import tomllib
+
+    from .grok.sweep_spec import preset_path, spec_from_dict
+    from .grok.train import TrainConfig
+
+    data = tomllib.loads(preset_path("wd").read_text())
+    if scale == "small":
+        data["fixed"].update(p=31, width=128)
+        data["grid"].update(alpha={"start": 0.1, "stop": 0.9, "num": 7}, xi={"start": 0.1, "stop": 0.9, "num": 7},
+                            wd=[0.0, 5.0, 15.0])
+        data.setdefault("sweep", {})["keep_history"] = True
+    return spec_from_dict(data, config_cls=TrainConfig, source=f"wd preset ({scale})")
+
+
+@stage("grok_phases", "grok", "Weight-decay phase diagram", small_s=300, paper_s=36000)
+def grok_phases(folder: Path, scale: str, advance: Callable[[float], None]) -> StageResult:
+    """A batched, resumable sweep of the weight-decay panel, its phase diagram and two-stage dynamics."""
+    from .grok.phase_plots import plot_dynamics, plot_phase_diagram
+    from .grok.sweep import run_sweep
+    from .grok.train import TrainConfig
+    from .runs import read_json
+
+    spec = _wd_panel_spec(scale)
+    sweep_dir = folder / "sweep"
+    result = run_sweep(spec, sweep_dir, progress=False)
+    advance(0.9)
+    phase_pngs = plot_phase_diagram(sweep_dir, folder / "plots")
+    dyn_pngs = plot_dynamics(sweep_dir, folder / "plots")
+    counts: dict[str, dict[str, int]] = read_json(folder / "plots" / "phase_counts.json")["counts"]
+
+    def share(label: str, phases: tuple[str, ...]) -> tuple[int, int]:
+        c = counts.get(label, {})
+        return sum(c.get(ph, 0) for ph in phases), sum(c.values())
+
+    labels = sorted(counts)
+    wd0 = next(label for label in labels if label.endswith("=0") or label.endswith("=0.0"))
+    wd_max = max(labels, key=lambda s: float(s.split("=")[-1]))
+    mem0, n0 = share(wd0, ("Coexistence", "Memorization"))
+    inv0, _ = share(wd0, ("Partial Inversion", "Full Inversion"))
+    inv_hi, n_hi = share(wd_max, ("Partial Inversion", "Full Inversion"))
+    source = "paper, 'Effect of regularization': weight-decay phase diagrams (arXiv v2)"
+    claims = [
+        Claim("grok", "phases wd 0", "share of grid points in Coexistence or Memorization at wd 0",
+              "wd 0: Coexistence and Memorization dominate (Confusion at small alpha)", source,
+              f"{mem0}/{n0} ({100 * mem0 / n0:.0f}%)", ">= 50%", mem0 >= 0.5 * n0,
+              "" if mem0 >= 0.5 * n0 else f"{100 * (0.5 - mem0 / n0):.0f} points below 50%"),
+        Claim("grok", f"phases {wd_max}", "grid points in Partial or Full Inversion at the largest wd vs wd 0",
+              "Partial and Full Inversion appear as wd grows", source,
+              f"{inv_hi}/{n_hi} at {wd_max} vs {inv0}/{n0} at {wd0}", "more than at wd 0, and > 0",
+              inv_hi > inv0 and inv_hi > 0, "" if inv_hi > inv0 else "no growth of the inversion phases"),
+    ]
+    figures = [Figure(_rel(p, folder), "Phase diagram " + p.stem.replace("phase_", "").replace("_", " ")
+                      + " (alpha x xi, colored by phase)") for p in phase_pngs if p.stem == "phase_diagram"]
+    figures += [Figure(_rel(p, folder), "Training dynamics " + p.stem.replace("dynamics_", "").replace("_", " ")
+                       + ": grok, then un-memorize") for p in dyn_pngs]
+    advance(1.0)
+    return StageResult("grok_phases", "Weight-decay phase diagram", "grok", claims, figures,
+                       {"phase_counts": counts, "n_runs": result.n_runs, "sweep_seconds": result.seconds},
+                       seeds=sorted({int(r.get("seed", TrainConfig().seed)) for r in spec.expand()}),
+                       commands=[f"forgetlab grok sweep --preset wd --out DIR (scale {scale}: {spec.n_runs()} runs)",
+                                 "forgetlab grok phase-diagram DIR"])
