@@ -252,13 +252,19 @@ def apply_rowwise(name: str, embeds: torch.Tensor, mask: torch.Tensor, strength:
     spec = validate(name, embeds, mask, strength, k, torch.Generator())
     if seeds is None or len(seeds) != embeds.shape[0]:
         raise BadInput("seeds", None if seeds is None else len(seeds), f"one seed per row ({embeds.shape[0]})")
-    out = embeds.clone()
-    for b in range(embeds.shape[0]):
-        idx = mask[b].nonzero().squeeze(-1)
-        if idx.numel() == 0:
+    # one gather and one scatter for the whole batch (per-row indexing is slow on a busy multi-threaded CPU)
+    flat = embeds[mask]  # [N, d], rows in order
+    counts = mask.sum(dim=1).tolist()
+    pieces, start = [], 0
+    for b, n in enumerate(counts):
+        if n == 0:
             continue
         gen = torch.Generator().manual_seed(int(seeds[b]))
-        x = embeds[b, idx].unsqueeze(0)
-        ones = torch.ones(1, idx.numel(), dtype=torch.bool, device=embeds.device)
-        out[b, idx] = spec.fn(x, ones, float(strength), int(k), gen)[0]
+        x = flat[start:start + n].unsqueeze(0)
+        ones = torch.ones(1, n, dtype=torch.bool, device=embeds.device)
+        pieces.append(spec.fn(x, ones, float(strength), int(k), gen)[0])
+        start += n
+    out = embeds.clone()
+    if pieces:
+        out[mask] = torch.cat(pieces)
     return out
