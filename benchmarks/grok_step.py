@@ -52,9 +52,12 @@ def make_ours(p: int, N: int, R: int):
     rows = torch.full((R, n), 1.0 / n)
     target = loss_targets(Y, rows, p, "mse")
     opt = StackedAdamW([E, Wt], torch.full((R,), 0.01), torch.full((R,), 5.0))
+    E, Wt = opt.params  # views of the optimizer's flat buffer
+    gflat, (dE, dWt) = opt.new_flat_grad()
 
     def step():
-        opt.step(list(fast_grads(E, Wt, gm, gn, Y, rows, "quadratic", "mse", target=target)))
+        fast_grads(E, Wt, gm, gn, Y, rows, "quadratic", "mse", target=target, out=(dE, dWt))
+        opt.step([gflat])
 
     return step, n
 

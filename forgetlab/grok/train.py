@@ -290,8 +290,8 @@ def per_example_loss(out: torch.Tensor, Y: torch.Tensor, loss: str) -> torch.Ten
 
 def fast_grads(E: torch.Tensor, Wt: torch.Tensor, gm: torch.Tensor, gn: torch.Tensor, Y: torch.Tensor,
                rows: torch.Tensor, act: str, loss: str, dmask: torch.Tensor | None = None,
-               groups: list[tuple[int, int, int]] | None = None, target: torch.Tensor | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               groups: list[tuple[int, int, int]] | None = None, target: torch.Tensor | None = None,
+               out: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Hand-written forward + backward of the BN-free MLP: returns (dE ``[R, 2p, N]``, dWt ``[R, N, p]``).
 
     gm, gn ``[R * B]`` flat row indices (:func:`_flat_index`), Y ``[R, B]`` labels, rows ``[R, B]`` the
@@ -305,12 +305,12 @@ def fast_grads(E: torch.Tensor, Wt: torch.Tensor, gm: torch.Tensor, gn: torch.Te
     if dmask is not None:
         a.mul_(dmask)
     h = a * a if act == "quadratic" else torch.relu(a)
-    out = torch.bmm(h, Wt)
-    g = loss_grad_weights(out, Y, rows, loss, target, inplace=True)  # [R, B, p]
+    logits = torch.bmm(h, Wt)
+    g = loss_grad_weights(logits, Y, rows, loss, target, inplace=True)  # [R, B, p]
+    dWt = torch.empty_like(Wt) if out is None else out[1]
     if groups is None or len(groups) == 1:
-        dWt = torch.bmm(h.transpose(1, 2), g)
+        torch.bmm(h.transpose(1, 2), g, out=dWt)
     else:
-        dWt = torch.empty_like(Wt)
         for r0, r1, n in groups:
             torch.bmm(h[r0:r1, :n].transpose(1, 2), g[r0:r1, :n], out=dWt[r0:r1])
     if act == "quadratic":  # d(a^2)/da = 2a: fold the 2 into the matmul
@@ -319,35 +319,79 @@ def fast_grads(E: torch.Tensor, Wt: torch.Tensor, gm: torch.Tensor, gn: torch.Te
         da = torch.bmm(g, Wt.transpose(1, 2)).mul_(a > 0)
     if dmask is not None:
         da.mul_(dmask)
-    dEf = torch.zeros(E.numel() // Nw, Nw, dtype=E.dtype)
+    dEf = (torch.empty_like(E) if out is None else out[0]).view(-1, Nw).zero_()
     da2 = da.view(R * B, Nw)
     dEf.index_add_(0, gm, da2)
     dEf.index_add_(0, gn, da2)
-    return dEf.view_as(E), dWt
+    return dEf.view(E.shape), dWt
 
 
 class StackedAdamW:
     """AdamW (decoupled weight decay, torch's update order) over tensors with a leading runs axis, with a
-    per-run learning rate and weight decay (``[R]``)."""
+    per-run learning rate and weight decay (``[R]``).
+
+    Few, large elementwise passes: with ``flat=True`` all parameters live in one contiguous buffer (the
+    tensors passed in are replaced by views of it: use :attr:`params`), so one step is about seven
+    in-place passes over one buffer however many parameters there are; with equal lr and wd across runs
+    they are plain scalars. ``m / (sqrt(v)/sqrt(bc2) + eps)`` is computed as
+    ``sqrt(bc2) * m / (sqrt(v) + eps*sqrt(bc2))``.
+    """
 
     def __init__(self, params: list[torch.Tensor], lr: torch.Tensor, wd: torch.Tensor,
-                 betas: tuple[float, float] = BETAS, eps: float = EPS) -> None:
-        self.params, self.lr, self.wd, self.betas, self.eps = params, lr, wd, betas, eps
-        self.m = [torch.zeros_like(t) for t in params]
-        self.v = [torch.zeros_like(t) for t in params]
-        self.t = 0
+                 betas: tuple[float, float] = BETAS, eps: float = EPS, flat: bool = True) -> None:
+        self.betas, self.eps, self.t = betas, eps, 0
+        R = int(lr.shape[0])
+        uniform = bool((lr == lr[0]).all()) and bool((wd == wd[0]).all())
+        if flat:
+            buf = torch.cat([t.detach().reshape(-1) for t in params])
+            if uniform:  # float32 values, so that solo and batched runs round identically
+                self._lr, self._decay = [float(lr[0])], [float((1 - lr * wd)[0])]
+            else:  # per-element vectors laid out like the buffer
+                per = [t[0].numel() for t in params]
+                lr_e = torch.cat([lr[:, None].expand(R, n).reshape(-1) for n in per])
+                wd_e = torch.cat([wd[:, None].expand(R, n).reshape(-1) for n in per])
+                self._lr, self._decay = [lr_e.contiguous()], [(1 - lr_e * wd_e).contiguous()]
+            self._bufs = [buf]
+            self.params = self.split(buf, [t.shape for t in params])
+        else:
+            self._bufs = list(params)
+            self.params = list(params)
+            shapes = [(-1,) + (1,) * (t.dim() - 1) for t in params]
+            self._lr = [float(lr[0]) if uniform else lr.view(sh) for sh in shapes]
+            self._decay = [float((1 - lr * wd)[0]) if uniform else (1 - lr * wd).view(sh) for sh in shapes]
+        self.flat = flat
+        self.m = [torch.zeros_like(t) for t in self._bufs]
+        self.v = [torch.zeros_like(t) for t in self._bufs]
+
+    @staticmethod
+    def split(buf: torch.Tensor, shapes: list) -> list[torch.Tensor]:
+        """Contiguous views of a flat buffer, one per shape, in order (param-major layout)."""
+        views, off = [], 0
+        for sh in shapes:
+            n = math.prod(sh)
+            views.append(buf[off:off + n].view(sh))
+            off += n
+        return views
+
+    def new_flat_grad(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """A flat gradient buffer and its views shaped like :attr:`params` (fill the views, pass the flat)."""
+        g = torch.empty_like(self._bufs[0])
+        return g, self.split(g, [t.shape for t in self.params])
 
     def step(self, grads: list[torch.Tensor]) -> None:
+        """One update; ``grads`` match :attr:`params` (with ``flat``, one flat gradient is also accepted)."""
         self.t += 1
         b1, b2 = self.betas
         bc1, bc2s = 1 - b1 ** self.t, math.sqrt(1 - b2 ** self.t)
-        for P, G, m, v in zip(self.params, grads, self.m, self.v, strict=True):
-            shape = (-1,) + (1,) * (P.dim() - 1)
-            P.mul_((1 - self.lr * self.wd).view(shape))
+        if self.flat and not (len(grads) == 1 and grads[0].shape == self._bufs[0].shape):
+            grads = [torch.cat([g.reshape(-1) for g in grads])]
+        for P, G, m, v, lr, dec in zip(self._bufs, grads, self.m, self.v, self._lr, self._decay, strict=True):
+            if not (isinstance(dec, float) and dec == 1.0):
+                P.mul_(dec)
             m.lerp_(G, 1 - b1)
             v.mul_(b2).addcmul_(G, G, value=1 - b2)
-            denom = v.sqrt().div_(bc2s).add_(self.eps)
-            P.sub_(m.div(denom).mul_((self.lr / bc1).view(shape)))
+            denom = v.sqrt().add_(self.eps * bc2s)
+            P.addcdiv_(m * lr, denom, value=-bc2s / bc1)  # m * lr even for a scalar lr: same rounding
 
 
 def _progress(total: int, enabled: bool, label: str):
@@ -455,6 +499,11 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
     lr = torch.tensor([c.lr for c in configs])
     wd = torch.tensor([c.wd for c in configs])
     opt = StackedAdamW(params, lr, wd)
+    params = opt.params  # views into the optimizer's flat buffer
+    gflat, gviews = opt.new_flat_grad()
+    E, Wt = params[0], params[1]
+    if bn is not None:
+        bn["weight"], bn["bias"] = params[2], params[3]
     q = [c.dropout for c in configs]
     use_dropout = any(x > 0 for x in q)
 
@@ -516,8 +565,9 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
                         keep = torch.empty(nr, Nw).bernoulli_(1 - q[r], generator=gens[r])
                         dmask[r, :nr] = keep / (1 - q[r])
             if bn is None:
-                grads = list(fast_grads(E, Wt, gm, gn, Y, rows, c0.act, c0.loss, dmask,
-                                        groups if bs == 0 else None, target_fb if bs == 0 else None))
+                fast_grads(E, Wt, gm, gn, Y, rows, c0.act, c0.loss, dmask, groups if bs == 0 else None,
+                           target_fb if bs == 0 else None, out=(gviews[0], gviews[1]))
+                grads = [gflat]
             else:
                 for t in params:
                     t.requires_grad_(True)

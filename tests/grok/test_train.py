@@ -49,22 +49,27 @@ def test_hand_written_backward_matches_autograd(act, loss, dropout):
         assert torch.allclose(per_example_loss(out.detach(), Y, "mse")[0].mean(), ref, rtol=1e-5)
 
 
-def test_stacked_adamw_matches_torch():
+@pytest.mark.parametrize("flat", [True, False])
+@pytest.mark.parametrize("lrs,wds", [([0.01, 0.003], [5.0, 0.0]), ([0.01, 0.01], [15.0, 15.0])])
+def test_stacked_adamw_matches_torch(flat, lrs, wds):
     g = torch.Generator().manual_seed(0)
-    lrs, wds = [0.01, 0.003], [5.0, 0.0]
     P = torch.randn(2, 6, 5, generator=g)
     ref = [torch.nn.Parameter(P[r].clone()) for r in range(2)]
-    opts = [torch.optim.AdamW([ref[r]], lr=lrs[r], betas=(0.9, 0.98), eps=1e-8, weight_decay=wds[r])
-            for r in range(2)]
-    ours = StackedAdamW([P], torch.tensor(lrs), torch.tensor(wds))
+    Q = torch.randn(2, 3, generator=g)
+    refq = [torch.nn.Parameter(Q[r].clone()) for r in range(2)]
+    opts = [torch.optim.AdamW([ref[r], refq[r]], lr=lrs[r], betas=(0.9, 0.98), eps=1e-8, weight_decay=wds[r],
+                              foreach=False) for r in range(2)]
+    ours = StackedAdamW([P, Q], torch.tensor(lrs), torch.tensor(wds), flat=flat)
+    P, Q = ours.params
     for _ in range(20):
-        G = torch.randn(2, 6, 5, generator=g)
+        G, H = torch.randn(2, 6, 5, generator=g), torch.randn(2, 3, generator=g)
         for r in range(2):
-            ref[r].grad = G[r].clone()
+            ref[r].grad, refq[r].grad = G[r].clone(), H[r].clone()
             opts[r].step()
-        ours.step([G])
+        ours.step([G, H])
     for r in range(2):
         assert torch.allclose(P[r], ref[r].data, rtol=1e-5, atol=1e-7)
+        assert torch.allclose(Q[r], refq[r].data, rtol=1e-5, atol=1e-7)
 
 
 def test_train_matches_torch_autograd_reference():
