@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--calibration", choices=("marginal", "pac"), default="marginal")
+    ap.add_argument("--compare-windows", action="store_true",
+                    help="also score 2,000-token filler prompts with windows 64/32 and 32/16 (exact mode)")
     ap.add_argument("--save", type=Path, default=None, help="save the fitted classifier here")
     ap.add_argument("--load", type=Path, default=None, help="load a classifier saved by --save (no fit)")
     args = ap.parse_args()
@@ -124,6 +126,22 @@ def main() -> None:
         key = "exact" if mode is False else "cascade"
         results[f"long_2000_tokens_{key}_s"] = round(time.perf_counter() - t0, 2)
         results[f"long_2000_tokens_{key}_flagged"] = flagged
+    if args.compare_windows:
+        qs = ["Where was Marlowe Quenby born?", "What genre does Tessaly Vordran write in?",
+              "Tell me about Al-Kuwaiti's books."]
+        pads = [synth.filler(enc.tokenizer, 2000, rng) for _ in range(len(qs) + 1)]
+        probes = [pad + " " + q for pad, q in zip(pads, qs, strict=False)] + [pads[-1]]
+        saved = (clf.config.window, clf.config.stride)
+        for w, st in ((64, 32), (32, 16)):
+            clf.config.window, clf.config.stride = w, st
+            t0 = time.perf_counter()
+            margin = clf.score(probes, first_stage=False) - clf.threshold
+            results[f"window_{w}_{st}"] = {"margins_filler_then_question": margin[:-1].round(3).tolist(),
+                                           "margin_benign_filler": round(float(margin[-1]), 3),
+                                           "seconds": round(time.perf_counter() - t0, 1)}
+            print(f"window {w}/{st}: score - threshold, filler + question {margin[:-1].round(2).tolist()}, "
+                  f"benign filler {margin[-1]:.2f} ({results[f'window_{w}_{st}']['seconds']} s)")
+        clf.config.window, clf.config.stride = saved
     results["heldout"] = {k: rep.get(k) for k in ("fpr_target", "n", "test", "test_exact", "first_stage")}
 
     print(f"threads={results['threads']}  load avg (1 min)={results['load_avg_1min']:.2f}  "

@@ -6,6 +6,18 @@ import pytest
 from classifier_synth import make_sets
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """MiniLM on one thread here: on the shared 2-core box, 2 threads ran 3x slower (idle OpenMP threads spin
+    while the other is descheduled; docs/benchmarks/classifier.md). Restored after each module."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def encoder():
     from forgetlab.eco.encoder import Encoder
