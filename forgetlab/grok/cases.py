@@ -140,10 +140,13 @@ def markdown_table(results: list[CaseResult]) -> str:
     """The results as a Markdown table, the authors' numbers beside ours."""
     lines = [f"# Reproduction of {PAPER}", "",
              "| case | claim | authors | ours | band | pass | seconds |", "|---|---|---|---|---|---|---|"]
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
     for r in results:
         ours = ", ".join(f"{k}={_fmt(v)}" for k, v in r.ours.items() if not isinstance(v, (list, dict)))
-        lines.append(f"| {r.name} | {r.claim} | {r.authors} ({r.source}) | {ours} | {r.band} | "
-                     f"{'yes' if r.passed else 'NO'} | {r.seconds:.1f} |")
+        lines.append(f"| {r.name} | {cell(r.claim)} | {cell(r.authors)} ({cell(r.source)}) | {cell(ours)} | "
+                     f"{cell(r.band)} | {'yes' if r.passed else 'NO'} | {r.seconds:.1f} |")
     return "\n".join(lines) + "\n"
 
 
