@@ -32,6 +32,7 @@ class Scale:
     retain_eval_max: int = 200  # retain-author items scored for model utility
     max_new_tokens: int = 24
     classifier_fpr: float = 0.01  # requested FPR; split-conformal calibration needs >= 1/fpr - 1 prompts
+    fit_max_evals: int = 24  # metric evaluations allowed to each strength fit
 
 
 SCALES: dict[str, Scale] = {
@@ -39,7 +40,7 @@ SCALES: dict[str, Scale] = {
                               mc_per_subject=8),
                   LMConfig(hidden=64, layers=1, heads=4, intermediate=128, vocab_size=768),
                   TrainConfig(epochs=20, lr=1e-2, batch_size=64), ("forget10",), retain_eval_max=40,
-                  max_new_tokens=16, classifier_fpr=0.05),
+                  max_new_tokens=16, classifier_fpr=0.05, fit_max_evals=8),
     "default": Scale(WorldConfig(), LMConfig(), TrainConfig(), ("forget01", "forget05", "forget10")),
 }
 
@@ -115,7 +116,7 @@ def _fit_splits(world: World, s: Scale) -> tuple[list[dict], list[dict], list[di
 def setup_eco(model, tok, forget_prompts: list[str], retain_prompts: list[str], forget_para: list[str],
               retain_para: list[str], fit_metric_factory: Callable[[str], Callable[[float, Any], float]],
               fit_set: list, target: float, entities: list[str], protocols: tuple[str, ...], *, fpr: float = 0.01,
-              seed: int = 0, tol: float = 0.02) -> EcoSetup:
+              seed: int = 0, tol: float = 0.02, max_evals: int = 24) -> EcoSetup:
     """Train the prompt classifier (forget vs retain prompts), measure FPR/FNR on held-out paraphrases, build
     the token classifier for entity tokens and fit the strength of each protocol with the bracketing root
     finder of :mod:`forgetlab.eco.fit` on ``fit_set`` (never the evaluation split)."""
@@ -131,7 +132,8 @@ def setup_eco(model, tok, forget_prompts: list[str], retain_prompts: list[str], 
     tcl = TokenClassifier.fit(entities, retain=retain_prompts, fallback="all")
     strength, fits = {}, {}
     for proto in protocols:
-        res = fit_bracket(fit_metric_factory(proto), fit_set, target, lo=0.0, hi=0.5, tol=tol, max_evals=24)
+        res = fit_bracket(fit_metric_factory(proto), fit_set, target, lo=0.0, hi=0.5, tol=tol,
+                          max_evals=max_evals)
         strength[proto] = res.strength
         fits[proto] = {"strength": res.strength, "metric": res.metric, "target": target, "n_evals": res.n_evals,
                        "converged": res.converged, "fit_set_sha256": res.fit_set_sha256,
@@ -166,8 +168,12 @@ def _row(split: str, method: str, protocol: str, summary: dict, cmp: dict, secon
 
 def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "name-free",
               methods: tuple[str, ...] = ("eco", "ga", "gd", "npo"), *, cache_dir: str | os.PathLike | None = None,
-              overwrite: bool = False, progress: Progress | None = None, seed: int = 0) -> BenchResult:
-    """Run the whole benchmark and write ``results.json``, ``results.md`` and ``tradeoff.png`` into ``out_dir``."""
+              overwrite: bool = False, progress: Progress | None = None, seed: int = 0,
+              splits: tuple[str, ...] | None = None) -> BenchResult:
+    """Run the whole benchmark and write ``results.json``, ``results.md`` and ``tradeoff.png`` into ``out_dir``.
+
+    ``splits`` restricts the scale's forget splits (and the retain models trained) to a subset.
+    """
     import numpy as np
 
     from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir, run_record
@@ -177,6 +183,10 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
     from .scoring import Corruption, choice_logprobs, score_answers
 
     s = scale_config(scale, answers)
+    if splits:
+        for sp in splits:
+            check_choice("splits", sp, s.splits)
+        s = replace(s, splits=tuple(splits))
     known = ("eco", *METHODS)
     for m in methods:
         check_choice("methods", m, known)
@@ -253,7 +263,7 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
             t0 = time.perf_counter()
             eco = setup_eco(target, tok, forget_q, retain_q, para_f, para_r, metric_factory,
                             [r["question"] for r in fit_items], fit_target, list(world.splits[split]), protocols,
-                            fpr=s.classifier_fpr, seed=seed)
+                            fpr=s.classifier_fpr, seed=seed, max_evals=s.fit_max_evals)
             from ..eco.guard import EcoGuard, GuardConfig
             for proto in protocols:
                 t1 = time.perf_counter()
@@ -312,7 +322,7 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
             c = Corruption(ECO_CORRUPTION, float(strength), np.ones(len(fit_set), bool), k=d, seed=seed)
             return mc_acc(fit_set, c)
 
-        res = fit_bracket(mc_metric, mc_fit, 0.25, lo=0.0, hi=0.5, tol=0.05, max_evals=24)
+        res = fit_bracket(mc_metric, mc_fit, 0.25, lo=0.0, hi=0.5, tol=0.05, max_evals=s.fit_max_evals)
         accs = {}
         for k, v in subjects.items():
             flags = clf.flag([r["question"] for r in v])

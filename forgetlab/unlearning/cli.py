@@ -14,7 +14,17 @@ from pathlib import Path
 
 import typer
 
+from ..errors import BadInput
+
 app = typer.Typer(no_args_is_help=True, help="The self-contained unlearning benchmark.")
+
+
+def _quiet_hf() -> None:
+    """Silence transformers' own progress bars and warnings so errors stay one line on stderr."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
 
 
 def _progress(quiet: bool):
@@ -64,11 +74,17 @@ def evaluate_cmd(model: Path = typer.Option(..., "--model", help="A Hugging Face
                  no_generate: bool = typer.Option(False, "--no-generate", help="Skip generation (ROUGE)."),
                  quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Score any model on any TOFU-format data: forget truth ratio, ROUGE, model utility, MIA AUCs."""
+    from transformers import AutoTokenizer
+
     from ..runs import atomic_write_json, run_record
     from .evaluate import compare, evaluate_model, load_eval_data
     from .lm import load_lm
 
+    _quiet_hf()
     d = load_eval_data(data, split)
+    if not (model / "config.json").is_file():
+        raise BadInput("model", str(model), "a Hugging Face model folder (config.json, weights, tokenizer)")
+    d.check_encodable(AutoTokenizer.from_pretrained(model))  # before loading any weights
     say = None if quiet else (lambda s: print(f"... {s}", flush=True))
     t0 = time.perf_counter()
     m, tok = load_lm(model)
@@ -90,6 +106,7 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
               scale: str = typer.Option("tiny", "--scale", help="tiny | default."),
               answers: str = typer.Option("name-free", "--answers", help="tofu | name-free."),
               methods: str = typer.Option("eco,ga,gd,npo", "--methods", help="Comma-separated subset."),
+              splits: str = typer.Option("", "--splits", help="Comma-separated forget splits (default: all)."),
               cache: Path = typer.Option(None, "--cache",
                                          help="Model cache (default $FORGETLAB_CACHE or ~/.cache/forgetlab)."),
               seed: int = typer.Option(0, "--seed"),
@@ -98,10 +115,12 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
     """Run the unlearning benchmark: target, retain, ECO (deployment + paper protocols), GA, GD, NPO."""
     from .bench import run_bench
 
+    _quiet_hf()
     ms = tuple(m.strip() for m in methods.split(",") if m.strip())
     cb, ctx = _progress(quiet)
     with ctx:
-        res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite, progress=cb, seed=seed)
+        res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite, progress=cb, seed=seed,
+                        splits=tuple(x.strip() for x in splits.split(",") if x.strip()) or None)
     print(f"wrote {', '.join(str(p) for p in res.files.values())} ({res.timings['total']:.0f} s)")
 
 

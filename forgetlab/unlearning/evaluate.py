@@ -43,15 +43,16 @@ class EvalData:
                 raise BadInput(name, 0, f"a non-empty {name} set")
         return self
 
-    def texts(self) -> list[str]:
-        out = []
-        for rows in (self.forget, self.holdout, self.retain, self.real_authors, self.world_facts):
-            for r in rows:
-                out += [prompt_of(r["question"]), r["answer"], r["paraphrased_answer"], *r["perturbed_answer"]]
-        for rows in self.mc.values():
-            for r in rows:
-                out += [prompt_of(r["question"]), *r["choices"]]
-        return out
+    def check_encodable(self, tok) -> None:
+        """Raise :class:`ForgetlabError` naming the set and line of the first text ``tok`` cannot encode."""
+        sets = {n: getattr(self, n) for n in ("forget", "holdout", *UTILITY_SETS)}
+        sets.update({f"mc_{k}": v for k, v in self.mc.items()})
+        for name, rows in sets.items():
+            for j, r in enumerate(rows, start=1):
+                texts = [prompt_of(r["question"])]
+                texts += r["choices"] if "choices" in r else [r["answer"], r["paraphrased_answer"],
+                                                              *r["perturbed_answer"]]
+                check_encodable(tok, texts, f"{name}.jsonl line {j}")
 
 
 def load_eval_data(folder: str | Path, split: str = "forget10") -> EvalData:
@@ -121,7 +122,7 @@ def evaluate_model(model, tok, data: EvalData, *, eco: Corruption | None = None,
     ``utility``: the utility parts of an earlier evaluation of the same model, reused instead of recomputed.
     """
     say = progress or (lambda _s: None)
-    check_encodable(tok, data.texts(), "data")
+    data.check_encodable(tok)
     out: dict[str, float] = {}
 
     # forget set: truth ratio per item, probability, generation ROUGE

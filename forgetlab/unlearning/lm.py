@@ -85,11 +85,11 @@ def check_encodable(tokenizer, texts: Sequence[str], where: str = "data") -> Non
     unk = tokenizer.unk_token_id
     if unk is None:
         return
-    for i, t in enumerate(texts):
-        ids = tokenizer(t, add_special_tokens=False)["input_ids"]
+    all_ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    for t, ids in zip(texts, all_ids, strict=True):
         if unk in ids:
             bad = sorted({c for c in t if unk in tokenizer(c, add_special_tokens=False)["input_ids"]})
-            raise ForgetlabError(f"{where}: the model's tokenizer cannot encode item {i} ({t[:40]!r}...): "
+            raise ForgetlabError(f"{where}: the model's tokenizer cannot encode {t[:50]!r}: "
                                  f"unknown characters {''.join(bad)!r}")
 
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def _one_thread():
-    """One intra-op thread: on a shared 2-core machine a second thread makes small ops ~100x slower."""
+    """One intra-op thread for this package's tests (set before the module fixtures that train models): on a
+    shared 2-core machine a second thread makes small ops up to ~100x slower."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -30,7 +31,6 @@ def micro(cache_dir):
     from forgetlab.unlearning.lm import LMConfig, TrainConfig, cached_lm, cached_tokenizer
     from forgetlab.unlearning.world import WorldConfig, make_world
 
-    torch.set_num_threads(1)
     w = make_world(WorldConfig(**MICRO_WORLD))
     lm = LMConfig(hidden=32, layers=1, heads=2, intermediate=64, vocab_size=512)
     train = TrainConfig(epochs=8, lr=1e-2, batch_size=64)

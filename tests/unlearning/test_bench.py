@@ -1,0 +1,104 @@
+"""`--scale tiny` end to end (the bench table, both ECO protocols, the MC table) and the CLI's bad inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from forgetlab.cli import main
+from forgetlab.unlearning.bench import ROW_FIELDS, build_models, run_bench, scale_config
+from forgetlab.unlearning.world import QA_FIELDS, export_world, make_world
+
+
+def _cli(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, cache_dir):
+    out = tmp_path_factory.mktemp("bench")
+    return run_bench(out / "res", "tiny", "name-free", cache_dir=cache_dir)
+
+
+def test_tiny_bench_writes_the_table(tiny):
+    files = tiny.files
+    assert all(p.is_file() for p in files.values())
+    data = json.loads(files["json"].read_text())
+    rows = data["rows"]
+    assert {(r["method"], r["protocol"]) for r in rows} == {
+        ("target", "-"), ("retain", "-"), ("eco", "deployment"), ("eco", "paper"), ("ga", "-"), ("gd", "-"),
+        ("npo", "-")}
+    for r in rows:
+        assert set(ROW_FIELDS) <= set(r)
+        assert 0 <= r["model_utility"] <= 1 and 0 <= r["forget_quality"] <= 1
+    by = {(r["method"], r["protocol"]): r for r in rows}
+    # the retain model is its own reference; the target was trained on the forget set and is detected by MIA
+    assert by[("retain", "-")]["forget_quality"] == pytest.approx(1.0)
+    assert by[("target", "-")]["mia_auc"] > by[("retain", "-")]["mia_auc"]
+    assert by[("target", "-")]["forget_quality"] < 1.0
+    eco = by[("eco", "deployment")]
+    assert math.isfinite(eco["classifier_fpr"]) and math.isfinite(eco["classifier_fnr"])
+    assert eco["strength"] > 0 and eco["fit"]["fit_set_size"] > 0
+    md = files["md"].read_text()
+    assert "## forget10" in md and "Multiple choice" in md and "deployment" in md and "paper" in md
+    assert [r["method"] for r in data["mc_rows"]] == ["target", "eco"]
+    assert files["png"].read_bytes()[:4] == b"\x89PNG"
+    assert data["timings"]["total"] > 0 and "versions" in data
+
+
+def test_cli_world_and_evaluate(tmp_path, capsys, tiny, cache_dir):
+    code, out, err = _cli(["eco", "world", "--out", str(tmp_path / "w"), "--authors", "20", "--answers",
+                           "name-free"], capsys)
+    assert code == 0, err
+    assert "forget split sizes" in out
+    assert (tmp_path / "w" / "forget10.jsonl").is_file()
+    # evaluate the tiny target model on the tiny world's data (its tokenizer covers it)
+    s = scale_config("tiny", "name-free")
+    w = make_world(s.world)
+    export_world(w, tmp_path / "d")
+    target = build_models(w, s, cache_dir).target  # a cache hit: the bench trained it
+    code, _, err = _cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "d"),
+                         "--no-generate", "--quiet", "--out", str(tmp_path / "m.json")], capsys)
+    assert code == 0, err
+    m = json.loads((tmp_path / "m.json").read_text())["metrics"]
+    assert 0 <= m["model_utility"] <= 1 and "min_k_pp" in m["mia_auc"]
+    # bad inputs: one line, exit 2
+    lines = (tmp_path / "d" / "forget10.jsonl").read_text().splitlines()
+    row = json.loads(lines[1])
+    del row["perturbed_answer"]
+    lines[1] = json.dumps(row)
+    (tmp_path / "d" / "forget10.jsonl").write_text("\n".join(lines) + "\n")
+    code, _out, err = _cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "d")], capsys)
+    assert code == 2 and "forget10.jsonl:2: missing field 'perturbed_answer'" in err
+    assert len(err.strip().splitlines()) == 1
+    # a tokenizer that cannot encode the data
+    export_world(w, tmp_path / "e")
+    p = tmp_path / "e" / "world_facts.jsonl"
+    p.write_text(p.read_text().replace("capital", "capitâl☃"))
+    code, _, err = _cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "e")], capsys)
+    assert code == 2 and "world_facts.jsonl line" in err and "cannot encode" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_bad_inputs(tmp_path, capsys):
+    code, _, err = _cli(["eco", "bench", "--out", str(tmp_path / "b"), "--methods", "eco,rmu"], capsys)
+    assert code == 2 and "rmu" in err and "npo" in err
+    code, _, err = _cli(["eco", "bench", "--out", str(tmp_path / "b"), "--scale", "huge"], capsys)
+    assert code == 2 and "tiny" in err
+    assert not (tmp_path / "b" / "results.json").exists()
+    # an empty forget split / a forget split overlapping the holdout
+    w = make_world(scale_config("tiny", "name-free").world)
+    export_world(w, tmp_path / "d")
+    (tmp_path / "d" / "forget10.jsonl").write_text("")
+    code, _, err = _cli(["eco", "evaluate", "--model", str(tmp_path), "--data", str(tmp_path / "d")], capsys)
+    assert code == 2 and "empty" in err
+    hold = (tmp_path / "d" / "holdout.jsonl").read_text()
+    (tmp_path / "d" / "forget10.jsonl").write_text(hold)
+    code, _, err = _cli(["eco", "evaluate", "--model", str(tmp_path), "--data", str(tmp_path / "d")], capsys)
+    assert code == 2 and "holdout" in err
+    assert set(QA_FIELDS) <= set(json.loads(hold.splitlines()[0]))
