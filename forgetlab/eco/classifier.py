@@ -330,7 +330,14 @@ class PromptClassifier:
                            "a fraction that leaves at least one forget and one retain prompt for training")
         calibrate = (lambda sc: conformal_upper_threshold(sc, fpr)) if calibration == "marginal" else (
             lambda sc: conformal_pac_threshold(sc, fpr, delta))
-        calibrate(np.arange(len(rs.calib), dtype=float))  # fail before any embedding if calib is too small
+        try:  # fail before any embedding when the calibration split is too small
+            calibrate(np.arange(len(rs.calib), dtype=float))
+        except BadInput as exc:
+            need = int(re.search(r"at least (\d+)", exc.allowed).group(1))
+            total = math.ceil(need / (heldout_fraction * (1 - test_share)))
+            raise BadInput("retain", f"{len(retain)} prompts ({len(rs.calib)} held out for calibration)",
+                           exc.allowed + f"; with heldout_fraction={heldout_fraction} and test_share="
+                           f"{test_share} that is about {total} retain prompts in all") from None
 
         texts = fs.train + rs.train
         labels = [1] * len(fs.train) + [0] * len(rs.train)

@@ -56,19 +56,19 @@ def test_lower_threshold():
 
 
 def test_pac_threshold_controls_conditional_fpr():
-    """Over 2,000 calibration draws, the conditional FPR of the PAC threshold exceeds fpr in <= delta of them;
+    """Over 1,000 calibration draws, the conditional FPR of the PAC threshold exceeds fpr in <= delta of them;
     the marginal rule exceeds it far more often (it only controls the mean)."""
     from scipy.stats import norm
 
     rng = np.random.default_rng(2)
     n, fpr, delta = 200, 0.05, 0.1
     over_pac = over_marginal = 0
-    for _ in range(2000):
+    for _ in range(1000):
         calib = rng.normal(size=n)
         over_pac += norm.sf(conformal_pac_threshold(calib, fpr, delta)) > fpr
         over_marginal += norm.sf(conformal_upper_threshold(calib, fpr)) > fpr
-    assert over_pac / 2000 <= delta + 0.02
-    assert over_marginal / 2000 > 0.3
+    assert over_pac / 1000 <= delta + 0.03  # 3 binomial standard deviations
+    assert over_marginal / 1000 > 0.3
 
 
 def test_pac_needs_enough_samples():
