@@ -1,5 +1,15 @@
-"""Grok-lab tests: tiny sizes, one thread (small tensors are slower with threads on a shared CPU)."""
+"""Grok-lab tests: tiny sizes, one thread (small tensors are slower with threads on a shared CPU).
 
+The thread count is restored after each test so other folders' tests in the same process are unaffected.
+"""
+
+import pytest
 import torch
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
