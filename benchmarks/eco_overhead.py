@@ -4,7 +4,8 @@ Prints, on a batch of ``--batch`` prompts (default 64):
 - classifier prompts per second (``forgetlab.eco.classifier.PromptClassifier`` fitted here on synthetic prompts;
   with and without its n-gram first stage);
 - for causal LMs built from configs (random weights; timing only) from tiny to >= 100M parameters: the base
-  forward time on the batch, the corruption cost (the corruption op alone, and hooked minus plain forward), and
+  forward time on the batch, the corruption cost (the guard's row-wise corruption op alone, the batched op, and
+  hooked minus plain forward, paired), and
   the guard's extra time (classify + corrupt) as a fraction of the base forward;
 - the extrapolation of that fraction to a 1B-parameter forward (base time fitted as proportional to parameters).
 
@@ -96,8 +97,8 @@ def classifier_bench(batch: list[str], forget: list[str], retain: list[str], rep
 
 
 def model_bench(name: str, tok, batch: list[str], clf_seconds: float, reps: int, device: str) -> dict:
-    from forgetlab.eco.corruptions import apply_corruption
-    from forgetlab.eco.hooks import corrupt_embeddings
+    from forgetlab.eco.corruptions import apply_corruption, apply_rowwise
+    from forgetlab.eco.hooks import corrupt_embeddings, token_seed
     from forgetlab.eco.models import n_params, tiny_config
 
     hidden, layers, heads, vocab = SIZES[name]
@@ -116,19 +117,25 @@ def model_bench(name: str, tok, batch: list[str], clf_seconds: float, reps: int,
             model(**enc)
 
     def hooked():
+        seeds = [token_seed(0, ids[m]) for ids, m in zip(enc.input_ids, mask, strict=True)]
         with torch.inference_mode(), corrupt_embeddings(model, mask, "rand_noise_first_n", 1.0, hidden,
-                                                        torch.Generator().manual_seed(0)):
+                                                        row_seeds=seeds):
             model(**enc)
 
     emb = model.get_input_embeddings()(enc.input_ids).detach()
 
-    def corrupt_only():
+    def corrupt_only():  # what EcoGuard does: per-row seeds from the prompt tokens, row-wise corruption
+        seeds = [token_seed(0, ids[m]) for ids, m in zip(enc.input_ids, mask, strict=True)]
+        apply_rowwise("rand_noise_first_n", emb, mask, 1.0, hidden, seeds)
+
+    def corrupt_batched():  # one generator for the whole batch (hooks' plain mode)
         apply_corruption("rand_noise_first_n", emb, mask, 1.0, hidden, torch.Generator().manual_seed(0))
 
     t_base, _, t_hook_extra = paired(base, hooked, reps)
     t_corrupt = timed(corrupt_only, reps)
+    t_batched = timed(corrupt_batched, reps)
     return {"model": name, "params": n_params(model), "tokens": int(enc.input_ids.numel()),
-            "base_forward_s": t_base, "corrupt_op_s": t_corrupt, "hooked_minus_base_s": t_hook_extra,
+            "base_forward_s": t_base, "corrupt_op_s": t_corrupt, "corrupt_batched_s": t_batched, "hooked_minus_base_s": t_hook_extra,
             "guard_extra_fraction": (clf_seconds + t_corrupt) / t_base,
             "corrupt_fraction": t_corrupt / t_base}
 
