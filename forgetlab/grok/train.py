@@ -519,6 +519,7 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
         groups = [(r0, r0 + ns.count(n), n) for r0, n in enumerate(ns) if r0 == 0 or ns[r0 - 1] != n]
     spe = [(int(n) // bs if bs else 1) for n in b.n_train]
     perms: list[torch.Tensor | None] = [None] * R
+    dmask_buf: torch.Tensor | None = None
 
     def evaluate() -> list[dict[str, Any]]:
         with torch.no_grad():
@@ -556,14 +557,14 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
                 rows = torch.full((R, bs), 1.0 / bs)
                 gm, gn = _flat_index(M, Nn, p)
             dmask = None
-            if use_dropout:
-                B = M.shape[1]
-                dmask = torch.ones(R, B, Nw)
+            if use_dropout:  # one reused buffer; each run draws its own rows from its own generator
+                if dmask_buf is None:
+                    dmask_buf = torch.ones(R, M.shape[1], Nw)
+                dmask = dmask_buf
                 for r in range(R):
                     if q[r] > 0:
                         nr = int(b.n_train[r]) if bs == 0 else bs
-                        keep = torch.empty(nr, Nw).bernoulli_(1 - q[r], generator=gens[r])
-                        dmask[r, :nr] = keep / (1 - q[r])
+                        dmask[r, :nr].bernoulli_(1 - q[r], generator=gens[r]).mul_(1.0 / (1 - q[r]))
             if bn is None:
                 fast_grads(E, Wt, gm, gn, Y, rows, c0.act, c0.loss, dmask, groups if bs == 0 else None,
                            target_fb if bs == 0 else None, out=(gviews[0], gviews[1]))
