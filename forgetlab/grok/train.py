@@ -137,7 +137,9 @@ def batch_key(config: TrainConfig) -> tuple:
 class TrainResult:
     """Outcome of one run: summary (the ``summary.json`` keys), history (one dict per logged step), state
     (tensors for ``model.safetensors``: U ``[N, p]``, V ``[N, p]``, W ``[p, N]``, BN tensors if any) and the
-    per-neuron IPR at init and at the end (``[N]``)."""
+    per-neuron IPR at init and at the end (``[N]``). ``summary["seconds"]`` is the wall time of the batch's
+    training loop divided by the number of runs in the batch; ``extra`` holds final losses, ``collapsed``
+    and ``n_train``."""
 
     config: TrainConfig
     summary: dict[str, Any]
