@@ -219,9 +219,13 @@ def classify_cmd(
 
     _quiet_hf()
     clf = EcoGuard.load_classifier(guard)  # the base model is not needed to classify
-    flags, scores = clf.flag(prompt), clf.score(prompt)
+    scores = clf.score(prompt)
+    threshold = getattr(clf, "threshold", None)
+    flags = scores > threshold if threshold is not None else clf.flag(prompt)
     for p, f, s in zip(prompt, flags, scores, strict=True):
-        print(json.dumps({"prompt": p, "flagged": bool(f), "score": float(s)}))
+        # a prompt cleared by the cheap first stage scores -inf: JSON has no infinity, so report null
+        score = float(s) if math.isfinite(float(s)) else None
+        print(json.dumps({"prompt": p, "flagged": bool(f), "score": score}))
 
 
 @app.command("generate")
