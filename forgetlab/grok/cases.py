@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,14 @@ def _run_ours(r: TrainResult) -> dict[str, Any]:
 
 
 def run_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, progress: bool = False,
-              p: int = 97, width: int = 500, overwrite: bool = False) -> list[CaseResult]:
+              p: int = 97, width: int = 500, overwrite: bool = False,
+              advance: Callable[[float], None] | None = None) -> list[CaseResult]:
     """Run the selected cases (default all), write per-case folders, ``reproduce.json`` and
-    ``reproduce.md`` under ``out_dir``, and return the results in case order."""
+    ``reproduce.md`` under ``out_dir``, and return the results in case order.
+
+    ``advance(fraction)`` (optional) is called after each trained batch with the fraction of the estimated
+    work done (full-batch steps count 1, minibatch steps 1/8), and with 1.0 at the end.
+    """
     wanted = list(CASES) if not cases else list(dict.fromkeys(cases))
     for c in wanted:
         if c not in CASES:
@@ -114,6 +120,12 @@ def run_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, pro
         groups.setdefault(batch_key(cfgs[name]), []).append(name)
     trained: dict[str, TrainResult] = {}
     secs: dict[str, float] = {}
+
+    def cost(c: TrainConfig) -> float:
+        return c.steps * (1.0 if c.batch_size == 0 else 0.125)
+
+    total = sum(cost(cfgs[n]) for n in need) or 1.0
+    done = 0.0
     for names in groups.values():
         t0 = time.perf_counter()
         res = train_many([cfgs[n] for n in names], progress=progress)
@@ -124,6 +136,9 @@ def run_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, pro
                 d = out / n
                 d.mkdir(parents=True, exist_ok=True)
                 save_run(d, r)
+            done += cost(cfgs[n])
+        if advance is not None:
+            advance(done / total)
     results = []
     for name in wanted:
         t0 = time.perf_counter()
@@ -133,6 +148,8 @@ def run_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, pro
     atomic_write_json(out / "reproduce.json", {"paper": PAPER, "cases": [asdict(r) for r in results],
                                                "passed": all(r.passed for r in results)})
     atomic_write_text(out / "reproduce.md", markdown_table(results))
+    if advance is not None:
+        advance(1.0)
     return results
 
 

@@ -8,7 +8,9 @@ from forgetlab.grok.cases import CASES, bimodality_coefficient, case_configs, ru
 
 def test_run_cases_small_writes_table_and_json(tmp_path):
     """Structure only (p=23 is not the paper's setting, so bands may fail here): A0 must pass."""
-    res = run_cases(tmp_path / "r", ["A0", "A4"], p=23, width=128)
+    fractions = []
+    res = run_cases(tmp_path / "r", ["A0", "A4"], p=23, width=128, advance=fractions.append)
+    assert fractions[-1] == 1.0 and fractions == sorted(fractions)
     assert [r.name for r in res] == ["A0", "A4"]
     assert res[0].passed and res[0].ours["accuracy_all_pairs"] == 1.0
     data = json.loads((tmp_path / "r" / "reproduce.json").read_text())
