@@ -58,15 +58,19 @@ def _slug(label: str) -> str:
 
 
 def phase_grids(records: list[Mapping[str, Any]], panel_keys: Sequence[str]) -> dict[tuple, dict[str, Any]]:
-    """Per panel value: sorted ``alphas``, ``xis``, and ``cells[(alpha, xi)] = (majority, agreement, n)``."""
+    """Per panel value: sorted ``alphas``, ``xis`` (shared by all panels) and
+    ``cells[(alpha, xi)] = (majority phase, agreement fraction, number of runs)``."""
     groups: dict[tuple, dict[tuple, list[str]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         c = r["config"]
         groups[tuple(c[k] for k in panel_keys)][(c["alpha"], c["xi"])].append(r["summary"]["phase"])
+    # one alpha x xi frame for every panel (cells of unfinished runs stay blank)
+    alphas = sorted({a for g in groups.values() for a, _ in g})
+    xis = sorted({x for g in groups.values() for _, x in g})
     out = {}
     for pv in sorted(groups, key=lambda t: tuple(map(str, t)) if any(isinstance(x, str) for x in t) else t):
         cells = {ax: (*majority_phase(ph), len(ph)) for ax, ph in groups[pv].items()}
-        out[pv] = {"alphas": sorted({a for a, _ in cells}), "xis": sorted({x for _, x in cells}), "cells": cells}
+        out[pv] = {"alphas": alphas, "xis": xis, "cells": cells}
     return out
 
 
