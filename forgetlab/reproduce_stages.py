@@ -38,7 +38,7 @@ def grok_cases(folder: Path, scale: str, advance: Callable[[float], None]) -> St
     """The paper's cases A0-A8 at the paper's own size (p=97, N=500) at every scale."""
     from .grok.cases import case_configs, run_cases
 
-    cases = run_cases(folder / "cases", overwrite=True)
+    cases = run_cases(folder / "cases", overwrite=True, advance=advance)
     claims, figures = [], []
     for c in cases:
         ours = {k: c.ours[k] for k in _GROK_KEYS if k in c.ours}
