@@ -169,10 +169,12 @@ def _row(split: str, method: str, protocol: str, summary: dict, cmp: dict, secon
 def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "name-free",
               methods: tuple[str, ...] = ("eco", "ga", "gd", "npo"), *, cache_dir: str | os.PathLike | None = None,
               overwrite: bool = False, progress: Progress | None = None, seed: int = 0,
-              splits: tuple[str, ...] | None = None) -> BenchResult:
+              splits: tuple[str, ...] | None = None, entity_level: bool = False) -> BenchResult:
     """Run the whole benchmark and write ``results.json``, ``results.md`` and ``tradeoff.png`` into ``out_dir``.
 
     ``splits`` restricts the scale's forget splits (and the retain models trained) to a subset.
+    ``entity_level``: ECO corrupts only the forget-entity tokens of flagged prompts (token classifier) instead
+    of every prompt token, in the fit, the scoring and the guard's generation alike.
     """
     import numpy as np
 
@@ -254,8 +256,10 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
 
                 def metric(strength: float, _fit_set) -> float:
                     from ..eco.classifier import TokenClassifier
+                    tc = TokenClassifier.fit(ents)
                     c = Corruption(ECO_CORRUPTION, float(strength), np.ones(len(prompts), bool), k=d, seed=seed,
-                                   protocol=proto, answer_entities=TokenClassifier.fit(ents))
+                                   protocol=proto, answer_entities=tc,
+                                   prompt_entities=tc if entity_level else None)
                     sc = score_answers(target, tok, prompts, answers, corruption=c)
                     return float(np.mean(normalized_prob(sc.token_logprobs)))
                 return metric
@@ -268,9 +272,11 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
             for proto in protocols:
                 t1 = time.perf_counter()
                 guard = EcoGuard(target, tok, eco.classifier,
-                                 GuardConfig(ECO_CORRUPTION, eco.strength[proto], d, seed))
+                                 GuardConfig(ECO_CORRUPTION, eco.strength[proto], d, seed),
+                                 token_classifier=eco.token_classifier if entity_level else None)
                 corr = Corruption(ECO_CORRUPTION, eco.strength[proto], np.zeros(0, bool), k=d, seed=seed,
-                                  protocol=proto, answer_entities=eco.token_classifier)
+                                  protocol=proto, answer_entities=eco.token_classifier,
+                                  prompt_entities=eco.token_classifier if entity_level else None)
                 e = ev(target, data, eco=corr, guard=guard, flagger=eco.classifier.flag)
                 r = _row(split, "eco", proto, e.summary, compare(e, ev_retain),
                          time.perf_counter() - t1 + (eco.seconds if proto == protocols[0] else 0.0),
@@ -335,7 +341,8 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
 
     config = {"scale": scale, "answers": answers, "methods": list(methods), "world": s.world, "lm": s.lm,
               "train": s.train, "splits": list(s.splits), "eco_corruption": ECO_CORRUPTION,
-              "mc_chance": 0.25, "forget_subject": fsub, "fit_target_holdout_prob": fit_target}
+              "mc_chance": 0.25, "forget_subject": fsub, "fit_target_holdout_prob": fit_target,
+              "entity_level": entity_level}
     files = {"json": out / "results.json", "md": out / "results.md", "png": out / "tradeoff.png"}
     atomic_write_json(files["json"], {**run_record(config, seed=seed), "rows": rows, "mc_rows": mc_rows,
                                       "timings": timings, "training": models.records})

@@ -110,6 +110,8 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
               cache: Path = typer.Option(None, "--cache",
                                          help="Model cache (default $FORGETLAB_CACHE or ~/.cache/forgetlab)."),
               seed: int = typer.Option(0, "--seed"),
+              entity_level: bool = typer.Option(False, "--entity-level",
+                                                help="ECO corrupts only the forget-entity tokens of a prompt."),
               overwrite: bool = typer.Option(False, "--overwrite"),
               quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Run the unlearning benchmark: target, retain, ECO (deployment + paper protocols), GA, GD, NPO."""
@@ -120,7 +122,8 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
     cb, ctx = _progress(quiet)
     with ctx:
         res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite, progress=cb, seed=seed,
-                        splits=tuple(x.strip() for x in splits.split(",") if x.strip()) or None)
+                        splits=tuple(x.strip() for x in splits.split(",") if x.strip()) or None,
+                        entity_level=entity_level)
     print(f"wrote {', '.join(str(p) for p in res.files.values())} ({res.timings['total']:.0f} s)")
 
 

@@ -1,0 +1,64 @@
+"""Which positions ECO corrupts under each protocol, and that corruption reaches the scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from forgetlab.eco.classifier import TokenClassifier
+from forgetlab.unlearning.lm import collate, encode_pair, load_lm, prompt_of, train_tokenizer
+from forgetlab.unlearning.scoring import Corruption, corruption_mask, score_answers
+from forgetlab.unlearning.world import WorldConfig, make_world
+
+
+def _setup():
+    w = make_world(WorldConfig(n_authors=10, facts_min=5, facts_max=6, n_painters=2, n_countries=2,
+                               mc_per_subject=4))
+    tok = train_tokenizer(w.all_text(), 512)
+    name = w.splits["forget10"][0]
+    it = w.authors[name][0]
+    return tok, name, prompt_of(it["question"]), it["answer"]
+
+
+def test_protocol_masks():
+    tok, name, prompt, answer = _setup()
+    assert name in answer  # TOFU-style answers repeat the name
+    seqs = [encode_pair(tok, prompt, answer, eos=False)] * 2
+    T = len(seqs[0][0])
+    n_p = seqs[0][1]
+    tc = TokenClassifier.fit([name])
+    flags = np.array([True, False])
+    dep = corruption_mask(tok, [prompt] * 2, [answer] * 2, seqs, T, Corruption("zero_out_first_n", 0, flags, 4))
+    assert dep[0, :n_p].all() and not dep[0, n_p:].any() and not dep[1].any()
+    pap = corruption_mask(tok, [prompt] * 2, [answer] * 2, seqs, T,
+                          Corruption("zero_out_first_n", 0, flags, 4, protocol="paper", answer_entities=tc))
+    assert pap[0, :n_p].all() and pap[0, n_p:].any() and not pap[0, n_p:].all() and not pap[1].any()
+    name_ids = tok(" " + name, add_special_tokens=False)["input_ids"]
+    ans_ids = seqs[0][0][n_p:]
+    marked = [i for i, m in zip(ans_ids, pap[0, n_p:].tolist(), strict=True) if m]
+    assert marked == name_ids  # exactly the name's tokens inside the answer
+    ent = corruption_mask(tok, [prompt] * 2, [answer] * 2, seqs, T,
+                          Corruption("zero_out_first_n", 0, flags, 4, prompt_entities=tc))
+    assert ent[0, :n_p].any() and not ent[0, :n_p].all() and not ent[0, n_p:].any()
+
+
+def test_corruption_changes_only_flagged_scores(micro):
+    model, tok = load_lm(micro["path"])
+    w = micro["world"]
+    rows = w.forget("forget10")[:4]
+    prompts = [prompt_of(r["question"]) for r in rows]
+    answers = [r["answer"] for r in rows]
+    clean = score_answers(model, tok, prompts, answers)
+    flags = np.array([True, False, True, False])
+    corr = score_answers(model, tok, prompts, answers,
+                         corruption=Corruption("rand_noise_first_n", 1.0, flags, k=8, seed=0))
+    for i in range(4):
+        same = np.array_equal(clean.token_logprobs[i], corr.token_logprobs[i])
+        assert same != bool(flags[i])
+    # the scores equal a manual forward pass on the unpadded sequence
+    ids, n_p = encode_pair(tok, prompts[1], answers[1], eos=False)
+    with torch.no_grad():
+        lp = torch.log_softmax(model(**{k: v for k, v in collate([(ids, n_p)], tok.pad_token_id).items()
+                                        if k != "labels"}).logits[0], -1)
+    manual = lp[torch.arange(n_p - 1, len(ids) - 1), torch.tensor(ids[n_p:])].numpy()
+    np.testing.assert_allclose(clean.token_logprobs[1], manual, rtol=1e-5, atol=1e-6)
