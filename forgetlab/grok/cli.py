@@ -10,6 +10,18 @@ import typer
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 
 
+def _set_threads(threads: int) -> None:
+    """Apply ``--threads`` (0 keeps torch's default)."""
+    from ..errors import BadInput
+
+    if threads < 0:
+        raise BadInput("threads", threads, "an integer >= 0 (0 = torch default)")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 @app.command("train")
 def train_command(
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
@@ -33,6 +45,7 @@ def train_command(
     log_every: int = typer.Option(10, help="History granularity in steps."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
 ) -> None:
     """Train one network and write config.json, history.jsonl, model.safetensors, summary.json and plots."""
     from ..runs import prepare_out_dir
@@ -43,6 +56,7 @@ def train_command(
                       batchnorm=batchnorm, batch_size=batch_size, lr=lr, steps=steps, loss=loss, model=model,
                       seed=seed, split_seed=split_seed, label_seed=label_seed, log_every=log_every).validate()
     out_dir = prepare_out_dir(out, overwrite=overwrite)
+    _set_threads(threads)
     result = train(cfg, progress=not quiet)
     save_run(out_dir, result)
     print(json.dumps(result.summary))
@@ -111,11 +125,13 @@ def reproduce_command(
     cases: str = typer.Option("", help="Comma-separated subset of A0..A8 (default all)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
 ) -> None:
     """Run the paper's cases A0-A8, write reproduce.json and reproduce.md; exit 1 if a case misses its band."""
     from .cases import run_cases
 
     wanted = [c.strip() for c in cases.split(",") if c.strip()] or None
+    _set_threads(threads)
     results = run_cases(out, wanted, progress=not quiet, overwrite=overwrite)
     for r in results:
         print(f"{r.name} {'PASS' if r.passed else 'FAIL'} {r.seconds:7.1f}s  {r.claim}")
