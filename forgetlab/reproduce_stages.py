@@ -30,10 +30,11 @@ def _fmt(value: Any) -> str:
 _GROK_KEYS = ("accuracy_all_pairs", "train_acc", "test_acc", "corrupted_acc", "inversion_acc", "mean_ipr",
               "weight_norm", "phase", "train_target", "ipr_bimodality_coefficient", "corr_abs_gamma_ipr",
               "low_first_fraction_reaching_band", "high_first_30pct_test_acc", "low_first_50pct_test_acc",
-              "random_50pct_test_acc")
+              "random_50pct_test_acc", "official_normalized_updates", "normalized_train_acc",
+              "normalized_test_acc", "normalized_phase")
 
 
-@stage("grok_cases", "grok", "Grokking cases A0-A8 (p=97, N=500)", small_s=240, paper_s=240)
+@stage("grok_cases", "grok", "Grokking cases A0-A8 (p=97, N=500)", small_s=480, paper_s=480)
 def grok_cases(folder: Path, scale: str, advance: Callable[[float], None]) -> StageResult:
     """The paper's cases A0-A8 at the paper's own size (p=97, N=500) at every scale."""
     from .grok.cases import case_configs, run_cases
