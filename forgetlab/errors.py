@@ -22,7 +22,9 @@ class BadInput(ForgetlabError):
 
 def check_range(field: str, value: float, lo: float, hi: float, *, lo_open: bool = False,
                 hi_open: bool = True) -> float:
-    """Return ``value`` if it lies in the interval, else raise :class:`BadInput` naming it."""
+    """Return ``value`` if it is a number in the interval, else raise :class:`BadInput` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise BadInput(field, value, "a number")
     ok_lo = value > lo if lo_open else value >= lo
     ok_hi = value < hi if hi_open else value <= hi
     if not (ok_lo and ok_hi):

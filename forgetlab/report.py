@@ -130,9 +130,12 @@ def load_cached(folder: Path, key: str) -> StageResult | None:
         data = read_json(path)
     except ForgetlabError:
         return None
-    if data.get("key") != key:
+    if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("result"), dict):
         return None
-    result = StageResult.from_json(data["result"])
+    try:
+        result = StageResult.from_json(data["result"])
+    except (KeyError, TypeError):  # a damaged or older cache entry: recompute the stage
+        return None
     result.cached = True
     return result
 

@@ -7,6 +7,7 @@ so a reader (or a resumed run) never sees a half-written file, even after SIGKIL
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -51,7 +52,13 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Convert dataclasses, paths, tuples, numpy and torch scalars into plain JSON values."""
+    """Convert dataclasses, paths, tuples, numpy and torch scalars into plain JSON values.
+
+    Non-finite floats (NaN, inf: "not measured" or a diverged run) become ``null``: JSON has no NaN, and a file
+    with one fails strict parsers (browsers, jq).
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
     if is_dataclass(obj) and not isinstance(obj, type):
         return to_jsonable(asdict(obj))
     if isinstance(obj, Mapping):
@@ -61,13 +68,18 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
-        return obj.tolist()
+        return to_jsonable(obj.tolist())
     return obj
+
+
+def dumps_json(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON text of ``obj`` (see :func:`to_jsonable`): never NaN or Infinity."""
+    return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON atomically."""
-    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    atomic_write_text(path, dumps_json(obj, indent=2) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -58,3 +58,35 @@ def test_cli_usage_error_is_one_line_exit_2():
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     json.dumps(proc.stderr)
+
+
+def test_rename_failure_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "a.json"
+    atomic_write_json(target, {"x": 1})
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_json(target, {"x": 2})
+    monkeypatch.undo()
+    assert read_json(target) == {"x": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_json_artifacts_are_strict_json(tmp_path):
+    atomic_write_json(tmp_path / "m.json", {"fpr": float("nan"), "x": [float("inf"), 1.5], "t": torch.tensor(2.0)})
+
+    def refuse(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    data = json.loads((tmp_path / "m.json").read_text(), parse_constant=refuse)
+    assert data == {"fpr": None, "x": [None, 1.5], "t": 2.0}
+
+
+def test_check_range_refuses_non_numbers():
+    with pytest.raises(BadInput, match="alpha: got '0.5'; allowed: a number"):
+        check_range("alpha", "0.5", 0, 1)
+    with pytest.raises(BadInput, match="a number"):
+        check_range("xi", True, 0, 1)

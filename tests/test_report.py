@@ -11,7 +11,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from forgetlab import report
+from forgetlab import (
+    report,
+    reproduce_stages,  # noqa: F401  (registers the real stages before a test swaps them)
+)
 from forgetlab.report import Claim, Figure, Stage, StageResult
 
 

@@ -69,9 +69,20 @@ def _quiet_hf() -> None:
 
 
 def _publish(tmp: Path, out: Path) -> None:
-    """Move a finished folder into place (the output never exists half-written)."""
+    """Move a finished folder into place (the output never exists half-written).
+
+    Only an earlier guard folder (one holding guard.json) is replaced; any other existing folder is refused, so
+    ``--overwrite`` can never delete a user's unrelated files.
+    """
     if out.exists():
-        shutil.rmtree(out)
+        if not (out / "guard.json").is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BadInput("out", str(out), "a new folder or an earlier guard folder (holding guard.json)")
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+        return
     os.replace(tmp, out)
 
 

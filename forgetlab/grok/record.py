@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import ForgetlabError
-from ..runs import atomic_write_json, atomic_write_text, load_tensors, read_json, run_record, save_tensors
+from ..runs import (
+    atomic_write_json,
+    atomic_write_text,
+    dumps_json,
+    load_tensors,
+    read_json,
+    run_record,
+    save_tensors,
+)
 from .train import TrainConfig, TrainResult
 
 
@@ -21,7 +28,7 @@ def save_run(out: str | os.PathLike, result: TrainResult, *, plots: bool = True)
                                                 "summary.json")}
     atomic_write_json(out / "config.json", run_record(c, seed=c.seed, split_seed=c.split_seed,
                                                       label_seed=c.label_seed))
-    atomic_write_text(out / "history.jsonl", "".join(json.dumps(h) + "\n" for h in result.history))
+    atomic_write_text(out / "history.jsonl", "".join(dumps_json(h) + "\n" for h in result.history))
     tensors = dict(result.state)
     tensors["ipr_init"], tensors["ipr_final"] = result.ipr_init, result.ipr_final
     save_tensors(out / "model.safetensors", tensors, metadata={"format": "forgetlab.grok", "model": c.model})

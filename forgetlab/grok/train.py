@@ -696,10 +696,15 @@ def train_many(configs: list[TrainConfig], *, keep_history: bool = True, progres
                     "loss", "steps", "batchnorm", "batch_size", "log_every")
                     if getattr(configs[0], k) != getattr(c, k)}
             raise BadInput("configs", diff, "runs of one batch must share batch_key(config); split them")
+    # flush-to-zero keeps float32 fast when weights decay towards zero (denormals); restored afterwards so the
+    # caller's process keeps its own floating-point mode
     torch.set_flush_denormal(True)
-    if key[0] == "transformer":
-        return [_train_transformer(c, keep_history, progress, callback) for c in configs]
-    return _train_mlp_batch(list(configs), keep_history, progress, callback)
+    try:
+        if key[0] == "transformer":
+            return [_train_transformer(c, keep_history, progress, callback) for c in configs]
+        return _train_mlp_batch(list(configs), keep_history, progress, callback)
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def train(config: TrainConfig, *, keep_history: bool = True, progress: bool = False) -> TrainResult:
