@@ -86,7 +86,7 @@ def test_json_artifacts_are_strict_json(tmp_path):
 
 
 def test_check_range_refuses_non_numbers():
-    with pytest.raises(BadInput, match="alpha: got '0.5'; allowed: a number"):
+    with pytest.raises(BadInput, match=r"alpha: got '0\.5'; allowed: a number"):
         check_range("alpha", "0.5", 0, 1)
     with pytest.raises(BadInput, match="a number"):
         check_range("xi", True, 0, 1)
