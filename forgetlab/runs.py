@@ -93,6 +93,31 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ForgetlabError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
 
 
+def iter_jsonl(path: str | os.PathLike, field: str = "path") -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, object)`` for each non-blank line of a JSONL file.
+
+    One reader for every JSONL input: a missing file is :class:`BadInput` naming ``field``; non-UTF-8 bytes, a
+    malformed line or a line that is not a JSON object is a :class:`ForgetlabError` naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(field, str(path), "an existing JSONL file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ForgetlabError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ForgetlabError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise ForgetlabError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
+
+
 def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any],
                  metadata: Mapping[str, str] | None = None) -> None:
     """Save a dict of tensors as safetensors, atomically (never pickle)."""

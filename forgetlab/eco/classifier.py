@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -40,7 +39,15 @@ import numpy as np
 import torch
 
 from ..errors import BadInput, ForgetlabError, check_choice, check_range
-from ..runs import atomic_write_json, load_tensors, prepare_out_dir, read_json, run_record, save_tensors
+from ..runs import (
+    atomic_write_json,
+    iter_jsonl,
+    load_tensors,
+    prepare_out_dir,
+    read_json,
+    run_record,
+    save_tensors,
+)
 from .conformal import conformal_lower_threshold, conformal_pac_threshold, conformal_upper_threshold
 from .encoder import DEFAULT_ENCODER, Encoder, token_windows
 from .ngram import NgramModel, single_thread
@@ -61,23 +68,8 @@ def load_prompts(path: str | Path, field: str | None = None) -> list[str]:
     if field is not None:
         check_choice("field", field, PROMPT_FIELDS)
     path = Path(path)
-    if not path.is_file():
-        raise BadInput("path", str(path), "an existing JSONL file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ForgetlabError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     prompts: list[str] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ForgetlabError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise ForgetlabError(f"{path}: line {lineno}: expected a JSON object with a "
-                                 f"{field or '/'.join(PROMPT_FIELDS)} field, got {type(obj).__name__}")
+    for lineno, obj in iter_jsonl(path):
         if field is None:
             field = next((f for f in PROMPT_FIELDS if f in obj), None)
             if field is None:

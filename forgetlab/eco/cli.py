@@ -21,6 +21,7 @@ from pathlib import Path
 import typer
 
 from ..errors import BadInput, ForgetlabError, check_range
+from ..runs import iter_jsonl
 
 app = typer.Typer(no_args_is_help=True, help="ECO: guard a causal LM with embedding-corrupted prompts.")
 
@@ -29,19 +30,7 @@ def _read_mc_jsonl(path: Path) -> list:
     """Multiple-choice items ``{"prompt"|"question", "choices", "answer"}``, one per line; errors name the line."""
     from .fit import MCItem
 
-    if not path.is_file():
-        raise BadInput("fit", str(path), "an existing JSONL file")
-    items = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ForgetlabError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise ForgetlabError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
-        items.append(MCItem.from_dict(obj, where=f"{path}: line {lineno}"))
+    items = [MCItem.from_dict(obj, where=f"{path}: line {lineno}") for lineno, obj in iter_jsonl(path, "fit")]
     if not items:
         raise ForgetlabError(f"{path}: empty file (expected one multiple-choice item per line: "
                              '{"prompt": ..., "choices": [...], "answer": index})')

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadInput, ForgetlabError, check_choice
-from ..runs import atomic_write_json, atomic_write_text
+from ..runs import atomic_write_json, atomic_write_text, iter_jsonl
 
 ANSWER_STYLES = ("tofu", "name-free")
 SPLIT_FRACTIONS = {"forget01": 0.01, "forget05": 0.05, "forget10": 0.10}
@@ -443,19 +443,9 @@ def read_qa_jsonl(path: str | Path, required: Sequence[str] = QA_FIELDS) -> list
     Raises :class:`ForgetlabError` naming the file, the 1-based line and the field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ForgetlabError(f"{path}: file not found")
     rows: list[dict[str, Any]] = []
     n_pert: int | None = None
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ForgetlabError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise ForgetlabError(f"{path}:{lineno}: expected a JSON object")
+    for lineno, row in iter_jsonl(path):
         for f in required:
             if f not in row:
                 raise ForgetlabError(f"{path}:{lineno}: missing field {f!r}")
