@@ -19,11 +19,13 @@ def _rel(path: str | os.PathLike, folder: Path) -> str:
     return str(Path(path).resolve().relative_to(folder.resolve()))
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, key: str = "") -> str:
+    """Accuracies as percentages; every other number (IPR, norms, correlations) as a plain number."""
     if isinstance(value, float):
-        return f"{100 * value:.2f}%" if 0.0 <= value <= 1.0 else f"{value:.4g}"
+        is_accuracy = key.endswith("_acc") or key.startswith("accuracy")
+        return f"{100 * value:.2f}%" if is_accuracy else f"{value:.4g}"
     if isinstance(value, dict):
-        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
+        return ", ".join(f"{k} {_fmt(v, k)}" for k, v in value.items() if not isinstance(v, (dict, list)))
     return str(value)
 
 
