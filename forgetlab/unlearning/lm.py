@@ -267,9 +267,15 @@ def load_lm(path: str | os.PathLike):
     path = Path(path)
     if not path.is_dir() or (not any(path.glob("*.safetensors")) and not any(path.glob("*.bin"))):
         raise BadInput("model", str(path), "a Hugging Face model folder with weights (config.json + safetensors)")
-    tok = AutoTokenizer.from_pretrained(path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:  # no or broken tokenizer files
+        raise BadInput("model", str(path), f"a model folder with its tokenizer ({type(exc).__name__})") from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:  # unknown architecture, damaged weights
+        raise BadInput("model", str(path), f"a loadable causal-LM folder ({type(exc).__name__})") from None
     model.eval()
     return model, tok

@@ -85,3 +85,15 @@ def test_load_rejects_folder_without_weights(tmp_path):
 
     with pytest.raises(BadInput, match="model"):
         load_lm(tmp_path)
+
+
+def test_load_lm_without_tokenizer_is_a_clear_error(tmp_path):
+    import json
+
+    from forgetlab.errors import BadInput
+    from forgetlab.unlearning.lm import load_lm
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 16)
+    with pytest.raises(BadInput, match=r"model: .*allowed: a (model folder with its tokenizer|loadable)"):
+        load_lm(tmp_path)
