@@ -6,6 +6,7 @@ so a reader (or a resumed run) never sees a half-written file, even after SIGKIL
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -13,7 +14,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -139,6 +140,35 @@ def load_tensors(path: str | os.PathLike) -> dict[str, Any]:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises several types for a damaged header
         raise ForgetlabError(f"{path}: not a valid safetensors file ({type(exc).__name__})") from None
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def folder_checksums(root: Path, exclude: Iterable[str] = ()) -> dict[str, str]:
+    """``{relative path: sha256}`` of every regular file under ``root`` outside hidden files and folders."""
+    skip = set(exclude)
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).as_posix() not in skip
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)}
+
+
+def verify_checksums(root: Path, files: Mapping[str, str], what: str, record: str) -> None:
+    """Raise :class:`ForgetlabError` naming the first file of ``files`` (listed in ``record``) that is missing or
+    changed under ``root``; ``what`` names the folder for the message."""
+    for rel, digest in files.items():
+        p = root / rel
+        if not p.is_file():
+            raise ForgetlabError(f"{what}: {p} is missing (listed in {record})")
+        if sha256_file(p) != digest:
+            raise ForgetlabError(f"{what}: {p} does not match its record: checksum does not match the SHA-256 in "
+                                 f"{record} (changed or damaged)")
 
 
 def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False, field: str = "out") -> Path:

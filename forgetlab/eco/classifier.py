@@ -27,7 +27,6 @@ spans to any LM's tokens with :func:`token_mask_from_spans`.
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -41,12 +40,14 @@ import torch
 from ..errors import BadInput, ForgetlabError, check_choice, check_range
 from ..runs import (
     atomic_write_json,
+    folder_checksums,
     iter_jsonl,
     load_tensors,
     prepare_out_dir,
     read_json,
     run_record,
     save_tensors,
+    verify_checksums,
 )
 from .conformal import conformal_lower_threshold, conformal_pac_threshold, conformal_upper_threshold
 from .encoder import DEFAULT_ENCODER, Encoder, token_windows
@@ -464,7 +465,7 @@ class PromptClassifier:
             self.encoder.tokenizer.save_pretrained(str(path / "encoder"))
         meta = {"format": FORMAT_PROMPT, "format_version": FORMAT_VERSION, "threshold": self.threshold,
                 "first_stage_threshold": self.ngram_threshold, "report": self.report,
-                "files": _checksums(path, exclude={"classifier.json"}),
+                "files": folder_checksums(path, exclude={"classifier.json"}),
                 **run_record(asdict(self.config), seed=self.config.seed)}
         atomic_write_json(path / "classifier.json", meta)
         return path
@@ -477,7 +478,7 @@ class PromptClassifier:
         """
         path = Path(path)
         meta = _read_meta(path, "classifier.json", FORMAT_PROMPT)
-        _verify_checksums(path, meta.get("files", {}))
+        verify_checksums(path, meta.get("files", {}), f"classifier {path}", "classifier.json")
         try:
             cfg = ClassifierConfig(**meta["config"])
         except TypeError as exc:
@@ -559,28 +560,6 @@ def _finetune(enc: Encoder, head: torch.nn.Module, texts: list[str], y: torch.Te
 
 # ----------------------------------------------------------------------------------------------------------------
 # files
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _checksums(root: Path, exclude: set[str]) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): _sha256(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.relative_to(root).as_posix() not in exclude and not p.name.startswith(".")}
-
-
-def _verify_checksums(root: Path, files: dict[str, str]) -> None:
-    for rel, digest in files.items():
-        p = root / rel
-        if not p.is_file():
-            raise ForgetlabError(f"{p}: file listed in the folder's record is missing")
-        if _sha256(p) != digest:
-            raise ForgetlabError(f"{p}: checksum does not match the one recorded (file changed or damaged)")
 
 
 def _read_meta(path: Path, name: str, fmt: str) -> dict[str, Any]:

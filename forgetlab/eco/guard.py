@@ -15,7 +15,6 @@ and raises :class:`ForgetlabError` naming the first file that does not match. Sa
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +24,14 @@ import numpy as np
 import torch
 
 from ..errors import BadInput, ForgetlabError
-from ..runs import atomic_write_json, prepare_out_dir, read_json, run_record
+from ..runs import (
+    atomic_write_json,
+    folder_checksums,
+    prepare_out_dir,
+    read_json,
+    run_record,
+    verify_checksums,
+)
 from .corruptions import apply_rowwise, validate
 from .hooks import corrupt_embeddings, hidden_size, input_embeddings, token_seed
 
@@ -70,32 +76,6 @@ def _type_name(obj: Any, registry: dict[str, Callable[[], type]], field: str) ->
 
 
 # ------------------------------------------------------------------------------------------ files
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def folder_checksums(root: Path, exclude: Sequence[str] = ()) -> dict[str, str]:
-    """``{relative path: sha256}`` of every regular, non-hidden file under ``root``."""
-    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.relative_to(root).as_posix() not in exclude
-            and not any(part.startswith(".") for part in p.relative_to(root).parts)}
-
-
-def verify_checksums(root: Path, files: dict[str, str], what: str) -> None:
-    """Raise :class:`ForgetlabError` naming the first file of ``files`` missing or changed under ``root``."""
-    for rel, digest in files.items():
-        p = root / rel
-        if not p.is_file():
-            raise ForgetlabError(f"{what}: {p} is missing (recorded in guard.json)")
-        if sha256_file(p) != digest:
-            raise ForgetlabError(f"{what}: {p} does not match its recorded SHA-256 checksum (changed or damaged)")
 
 
 def load_base_model(path: str | Path, *, dtype: torch.dtype | str | None = None, device: str | None = None):
@@ -431,7 +411,7 @@ class EcoGuard:
         if verify and not model_info.get("copied"):
             if not model_dir.is_dir():
                 raise ForgetlabError(f"guard {path}: its base model folder {model_dir} does not exist")
-            verify_checksums(model_dir, model_info.get("files", {}), f"base model of guard {path}")
+            verify_checksums(model_dir, model_info.get("files", {}), f"base model of guard {path}", "guard.json")
         if ctype not in CLASSIFIER_TYPES:
             raise ForgetlabError(f"{path / 'guard.json'}: unknown classifier type {ctype!r}")
         classifier = CLASSIFIER_TYPES[ctype]().from_pretrained(path / "classifier")
@@ -456,5 +436,5 @@ def _read_guard_meta(path: Path) -> dict:
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise ForgetlabError(f"{path / 'guard.json'}: format_version {meta['format_version']} is newer than "
                              f"this forgetlab reads ({FORMAT_VERSION})")
-    verify_checksums(path, meta.get("files", {}), f"guard {path}")
+    verify_checksums(path, meta.get("files", {}), f"guard {path}", "guard.json")
     return meta
