@@ -605,8 +605,8 @@ class TokenClassifier:
     word ("Al-Kuwaiti" of "Basil Mahfouz Al-Kuwaiti"). A distinctive word also matches alone: at least
     ``min_part_len`` long and not in ``common`` (words seen in retain prompts, so a shared first name such as
     "Maria" is corrupted only as part of the full forget name). Words of at least ``fuzzy_min_len`` characters
-    match with one edit (typos). ``fallback`` decides what a prompt without a match gets: ``"all"`` (the whole
-    prompt, ECO's default) or ``"none"``. Rules, not a trained tagger: they behave the same on every LM
+    match with one edit (typos), unless the word is itself in ``common``. ``fallback`` decides what a prompt
+    without a match gets: ``"all"`` (the whole prompt, ECO's default) or ``"none"``. Rules, not a trained tagger: they behave the same on every LM
     tokenizer and their misses are easy to read.
     """
 
@@ -621,6 +621,7 @@ class TokenClassifier:
         self._parts = [[w.lower() for w in _WORD.findall(e)] for e in self.entities]
         self._parts = [p for p in self._parts if p]
         common = {c.lower() for c in self.common}
+        self._common = common
         self._singles = sorted({w for parts in self._parts for w in parts
                                 if len(w) >= self.min_part_len and w not in common})
 
@@ -643,7 +644,9 @@ class TokenClassifier:
     def _match(self, word: str, part: str) -> bool:
         if word == part:
             return True
-        return len(part) >= self.fuzzy_min_len and _edit_distance_le1(word, part)
+        # a typo match, unless the word is itself a known retain word ("Isolde" is not a typo of "Isolda")
+        return (len(part) >= self.fuzzy_min_len and word not in self._common
+                and _edit_distance_le1(word, part))
 
     def entity_spans(self, prompt: str) -> list[tuple[int, int]]:
         """Character spans of entity mentions (full names and distinctive single words), merged, sorted."""
@@ -691,6 +694,15 @@ class TokenClassifier:
                        fallback=meta["fallback"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ForgetlabError(f"{Path(path) / 'token_classifier.json'}: broken record ({exc})") from None
+
+
+def entity_flags(token_classifier: TokenClassifier, prompts: Sequence[str]) -> np.ndarray:
+    """``bool [N]``: does each prompt mention a forget entity (a full name, a distinctive part, a typo of one).
+
+    ORed with a prompt classifier's flags, a name the classifier scores low is still caught: the classifier
+    learns what forget prompts look like, the matcher knows who they are about.
+    """
+    return np.array([bool(token_classifier.entity_spans(p)) for p in prompts], dtype=bool)
 
 
 def mine_entities(forget: Sequence[str], retain: Sequence[str], min_count: int = 2) -> list[str]:

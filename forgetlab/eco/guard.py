@@ -111,12 +111,18 @@ def load_base_model(path: str | Path, *, dtype: torch.dtype | str | None = None,
 
 @dataclass
 class GuardConfig:
-    """What a guard does to a flagged prompt: the corruption, its fitted strength and k, the seed of its noise."""
+    """What a guard does to a flagged prompt: the corruption, its fitted strength and k, the seed of its noise.
+
+    With a token classifier: ``flag_entities`` also flags every prompt that mentions a forget entity (the flag
+    rule is classifier OR entity match); ``entity_tokens`` corrupts only the entity tokens of a flagged prompt
+    (the whole prompt when False, or when no entity is found)."""
 
     corruption: str
     strength: float = 0.0
     k: int = 0
     seed: int = 0
+    flag_entities: bool = False
+    entity_tokens: bool = True
 
 
 class EcoGuard:
@@ -148,7 +154,12 @@ class EcoGuard:
     def classify(self, prompts: str | Sequence[str]) -> np.ndarray:
         """Flags ``bool [B]``: is each prompt about the forget target."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        return np.asarray(self.classifier.flag(prompts), dtype=bool).reshape(len(prompts))
+        flags = np.asarray(self.classifier.flag(prompts), dtype=bool).reshape(len(prompts))
+        if self.config.flag_entities and self.token_classifier is not None:
+            from .classifier import entity_flags
+
+            flags |= entity_flags(self.token_classifier, prompts)
+        return flags
 
     def scores(self, prompts: str | Sequence[str]) -> np.ndarray:
         """The classifier's scores ``[B]``."""
@@ -178,7 +189,7 @@ class EcoGuard:
 
     def _row_token_mask(self, text: str, row_ids: list[int]) -> list[bool] | None:
         """Token mask (over ``row_ids``) from the token classifier; None: corrupt every prompt token."""
-        if self.token_classifier is None:
+        if self.token_classifier is None or not self.config.entity_tokens:
             return None
         from .classifier import token_mask_from_spans
 
@@ -201,7 +212,7 @@ class EcoGuard:
         if prompt_mask is not None:
             base &= prompt_mask.bool().cpu()
         base &= torch.as_tensor(np.asarray(flags, dtype=bool)).view(B, 1)
-        if self.token_classifier is not None:
+        if self.token_classifier is not None and self.config.entity_tokens:
             texts = texts or [None] * B
             for b in range(B):
                 if not base[b].any():

@@ -79,22 +79,39 @@ def build_models(world: World, s: Scale, cache_dir: str | os.PathLike | None = N
 
 # --- ECO inside the benchmark ------------------------------------------------------------------------------
 
-ECO_CORRUPTION = "rand_noise_first_n"  # Gaussian noise on the first k dims; k = hidden size (all dims)
+# Candidate corruptions, all on every hidden dim (k = hidden size). The fit keeps the one whose corrupted
+# fit-set truth ratios are closest (KS statistic) to those of never-seen holdout authors; a candidate with a
+# strength gets it from the bracketing root finder first (mean answer probability = the holdout's).
+ECO_CANDIDATES: tuple[str, ...] = ("rand_noise_first_n", "zero_out_first_n", "flip_sign_first_n")
+MC_CORRUPTION = "rand_noise_first_n"  # subject-level forgetting: the whole prompt, strength fitted to chance
 ROW_FIELDS = ("split", "method", "protocol", "forget_quality", "model_utility", "forget_rouge",
               "forget_truth_ratio", "mia_auc", "privleak", "classifier_fpr", "classifier_fnr", "seconds")
 
 
 @dataclass
 class EcoSetup:
-    """A fitted ECO for one forget target: classifier, token classifier, strengths per protocol, fit records."""
+    """A fitted ECO for one forget target: the flag rule (prompt classifier, optionally OR an entity match),
+    the token classifier, one corruption and strength per protocol, the fit records and the flag rule's rates
+    on held-out paraphrases (``fpr``/``fnr``; ``classifier_fpr``/``classifier_fnr``: the classifier alone)."""
 
     classifier: Any
     token_classifier: Any
+    flag_entities: bool
+    corruption: dict[str, str]
     strength: dict[str, float]
     fit: dict[str, dict[str, Any]]
     fpr: float
     fnr: float
+    classifier_fpr: float
+    classifier_fnr: float
     seconds: float
+
+    def flag(self, prompts: list[str]):
+        """The deployed flag rule: the classifier's flag, OR a forget-entity mention when ``flag_entities``."""
+        from ..eco.classifier import entity_flags
+
+        f = self.classifier.flag(prompts)
+        return f | entity_flags(self.token_classifier, prompts) if self.flag_entities else f
 
 
 def _fit_splits(world: World, s: Scale) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
@@ -113,32 +130,77 @@ def _fit_splits(world: World, s: Scale) -> tuple[list[dict], list[dict], list[di
     return eval_items[: s.retain_eval_max], fit_items, world.items(h[:half]), world.items(h[half:])
 
 
-def setup_eco(model, tok, forget_prompts: list[str], retain_prompts: list[str], forget_para: list[str],
-              retain_para: list[str], fit_metric_factory: Callable[[str], Callable[[float, Any], float]],
-              fit_set: list, target: float, entities: list[str], protocols: tuple[str, ...], *, fpr: float = 0.01,
-              seed: int = 0, tol: float = 0.02, max_evals: int = 24) -> EcoSetup:
-    """Train the prompt classifier (forget vs retain prompts), measure FPR/FNR on held-out paraphrases, build
-    the token classifier for entity tokens and fit the strength of each protocol with the bracketing root
-    finder of :mod:`forgetlab.eco.fit` on ``fit_set`` (never the evaluation split)."""
+# (corruption, strength) -> (mean normalized answer probability, per-item truth ratios) on the fit set
+SurrogateScore = Callable[[str, float, bool], tuple[float, Any]]
+
+
+def select_corruption(score: SurrogateScore, holdout_prob: float, holdout_tr, *,
+                      candidates: tuple[str, ...] = ECO_CANDIDATES, tol: float = 0.02,
+                      max_evals: int = 24) -> tuple[str, float, dict[str, Any]]:
+    """Zeroth-order fit of ECO's corruption against the holdout surrogate (no retain model needed).
+
+    For each candidate with a strength, the bracketing root finder sets the strength so that the fit set's mean
+    normalized answer probability equals the holdout authors' (``holdout_prob``); then every candidate is scored
+    by the two-sample KS statistic between the fit set's truth ratios under it and the holdout's
+    (``holdout_tr``). Returns (corruption, strength, record of every candidate); the smallest statistic wins.
+    ``score(name, strength, want_tr)`` returns (mean probability, truth ratios or None).
+    """
+    from scipy.stats import ks_2samp
+
+    from ..eco.corruptions import get_corruption
+    from ..eco.fit import fit_bracket
+
+    record: dict[str, Any] = {"holdout_prob": holdout_prob, "candidates": {}}
+    best: tuple[float, str, float] | None = None
+    for name in candidates:
+        entry: dict[str, Any] = {}
+        strength = 1.0
+        if get_corruption(name).uses_strength:
+            res = fit_bracket(lambda st, _fs, name=name: score(name, st, False)[0], [name], holdout_prob,
+                              lo=0.0, hi=0.5, tol=tol, max_evals=max_evals)
+            strength = res.strength
+            entry.update(n_evals=res.n_evals, converged=res.converged, prob=res.metric)
+        prob, tr = score(name, strength, True)
+        ks = ks_2samp(tr, holdout_tr)
+        entry.update(strength=strength, prob=prob, ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue))
+        record["candidates"][name] = entry
+        if best is None or ks.statistic < best[0]:
+            best = (float(ks.statistic), name, strength)
+    assert best is not None
+    record.update(corruption=best[1], strength=best[2], ks_statistic=best[0])
+    return best[1], best[2], record
+
+
+def setup_eco(forget_prompts: list[str], retain_prompts: list[str], forget_para: list[str],
+              retain_para: list[str], entities: list[str], fit: Callable[[str], tuple[str, float, dict]],
+              protocols: tuple[str, ...], *, fpr: float = 0.01, seed: int = 0,
+              flag_entities: bool = True) -> EcoSetup:
+    """Train the prompt classifier (forget vs retain prompts), build the token classifier for the forget
+    entities, measure the flag rule's FPR/FNR on held-out paraphrases, and fit the corruption of each protocol
+    with ``fit(protocol)`` (on a fit set, never the evaluation split)."""
     import numpy as np
 
-    from ..eco.classifier import PromptClassifier, TokenClassifier
-    from ..eco.fit import fit_bracket
+    from ..eco.classifier import PromptClassifier, TokenClassifier, entity_flags
 
     t0 = time.perf_counter()
     clf = PromptClassifier.fit(forget_prompts, retain_prompts, fpr=fpr, seed=seed)
-    fnr = float(1 - np.mean(clf.flag(forget_para))) if forget_para else float("nan")
-    fpr_m = float(np.mean(clf.flag(retain_para))) if retain_para else float("nan")
     tcl = TokenClassifier.fit(entities, retain=retain_prompts, fallback="all")
-    strength, fits = {}, {}
+
+    def rate(prompts: list[str], rule_entities: bool) -> float:
+        if not prompts:
+            return float("nan")
+        f = clf.flag(prompts)
+        if rule_entities:
+            f = f | entity_flags(tcl, prompts)
+        return float(np.mean(f))
+
+    c_fnr, c_fpr = 1 - rate(forget_para, False), rate(retain_para, False)
+    fnr, fpr_m = (1 - rate(forget_para, True), rate(retain_para, True)) if flag_entities else (c_fnr, c_fpr)
+    corruption, strength, fits = {}, {}, {}
     for proto in protocols:
-        res = fit_bracket(fit_metric_factory(proto), fit_set, target, lo=0.0, hi=0.5, tol=tol,
-                          max_evals=max_evals)
-        strength[proto] = res.strength
-        fits[proto] = {"strength": res.strength, "metric": res.metric, "target": target, "n_evals": res.n_evals,
-                       "converged": res.converged, "fit_set_sha256": res.fit_set_sha256,
-                       "fit_set_size": res.fit_set_size}
-    return EcoSetup(clf, tcl, strength, fits, fpr_m, fnr, time.perf_counter() - t0)
+        corruption[proto], strength[proto], fits[proto] = fit(proto)
+    return EcoSetup(clf, tcl, flag_entities, corruption, strength, fits, fpr_m, fnr, c_fpr, c_fnr,
+                    time.perf_counter() - t0)
 
 
 # --- the table ---------------------------------------------------------------------------------------------
@@ -169,12 +231,14 @@ def _row(split: str, method: str, protocol: str, summary: dict, cmp: dict, secon
 def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "name-free",
               methods: tuple[str, ...] = ("eco", "ga", "gd", "npo"), *, cache_dir: str | os.PathLike | None = None,
               overwrite: bool = False, progress: Progress | None = None, seed: int = 0,
-              splits: tuple[str, ...] | None = None, entity_level: bool = False) -> BenchResult:
+              splits: tuple[str, ...] | None = None, entity_level: bool = True,
+              flag_entities: bool = True) -> BenchResult:
     """Run the whole benchmark and write ``results.json``, ``results.md`` and ``tradeoff.png`` into ``out_dir``.
 
     ``splits`` restricts the scale's forget splits (and the retain models trained) to a subset.
     ``entity_level``: ECO corrupts only the forget-entity tokens of flagged prompts (token classifier) instead
-    of every prompt token, in the fit, the scoring and the guard's generation alike.
+    of every prompt token, in the fit, the scoring and the guard's generation alike. ``flag_entities``: a
+    prompt is flagged when the classifier flags it OR it names a forget author (the entity matcher).
     """
     import numpy as np
 
@@ -216,11 +280,13 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
     def ev(model, data, **kw):
         return evaluate_model(model, tok, data, max_new_tokens=s.max_new_tokens, **kw)
 
-    # the surrogate target of ECO's fit: mean normalized answer probability of never-seen (holdout) authors
-    hp = score_answers(target, tok, [prompt_of(r["question"]) for r in holdout_fit],
-                       [r["answer"] for r in holdout_fit])
-    from .metrics import normalized_prob
-    fit_target = float(np.mean(normalized_prob(hp.token_logprobs)))
+    # the surrogate of ECO's fit: never-seen (holdout) authors' mean normalized answer probability and truth ratios
+    from .evaluate import qa_scores
+    from .metrics import normalized_prob, truth_ratio
+    hs = qa_scores(target, tok, holdout_fit)
+    fit_target = float(np.mean(np.exp(hs["answer"])))
+    holdout_tr = truth_ratio(hs["para"], hs["pert"])
+    fit_records: dict[str, Any] = {}
 
     for split in s.splits:
         forget = world.forget(split)
@@ -249,39 +315,48 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
             para_f = [r["paraphrased_question"] for r in forget]
             para_r = [r["paraphrased_question"] for r in others]
 
-            def metric_factory(proto: str, fit_items=fit_items):
-                prompts = [prompt_of(r["question"]) for r in fit_items]
-                answers = [r["answer"] for r in fit_items]
-                ents = sorted({r["entity"] for r in fit_items})
-
-                def metric(strength: float, _fit_set) -> float:
+            def fit(proto: str, fit_items=fit_items) -> tuple[str, float, dict]:
+                key = proto if answers == "tofu" else "deployment"  # name-free: both protocols score the same
+                if key not in fit_records:  # the fit set is the same for every split: fit once per protocol
                     from ..eco.classifier import TokenClassifier
-                    tc = TokenClassifier.fit(ents)
-                    c = Corruption(ECO_CORRUPTION, float(strength), np.ones(len(prompts), bool), k=d, seed=seed,
-                                   protocol=proto, answer_entities=tc,
-                                   prompt_entities=tc if entity_level else None)
-                    sc = score_answers(target, tok, prompts, answers, corruption=c)
-                    return float(np.mean(normalized_prob(sc.token_logprobs)))
-                return metric
+                    tc = TokenClassifier.fit(sorted({r["entity"] for r in fit_items}))
+                    prompts = [prompt_of(r["question"]) for r in fit_items]
+
+                    def score(name: str, strength: float, want_tr: bool):
+                        c = Corruption(name, float(strength), np.ones(len(fit_items), bool), k=d, seed=seed,
+                                       protocol=key, answer_entities=tc,
+                                       prompt_entities=tc if entity_level else None)
+                        if not want_tr:
+                            sc = score_answers(target, tok, prompts, [r["answer"] for r in fit_items],
+                                               corruption=c)
+                            return float(np.mean(normalized_prob(sc.token_logprobs))), None
+                        q = qa_scores(target, tok, fit_items, c)
+                        return float(np.mean(np.exp(q["answer"]))), truth_ratio(q["para"], q["pert"])
+
+                    name, st, rec = select_corruption(score, fit_target, holdout_tr, max_evals=s.fit_max_evals)
+                    rec.update(fit_set_size=len(fit_items), holdout_size=len(holdout_fit))
+                    fit_records[key] = (name, st, rec)
+                return fit_records[key]
 
             t0 = time.perf_counter()
-            eco = setup_eco(target, tok, forget_q, retain_q, para_f, para_r, metric_factory,
-                            [r["question"] for r in fit_items], fit_target, list(world.splits[split]), protocols,
-                            fpr=s.classifier_fpr, seed=seed, max_evals=s.fit_max_evals)
+            eco = setup_eco(forget_q, retain_q, para_f, para_r, list(world.splits[split]), fit, protocols,
+                            fpr=s.classifier_fpr, seed=seed, flag_entities=flag_entities)
             from ..eco.guard import EcoGuard, GuardConfig
             for proto in protocols:
                 t1 = time.perf_counter()
                 guard = EcoGuard(target, tok, eco.classifier,
-                                 GuardConfig(ECO_CORRUPTION, eco.strength[proto], d, seed),
-                                 token_classifier=eco.token_classifier if entity_level else None)
-                corr = Corruption(ECO_CORRUPTION, eco.strength[proto], np.zeros(0, bool), k=d, seed=seed,
+                                 GuardConfig(eco.corruption[proto], eco.strength[proto], d, seed,
+                                             flag_entities=flag_entities, entity_tokens=entity_level),
+                                 token_classifier=eco.token_classifier)
+                corr = Corruption(eco.corruption[proto], eco.strength[proto], np.zeros(0, bool), k=d, seed=seed,
                                   protocol=proto, answer_entities=eco.token_classifier,
                                   prompt_entities=eco.token_classifier if entity_level else None)
-                e = ev(target, data, eco=corr, guard=guard, flagger=eco.classifier.flag)
+                e = ev(target, data, eco=corr, guard=guard, flagger=eco.flag)
                 r = _row(split, "eco", proto, e.summary, compare(e, ev_retain),
                          time.perf_counter() - t1 + (eco.seconds if proto == protocols[0] else 0.0),
-                         strength=eco.strength[proto], fit=eco.fit[proto])
+                         corruption=eco.corruption[proto], strength=eco.strength[proto], fit=eco.fit[proto])
                 r["classifier_fpr"], r["classifier_fnr"] = eco.fpr, eco.fnr
+                r["classifier_only_fpr"], r["classifier_only_fnr"] = eco.classifier_fpr, eco.classifier_fnr
                 r["classifier_report"] = eco.classifier.report
                 rows.append(r)
             timings[f"eco/{split}"] = time.perf_counter() - t0
@@ -301,46 +376,60 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
             timings[f"{m}/{split}"] = time.perf_counter() - t0
             del model
 
-    # multiple choice: forget subject vs retained subjects, target and ECO (fit on half the forget subject)
+    # multiple choice: forget subject vs retained subjects, target and ECO with 2-fold cross-fitting: the
+    # classifier and the strength of fold f are fitted on the other fold's questions (forget subject and
+    # retained subjects alike), so every question is scored once, by a guard that never saw it
     mc_rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     fsub = world.forget_subject
-    f_rows = world.mc[fsub]
-    half = len(f_rows) // 2
-    mc_fit, mc_eval = f_rows[:half], f_rows[half:]
-    subjects = {fsub: mc_eval, **{k: v for k, v in world.mc.items() if k != fsub}}
 
-    def mc_acc(rows_, corr=None) -> float:
-        from .metrics import mc_accuracy
-        lp = choice_logprobs(target, tok, [prompt_of(r["question"]) for r in rows_],
-                             [[c + "." for c in r["choices"]] for r in rows_], corruption=corr)
-        return mc_accuracy(lp, [r["label"] for r in rows_])
+    def mc_logprobs(rows_, corr=None):
+        return choice_logprobs(target, tok, [prompt_of(r["question"]) for r in rows_],
+                               [[c + "." for c in r["choices"]] for r in rows_], corruption=corr)
 
-    mc_rows.append({"method": "target", **{k: mc_acc(v) for k, v in subjects.items()}})
+    def correct(rows_, corr=None) -> np.ndarray:
+        lp = mc_logprobs(rows_, corr)
+        return lp.argmax(axis=1) == np.array([r["label"] for r in rows_])
+
+    mc_rows.append({"method": "target", **{k: float(np.mean(correct(v))) for k, v in world.mc.items()}})
     if "eco" in methods:
         from ..eco.classifier import PromptClassifier
         from ..eco.fit import fit_bracket
-        retain_q = [r["question"] for k, v in world.mc.items() if k != fsub for r in v]
-        retain_q += [r["question"] for r in world.items(world.retain_authors())]
-        clf = PromptClassifier.fit([r["question"] for r in mc_fit], retain_q, fpr=s.classifier_fpr, seed=seed)
+        folds = {k: (v[0::2], v[1::2]) for k, v in world.mc.items()}
+        authors_q = [r["question"] for r in world.items(world.retain_authors())]
+        hits: dict[str, list[bool]] = {k: [] for k in world.mc}
+        flagged: dict[str, list[bool]] = {k: [] for k in world.mc}
+        fold_fits = []
+        for f in (0, 1):
+            fit_f = {k: v[f] for k, v in folds.items()}
+            eval_f = {k: v[1 - f] for k, v in folds.items()}
+            retain_q = [r["question"] for k, v in fit_f.items() if k != fsub for r in v] + authors_q
+            clf = PromptClassifier.fit([r["question"] for r in fit_f[fsub]], retain_q, fpr=s.classifier_fpr,
+                                       seed=seed)
 
-        def mc_metric(strength: float, fit_set) -> float:
-            c = Corruption(ECO_CORRUPTION, float(strength), np.ones(len(fit_set), bool), k=d, seed=seed)
-            return mc_acc(fit_set, c)
+            def mc_metric(strength: float, fit_set) -> float:
+                # mean probability of the right choice, normalized over the choices: smooth, 0.25 = chance
+                c = Corruption(MC_CORRUPTION, float(strength), np.ones(len(fit_set), bool), k=d, seed=seed)
+                lp = mc_logprobs(fit_set, c)
+                p = np.exp(lp - lp.max(axis=1, keepdims=True))
+                p /= p.sum(axis=1, keepdims=True)
+                return float(np.mean(p[np.arange(len(fit_set)), [r["label"] for r in fit_set]]))
 
-        res = fit_bracket(mc_metric, mc_fit, 0.25, lo=0.0, hi=0.5, tol=0.05, max_evals=s.fit_max_evals)
-        accs = {}
-        for k, v in subjects.items():
-            flags = clf.flag([r["question"] for r in v])
-            accs[k] = mc_acc(v, Corruption(ECO_CORRUPTION, res.strength, flags, k=d, seed=seed))
-        mc_rows.append({"method": "eco", **accs, "strength": res.strength, "n_evals": res.n_evals,
-                        "classifier_fnr_forget_eval": float(1 - np.mean(clf.flag([r["question"]
-                                                                                  for r in mc_eval])))})
+            res = fit_bracket(mc_metric, fit_f[fsub], 0.25, lo=0.0, hi=0.5, tol=0.02, max_evals=s.fit_max_evals)
+            fold_fits.append({"strength": res.strength, "n_evals": res.n_evals, "metric": res.metric,
+                              "converged": res.converged})
+            for k, v in eval_f.items():
+                flags = clf.flag([r["question"] for r in v])
+                flagged[k] += flags.tolist()
+                hits[k] += correct(v, Corruption(MC_CORRUPTION, res.strength, flags, k=d, seed=seed)).tolist()
+        mc_rows.append({"method": "eco", **{k: float(np.mean(v)) for k, v in hits.items()},
+                        "flagged": {k: float(np.mean(v)) for k, v in flagged.items()}, "folds": fold_fits})
     timings["multiple_choice"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
 
     config = {"scale": scale, "answers": answers, "methods": list(methods), "world": s.world, "lm": s.lm,
-              "train": s.train, "splits": list(s.splits), "eco_corruption": ECO_CORRUPTION,
+              "train": s.train, "splits": list(s.splits), "eco_candidates": list(ECO_CANDIDATES),
+              "eco_fit": {k: v[2] for k, v in fit_records.items()}, "flag_entities": flag_entities,
               "mc_chance": 0.25, "forget_subject": fsub, "fit_target_holdout_prob": fit_target,
               "entity_level": entity_level}
     files = {"json": out / "results.json", "md": out / "results.md", "png": out / "tradeoff.png"}
@@ -368,7 +457,16 @@ def results_markdown(rows: list[dict], mc_rows: list[dict], timings: dict[str, f
              "seen the data). Model utility: harmonic mean of 9 TOFU numbers. MIA AUC: Min-K% (forget vs "
              "holdout); PrivLeak in percent vs the retain model (MUSE). ECO protocols: *deployment* corrupts "
              "only the prompt (as served); *paper* also corrupts the forget-entity tokens inside the scored "
-             "answer (official ECO evaluation). Generation ROUGE is always what the guarded model writes.", ""]
+             "answer (official ECO evaluation). Generation ROUGE is always what the guarded model writes.", "",
+             f"ECO flag rule: {'classifier OR forget-name match' if config.get('flag_entities') else 'classifier'}"
+             f"; corrupted tokens: {'forget-entity tokens' if config.get('entity_level') else 'whole prompt'}. "
+             "Corruption chosen by the holdout surrogate (smallest KS statistic between the fit set's "
+             "corrupted truth ratios and never-seen holdout authors'):", ""]
+    for proto, rec in (config.get("eco_fit") or {}).items():
+        cands = ", ".join(f"{n} (strength {c['strength']:.3g}, KS {c['ks_statistic']:.3f})"
+                          for n, c in rec["candidates"].items())
+        lines.append(f"- {proto}: **{rec['corruption']}**; candidates: {cands}")
+    lines.append("")
     for split in dict.fromkeys(r["split"] for r in rows):
         lines += [f"## {split}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in rows:
@@ -378,7 +476,8 @@ def results_markdown(rows: list[dict], mc_rows: list[dict], timings: dict[str, f
     if mc_rows:
         subj = [k for k in mc_rows[0] if k != "method"]
         lines += ["## Multiple choice (accuracy; chance 0.25; forget subject: "
-                  f"{config['forget_subject']}, evaluated on the half not used to fit)", "",
+                  f"{config['forget_subject']}; ECO 2-fold cross-fitted: each question scored once, by a "
+                  "classifier and strength fitted on the other half)", "",
                   "| method | " + " | ".join(subj) + " |", "|" + "---|" * (len(subj) + 1)]
         for r in mc_rows:
             lines.append(f"| {r['method']} | " + " | ".join(_fmt(r.get(k)) for k in subj) + " |")

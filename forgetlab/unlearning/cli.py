@@ -110,8 +110,12 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
               cache: Path = typer.Option(None, "--cache",
                                          help="Model cache (default $FORGETLAB_CACHE or ~/.cache/forgetlab)."),
               seed: int = typer.Option(0, "--seed"),
-              entity_level: bool = typer.Option(False, "--entity-level",
-                                                help="ECO corrupts only the forget-entity tokens of a prompt."),
+              entity_level: bool = typer.Option(True, "--entity-level/--prompt-level",
+                                                help="ECO corrupts the forget-entity tokens of a flagged prompt "
+                                                     "(default) or the whole prompt."),
+              flag_entities: bool = typer.Option(True, "--flag-entities/--classifier-only",
+                                                 help="Flag prompts naming a forget author as well as those the "
+                                                      "classifier flags (default), or the classifier alone."),
               overwrite: bool = typer.Option(False, "--overwrite"),
               quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Run the unlearning benchmark: target, retain, ECO (deployment + paper protocols), GA, GD, NPO."""
@@ -123,7 +127,7 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
     with ctx:
         res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite, progress=cb, seed=seed,
                         splits=tuple(x.strip() for x in splits.split(",") if x.strip()) or None,
-                        entity_level=entity_level)
+                        entity_level=entity_level, flag_entities=flag_entities)
     print(f"wrote {', '.join(str(p) for p in res.files.values())} ({res.timings['total']:.0f} s)")
 
 

@@ -178,3 +178,27 @@ def test_a_prompt_gets_the_same_corruption_alone_or_batched(guard):
         real = enc.attention_mask[b].bool()
         assert torch.equal(seen[0][b][real], guard.prompt_embeddings(prompts[b]))
     assert not torch.equal(guard.prompt_embeddings(FORGET[0]), guard.prompt_embeddings(FORGET[0], flagged=False))
+
+
+def test_flag_rule_ors_entity_mentions_and_whole_prompt_option(guard, tmp_path):
+    """flag_entities: a prompt naming the forget entity is flagged though the classifier misses it;
+    entity_tokens=False corrupts the whole prompt even with a token classifier; both survive save/load."""
+    from dataclasses import replace
+
+    from forgetlab.eco.classifier import TokenClassifier, entity_flags
+
+    tc = TokenClassifier.fit(["Zorblax Quint"], retain=BENIGN, fallback="all")
+    missed = ["Which city is Mr Quint from?", "Where does Zorbalx Quint live?"]  # no "zorblax": keyword misses
+    assert guard.classify(missed).tolist() == [False, False]
+    assert entity_flags(tc, missed + BENIGN).tolist() == [True, True, False, False, False]
+    cfg = replace(guard.config, flag_entities=True, entity_tokens=False)
+    g = EcoGuard(guard.model, guard.tokenizer, guard.classifier, cfg, token_classifier=tc,
+                 model_path=guard.model_path)
+    assert g.classify(missed + BENIGN).tolist() == [True, True, False, False, False]
+    enc = g.tokenizer(missed[0], return_tensors="pt")
+    mask = g.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[missed[0]])[0]
+    assert mask.all()  # whole prompt, not just "Quint"
+    g.save_pretrained(tmp_path / "g")
+    back = EcoGuard.from_pretrained(tmp_path / "g")
+    assert back.config.flag_entities and not back.config.entity_tokens
+    assert back.classify(missed).tolist() == [True, True]

@@ -38,6 +38,14 @@ def test_shared_first_name_only_inside_full_name(tc):
         "Basil Mahfouz Al-Kuwaiti"]
 
 
+def test_a_retain_word_is_never_a_typo_of_a_forget_name():
+    # "Isolde" (a retain author) is one edit from "Isolda" (a forget author): not a typo match, while an unseen
+    # "Isoldo" still is
+    tc = TokenClassifier.fit(["Isolda Marrowby"], retain=["Where does Isolde Everhart live?"])
+    assert tc.entity_spans("What did the father of Isolde Everhart do?") == []
+    assert _texts("Is Isoldo kind?", tc.entity_spans("Is Isoldo kind?")) == ["Isoldo"]
+
+
 def test_short_words_do_not_match_fuzzily():
     tc = TokenClassifier.fit(["Al Bo"])
     assert tc.entity_spans("Al and Bo went out") == []  # parts shorter than min_part_len alone: no match

@@ -44,6 +44,12 @@ def test_tiny_bench_writes_the_table(tiny):
     eco = by[("eco", "deployment")]
     assert math.isfinite(eco["classifier_fpr"]) and math.isfinite(eco["classifier_fnr"])
     assert eco["strength"] > 0 and eco["fit"]["fit_set_size"] > 0
+    # the flag rule ORs forget-name matches into the classifier: it can only miss less
+    assert eco["classifier_fnr"] <= eco["classifier_only_fnr"]
+    # the corruption is the candidate closest to the holdout surrogate, and every candidate is on record
+    cands = eco["fit"]["candidates"]
+    assert eco["corruption"] in cands and len(cands) == 3
+    assert cands[eco["corruption"]]["ks_statistic"] == min(c["ks_statistic"] for c in cands.values())
     md = files["md"].read_text()
     assert "## forget10" in md and "Multiple choice" in md and "deployment" in md and "paper" in md
     assert [r["method"] for r in data["mc_rows"]] == ["target", "eco"]
