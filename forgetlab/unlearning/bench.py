@@ -83,6 +83,7 @@ def build_models(world: World, s: Scale, cache_dir: str | os.PathLike | None = N
 # fit-set truth ratios are closest (KS statistic) to those of never-seen holdout authors; a candidate with a
 # strength gets it from the bracketing root finder first (mean answer probability = the holdout's).
 ECO_CANDIDATES: tuple[str, ...] = ("rand_noise_first_n", "zero_out_first_n", "flip_sign_first_n")
+STRENGTH_MAX = 64.0  # noise std 64 (absolute) drowns any embedding; past it the bracket only burns evaluations
 MC_CORRUPTION = "rand_noise_first_n"  # subject-level forgetting: the whole prompt, strength fitted to chance
 ROW_FIELDS = ("split", "method", "protocol", "forget_quality", "model_utility", "forget_rouge",
               "forget_truth_ratio", "mia_auc", "privleak", "classifier_fpr", "classifier_fnr", "seconds")
@@ -157,7 +158,7 @@ def select_corruption(score: SurrogateScore, holdout_prob: float, holdout_tr, *,
         strength = 1.0
         if get_corruption(name).uses_strength:
             res = fit_bracket(lambda st, _fs, name=name: score(name, st, False)[0], [name], holdout_prob,
-                              lo=0.0, hi=0.5, tol=tol, max_evals=max_evals)
+                              lo=0.0, hi=0.5, tol=tol, max_evals=max_evals, hi_max=STRENGTH_MAX)
             strength = res.strength
             entry.update(n_evals=res.n_evals, converged=res.converged, prob=res.metric)
         prob, tr = score(name, strength, True)

@@ -459,10 +459,22 @@ def read_qa_jsonl(path: str | Path, required: Sequence[str] = QA_FIELDS) -> list
             elif len(pert) != n_pert:
                 raise ForgetlabError(f"{path}:{lineno}: field 'perturbed_answer' has {len(pert)} answers; "
                                      f"earlier lines have {n_pert} (all lists must have equal length)")
+        if "choices" in required:
+            _check_choices(row, path, lineno)
         rows.append(row)
     if not rows:
         raise ForgetlabError(f"{path}: no items (empty file)")
     return rows
+
+
+def _check_choices(row: dict[str, Any], path: Path, lineno: int) -> None:
+    """A multiple-choice line: ``choices`` a list of >= 2 strings, ``label`` an integer index into it."""
+    ch, label = row["choices"], row["label"]
+    if not isinstance(ch, list) or len(ch) < 2 or not all(isinstance(c, str) for c in ch):
+        raise ForgetlabError(f"{path}:{lineno}: field 'choices' must be a list of at least 2 strings")
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(ch):
+        raise ForgetlabError(f"{path}:{lineno}: field 'label' must be an integer index in [0, {len(ch) - 1}], "
+                             f"got {label!r}")
 
 
 def check_forget_holdout(forget: list[dict[str, Any]], holdout: list[dict[str, Any]]) -> None:

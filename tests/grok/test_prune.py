@@ -36,3 +36,9 @@ def test_prune_curves_on_a_mixed_network():
     assert curves["low"][1]["test_acc"] == 1.0  # the 128 random neurons are gone, the solution remains
     assert curves["high"][1]["test_acc"] < 0.3
     assert set(curves["low"][0]) == {"fraction", "train_acc", "test_acc", "corrupted_acc", "clean_acc"}
+    # the random control removes periodic neurons in proportion: it lies between the two orders, strictly
+    # below low-IPR-first once most neurons are gone, and it is reproducible from its seed
+    deep = prune_curves(state, ds, fractions=(0.75, 0.9), seed=3)
+    for i in range(2):
+        assert deep["high"][i]["test_acc"] < deep["random"][i]["test_acc"] < deep["low"][i]["test_acc"]
+    assert prune_curves(state, ds, fractions=(0.75, 0.9), seed=3)["random"] == deep["random"]

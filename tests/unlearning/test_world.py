@@ -106,6 +106,23 @@ def test_read_errors_name_file_line_and_field(tmp_path):
         read_qa_jsonl(p)
 
 
+@pytest.mark.parametrize(("patch", "message"), [
+    ({"choices": "a b c d"}, r"mc.jsonl:2: field 'choices' must be a list of at least 2 strings"),
+    ({"choices": ["a"]}, r"mc.jsonl:2: field 'choices' must be a list"),
+    ({"label": "1"}, r"mc.jsonl:2: field 'label' must be an integer index in \[0, 3\], got '1'"),
+    ({"label": 4}, r"mc.jsonl:2: field 'label' must be an integer index in \[0, 3\], got 4"),
+    ({"label": True}, r"mc.jsonl:2: field 'label'"),
+])
+def test_multiple_choice_lines_are_checked(tmp_path, patch, message):
+    good = {"question": "q?", "choices": ["a", "b", "c", "d"], "label": 2}
+    p = tmp_path / "mc.jsonl"
+    p.write_text(json.dumps(good) + "\n" + json.dumps(good | patch) + "\n")
+    with pytest.raises(ForgetlabError, match=message):
+        read_qa_jsonl(p, ("question", "choices", "label"))
+    p.write_text(json.dumps(good) + "\n")
+    assert read_qa_jsonl(p, ("question", "choices", "label"))[0]["label"] == 2
+
+
 def test_forget_holdout_checks():
     w = make_world(WorldConfig(n_authors=30))
     hold = w.items(w.holdout)
