@@ -122,20 +122,9 @@ class _Progress:
         self.bar = None
         if not enabled:
             return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from ..progress import make_progress
 
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[skipped]} skipped (done earlier)"),
-                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                            console=Console(stderr=True))
+        self.bar = make_progress("{task.fields[skipped]} skipped (done earlier)", stderr=True)
         self.bar.start()
         self.task = self.bar.add_task(label, total=total, completed=skipped, skipped=skipped)
 

@@ -398,29 +398,12 @@ class StackedAdamW:
 
 def _progress(total: int, enabled: bool, label: str):
     """A rich progress bar with ETA, or a no-op when disabled."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from ..progress import NullProgress, make_progress
 
     if not enabled:
-        class _Null:
-            def __enter__(self):
-                return self
+        return NullProgress(), None
 
-            def __exit__(self, *a):
-                return False
-
-            def advance(self, *a, **k):
-                pass
-
-        return _Null(), None
-    prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("eta"), TimeRemainingColumn(), transient=False)
+    prog = make_progress()
     return prog, prog.add_task(label, total=total)
 
 

@@ -33,10 +33,9 @@ def _progress(quiet: bool):
 
     if quiet:
         return None, nullcontext()
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from ..progress import make_progress
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+    bar = make_progress()
     tasks: dict[str, int] = {}
 
     def cb(task: str, done: int, total: int) -> None:
