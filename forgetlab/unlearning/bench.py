@@ -416,7 +416,8 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
                 p /= p.sum(axis=1, keepdims=True)
                 return float(np.mean(p[np.arange(len(fit_set)), [r["label"] for r in fit_set]]))
 
-            res = fit_bracket(mc_metric, fit_f[fsub], 0.25, lo=0.0, hi=0.5, tol=0.02, max_evals=s.fit_max_evals)
+            res = fit_bracket(mc_metric, fit_f[fsub], 0.25, lo=0.0, hi=0.5, tol=0.02, max_evals=s.fit_max_evals,
+                              hi_max=STRENGTH_MAX)
             fold_fits.append({"strength": res.strength, "n_evals": res.n_evals, "metric": res.metric,
                               "converged": res.converged})
             for k, v in eval_f.items():
