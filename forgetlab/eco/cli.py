@@ -92,6 +92,9 @@ def fit_cmd(
     fpr: float = typer.Option(0.01, "--fpr", help="Classifier false-positive rate on retain prompts, in (0, 1)."),
     entity_level: bool = typer.Option(False, "--entity-level", help="Corrupt only forget entity tokens "
                                       "(mined from the prompts)."),
+    flag_entities: bool = typer.Option(False, "--flag-entities", help="Also flag every prompt that names a forget "
+                                       "entity (mined from the prompts): the flag rule becomes classifier OR "
+                                       "name match."),
     copy_model: bool = typer.Option(False, "--copy-model", help="Copy the base model into the guard folder."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(..., "--out", help="Guard folder to write."),
@@ -140,7 +143,8 @@ def fit_cmd(
 
     say(f"training the prompt classifier on {len(forget_prompts)} forget / {len(retain_prompts)} retain prompts")
     clf = PromptClassifier.fit(forget_prompts, retain_prompts, fpr=fpr, seed=seed, progress=not quiet)
-    tclf = TokenClassifier.fit(forget=forget_prompts, retain=retain_prompts) if entity_level else None
+    tclf = (TokenClassifier.fit(forget=forget_prompts, retain=retain_prompts)
+            if entity_level or flag_entities else None)
 
     fit_record = None
     if items is not None and (spec.uses_strength or spec.uses_k):
@@ -156,8 +160,9 @@ def fit_cmd(
             print(f"warning: the fit did not reach {metric} = {goal:.3f} +- {tol} (best {fit_record['metric']:.3f} "
                   f"at {fit_record['strength']:.4g}); the metric may not be monotone in it: try --method zo, "
                   "another corruption, or a larger --tol", file=sys.stderr)
-    guard = EcoGuard(lm, tok, clf, GuardConfig(corruption, float(strength), int(k), seed), token_classifier=tclf,
-                     model_path=model, fit=fit_record)
+    config = GuardConfig(corruption, float(strength), int(k), seed, flag_entities=flag_entities,
+                         entity_tokens=entity_level)
+    guard = EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_path=model, fit=fit_record)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

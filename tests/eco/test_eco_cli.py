@@ -32,7 +32,11 @@ def fit_args(p, out, **over):
     args = {"--model": p["model"], "--forget": p["forget"], "--retain": p["retain"], "--fit": p["fit"],
             "--corruption": "rand_noise_first_n", "--target": "chance", "--tol": "0.1", "--fpr": "0.1",
             "--out": out, **over}
-    return ["eco", "fit", "--quiet"] + [str(x) for kv in args.items() for x in kv if kv[1] is not None]
+    argv = ["eco", "fit", "--quiet"]
+    for key, val in args.items():
+        if val is not None:
+            argv += [key] if val == "" else [key, str(val)]  # "" marks a flag without a value
+    return argv
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +108,25 @@ def test_bad_inputs_one_line_exit_2(inputs, guard_dir, tmp_path, capsys):
         clf.write_text(saved)
     code, _, err = run(["eco", "classify", "--guard", str(tmp_path / "nope"), "--prompt", "hi"], capsys)
     assert code == 2 and "guard" in err
+
+
+def test_fit_with_flag_entities_flags_any_prompt_naming_the_target(inputs, tmp_path, capsys):
+    """--flag-entities: the guard is saved with the classifier-OR-name rule and the mined names (the rule itself
+    is tested against a classifier that misses in tests/eco/test_guard.py); without --entity-level the whole
+    prompt is corrupted."""
+    out = tmp_path / "guard-names"
+    code, _, err = run(fit_args(inputs, out, **{"--flag-entities": ""}), capsys)
+    assert code == 0, err
+    cfg = json.loads((out / "guard.json").read_text())["config"]
+    assert cfg["flag_entities"] is True and cfg["entity_tokens"] is False
+    odd = "Zorblax Quint, zebra, rainbow, 42, teapot."  # nothing like the forget questions but the name
+    code, outp, err = run(["eco", "classify", "--guard", str(out), "--prompt", odd, "--prompt",
+                           "What is the capital of Peru?"], capsys)
+    assert code == 0, err
+    assert [json.loads(x)["flagged"] for x in outp.splitlines()] == [True, False]
+    from forgetlab.eco.guard import EcoGuard
+
+    g = EcoGuard.from_pretrained(out)
+    assert "Zorblax Quint" in g.token_classifier.entities
+    enc = g.tokenizer(odd, return_tensors="pt")
+    assert g.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[odd])[0].all()
