@@ -7,7 +7,7 @@ For the runs both folders hold, prints how many have the same phase and the same
 relative difference of every other numeric column (``seconds`` excluded: wall time is the only column allowed
 to differ). Two folders whose runs were batched differently can differ by float round-off (a batched run
 equals its solo run to ~1e-5 relative, not bit for bit); identical batches give identical numbers.
-Exit status 1 when a phase or an accuracy differs.
+Exit status 1 when a phase or an accuracy differs, 2 when a folder has no results.csv.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ SKIP = {"run_id", "seconds", "phase"}
 def read_rows(folder: Path) -> dict[str, dict[str, str]]:
     path = folder / "results.csv"
     if not path.is_file():
-        sys.exit(f"{path}: no results.csv (run the sweep first)")
+        print(f"{path}: no results.csv (run the sweep first)", file=sys.stderr)
+        sys.exit(2)
     with path.open(newline="") as fh:
         return {r["run_id"]: r for r in csv.DictReader(fh)}
 
@@ -51,7 +52,7 @@ def main() -> None:
     if not shared:
         sys.exit(1)
     same_phase = sum(a[r]["phase"] == b[r]["phase"] for r in shared)
-    same_acc = sum(all(a[r][c] == b[r][c] for c in ACCURACIES if c in a[r]) for r in shared)
+    same_acc = sum(all(a[r].get(c) == b[r].get(c) for c in ACCURACIES) for r in shared)
     print(f"same phase: {same_phase}/{len(shared)}; identical accuracies: {same_acc}/{len(shared)}")
     worst: dict[str, float] = {}
     for r in shared:

@@ -182,8 +182,9 @@ def _eco_claims(rows: list[dict[str, Any]], mc_rows: list[dict[str, Any]], confi
                             "" if ok else f"{0.98 - ratio:.3f} below 0.98"))
         fpr, fnr = eco["classifier_fpr"], eco["classifier_fnr"]
         ok = fpr <= 0.01 and fnr <= 0.02
-        claims.append(Claim("eco", f"{split} classifier", f"held-out paraphrases: FPR, FNR {tag}",
-                            "prompt classifier with near-zero false positives and negatives",
+        claims.append(Claim("eco", f"{split} classifier", f"held-out paraphrases: FPR, FNR of the flag rule {tag}",
+                            "prompt classifier with near-zero false positives and negatives (here: the classifier "
+                            "OR a forget-name match)",
                             "Liu et al. 2024, Sec. 5 / App. (classifier results)",
                             f"FPR {100 * fpr:.2f}%, FNR {100 * fnr:.2f}%", "FPR <= 1%, FNR <= 2%", ok,
                             "" if ok else f"FPR {100 * fpr:.2f}%, FNR {100 * fnr:.2f}%"))

@@ -605,7 +605,7 @@ class TokenClassifier:
     word ("Al-Kuwaiti" of "Basil Mahfouz Al-Kuwaiti"). A distinctive word also matches alone: at least
     ``min_part_len`` long and not in ``common`` (words seen in retain prompts, so a shared first name such as
     "Maria" is corrupted only as part of the full forget name). Words of at least ``fuzzy_min_len`` characters
-    match with one edit (typos), unless the word is itself in ``common``. ``fallback`` decides what a prompt
+    match with one edit (typos), unless the word is itself in ``common``; a lone word only when capitalized. ``fallback`` decides what a prompt
     without a match gets: ``"all"`` (the whole prompt, ECO's default) or ``"none"``. Rules, not a trained tagger: they behave the same on every LM
     tokenizer and their misses are easy to read.
     """
@@ -664,8 +664,10 @@ class TokenClassifier:
                     whole = j == len(parts)
                     if whole or (j >= 2 and any(p in singles for p in parts[j0:j0 + j])):
                         spans.append((words[i][1], words[i + j - 1][2]))
-            if any(self._match(words[i][0], s) for s in self._singles):
-                spans.append((words[i][1], words[i][2]))
+            w, a, b = words[i]
+            # a lone word: exact, or a typo only when written as a name ("Quenbi", not "quiet" for "Quint")
+            if w in singles or (prompt[a].isupper() and any(self._match(w, s) for s in self._singles)):
+                spans.append((a, b))
         return _merge(spans)
 
     def char_spans(self, prompt: str) -> list[tuple[int, int]]:

@@ -219,18 +219,21 @@ def classify_cmd(
     guard: Path = typer.Option(..., "--guard", help="Guard folder written by 'forgetlab eco fit'."),
     prompt: list[str] = typer.Option(..., "--prompt", help="Prompt text (repeat for several)."),
 ) -> None:
-    """Print one JSON line per prompt: whether the guard flags it, and the classifier score."""
+    """Print one JSON line per prompt: whether the guard flags it (its whole flag rule), the classifier score,
+    and whether the prompt names a forget entity (guards fitted with --flag-entities)."""
     from .guard import EcoGuard
 
     _quiet_hf()
-    clf = EcoGuard.load_classifier(guard)  # the base model is not needed to classify
+    rule = EcoGuard.load_flag_rule(guard)  # the base model is not needed to classify
+    clf = rule.classifier
     scores = clf.score(prompt)
     threshold = getattr(clf, "threshold", None)
-    flags = scores > threshold if threshold is not None else clf.flag(prompt)
-    for p, f, s in zip(prompt, flags, scores, strict=True):
+    names = rule.name_matches(prompt)
+    flags = (scores > threshold if threshold is not None else clf.flag(prompt)) | names  # = rule.flag, scored once
+    for p, f, s, n in zip(prompt, flags, scores, names, strict=True):
         # a prompt cleared by the cheap first stage scores -inf: JSON has no infinity, so report null
         score = float(s) if math.isfinite(float(s)) else None
-        print(json.dumps({"prompt": p, "flagged": bool(f), "score": score}))
+        print(json.dumps({"prompt": p, "flagged": bool(f), "score": score, "name_match": bool(n)}))
 
 
 @app.command("generate")

@@ -1,8 +1,8 @@
 """``EcoGuard``: any local Hugging Face causal LM behind ECO's prompt classifier and embedding corruption.
 
 A guard bundles the base model and tokenizer, a prompt classifier (``classify`` -> flags), an optional token
-classifier (entity-level corruption: which characters of a flagged prompt to corrupt; default all prompt tokens),
-and the corruption with its fitted parameters (name, strength, k, seed). ``generate`` takes the same arguments as
+classifier (``GuardConfig.entity_tokens``: corrupt only the forget-entity characters of a flagged prompt;
+``GuardConfig.flag_entities``: also flag every prompt naming a forget entity), and the corruption with its fitted parameters (name, strength, k, seed). ``generate`` takes the same arguments as
 HF ``generate``; ``forward`` / ``answer_logprobs`` score teacher-forced sequences with only the prompt part
 corrupted; ``prompt_embeddings`` gives the ``[T, d]`` embeddings a prompt-embeds backend (vLLM) should be fed.
 Unflagged prompts never go through the corruption hook, so they get the base model's exact logits and outputs.
@@ -36,7 +36,7 @@ from .corruptions import apply_rowwise, validate
 from .hooks import corrupt_embeddings, hidden_size, input_embeddings, token_seed
 
 FORMAT = "forgetlab.eco.EcoGuard"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: GuardConfig.flag_entities / entity_tokens (version-1 folders still load)
 WEIGHT_GLOBS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 
 
@@ -114,8 +114,9 @@ class GuardConfig:
     """What a guard does to a flagged prompt: the corruption, its fitted strength and k, the seed of its noise.
 
     With a token classifier: ``flag_entities`` also flags every prompt that mentions a forget entity (the flag
-    rule is classifier OR entity match); ``entity_tokens`` corrupts only the entity tokens of a flagged prompt
-    (the whole prompt when False, or when no entity is found)."""
+    rule is classifier OR entity match); ``entity_tokens`` corrupts only the spans the token classifier returns
+    for a flagged prompt (its ``char_spans``: with ``fallback="all"`` the whole prompt when no entity is found),
+    the whole prompt when False."""
 
     corruption: str
     strength: float = 0.0
@@ -123,6 +124,39 @@ class GuardConfig:
     seed: int = 0
     flag_entities: bool = False
     entity_tokens: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("flag_entities", "entity_tokens"):
+            if not isinstance(getattr(self, name), bool):
+                raise BadInput(name, getattr(self, name), "true or false")
+
+
+@dataclass
+class FlagRule:
+    """A guard's flag decision, usable without its base model: the prompt classifier's flag, OR a forget-entity
+    mention when ``flag_entities`` (the classifier learns what forget prompts look like; the matcher knows
+    whom they are about)."""
+
+    classifier: Any
+    token_classifier: Any = None
+    flag_entities: bool = False
+
+    def __post_init__(self) -> None:
+        if self.flag_entities and self.token_classifier is None:
+            raise BadInput("flag_entities", True, "false, or a guard with a token classifier to match names")
+
+    def name_matches(self, prompts: Sequence[str]) -> np.ndarray:
+        """``bool [B]``: which prompts name a forget entity (all False without ``flag_entities``)."""
+        if not self.flag_entities:
+            return np.zeros(len(prompts), dtype=bool)
+        from .classifier import entity_flags
+
+        return entity_flags(self.token_classifier, prompts)
+
+    def flag(self, prompts: str | Sequence[str]) -> np.ndarray:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        flags = np.asarray(self.classifier.flag(prompts), dtype=bool).reshape(len(prompts))
+        return flags | self.name_matches(prompts)
 
 
 class EcoGuard:
@@ -135,6 +169,7 @@ class EcoGuard:
         self.config = config
         self.model_path = Path(model_path).resolve() if model_path is not None else None
         self.fit = fit
+        self.flag_rule = FlagRule(classifier, token_classifier, config.flag_entities)
         d = hidden_size(model)
         validate(config.corruption, torch.zeros(1, 1, d), torch.zeros(1, 1, dtype=torch.bool), config.strength,
                  config.k, torch.Generator())
@@ -153,13 +188,7 @@ class EcoGuard:
 
     def classify(self, prompts: str | Sequence[str]) -> np.ndarray:
         """Flags ``bool [B]``: is each prompt about the forget target."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        flags = np.asarray(self.classifier.flag(prompts), dtype=bool).reshape(len(prompts))
-        if self.config.flag_entities and self.token_classifier is not None:
-            from .classifier import entity_flags
-
-            flags |= entity_flags(self.token_classifier, prompts)
-        return flags
+        return self.flag_rule.flag(prompts)
 
     def scores(self, prompts: str | Sequence[str]) -> np.ndarray:
         """The classifier's scores ``[B]``."""
@@ -405,6 +434,16 @@ class EcoGuard:
             raise ForgetlabError(f"{path / 'guard.json'}: unknown classifier type {ctype!r}")
         return CLASSIFIER_TYPES[ctype]().from_pretrained(path / "classifier")
 
+    @staticmethod
+    def load_flag_rule(path: str | Path) -> FlagRule:
+        """The flag rule of a guard folder (classifier, and the token classifier when the rule uses names),
+        checksums verified, without loading the base model: what ``classify`` of the loaded guard does."""
+        path = Path(path)
+        meta = _read_guard_meta(path)
+        config = _guard_config(meta, path)
+        token_classifier = _load_token_classifier(meta, path) if config.flag_entities else None
+        return FlagRule(EcoGuard.load_classifier(path), token_classifier, config.flag_entities)
+
     @classmethod
     def from_pretrained(cls, path: str | Path, *, dtype=None, device: str | None = None,
                         verify: bool = True) -> EcoGuard:
@@ -412,8 +451,8 @@ class EcoGuard:
         model's, e.g. for a huge referenced model already trusted)."""
         path = Path(path)
         meta = _read_guard_meta(path)
+        config = _guard_config(meta, path)
         try:
-            config = GuardConfig(**meta["config"])
             model_info = meta["model"]
             ctype = meta["classifier_type"]
         except (KeyError, TypeError) as exc:
@@ -426,15 +465,28 @@ class EcoGuard:
         if ctype not in CLASSIFIER_TYPES:
             raise ForgetlabError(f"{path / 'guard.json'}: unknown classifier type {ctype!r}")
         classifier = CLASSIFIER_TYPES[ctype]().from_pretrained(path / "classifier")
-        token_classifier = None
-        ttype = meta.get("token_classifier_type")
-        if ttype is not None:
-            if ttype not in TOKEN_CLASSIFIER_TYPES:
-                raise ForgetlabError(f"{path / 'guard.json'}: unknown token classifier type {ttype!r}")
-            token_classifier = TOKEN_CLASSIFIER_TYPES[ttype]().from_pretrained(path / "token_classifier")
+        token_classifier = _load_token_classifier(meta, path)
         model, tokenizer = load_base_model(model_dir, dtype=dtype, device=device)
         return cls(model, tokenizer, classifier, config, token_classifier=token_classifier,
                    model_path=model_dir, fit=meta.get("fit"))
+
+
+def _guard_config(meta: dict, path: Path) -> GuardConfig:
+    """``GuardConfig`` from ``guard.json`` (folders written before ``flag_entities``/``entity_tokens`` existed
+    get their defaults: the classifier alone; entity tokens when a token classifier is present)."""
+    try:
+        return GuardConfig(**meta["config"])
+    except (KeyError, TypeError) as exc:
+        raise ForgetlabError(f"{path / 'guard.json'}: broken record ({exc})") from None
+
+
+def _load_token_classifier(meta: dict, path: Path):
+    ttype = meta.get("token_classifier_type")
+    if ttype is None:
+        return None
+    if ttype not in TOKEN_CLASSIFIER_TYPES:
+        raise ForgetlabError(f"{path / 'guard.json'}: unknown token classifier type {ttype!r}")
+    return TOKEN_CLASSIFIER_TYPES[ttype]().from_pretrained(path / "token_classifier")
 
 
 def _read_guard_meta(path: Path) -> dict:

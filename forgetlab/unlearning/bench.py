@@ -93,7 +93,9 @@ ROW_FIELDS = ("split", "method", "protocol", "forget_quality", "model_utility", 
 class EcoSetup:
     """A fitted ECO for one forget target: the flag rule (prompt classifier, optionally OR an entity match),
     the token classifier, one corruption and strength per protocol, the fit records and the flag rule's rates
-    on held-out paraphrases (``fpr``/``fnr``; ``classifier_fpr``/``classifier_fnr``: the classifier alone)."""
+    on held-out paraphrases (``fpr``/``fnr``; ``classifier_fpr``/``classifier_fnr``: the classifier alone) and
+    its false-positive rate on authors no part of the rule ever saw (``fpr_unseen``, ``classifier_fpr_unseen``;
+    their words are not among the token classifier's known retain words either)."""
 
     classifier: Any
     token_classifier: Any
@@ -105,6 +107,8 @@ class EcoSetup:
     fnr: float
     classifier_fpr: float
     classifier_fnr: float
+    fpr_unseen: float
+    classifier_fpr_unseen: float
     seconds: float
 
     def flag(self, prompts: list[str]):
@@ -116,8 +120,8 @@ class EcoSetup:
 
 
 def _fit_splits(world: World, s: Scale) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
-    """(retain_eval, fit_items, holdout_fit, holdout_eval): disjoint author groups for utility, ECO's strength
-    fit (trained authors outside every forget split), the fit's target (holdout authors) and MIA."""
+    """(retain_eval, fit_items, holdout_fit, holdout_eval): disjoint author groups for utility, ECO's corruption
+    fit (trained authors outside every forget split), the fit's surrogate target (holdout authors) and MIA."""
     ret = world.retain_authors()
     eval_items, fit_names = [], []
     for n in ret:
@@ -174,7 +178,7 @@ def select_corruption(score: SurrogateScore, holdout_prob: float, holdout_tr, *,
 
 def setup_eco(forget_prompts: list[str], retain_prompts: list[str], forget_para: list[str],
               retain_para: list[str], entities: list[str], fit: Callable[[str], tuple[str, float, dict]],
-              protocols: tuple[str, ...], *, fpr: float = 0.01, seed: int = 0,
+              protocols: tuple[str, ...], *, unseen: list[str] | None = None, fpr: float = 0.01, seed: int = 0,
               flag_entities: bool = True) -> EcoSetup:
     """Train the prompt classifier (forget vs retain prompts), build the token classifier for the forget
     entities, measure the flag rule's FPR/FNR on held-out paraphrases, and fit the corruption of each protocol
@@ -197,11 +201,13 @@ def setup_eco(forget_prompts: list[str], retain_prompts: list[str], forget_para:
 
     c_fnr, c_fpr = 1 - rate(forget_para, False), rate(retain_para, False)
     fnr, fpr_m = (1 - rate(forget_para, True), rate(retain_para, True)) if flag_entities else (c_fnr, c_fpr)
+    c_unseen = rate(unseen or [], False)
+    unseen_m = rate(unseen or [], True) if flag_entities else c_unseen
     corruption, strength, fits = {}, {}, {}
     for proto in protocols:
         corruption[proto], strength[proto], fits[proto] = fit(proto)
-    return EcoSetup(clf, tcl, flag_entities, corruption, strength, fits, fpr_m, fnr, c_fpr, c_fnr,
-                    time.perf_counter() - t0)
+    return EcoSetup(clf, tcl, flag_entities, corruption, strength, fits, fpr_m, fnr, c_fpr, c_fnr, unseen_m,
+                    c_unseen, time.perf_counter() - t0)
 
 
 # --- the table ---------------------------------------------------------------------------------------------
@@ -340,8 +346,10 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
                 return fit_records[key]
 
             t0 = time.perf_counter()
+            unseen = [r[k] for r in world.items(world.holdout) for k in ("question", "paraphrased_question")]
+            fit_reused = bool(fit_records)  # the corruption fit runs once (first split); later splits reuse it
             eco = setup_eco(forget_q, retain_q, para_f, para_r, list(world.splits[split]), fit, protocols,
-                            fpr=s.classifier_fpr, seed=seed, flag_entities=flag_entities)
+                            unseen=unseen, fpr=s.classifier_fpr, seed=seed, flag_entities=flag_entities)
             from ..eco.guard import EcoGuard, GuardConfig
             for proto in protocols:
                 t1 = time.perf_counter()
@@ -358,6 +366,9 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
                          corruption=eco.corruption[proto], strength=eco.strength[proto], fit=eco.fit[proto])
                 r["classifier_fpr"], r["classifier_fnr"] = eco.fpr, eco.fnr
                 r["classifier_only_fpr"], r["classifier_only_fnr"] = eco.classifier_fpr, eco.classifier_fnr
+                r["classifier_fpr_unseen_authors"] = eco.fpr_unseen
+                r["corruption_fit_reused"] = fit_reused  # then `seconds` holds no fit time
+                r["classifier_only_fpr_unseen_authors"] = eco.classifier_fpr_unseen
                 r["classifier_report"] = eco.classifier.report
                 rows.append(r)
             timings[f"eco/{split}"] = time.perf_counter() - t0

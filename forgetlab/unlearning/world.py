@@ -445,6 +445,7 @@ def read_qa_jsonl(path: str | Path, required: Sequence[str] = QA_FIELDS) -> list
     path = Path(path)
     rows: list[dict[str, Any]] = []
     n_pert: int | None = None
+    n_choices: int | None = None
     for lineno, row in iter_jsonl(path):
         for f in required:
             if f not in row:
@@ -461,6 +462,11 @@ def read_qa_jsonl(path: str | Path, required: Sequence[str] = QA_FIELDS) -> list
                                      f"earlier lines have {n_pert} (all lists must have equal length)")
         if "choices" in required:
             _check_choices(row, path, lineno)
+            if n_choices is None:
+                n_choices = len(row["choices"])
+            elif len(row["choices"]) != n_choices:
+                raise ForgetlabError(f"{path}:{lineno}: field 'choices' has {len(row['choices'])} choices; "
+                                     f"earlier lines have {n_choices} (all lines must have the same number)")
         rows.append(row)
     if not rows:
         raise ForgetlabError(f"{path}: no items (empty file)")
@@ -469,7 +475,7 @@ def read_qa_jsonl(path: str | Path, required: Sequence[str] = QA_FIELDS) -> list
 
 def _check_choices(row: dict[str, Any], path: Path, lineno: int) -> None:
     """A multiple-choice line: ``choices`` a list of >= 2 strings, ``label`` an integer index into it."""
-    ch, label = row["choices"], row["label"]
+    ch, label = row["choices"], row.get("label")
     if not isinstance(ch, list) or len(ch) < 2 or not all(isinstance(c, str) for c in ch):
         raise ForgetlabError(f"{path}:{lineno}: field 'choices' must be a list of at least 2 strings")
     if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(ch):

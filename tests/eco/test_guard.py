@@ -188,7 +188,7 @@ def test_flag_rule_ors_entity_mentions_and_whole_prompt_option(guard, tmp_path):
     from forgetlab.eco.classifier import TokenClassifier, entity_flags
 
     tc = TokenClassifier.fit(["Zorblax Quint"], retain=BENIGN, fallback="all")
-    missed = ["Which city is Mr Quint from?", "Where does Zorbalx Quint live?"]  # no "zorblax": keyword misses
+    missed = ["Which city is Mr Quint from?", "Where does Zorblux Quint live?"]  # no "zorblax": keyword misses
     assert guard.classify(missed).tolist() == [False, False]
     assert entity_flags(tc, missed + BENIGN).tolist() == [True, True, False, False, False]
     cfg = replace(guard.config, flag_entities=True, entity_tokens=False)
@@ -202,3 +202,29 @@ def test_flag_rule_ors_entity_mentions_and_whole_prompt_option(guard, tmp_path):
     back = EcoGuard.from_pretrained(tmp_path / "g")
     assert back.config.flag_entities and not back.config.entity_tokens
     assert back.classify(missed).tolist() == [True, True]
+
+
+def test_guard_json_without_the_flag_rule_fields_loads_with_the_old_behaviour(guard, tmp_path):
+    """A version-1 guard folder (no flag_entities / entity_tokens) loads as before: classifier alone, entity
+    tokens when a token classifier is present; wrongly typed fields are one-line errors."""
+
+    from forgetlab.eco.classifier import TokenClassifier
+
+    tc = TokenClassifier.fit(["Zorblax Quint"])
+    g = EcoGuard(guard.model, guard.tokenizer, guard.classifier, guard.config, token_classifier=tc,
+                 model_path=guard.model_path)
+    g.save_pretrained(tmp_path / "g")
+    path = tmp_path / "g" / "guard.json"
+    meta = json.loads(path.read_text())
+    del meta["config"]["flag_entities"], meta["config"]["entity_tokens"]
+    meta["format_version"] = 1
+    path.write_text(json.dumps(meta))
+    old = EcoGuard.from_pretrained(tmp_path / "g")
+    assert old.config.flag_entities is False and old.config.entity_tokens is True
+    assert old.classify(["Which city is Mr Quint from?"]).tolist() == [False]  # names do not flag
+    enc = old.tokenizer(FORGET[0], return_tensors="pt")
+    assert not old.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[FORGET[0]])[0].all()
+    with pytest.raises(BadInput, match="flag_entities: got 'false'; allowed: true or false"):
+        GuardConfig("rand_noise_first_n", 1.0, 8, 0, flag_entities="false")
+    with pytest.raises(BadInput, match="flag_entities"):
+        EcoGuard(guard.model, guard.tokenizer, guard.classifier, GuardConfig("zero_out_first_n", flag_entities=True))

@@ -46,6 +46,14 @@ def test_a_retain_word_is_never_a_typo_of_a_forget_name():
     assert _texts("Is Isoldo kind?", tc.entity_spans("Is Isoldo kind?")) == ["Isoldo"]
 
 
+def test_a_lone_lowercase_word_is_not_a_typo_of_a_name():
+    # "quiet" is one edit from "quint"-like parts; lowercase English words must not match fuzzily alone
+    q = TokenClassifier.fit(["Marlowe Quint"])
+    assert q.entity_spans("Please be quiet here.") == []
+    assert _texts("Ask Quinn now", q.entity_spans("Ask Quinn now")) == ["Quinn"]  # capitalized: a typo
+    assert _texts("ask quint now", q.entity_spans("ask quint now")) == ["quint"]  # exact: always
+
+
 def test_short_words_do_not_match_fuzzily():
     tc = TokenClassifier.fit(["Al Bo"])
     assert tc.entity_spans("Al and Bo went out") == []  # parts shorter than min_part_len alone: no match

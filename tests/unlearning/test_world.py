@@ -112,6 +112,7 @@ def test_read_errors_name_file_line_and_field(tmp_path):
     ({"label": "1"}, r"mc.jsonl:2: field 'label' must be an integer index in \[0, 3\], got '1'"),
     ({"label": 4}, r"mc.jsonl:2: field 'label' must be an integer index in \[0, 3\], got 4"),
     ({"label": True}, r"mc.jsonl:2: field 'label'"),
+    ({"choices": ["a", "b", "c"], "label": 0}, r"mc.jsonl:2: field 'choices' has 3 choices; earlier lines have 4"),
 ])
 def test_multiple_choice_lines_are_checked(tmp_path, patch, message):
     good = {"question": "q?", "choices": ["a", "b", "c", "d"], "label": 2}
