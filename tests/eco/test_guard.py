@@ -188,13 +188,16 @@ def test_flag_rule_ors_entity_mentions_and_whole_prompt_option(guard, tmp_path):
     from forgetlab.eco.classifier import TokenClassifier, entity_flags
 
     tc = TokenClassifier.fit(["Zorblax Quint"], retain=BENIGN, fallback="all")
-    missed = ["Which city is Mr Quint from?", "Where does Zorblux Quint live?"]  # no "zorblax": keyword misses
-    assert guard.classify(missed).tolist() == [False, False]
-    assert entity_flags(tc, missed + BENIGN).tolist() == [True, True, False, False, False]
+    # the keyword classifier ("zorblax") misses both; the full name with a typo is a name match, a lone
+    # surname is not (other people share it)
+    missed = ["Tell me about Zorblux Quint's books.", "Where does Zorblux Quint live?"]
+    lone = "Which city is Mr Quint from?"
+    assert guard.classify([*missed, lone]).tolist() == [False, False, False]
+    assert entity_flags(tc, [*missed, *BENIGN, lone]).tolist() == [True, True, False, False, False, False]
     cfg = replace(guard.config, flag_entities=True, entity_tokens=False)
     g = EcoGuard(guard.model, guard.tokenizer, guard.classifier, cfg, token_classifier=tc,
                  model_path=guard.model_path)
-    assert g.classify(missed + BENIGN).tolist() == [True, True, False, False, False]
+    assert g.classify([*missed, *BENIGN, lone]).tolist() == [True, True, False, False, False, False]
     enc = g.tokenizer(missed[0], return_tensors="pt")
     mask = g.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[missed[0]])[0]
     assert mask.all()  # whole prompt, not just "Quint"
@@ -221,7 +224,7 @@ def test_guard_json_without_the_flag_rule_fields_loads_with_the_old_behaviour(gu
     path.write_text(json.dumps(meta))
     old = EcoGuard.from_pretrained(tmp_path / "g")
     assert old.config.flag_entities is False and old.config.entity_tokens is True
-    assert old.classify(["Which city is Mr Quint from?"]).tolist() == [False]  # names do not flag
+    assert old.classify(["Where does Zorblux Quint live?"]).tolist() == [False]  # names do not flag
     enc = old.tokenizer(FORGET[0], return_tensors="pt")
     assert not old.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[FORGET[0]])[0].all()
     with pytest.raises(BadInput, match="flag_entities: got 'false'; allowed: true or false"):
