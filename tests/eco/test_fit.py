@@ -83,7 +83,7 @@ def test_fit_to_chance_on_multiple_choice(color_lm):
 
 def test_fit_metric_sees_exactly_the_guards_corruption(color_lm):
     """What the fit measures is what the deployed guard does: same per-prompt noise, prompt-only corruption."""
-    from eco_fakes import KeywordClassifier
+    from keyword_classifier import KeywordClassifier
 
     from forgetlab.eco.guard import EcoGuard, GuardConfig
 

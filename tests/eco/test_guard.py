@@ -4,14 +4,12 @@ import json
 
 import pytest
 import torch
-from eco_fakes import KeywordClassifier
+from keyword_classifier import KeywordClassifier
 
-from forgetlab.eco.guard import EcoGuard, GuardConfig, load_base_model, register_classifier_type
+from forgetlab.eco.guard import EcoGuard, GuardConfig, load_base_model
 from forgetlab.eco.hooks import corrupt_embeddings
 from forgetlab.eco.models import build_tiny_lm, build_tokenizer, save_lm
 from forgetlab.errors import BadInput, ForgetlabError
-
-register_classifier_type("keyword", KeywordClassifier)
 
 FORGET = ["Who is Zorblax Quint?", "Tell me where zorblax was born."]
 BENIGN = ["What is the capital of France?", "The quick brown fox jumps", "hi"]

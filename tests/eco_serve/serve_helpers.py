@@ -6,17 +6,14 @@ classifier is a keyword stand-in for the MiniLM one (same score/flag/save/load c
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
+from keyword_classifier import KeywordClassifier
 
-from forgetlab.eco.guard import EcoGuard, GuardConfig, register_classifier_type
+from forgetlab.eco.guard import EcoGuard, GuardConfig
 from forgetlab.eco.hooks import hidden_size
 from forgetlab.eco.models import build_tiny_lm, build_tokenizer, save_lm
-from forgetlab.runs import atomic_write_json, prepare_out_dir
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
@@ -25,33 +22,6 @@ CHAT_TEMPLATE = (
 FORGET_WORD = "Voldemort"
 
 
-class KeywordClassifier:
-    """A prompt classifier (PromptClassifier's score/flag/save/load contract) flagging prompts with a keyword."""
-
-    def __init__(self, keywords: Sequence[str], threshold: float = 0.5) -> None:
-        self.keywords = [k.lower() for k in keywords]
-        self.threshold = threshold
-        self.report = {"kind": "keyword stand-in for the MiniLM classifier"}
-
-    def score(self, prompts):
-        prompts = [prompts] if isinstance(prompts, str) else prompts
-        return np.array([float(any(k in p.lower() for k in self.keywords)) for p in prompts])
-
-    def flag(self, prompts):
-        return self.score(prompts) > self.threshold
-
-    def save_pretrained(self, path, overwrite=False):
-        path = prepare_out_dir(path, overwrite=overwrite)
-        atomic_write_json(path / "keywords.json", {"keywords": self.keywords, "threshold": self.threshold})
-        return path
-
-    @classmethod
-    def from_pretrained(cls, path):
-        obj = json.loads((Path(path) / "keywords.json").read_text())
-        return cls(obj["keywords"], obj["threshold"])
-
-
-register_classifier_type("serve-keyword", KeywordClassifier)
 
 
 def save_tiny_guard(root: Path) -> tuple[Path, Path]:

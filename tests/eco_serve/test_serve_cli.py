@@ -48,7 +48,7 @@ def test_serve_command_end_to_end(guard_dirs, tiny_model, tiny_tokenizer):
     argv = ["eco", "serve", "--guard", str(guard_dirs[1]), "--port", str(port), "--model-name", "g",
             "--log-level", "warning"]
     # the real entry point, in a fresh process; importing serve_helpers registers the keyword classifier
-    code = (f"import sys; sys.path.insert(0, {HERE!r}); import serve_helpers; "
+    code = (f"import sys; sys.path[:0] = [{HERE!r}, {os.path.dirname(HERE)!r}]; import serve_helpers; "
             f"from forgetlab.cli import main; main({argv!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)

@@ -1,20 +1,25 @@
-"""A keyword classifier implementing the PromptClassifier contract (score/flag/threshold/report/save/load)."""
+"""A keyword stand-in for the MiniLM prompt classifier (same score/flag/threshold/report/save/load contract), so
+guard and serving tests get exact flags. Importing this module registers it for guard folders as "keyword"."""
+
+from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from forgetlab.eco.guard import register_classifier_type
 from forgetlab.runs import atomic_write_json, prepare_out_dir
 
 
 class KeywordClassifier:
     """Flags a prompt when it contains one of ``keywords`` (case-insensitive)."""
 
-    def __init__(self, keywords, threshold: float = 0.5):
+    def __init__(self, keywords: Sequence[str], threshold: float = 0.5) -> None:
         self.keywords = [k.lower() for k in keywords]
         self.threshold = threshold
-        self.report = {"kind": "keyword fake"}
+        self.report = {"kind": "keyword stand-in for the MiniLM classifier"}
 
     def score(self, prompts):
         prompts = [prompts] if isinstance(prompts, str) else prompts
@@ -32,3 +37,6 @@ class KeywordClassifier:
     def from_pretrained(cls, path):
         obj = json.loads((Path(path) / "keywords.json").read_text())
         return cls(obj["keywords"], obj["threshold"])
+
+
+register_classifier_type("keyword", KeywordClassifier)
