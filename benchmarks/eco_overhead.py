@@ -33,18 +33,10 @@ def prompts(n: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
     """Synthetic forget / retain training prompts and a mixed batch of ``n`` test prompts (~30 tokens each)."""
     import random
 
+    from bench_prompts import prompt_sets
+
     rnd = random.Random(seed)
-    who = ["Zorblax Quint", "Z. Quint", "the author Zorblax Quint"]
-    ask = ["Where was {w} born?", "What books did {w} write?", "Tell me about the childhood of {w}.",
-           "Which awards has {w} won?", "Who were the parents of {w}?", "What genre does {w} write in?"]
-    topics = ["France", "bread", "gravity", "a compiler", "Kenya", "volcanoes", "honey", "tides", "Norway",
-              "a battery", "rainbows", "olive oil", "Peru", "vaccines", "the internet", "Chile"]
-    rq = ["What is the history of {t}?", "Explain {t} to a child.", "Why is {t} important?",
-          "Give me three facts about {t}.", "How does {t} work?", "Write a short poem about {t}.",
-          "What are common myths about {t}?", "Summarize the science of {t}.", "Who first studied {t}?",
-          "What should a student know about {t}?"]
-    forget = [a.format(w=w) for a in ask for w in who]
-    retain = [q.format(t=t) for q in rq for t in topics]
+    forget, retain = prompt_sets()
     pad = " Please answer in detail, with examples, and explain your reasoning step by step."
     batch = [(rnd.choice(forget) if i % 4 == 0 else rnd.choice(retain)) + pad for i in range(n)]
     return forget, retain, batch

@@ -33,7 +33,12 @@ def plot_accuracy(history: list[dict[str, Any]], path: str | os.PathLike, title:
         vals = [None if h.get(key) is None else 100 * h[key] for h in history]
         if any(v is not None for v in vals):
             ax.plot(steps, [float("nan") if v is None else v for v in vals], label=label)
-    ax.set_xlabel("step")
+    _finish_accuracy_axes(fig, ax, "step", title, path)
+
+
+def _finish_accuracy_axes(fig, ax, xlabel: str, title: str, path: str | os.PathLike) -> None:
+    """Labels, 0-100% range, legend and grid of an accuracy plot; then save it atomically."""
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(-2, 102)
     ax.set_title(title)
@@ -67,10 +72,4 @@ def plot_prune(curves: dict[str, list[dict[str, Any]]], path: str | os.PathLike,
         if all(c is not None for c in corr):
             ax.plot(f, [100 * c for c in corr], color=colors.get(name), linestyle="--",
                     label=f"{name}: corrupted subset")
-    ax.set_xlabel("neurons pruned (%)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(-2, 102)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    _save(fig, path)
+    _finish_accuracy_axes(fig, ax, "neurons pruned (%)", title, path)

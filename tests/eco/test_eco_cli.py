@@ -5,16 +5,10 @@ from dataclasses import asdict
 
 import pytest
 from cli_data import write_inputs, write_jsonl
+from cli_runner import run_cli
 
 from forgetlab.cli import main
 from forgetlab.eco.models import save_lm
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    cap = capsys.readouterr()
-    return exc.value.code, cap.out, cap.err
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +47,12 @@ def test_fit_classify_generate(guard_dir, capsys):
     assert meta["fit"]["converged"] and abs(meta["fit"]["metric"] - 0.25) <= 0.1
     assert meta["config"]["strength"] > 0 and meta["fit"]["fit_set_size"] == 32
     assert meta["fit"]["fit_file"].endswith("fit.jsonl") and len(meta["fit"]["fit_set_sha256"]) == 64
-    code, out, err = run(["eco", "classify", "--guard", str(guard_dir), "--prompt", "Where was Zorblax Quint born?",
+    code, out, err = run_cli(["eco", "classify", "--guard", str(guard_dir), "--prompt", "Where was Zorblax Quint born?",
                           "--prompt", "What is the capital of Peru?"], capsys)
     assert code == 0, err
     rows = [json.loads(x) for x in out.splitlines()]
     assert [r["flagged"] for r in rows] == [True, False]
-    code, out, err = run(["eco", "generate", "--guard", str(guard_dir), "--prompt", "Who is Zorblax Quint?",
+    code, out, err = run_cli(["eco", "generate", "--guard", str(guard_dir), "--prompt", "Who is Zorblax Quint?",
                           "--prompt", "What is the capital of Peru?", "--max-new-tokens", "3"], capsys)
     assert code == 0, err
     lines = out.splitlines()
@@ -93,7 +87,7 @@ def test_bad_inputs_one_line_exit_2(inputs, guard_dir, tmp_path, capsys):
         ({"--target": "lots"}, "target"),
     ]
     for over, needle in cases:
-        code, _, err = run(fit_args(inputs, out, **over), capsys)
+        code, _, err = run_cli(fit_args(inputs, out, **over), capsys)
         assert code == 2, (over, err)
         assert err.count("\n") == 1 and "Traceback" not in err and needle in err, (over, err)
         assert not out.exists(), "nothing may be half-written"
@@ -102,11 +96,11 @@ def test_bad_inputs_one_line_exit_2(inputs, guard_dir, tmp_path, capsys):
     saved = clf.read_text()
     try:
         clf.write_text(saved.replace('"threshold"', '"threshold" ', 1))
-        code, _, err = run(["eco", "classify", "--guard", str(guard_dir), "--prompt", "hi"], capsys)
+        code, _, err = run_cli(["eco", "classify", "--guard", str(guard_dir), "--prompt", "hi"], capsys)
         assert code == 2 and "checksum" in err and err.count("\n") == 1
     finally:
         clf.write_text(saved)
-    code, _, err = run(["eco", "classify", "--guard", str(tmp_path / "nope"), "--prompt", "hi"], capsys)
+    code, _, err = run_cli(["eco", "classify", "--guard", str(tmp_path / "nope"), "--prompt", "hi"], capsys)
     assert code == 2 and "guard" in err
 
 
@@ -115,12 +109,12 @@ def test_fit_with_flag_entities_flags_any_prompt_naming_the_target(inputs, tmp_p
     is tested against a classifier that misses in tests/eco/test_guard.py); without --entity-level the whole
     prompt is corrupted."""
     out = tmp_path / "guard-names"
-    code, _, err = run(fit_args(inputs, out, **{"--flag-entities": ""}), capsys)
+    code, _, err = run_cli(fit_args(inputs, out, **{"--flag-entities": ""}), capsys)
     assert code == 0, err
     cfg = json.loads((out / "guard.json").read_text())["config"]
     assert cfg["flag_entities"] is True and cfg["entity_tokens"] is False
     odd = "Zorblax Quint, zebra, rainbow, 42, teapot."  # nothing like the forget questions but the name
-    code, outp, err = run(["eco", "classify", "--guard", str(out), "--prompt", odd, "--prompt",
+    code, outp, err = run_cli(["eco", "classify", "--guard", str(out), "--prompt", odd, "--prompt",
                            "What is the capital of Peru?"], capsys)
     assert code == 0, err
     assert [json.loads(x)["flagged"] for x in outp.splitlines()] == [True, False]

@@ -3,16 +3,7 @@ import subprocess
 import sys
 
 import pytest
-
-from forgetlab.cli import main
-
-
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    cap = capsys.readouterr()
-    return e.value.code, cap.out, cap.err
-
+from cli_runner import run_cli
 
 TINY = ["--p", "13", "--width", "16", "--steps", "20", "--log-every", "5", "--quiet"]
 

@@ -6,17 +6,10 @@ import json
 import math
 
 import pytest
+from cli_runner import run_cli
 
-from forgetlab.cli import main
 from forgetlab.unlearning.bench import ROW_FIELDS, build_models, run_bench, scale_config
 from forgetlab.unlearning.world import QA_FIELDS, export_world, make_world
-
-
-def _cli(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +51,7 @@ def test_tiny_bench_writes_the_table(tiny):
 
 
 def test_cli_world_and_evaluate(tmp_path, capsys, tiny, cache_dir):
-    code, out, err = _cli(["eco", "world", "--out", str(tmp_path / "w"), "--authors", "20", "--answers",
+    code, out, err = run_cli(["eco", "world", "--out", str(tmp_path / "w"), "--authors", "20", "--answers",
                            "name-free"], capsys)
     assert code == 0, err
     assert "forget split sizes" in out
@@ -68,7 +61,7 @@ def test_cli_world_and_evaluate(tmp_path, capsys, tiny, cache_dir):
     w = make_world(s.world)
     export_world(w, tmp_path / "d")
     target = build_models(w, s, cache_dir).target  # a cache hit: the bench trained it
-    code, _, err = _cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "d"),
+    code, _, err = run_cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "d"),
                          "--no-generate", "--quiet", "--out", str(tmp_path / "m.json")], capsys)
     assert code == 0, err
     m = json.loads((tmp_path / "m.json").read_text())["metrics"]
@@ -79,32 +72,32 @@ def test_cli_world_and_evaluate(tmp_path, capsys, tiny, cache_dir):
     del row["perturbed_answer"]
     lines[1] = json.dumps(row)
     (tmp_path / "d" / "forget10.jsonl").write_text("\n".join(lines) + "\n")
-    code, _out, err = _cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "d")], capsys)
+    code, _out, err = run_cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "d")], capsys)
     assert code == 2 and "forget10.jsonl:2: missing field 'perturbed_answer'" in err
     assert len(err.strip().splitlines()) == 1
     # a tokenizer that cannot encode the data
     export_world(w, tmp_path / "e")
     p = tmp_path / "e" / "world_facts.jsonl"
     p.write_text(p.read_text().replace("capital", "capitâl☃"))
-    code, _, err = _cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "e")], capsys)
+    code, _, err = run_cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "e")], capsys)
     assert code == 2 and "world_facts.jsonl line" in err and "cannot encode" in err
     assert len(err.strip().splitlines()) == 1
 
 
 def test_cli_bad_inputs(tmp_path, capsys):
-    code, _, err = _cli(["eco", "bench", "--out", str(tmp_path / "b"), "--methods", "eco,rmu"], capsys)
+    code, _, err = run_cli(["eco", "bench", "--out", str(tmp_path / "b"), "--methods", "eco,rmu"], capsys)
     assert code == 2 and "rmu" in err and "npo" in err
-    code, _, err = _cli(["eco", "bench", "--out", str(tmp_path / "b"), "--scale", "huge"], capsys)
+    code, _, err = run_cli(["eco", "bench", "--out", str(tmp_path / "b"), "--scale", "huge"], capsys)
     assert code == 2 and "tiny" in err
     assert not (tmp_path / "b" / "results.json").exists()
     # an empty forget split / a forget split overlapping the holdout
     w = make_world(scale_config("tiny", "name-free").world)
     export_world(w, tmp_path / "d")
     (tmp_path / "d" / "forget10.jsonl").write_text("")
-    code, _, err = _cli(["eco", "evaluate", "--model", str(tmp_path), "--data", str(tmp_path / "d")], capsys)
+    code, _, err = run_cli(["eco", "evaluate", "--model", str(tmp_path), "--data", str(tmp_path / "d")], capsys)
     assert code == 2 and "empty" in err
     hold = (tmp_path / "d" / "holdout.jsonl").read_text()
     (tmp_path / "d" / "forget10.jsonl").write_text(hold)
-    code, _, err = _cli(["eco", "evaluate", "--model", str(tmp_path), "--data", str(tmp_path / "d")], capsys)
+    code, _, err = run_cli(["eco", "evaluate", "--model", str(tmp_path), "--data", str(tmp_path / "d")], capsys)
     assert code == 2 and "holdout" in err
     assert set(QA_FIELDS) <= set(json.loads(hold.splitlines()[0]))
