@@ -41,3 +41,12 @@ class NullProgress:
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         pass
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' own progress bars (weights loading, shard writing) and warnings, so our progress
+    display and one-line errors are all a user sees."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()

@@ -211,8 +211,10 @@ def _eco_claims(rows: list[dict[str, Any]], mc_rows: list[dict[str, Any]], confi
        paper_s=2400)
 def eco_bench(folder: Path, scale: str, advance: Callable[[float], None]) -> StageResult:
     """The unlearning benchmark at default scale: name-free answers (and TOFU-style answers at paper scale)."""
+    from .progress import quiet_transformers
     from .unlearning.bench import run_bench
 
+    quiet_transformers()  # weight-loading bars would break the one progress display
     styles = ["name-free"] if scale == "small" else ["name-free", "tofu"]
     claims, figures, numbers = [], [], {}
     for i, answers in enumerate(styles):

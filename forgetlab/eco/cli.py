@@ -21,6 +21,7 @@ from pathlib import Path
 import typer
 
 from ..errors import BadInput, ForgetlabError, check_range
+from ..progress import quiet_transformers
 from ..runs import iter_jsonl
 
 app = typer.Typer(no_args_is_help=True, help="ECO: guard a causal LM with embedding-corrupted prompts.")
@@ -48,13 +49,6 @@ def _parse_target(target: str, items: list) -> float:
     if not math.isfinite(value):
         raise BadInput("target", target, "'chance' or a finite number")
     return value
-
-
-def _quiet_hf() -> None:
-    """Silence transformers' own progress bars (weights loading) so stderr carries only our lines."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
 
 def _publish(tmp: Path, out: Path) -> None:
@@ -132,7 +126,7 @@ def fit_cmd(
     from .hooks import hidden_size
 
     if quiet:
-        _quiet_hf()
+        quiet_transformers()
 
     lm, tok = load_base_model(model)
     d = hidden_size(lm)
@@ -223,7 +217,7 @@ def classify_cmd(
     and whether the prompt names a forget entity (guards fitted with --flag-entities)."""
     from .guard import EcoGuard
 
-    _quiet_hf()
+    quiet_transformers()
     rule = EcoGuard.load_flag_rule(guard)  # the base model is not needed to classify
     clf = rule.classifier
     scores = clf.score(prompt)
@@ -248,7 +242,7 @@ def generate_cmd(
         raise BadInput("max_new_tokens", max_new_tokens, "an integer >= 1")
     from .guard import EcoGuard
 
-    _quiet_hf()
+    quiet_transformers()
     g = EcoGuard.from_pretrained(guard)
     for row in g.generate_text(prompt, max_new_tokens=max_new_tokens, do_sample=False):
         if as_json:

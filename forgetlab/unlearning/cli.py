@@ -15,16 +15,11 @@ from pathlib import Path
 import typer
 
 from ..errors import BadInput
+from ..progress import quiet_transformers
 
 app = typer.Typer(no_args_is_help=True, help="The self-contained unlearning benchmark.")
 
 
-def _quiet_hf() -> None:
-    """Silence transformers' own progress bars and warnings so errors stay one line on stderr."""
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
 
 def _progress(quiet: bool):
@@ -79,7 +74,7 @@ def evaluate_cmd(model: Path = typer.Option(..., "--model", help="A Hugging Face
     from .evaluate import compare, evaluate_model, load_eval_data
     from .lm import load_lm
 
-    _quiet_hf()
+    quiet_transformers()
     d = load_eval_data(data, split)
     if not (model / "config.json").is_file():
         raise BadInput("model", str(model), "a Hugging Face model folder (config.json, weights, tokenizer)")
@@ -120,7 +115,7 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
     """Run the unlearning benchmark: target, retain, ECO (deployment + paper protocols), GA, GD, NPO."""
     from .bench import run_bench
 
-    _quiet_hf()
+    quiet_transformers()
     ms = tuple(m.strip() for m in methods.split(",") if m.strip())
     cb, ctx = _progress(quiet)
     with ctx:
