@@ -24,8 +24,8 @@ max_batch_runs = 6
 [fixed]
 p = 11
 width = 16
-steps = 30
-log_every = 10
+steps = 120
+log_every = 40
 
 [grid]
 alpha = [0.3, 0.5, 0.7, 0.9]
@@ -68,9 +68,14 @@ def test_sigkill_five_times_then_resume_is_identical(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the subprocesses use one thread too: identical float summation order
     try:
+        t_ref = time.monotonic()
         ref = run_sweep(spec, tmp_path / "ref", progress=False)
+        t_ref = time.monotonic() - t_ref
     finally:
         torch.set_num_threads(threads)
+    # a random moment inside the next batch: on a quiet machine a whole 8-batch sweep takes well under a
+    # second, so a fixed delay would let the process finish before it is killed
+    batch_s = max(t_ref / 8, 0.005)
 
     out = tmp_path / "killed"
     rng = random.Random(3)
@@ -82,7 +87,7 @@ def test_sigkill_five_times_then_resume_is_identical(tmp_path):
         t0 = time.monotonic()
         while proc.poll() is None and time.monotonic() - t0 < 120 and not (busy(out) and n_stored(out) >= target):
             time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.3))  # ...at a random moment: training, writing a run, or between
+        time.sleep(rng.uniform(0.0, batch_s))  # ...at a random moment: training, writing a run, or between
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         seen.append(n_stored(out))
