@@ -605,9 +605,10 @@ class TokenClassifier:
     word ("Al-Kuwaiti" of "Basil Mahfouz Al-Kuwaiti"). A distinctive word also matches alone: at least
     ``min_part_len`` long and not in ``common`` (words seen in retain prompts, so a shared first name such as
     "Maria" is corrupted only as part of the full forget name). Words of at least ``fuzzy_min_len`` characters
-    match with one edit (typos), unless the word is itself in ``common``; a lone word only when capitalized. ``fallback`` decides what a prompt
-    without a match gets: ``"all"`` (the whole prompt, ECO's default) or ``"none"``. Rules, not a trained tagger: they behave the same on every LM
-    tokenizer and their misses are easy to read.
+    match with one edit (typos), unless the word is itself in ``common``; a lone word only when capitalized.
+    ``fallback`` decides what a prompt without a match gets: ``"all"`` (the whole prompt, ECO's default) or
+    ``"none"``. Rules, not a trained tagger: they behave the same on every LM tokenizer and their misses are
+    easy to read.
     """
 
     entities: list[str]

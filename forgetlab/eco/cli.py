@@ -219,11 +219,8 @@ def classify_cmd(
 
     quiet_transformers()
     rule = EcoGuard.load_flag_rule(guard)  # the base model is not needed to classify
-    clf = rule.classifier
-    scores = clf.score(prompt)
-    threshold = getattr(clf, "threshold", None)
-    names = rule.name_matches(prompt)
-    flags = (scores > threshold if threshold is not None else clf.flag(prompt)) | names  # = rule.flag, scored once
+    own, scores, names = rule.parts(prompt)
+    flags = own | names
     for p, f, s, n in zip(prompt, flags, scores, names, strict=True):
         # a prompt cleared by the cheap first stage scores -inf: JSON has no infinity, so report null
         score = float(s) if math.isfinite(float(s)) else None

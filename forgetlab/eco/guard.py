@@ -2,8 +2,8 @@
 
 A guard bundles the base model and tokenizer, a prompt classifier (``classify`` -> flags), an optional token
 classifier (``GuardConfig.entity_tokens``: corrupt only the forget-entity characters of a flagged prompt;
-``GuardConfig.flag_entities``: also flag every prompt naming a forget entity), and the corruption with its fitted parameters (name, strength, k, seed). ``generate`` takes the same arguments as
-HF ``generate``; ``forward`` / ``answer_logprobs`` score teacher-forced sequences with only the prompt part
+``GuardConfig.flag_entities``: also flag every prompt naming a forget entity), and the corruption with its
+fitted parameters (name, strength, k, seed). ``generate`` takes the same arguments as HF ``generate``; ``forward`` / ``answer_logprobs`` score teacher-forced sequences with only the prompt part
 corrupted; ``prompt_embeddings`` gives the ``[T, d]`` embeddings a prompt-embeds backend (vLLM) should be fed.
 Unflagged prompts never go through the corruption hook, so they get the base model's exact logits and outputs.
 
@@ -157,6 +157,15 @@ class FlagRule:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         flags = np.asarray(self.classifier.flag(prompts), dtype=bool).reshape(len(prompts))
         return flags | self.name_matches(prompts)
+
+    def parts(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(classifier flags, classifier scores, name matches) ``[B]`` each, the classifier run once; the rule's
+        flags are ``classifier flags | name matches`` (= :meth:`flag` for a ``score > threshold`` classifier)."""
+        prompts = list(prompts)
+        scores = np.asarray(self.classifier.score(prompts), dtype=float).reshape(len(prompts))
+        threshold = getattr(self.classifier, "threshold", None)
+        own = scores > threshold if threshold is not None else self.classifier.flag(prompts)
+        return np.asarray(own, dtype=bool), scores, self.name_matches(prompts)
 
 
 class EcoGuard:
@@ -428,11 +437,7 @@ class EcoGuard:
     def load_classifier(path: str | Path):
         """Only the prompt classifier of a guard folder (checksums verified), without loading the base model."""
         path = Path(path)
-        meta = _read_guard_meta(path)
-        ctype = meta.get("classifier_type")
-        if ctype not in CLASSIFIER_TYPES:
-            raise ForgetlabError(f"{path / 'guard.json'}: unknown classifier type {ctype!r}")
-        return CLASSIFIER_TYPES[ctype]().from_pretrained(path / "classifier")
+        return _load_classifier(_read_guard_meta(path), path)
 
     @staticmethod
     def load_flag_rule(path: str | Path) -> FlagRule:
@@ -442,7 +447,7 @@ class EcoGuard:
         meta = _read_guard_meta(path)
         config = _guard_config(meta, path)
         token_classifier = _load_token_classifier(meta, path) if config.flag_entities else None
-        return FlagRule(EcoGuard.load_classifier(path), token_classifier, config.flag_entities)
+        return FlagRule(_load_classifier(meta, path), token_classifier, config.flag_entities)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, dtype=None, device: str | None = None,
@@ -454,7 +459,6 @@ class EcoGuard:
         config = _guard_config(meta, path)
         try:
             model_info = meta["model"]
-            ctype = meta["classifier_type"]
         except (KeyError, TypeError) as exc:
             raise ForgetlabError(f"{path / 'guard.json'}: broken record ({exc})") from None
         model_dir = path / model_info["path"] if model_info.get("copied") else Path(model_info["path"])
@@ -462,9 +466,7 @@ class EcoGuard:
             if not model_dir.is_dir():
                 raise ForgetlabError(f"guard {path}: its base model folder {model_dir} does not exist")
             verify_checksums(model_dir, model_info.get("files", {}), f"base model of guard {path}", "guard.json")
-        if ctype not in CLASSIFIER_TYPES:
-            raise ForgetlabError(f"{path / 'guard.json'}: unknown classifier type {ctype!r}")
-        classifier = CLASSIFIER_TYPES[ctype]().from_pretrained(path / "classifier")
+        classifier = _load_classifier(meta, path)
         token_classifier = _load_token_classifier(meta, path)
         model, tokenizer = load_base_model(model_dir, dtype=dtype, device=device)
         return cls(model, tokenizer, classifier, config, token_classifier=token_classifier,
@@ -478,6 +480,13 @@ def _guard_config(meta: dict, path: Path) -> GuardConfig:
         return GuardConfig(**meta["config"])
     except (KeyError, TypeError) as exc:
         raise ForgetlabError(f"{path / 'guard.json'}: broken record ({exc})") from None
+
+
+def _load_classifier(meta: dict, path: Path):
+    ctype = meta.get("classifier_type")
+    if ctype not in CLASSIFIER_TYPES:
+        raise ForgetlabError(f"{path / 'guard.json'}: unknown classifier type {ctype!r}")
+    return CLASSIFIER_TYPES[ctype]().from_pretrained(path / "classifier")
 
 
 def _load_token_classifier(meta: dict, path: Path):

@@ -97,9 +97,7 @@ class EcoSetup:
     its false-positive rate on authors no part of the rule ever saw (``fpr_unseen``, ``classifier_fpr_unseen``;
     their words are not among the token classifier's known retain words either)."""
 
-    classifier: Any
-    token_classifier: Any
-    flag_entities: bool
+    rule: Any  # forgetlab.eco.guard.FlagRule: the classifier, the token classifier, whether names flag
     corruption: dict[str, str]
     strength: dict[str, float]
     fit: dict[str, dict[str, Any]]
@@ -110,13 +108,6 @@ class EcoSetup:
     fpr_unseen: float
     classifier_fpr_unseen: float
     seconds: float
-
-    def flag(self, prompts: list[str]):
-        """The deployed flag rule: the classifier's flag, OR a forget-entity mention when ``flag_entities``."""
-        from ..eco.classifier import entity_flags
-
-        f = self.classifier.flag(prompts)
-        return f | entity_flags(self.token_classifier, prompts) if self.flag_entities else f
 
 
 def _fit_splits(world: World, s: Scale) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
@@ -185,29 +176,26 @@ def setup_eco(forget_prompts: list[str], retain_prompts: list[str], forget_para:
     with ``fit(protocol)`` (on a fit set, never the evaluation split)."""
     import numpy as np
 
-    from ..eco.classifier import PromptClassifier, TokenClassifier, entity_flags
+    from ..eco.classifier import PromptClassifier, TokenClassifier
+    from ..eco.guard import FlagRule
 
     t0 = time.perf_counter()
     clf = PromptClassifier.fit(forget_prompts, retain_prompts, fpr=fpr, seed=seed)
-    tcl = TokenClassifier.fit(entities, retain=retain_prompts, fallback="all")
+    rule = FlagRule(clf, TokenClassifier.fit(entities, retain=retain_prompts, fallback="all"), flag_entities)
 
-    def rate(prompts: list[str], rule_entities: bool) -> float:
+    def rates(prompts: list[str]) -> tuple[float, float]:
+        """(flag rule, classifier alone) flagged fractions; the classifier runs once."""
         if not prompts:
-            return float("nan")
-        f = clf.flag(prompts)
-        if rule_entities:
-            f = f | entity_flags(tcl, prompts)
-        return float(np.mean(f))
+            return float("nan"), float("nan")
+        own, _scores, names = rule.parts(prompts)
+        return float(np.mean(own | names)), float(np.mean(own))
 
-    c_fnr, c_fpr = 1 - rate(forget_para, False), rate(retain_para, False)
-    fnr, fpr_m = (1 - rate(forget_para, True), rate(retain_para, True)) if flag_entities else (c_fnr, c_fpr)
-    c_unseen = rate(unseen or [], False)
-    unseen_m = rate(unseen or [], True) if flag_entities else c_unseen
+    (f_rule, f_clf), (r_rule, r_clf), (u_rule, u_clf) = rates(forget_para), rates(retain_para), rates(unseen or [])
     corruption, strength, fits = {}, {}, {}
     for proto in protocols:
         corruption[proto], strength[proto], fits[proto] = fit(proto)
-    return EcoSetup(clf, tcl, flag_entities, corruption, strength, fits, fpr_m, fnr, c_fpr, c_fnr, unseen_m,
-                    c_unseen, time.perf_counter() - t0)
+    return EcoSetup(rule, corruption, strength, fits, r_rule, 1 - f_rule, r_clf, 1 - f_clf, u_rule, u_clf,
+                    time.perf_counter() - t0)
 
 
 # --- the table ---------------------------------------------------------------------------------------------
@@ -353,14 +341,14 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
             from ..eco.guard import EcoGuard, GuardConfig
             for proto in protocols:
                 t1 = time.perf_counter()
-                guard = EcoGuard(target, tok, eco.classifier,
+                guard = EcoGuard(target, tok, eco.rule.classifier,
                                  GuardConfig(eco.corruption[proto], eco.strength[proto], d, seed,
                                              flag_entities=flag_entities, entity_tokens=entity_level),
-                                 token_classifier=eco.token_classifier)
+                                 token_classifier=eco.rule.token_classifier)
+                tcl = eco.rule.token_classifier
                 corr = Corruption(eco.corruption[proto], eco.strength[proto], np.zeros(0, bool), k=d, seed=seed,
-                                  protocol=proto, answer_entities=eco.token_classifier,
-                                  prompt_entities=eco.token_classifier if entity_level else None)
-                e = ev(target, data, eco=corr, guard=guard, flagger=eco.flag)
+                                  protocol=proto, answer_entities=tcl, prompt_entities=tcl if entity_level else None)
+                e = ev(target, data, eco=corr, guard=guard, flagger=guard.classify)
                 r = _row(split, "eco", proto, e.summary, compare(e, ev_retain),
                          time.perf_counter() - t1 + (eco.seconds if proto == protocols[0] else 0.0),
                          corruption=eco.corruption[proto], strength=eco.strength[proto], fit=eco.fit[proto])
@@ -369,7 +357,7 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
                 r["classifier_fpr_unseen_authors"] = eco.fpr_unseen
                 r["corruption_fit_reused"] = fit_reused  # then `seconds` holds no fit time
                 r["classifier_only_fpr_unseen_authors"] = eco.classifier_fpr_unseen
-                r["classifier_report"] = eco.classifier.report
+                r["classifier_report"] = eco.rule.classifier.report
                 rows.append(r)
             timings[f"eco/{split}"] = time.perf_counter() - t0
 

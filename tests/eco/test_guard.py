@@ -196,6 +196,8 @@ def test_flag_rule_ors_entity_mentions_and_whole_prompt_option(guard, tmp_path):
     g = EcoGuard(guard.model, guard.tokenizer, guard.classifier, cfg, token_classifier=tc,
                  model_path=guard.model_path)
     assert g.classify([*missed, *BENIGN, lone]).tolist() == [True, True, False, False, False, False]
+    own, _scores, names = g.flag_rule.parts([*missed, *BENIGN, lone])
+    assert not own.any() and (own | names).tolist() == [True, True, False, False, False, False]
     enc = g.tokenizer(missed[0], return_tensors="pt")
     mask = g.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[missed[0]])[0]
     assert mask.all()  # whole prompt, not just "Quint"
