@@ -71,8 +71,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    from forgetlab.eco.classifier import PromptClassifier
-    from forgetlab.eco.encoder import Encoder
+    from forgetlab.eco.classify.encoder import Encoder
+    from forgetlab.eco.classify.prompt import PromptClassifier
 
     synth = _synth()
     n = 120 if args.quick else 400

@@ -1,7 +1,7 @@
 """ECO guard overhead, measured in one run: classifier throughput, guard cost vs the base forward, scaling.
 
 Prints, on a batch of ``--batch`` prompts (default 64):
-- classifier prompts per second (``forgetlab.eco.classifier.PromptClassifier`` fitted here on synthetic prompts;
+- classifier prompts per second (``forgetlab.eco.classify.prompt.PromptClassifier`` fitted here on synthetic prompts;
   with and without its n-gram first stage);
 - for causal LMs built from configs (random weights; timing only) from tiny to >= 100M parameters: the base
   forward time on the batch, the corruption cost (the guard's row-wise corruption op alone, the batched op, and
@@ -71,7 +71,7 @@ def paired(fa, fb, reps: int) -> tuple[float, float, float]:
 
 def classifier_bench(batch: list[str], forget: list[str], retain: list[str], reps: int) -> tuple[object, dict]:
     try:
-        from forgetlab.eco.classifier import PromptClassifier
+        from forgetlab.eco.classify.prompt import PromptClassifier
     except ImportError as exc:  # part B not present: report and go on with the model side
         print(f"classifier: not available ({exc})")
         return None, {}
@@ -91,7 +91,7 @@ def classifier_bench(batch: list[str], forget: list[str], retain: list[str], rep
 def model_bench(name: str, tok, batch: list[str], clf_seconds: float, reps: int, device: str) -> dict:
     from forgetlab.eco.corruptions import apply_corruption, apply_rowwise
     from forgetlab.eco.hooks import corrupt_embeddings, token_seed
-    from forgetlab.eco.models import n_params, tiny_config
+    from forgetlab.testing.tiny_lm import n_params, tiny_config
 
     hidden, layers, heads, vocab = SIZES[name]
     from transformers import AutoModelForCausalLM
@@ -140,7 +140,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args()
-    from forgetlab.eco.models import build_tokenizer
+    from forgetlab.testing.tiny_lm import build_tokenizer
 
     forget, retain, batch = prompts(args.batch)
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch} prompts")

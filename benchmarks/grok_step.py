@@ -3,7 +3,7 @@ dense one-hot formulation, measured in one run, interleaved, plus achieved GFLOP
 
     .venv/bin/python benchmarks/grok_step.py [--threads T] [--rounds K] [--steps S] [--runs R]
 
-- ours:      forgetlab.grok.train.fast_grads + StackedAdamW (gather forward, hand-written backward).
+- ours:      forgetlab.grok.kernel.fast_grads + StackedAdamW (gather forward, hand-written backward).
 - autograd:  forgetlab.grok.models.MLP (gather forward) + autograd + torch.optim.AdamW.
 - dense:     the official code's formulation: nn.Linear(2p, N) on concatenated one-hot inputs, x**2,
              nn.Linear(N, p), nn.MSELoss against one-hot targets, torch.optim.AdamW, loss.backward().
@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from forgetlab.grok.data import make_dataset
+from forgetlab.grok.kernel import StackedAdamW, fast_grads, flat_index, loss_targets
 from forgetlab.grok.models import MLP, init_mlp_weights
-from forgetlab.grok.train import StackedAdamW, _flat_index, fast_grads, loss_targets
 
 
 def peak_gflops(size: int = 2048, reps: int = 5) -> float:
@@ -48,7 +48,7 @@ def make_ours(p: int, N: int, R: int):
         W_l.append(W.T)
     E, Wt = torch.stack(E_l).contiguous(), torch.stack(W_l).contiguous()
     M, Nn, Y = ds.m[:n].expand(R, -1), ds.n[:n].expand(R, -1), ds.y[:n].expand(R, -1).contiguous()
-    gm, gn = _flat_index(M, Nn, p)
+    gm, gn = flat_index(M, Nn, p)
     rows = torch.full((R, n), 1.0 / n)
     target = loss_targets(Y, rows, p, "mse")
     opt = StackedAdamW([E, Wt], torch.full((R,), 0.01), torch.full((R,), 5.0))

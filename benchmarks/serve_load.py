@@ -28,10 +28,9 @@ from bench_prompts import prompt_sets
 
 def build_guards(classifier: str, seed: int = 0):
     """(unguarded PlainModel, guarded EcoGuard) over the same tiny Llama, and a description of the setup."""
-    from forgetlab.eco.guard import EcoGuard, GuardConfig
+    from forgetlab.eco.guard import EcoGuard, GuardConfig, PlainModel
     from forgetlab.eco.hooks import hidden_size
-    from forgetlab.eco.models import build_tiny_lm, build_tokenizer, n_params
-    from forgetlab.eco.serve_backends import PlainModel
+    from forgetlab.testing.tiny_lm import build_tiny_lm, build_tokenizer, n_params
 
     forget, retain = prompt_sets()
     tok = build_tokenizer(corpus=[" ".join(forget + retain)], vocab_size=1024)
@@ -39,7 +38,7 @@ def build_guards(classifier: str, seed: int = 0):
                          "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
     model = build_tiny_lm("llama", tok, seed=seed, hidden=64, layers=2, heads=4, max_positions=1024)
     if classifier == "minilm":
-        from forgetlab.eco.classifier import PromptClassifier
+        from forgetlab.eco.classify.prompt import PromptClassifier
 
         clf = PromptClassifier.fit(forget, retain, fpr=0.05, seed=seed)
     else:
@@ -122,7 +121,9 @@ async def drive(url: str, plan: list[tuple[str, dict]], concurrency: int) -> dic
 
 
 def run(guard, name: str, args) -> dict:
-    from forgetlab.eco.serve import ServeEngine, ServeLimits, serve_in_thread
+    from forgetlab.eco.serve.engine import ServeEngine
+    from forgetlab.eco.serve.server import serve_in_thread
+    from forgetlab.eco.serve.types import ServeLimits
 
     limits = ServeLimits(max_concurrent=max(64, args.concurrency), max_batch_size=args.batch,
                          batch_window_ms=args.window_ms, max_tokens=max(64, args.max_tokens))

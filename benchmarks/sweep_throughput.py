@@ -22,7 +22,7 @@ import time
 
 
 def configs(p: int, width: int, steps: int, runs: int):
-    from forgetlab.grok.train import TrainConfig
+    from forgetlab.grok.config import TrainConfig
 
     out = []
     for i in range(runs):
@@ -33,7 +33,7 @@ def configs(p: int, width: int, steps: int, runs: int):
 
 
 def flops(cs) -> float:
-    from forgetlab.grok.data import n_pairs
+    from forgetlab.grok.config import n_pairs
 
     total = 0.0
     for c in cs:

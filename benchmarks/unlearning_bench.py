@@ -29,7 +29,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    from forgetlab.unlearning.bench import run_bench
+    from forgetlab.unlearning.bench.run import run_bench
 
     last = {}
 

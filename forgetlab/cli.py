@@ -1,7 +1,7 @@
 """The ``forgetlab`` command line: thin wrappers that parse, validate, call the library and print.
 
-Sub-commands live beside the science they drive (``forgetlab/grok/cli.py``, ``forgetlab/eco/cli.py``) and are
-mounted here. Any :class:`~forgetlab.errors.ForgetlabError` (and any usage error) becomes one line on stderr and
+Sub-commands live beside the science they drive (``forgetlab/grok/cli.py``, ``forgetlab/eco/cli.py``,
+``forgetlab/unlearning/cli.py``, ``forgetlab/reproduce/cli.py``) and are mounted here, the only place that does. Any :class:`~forgetlab.errors.ForgetlabError` (and any usage error) becomes one line on stderr and
 exit code 2, never a traceback.
 """
 
@@ -13,7 +13,7 @@ import typer
 
 try:  # typer >= 0.20 vendors click; older releases use the real package
     from typer._click import exceptions as click_exc
-except ImportError:  # pragma: no cover
+except ImportError:  # pragma: no cover - typer < 0.20
     from click import exceptions as click_exc
 
 from .errors import ForgetlabError
@@ -28,22 +28,38 @@ app = typer.Typer(
 
 
 def _mount_subcommands() -> None:
-    """Attach the sub-apps; each module keeps heavy imports inside its commands so `--help` stays fast."""
+    """Attach every command group: the only place commands are mounted. The unlearning judge's commands sit
+    under ``forgetlab eco`` beside ECO's own, mounted here so that ECO never imports its judge."""
+    from .eco.cli import app as eco_app
     from .grok.cli import app as grok_app
+    from .reproduce.cli import reproduce_command
+    from .unlearning.cli import app as unlearning_app
 
+    if _MOUNTED:
+        return
     app.add_typer(grok_app, name="grok", help="Corrupted modular arithmetic: train, prune, phases, sweeps.")
-    try:
-        from .eco.cli import app as eco_app
-    except ImportError:  # the ECO part is optional while it is being built
-        eco_app = None
-    if eco_app is not None:
-        app.add_typer(eco_app, name="eco", help="ECO: guard a causal LM with embedding-corrupted prompts.")
-    try:
-        from .report import register as register_report
-    except ImportError:
-        register_report = None
-    if register_report is not None:
-        register_report(app)
+    for cmd in unlearning_app.registered_commands:
+        eco_app.registered_commands.append(cmd)
+    app.add_typer(eco_app, name="eco", help="ECO: guard a causal LM with embedding-corrupted prompts.")
+    app.command("reproduce")(reproduce_command)
+    _MOUNTED.append(True)
+
+
+_MOUNTED: list[bool] = []
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"forgetlab {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Make neural networks forget, and watch them forget."""
 
 
 def fail(message: str) -> None:

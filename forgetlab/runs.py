@@ -11,10 +11,11 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -92,6 +93,22 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ForgetlabError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
         raise ForgetlabError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def read_record(folder: str | os.PathLike, name: str, fmt: str, version: int, field: str = "path") -> dict[str, Any]:
+    """The JSON record ``folder/name`` of a saved artifact, checked to be of format ``fmt`` at a version this
+    code reads (``format_version <= version``); a missing folder is :class:`BadInput` naming ``field``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BadInput(field, str(folder), "a folder written by save_pretrained")
+    meta = read_json(folder / name)
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise ForgetlabError(f"{folder / name}: not a {fmt} record")
+    got = meta.get("format_version", 0)
+    if not isinstance(got, int) or got > version:
+        raise ForgetlabError(f"{folder / name}: format_version {got!r} is newer than this forgetlab reads "
+                             f"({version})")
+    return meta
 
 
 def iter_jsonl(path: str | os.PathLike, field: str = "path") -> Iterator[tuple[int, dict[str, Any]]]:
@@ -186,6 +203,39 @@ def prepare_out_dir(path: str | os.PathLike, overwrite: bool = False, field: str
     except OSError as exc:
         raise BadInput(field, str(path), f"a writable folder ({exc.strerror})") from None
     return path
+
+
+def write_folder_atomically(final: str | os.PathLike, write: Callable[[Path], None], *,
+                            replace: Callable[[Path], bool] | None = None, field: str = "out") -> bool:
+    """Write a whole folder with ``write(tmp)`` into a hidden sibling, then rename it to ``final``.
+
+    A reader never sees half a folder, and a failed or interrupted ``write`` leaves nothing behind. When
+    ``final`` already exists: with ``replace`` None it is kept (another process wrote the same content first;
+    returns False); when ``replace(final)`` is true it is swapped out and deleted; otherwise :class:`BadInput`
+    names ``field``. Returns True when this call published its folder.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        write(tmp)
+        if final.exists() and replace is not None:
+            if not replace(final):
+                raise BadInput(field, str(final), "a new folder, or one this command wrote before")
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+            return True
+        try:
+            os.replace(tmp, final)
+        except OSError:  # a non-empty folder of the same name appeared: keep it
+            shutil.rmtree(tmp, ignore_errors=True)
+            return False
+        return True
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def versions() -> dict[str, str]:

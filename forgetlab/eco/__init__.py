@@ -1,7 +1,8 @@
 """ECO: inference-time unlearning by embedding-corrupted prompts (Liu et al., NeurIPS 2024, arXiv 2406.07933).
 
-Modules: ``corruptions`` (pure masked corruptions by name), ``hooks`` (corrupt a HF model's input embeddings at
-prompt positions only), ``fit`` (zeroth-order and bracketing fits of the strength), ``guard`` (``EcoGuard``: the
-guarded model, save/load), ``classifier`` (prompt and token classifiers), ``models`` (tiny causal LMs for tests
-and benchmarks), ``cli`` (``forgetlab eco ...``). Imports stay lazy so ``forgetlab --help`` is fast.
+``corruptions`` (pure masked corruptions by name), ``hooks`` (corrupt a HF model's input embeddings at prompt
+positions only), ``scoring`` (teacher-forced continuation log-probs under a corruption), ``fit`` (fitting a
+corruption's strength), ``select`` (choosing a corruption against never-seen entities), ``classify/`` (the flag
+rule: prompt classifier, entity matcher), ``base_model`` (loading the wrapped LM), ``guard`` (``EcoGuard``),
+``guard_folder`` (its saved form), ``serve/`` (the OpenAI-compatible server), ``cli``. Imports stay lazy.
 """

@@ -1,35 +1,35 @@
-"""``forgetlab eco ...``: fit a guard, classify prompts, generate under a guard.
+"""``forgetlab eco fit|classify|generate|serve``: fit a guard, classify prompts, generate or serve under a guard.
 
 Thin: parse, validate, call the library, print. Heavy imports (torch, transformers, MiniLM) stay inside the
 commands so ``forgetlab --help`` is fast. Every bad input raises :class:`~forgetlab.errors.BadInput` /
 :class:`~forgetlab.errors.ForgetlabError`, which ``forgetlab.cli.main`` prints as one line with exit code 2.
-
-Other modules add their own commands through ``register(app)`` (see :data:`EXTRA_COMMAND_MODULES`).
+The unlearning judge's commands (``world``, ``evaluate``, ``bench``) are mounted on this app by
+``forgetlab.cli``: the method never imports its judge.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import typer
 
-from ..errors import BadInput, ForgetlabError, check_range
-from ..progress import quiet_transformers
-from ..runs import iter_jsonl
+from ..errors import BadInput, ForgetlabError, check_choice, check_range
+from ..progress import Bar, quiet_transformers
+from ..runs import iter_jsonl, write_folder_atomically
+from .classify.config import ClassifierConfig
+from .corruptions import CORRUPTIONS
+from .fit import MC_METRICS
+from .serve.cli import serve_command
 
 app = typer.Typer(no_args_is_help=True, help="ECO: guard a causal LM with embedding-corrupted prompts.")
 
 
 def _read_mc_jsonl(path: Path) -> list:
     """Multiple-choice items ``{"prompt"|"question", "choices", "answer"}``, one per line; errors name the line."""
-    from .fit import MCItem
+    from .mc import MCItem
 
     items = [MCItem.from_dict(obj, where=f"{path}: line {lineno}") for lineno, obj in iter_jsonl(path, "fit")]
     if not items:
@@ -51,24 +51,6 @@ def _parse_target(target: str, items: list) -> float:
     return value
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    """Move a finished folder into place (the output never exists half-written).
-
-    Only an earlier guard folder (one holding guard.json) is replaced; any other existing folder is refused, so
-    ``--overwrite`` can never delete a user's unrelated files.
-    """
-    if out.exists():
-        if not (out / "guard.json").is_file():
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise BadInput("out", str(out), "a new folder or an earlier guard folder (holding guard.json)")
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-        return
-    os.replace(tmp, out)
-
-
 @app.command("fit")
 def fit_cmd(
     model: Path = typer.Option(..., "--model", help="Local Hugging Face causal-LM folder (the base model)."),
@@ -76,111 +58,114 @@ def fit_cmd(
     retain: Path = typer.Option(..., "--retain", help="JSONL of prompts that must not be flagged."),
     fit: Path | None = typer.Option(None, "--fit", help="JSONL of multiple-choice forget questions to fit the "
                                     "strength on ({'prompt', 'choices', 'answer'}); never the evaluation split."),
-    corruption: str = typer.Option("rand_noise_first_n", "--corruption", help="Corruption name."),
+    corruption: str = typer.Option("rand_noise_first_n", "--corruption",
+                                   help="Corruption name: " + ", ".join(CORRUPTIONS.names()) + "."),
     target: str = typer.Option("chance", "--target", help="Metric value to reach on --fit: 'chance' or a number."),
-    metric: str = typer.Option("mc_accuracy", "--metric", help="mc_accuracy or mc_prob."),
+    metric: str = typer.Option("mc_accuracy", "--metric", help="Metric to fit on: "
+                               + ", ".join(MC_METRICS.names()) + "."),
     method: str = typer.Option("bracket", "--method", help="bracket (root finder) or zo (zeroth-order)."),
     tol: float = typer.Option(0.05, "--tol", help="Tolerance on the metric."),
     strength: float = typer.Option(0.0, "--strength", help="Strength when not fitting (no --fit)."),
     k: int | None = typer.Option(None, "--k", help="Dims to corrupt (default: the hidden size)."),
-    fpr: float = typer.Option(0.01, "--fpr", help="Classifier false-positive rate on retain prompts, in (0, 1)."),
+    fpr: float = typer.Option(ClassifierConfig.fpr, "--fpr",
+                              help="Classifier false-positive rate on retain prompts, in (0, 1)."),
     entity_level: bool = typer.Option(False, "--entity-level", help="Corrupt only forget entity tokens "
                                       "(mined from the prompts)."),
     flag_entities: bool = typer.Option(False, "--flag-entities", help="Also flag every prompt that names a forget "
                                        "entity (mined from the prompts): the flag rule becomes classifier OR "
                                        "name match."),
     copy_model: bool = typer.Option(False, "--copy-model", help="Copy the base model into the guard folder."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(ClassifierConfig.seed, "--seed",
+                             help="Seed of the classifier's splits and of the corruption's noise."),
     out: Path = typer.Option(..., "--out", help="Guard folder to write."),
-    overwrite: bool = typer.Option(False, "--overwrite"),
-    quiet: bool = typer.Option(False, "--quiet"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier guard folder at --out."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or status lines."),
 ) -> None:
     """Train the prompt classifier, fit the corruption strength, and save a guard folder."""
-    from .corruptions import get_corruption
-    from .fit import MC_METRICS, fit_strength
-
-    check_range("fpr", fpr, 0.0, 1.0, lo_open=True, hi_open=True)
-    spec = get_corruption(corruption)
-    if not math.isfinite(strength) or strength < 0:
-        raise BadInput("strength", strength, "a finite number >= 0")
-    if fit is None and spec.uses_strength and strength == 0:
-        raise BadInput("strength", strength, f"> 0 when no --fit file is given ({corruption} at strength 0 "
-                       "changes nothing), or pass --fit FIT.jsonl to fit it")
-    if metric not in MC_METRICS:
-        raise BadInput("metric", metric, "one of " + ", ".join(sorted(MC_METRICS)))
-    if method not in ("bracket", "zo"):
-        raise BadInput("method", method, "one of bracket, zo")
-    if not (tol > 0 and math.isfinite(tol)):
-        raise BadInput("tol", tol, "a finite number > 0")
-    if out.exists() and not out.is_dir():
-        raise BadInput("out", str(out), "a folder path (this is a file)")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise BadInput("out", str(out), "an empty or new folder (pass --overwrite to reuse it)")
-    from .classifier import PromptClassifier, TokenClassifier, load_prompts
+    spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol, out, overwrite)
+    from .classify.prompt import PromptClassifier
+    from .classify.prompts import load_prompts
+    from .classify.token import TokenClassifier
+    from .guard import EcoGuard, GuardConfig, load_base_model
+    from .hooks import hidden_size
 
     forget_prompts, retain_prompts = load_prompts(forget), load_prompts(retain)
     items = _read_mc_jsonl(fit) if fit is not None else None
     goal = _parse_target(target, items) if items is not None else None
-
-    from .guard import EcoGuard, GuardConfig, load_base_model
-    from .hooks import hidden_size
-
     if quiet:
         quiet_transformers()
-
     lm, tok = load_base_model(model)
     d = hidden_size(lm)
     k = d if k is None else k
     if k < 0 or k > d:
         raise BadInput("k", k, f"an integer in [0, {d}] (the hidden size)")
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
-
     say(f"training the prompt classifier on {len(forget_prompts)} forget / {len(retain_prompts)} retain prompts")
     clf = PromptClassifier.fit(forget_prompts, retain_prompts, fpr=fpr, seed=seed, progress=not quiet)
     tclf = (TokenClassifier.fit(forget=forget_prompts, retain=retain_prompts)
             if entity_level or flag_entities else None)
-
     fit_record = None
     if items is not None and (spec.uses_strength or spec.uses_k):
-        fit_record = _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet, fit_strength)
+        fit_record = _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet)
         fit_record["fit_file"] = str(fit)
-        if spec.uses_strength:
-            strength = fit_record["strength"]
-        else:
-            k = round(fit_record["strength"])
-        say(f"fitted {'strength' if spec.uses_strength else 'k'} = {fit_record['strength']:.4g}: "
-            f"{metric} {fit_record['metric']:.3f} (target {goal:.3f}) after {fit_record['n_evals']} evaluations")
-        if not fit_record["converged"]:
-            print(f"warning: the fit did not reach {metric} = {goal:.3f} +- {tol} (best {fit_record['metric']:.3f} "
-                  f"at {fit_record['strength']:.4g}); the metric may not be monotone in it: try --method zo, "
-                  "another corruption, or a larger --tol", file=sys.stderr)
+        strength, k = _report_fit(fit_record, spec, strength, k, metric, goal, tol, say)
     config = GuardConfig(corruption, float(strength), int(k), seed, flag_entities=flag_entities,
                          entity_tokens=entity_level)
     guard = EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_path=model, fit=fit_record)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        guard.save_pretrained(tmp, copy_model=copy_model, overwrite=True)
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    rep = getattr(clf, "report", {}) or {}
+    write_folder_atomically(out, lambda tmp: guard.save_pretrained(tmp, copy_model=copy_model, overwrite=True),
+                            replace=lambda old: (old / "guard.json").is_file())
+    summary = None if fit_record is None else {x: fit_record[x] for x in ("method", "metric", "target", "n_evals",
+                                                                          "converged", "fit_set_sha256")}
     print(json.dumps({"guard": str(out), "threshold": getattr(clf, "threshold", None),
-                      "classifier_report": rep, "corruption": corruption, "strength": float(strength), "k": int(k),
-                      "fit": None if fit_record is None else {x: fit_record[x] for x in
-                                                              ("method", "metric", "target", "n_evals",
-                                                               "converged", "fit_set_sha256")}},
-                     default=str))
+                      "classifier_report": getattr(clf, "report", {}) or {}, "corruption": corruption,
+                      "strength": float(strength), "k": int(k), "fit": summary}, default=str))
 
 
-def _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet, fit_strength) -> dict:
+def _check_fit_options(corruption: str, strength: float, fit: Path | None, fpr: float, metric: str, method: str,
+                       tol: float, out: Path, overwrite: bool):
+    """Validate ``eco fit``'s options before any work; returns the corruption's spec."""
+    from .fit import FIT_METHODS
+
+    check_range("fpr", fpr, 0.0, 1.0, lo_open=True, hi_open=True)
+    spec = CORRUPTIONS.get(corruption)
+    if not math.isfinite(strength) or strength < 0:
+        raise BadInput("strength", strength, "a finite number >= 0")
+    if fit is None and spec.uses_strength and strength == 0:
+        raise BadInput("strength", strength, f"> 0 when no --fit file is given ({corruption} at strength 0 "
+                       "changes nothing), or pass --fit FIT.jsonl to fit it")
+    MC_METRICS.check(metric, "metric")
+    check_choice("method", method, FIT_METHODS)
+    if not (tol > 0 and math.isfinite(tol)):
+        raise BadInput("tol", tol, "a finite number > 0")
+    if out.exists() and not out.is_dir():
+        raise BadInput("out", str(out), "a folder path (this is a file)")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise BadInput("out", str(out), "an empty or new folder (pass --overwrite to reuse it)")
+    return spec
+
+
+def _report_fit(rec: dict, spec, strength: float, k: int, metric: str, goal: float, tol: float,
+                say) -> tuple[float, int]:
+    """Say what the fit found (warn when it did not converge); return the (strength, k) to use."""
+    if spec.uses_strength:
+        strength = rec["strength"]
+    else:
+        k = round(rec["strength"])
+    say(f"fitted {'strength' if spec.uses_strength else 'k'} = {rec['strength']:.4g}: "
+        f"{metric} {rec['metric']:.3f} (target {goal:.3f}) after {rec['n_evals']} evaluations")
+    if not rec["converged"]:
+        print(f"warning: the fit did not reach {metric} = {goal:.3f} +- {tol} (best {rec['metric']:.3f} "
+              f"at {rec['strength']:.4g}); the metric may not be monotone in it: try --method zo, "
+              "another corruption, or a larger --tol", file=sys.stderr)
+    return strength, k
+
+
+def _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet) -> dict:
     """Fit the strength (or k) on the fit items with a progress bar; returns the FitResult as a dict."""
     from dataclasses import asdict
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from .fit import mc_metric
+    from .fit import fit_strength
+    from .mc import mc_metric
 
     knob = "strength" if spec.uses_strength else "k"
     base = mc_metric(lm, tok, spec.name, k=k, seed=seed, which=metric, knob=knob)
@@ -191,15 +176,12 @@ def _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet, fit
                                                                 "lr": 1.0 if knob == "strength" else 8.0 * d,
                                                                 "hi": math.inf if knob == "strength" else d,
                                                                 "max_evals": max_evals})
-    with Progress(TextColumn("fitting"), BarColumn(), TextColumn("{task.completed}/{task.total} evals"),
-                  TimeRemainingColumn(), disable=quiet, transient=True) as bar:
-        task = bar.add_task("fit", total=max_evals)
-
+    with Bar("fitting", max_evals, not quiet, transient=True) as bar:
         def metric_fn(s, fit_set):
             if knob == "k" and round(s) > d:
                 s = d
             v = base(s, fit_set)
-            bar.advance(task)
+            bar.advance()
             return v
 
         res = fit_strength(metric_fn, items, goal, method=method, tol=tol, **kw)
@@ -215,10 +197,10 @@ def classify_cmd(
 ) -> None:
     """Print one JSON line per prompt: whether the guard flags it (its whole flag rule), the classifier score,
     and whether the prompt names a forget entity (guards fitted with --flag-entities)."""
-    from .guard import EcoGuard
+    from .guard_folder import load_flag_rule
 
     quiet_transformers()
-    rule = EcoGuard.load_flag_rule(guard)  # the base model is not needed to classify
+    rule = load_flag_rule(guard)  # the base model is not needed to classify
     own, scores, names = rule.parts(prompt)
     flags = own | names
     for p, f, s, n in zip(prompt, flags, scores, names, strict=True):
@@ -231,7 +213,7 @@ def classify_cmd(
 def generate_cmd(
     guard: Path = typer.Option(..., "--guard", help="Guard folder written by 'forgetlab eco fit'."),
     prompt: list[str] = typer.Option(..., "--prompt", help="Prompt text (repeat for several)."),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Most new tokens to generate per prompt."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per prompt instead of text."),
 ) -> None:
     """Generate greedily under the guard; prints whether each prompt was flagged."""
@@ -248,25 +230,4 @@ def generate_cmd(
             print(f"[flagged: {'yes' if row['flagged'] else 'no'}] {row['prompt']}{row['text']}")
 
 
-# ------------------------------------------------------------------------------------ commands of other modules
-# Each module below (if present) defines ``register(app)`` adding its commands to this app. To add a command
-# (world, bench, evaluate...), write forgetlab/eco/<name>_cli.py with ``register(app)`` and list it here.
-EXTRA_COMMAND_MODULES = ("serve_cli", "world_cli", "bench_cli", "evaluate_cli")
-
-
-def _register_extra() -> None:
-    for name in EXTRA_COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{name}":
-                continue  # not written (yet)
-            raise
-        mod.register(app)
-
-
-_register_extra()
-
-from ..unlearning.cli import register as _register_unlearning  # noqa: E402  (world, evaluate, bench)
-
-_register_unlearning(app)
+app.command("serve")(serve_command)

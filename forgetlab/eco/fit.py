@@ -10,7 +10,8 @@ distance...). Two fitters, both counting metric evaluations:
 
 Both take the fit set explicitly and record its SHA-256 (:func:`fit_set_sha256`) in the :class:`FitResult`, so a
 report can show the strength was not fitted on the evaluation split (:func:`check_disjoint` refuses overlap).
-:func:`mc_metric` builds the multiple-choice metric for any HF causal LM.
+:func:`forgetlab.eco.mc.mc_metric` builds the multiple-choice metric for any HF causal LM; :data:`MC_METRICS` names
+the metrics a strength can be fitted on.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from ..errors import BadInput, check_choice
+from ..registry import Registry
+from ..runs import to_jsonable
 
 Metric = Callable[[float, Sequence[Any]], float]
 
@@ -47,16 +48,12 @@ class FitResult:
 
 def fit_set_sha256(fit_set: Sequence[Any]) -> str:
     """SHA-256 of the fit set as canonical JSON (items: dicts, dataclasses, strings...)."""
-    from ..runs import to_jsonable
-
     blob = json.dumps(to_jsonable(list(fit_set)), sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()
 
 
 def check_disjoint(fit_set: Sequence[Any], eval_set: Sequence[Any]) -> None:
     """Refuse a fit set that shares an item with the evaluation set (fitting on the test set)."""
-    from ..runs import to_jsonable
-
     keys = {json.dumps(to_jsonable(x), sort_keys=True) for x in eval_set}
     shared = [x for x in fit_set if json.dumps(to_jsonable(x), sort_keys=True) in keys]
     if shared:
@@ -192,112 +189,16 @@ def fit_bracket(metric: Metric, fit_set: Sequence[Any], target: float, *, lo: fl
     return done()
 
 
+FIT_METHODS = ("bracket", "zo")
+
+
 def fit_strength(metric: Metric, fit_set: Sequence[Any], target: float, method: str = "bracket",
                  **kwargs: Any) -> FitResult:
     """Dispatch to :func:`fit_bracket` (``"bracket"``) or :func:`fit_zo` (``"zo"``)."""
-    check_choice("method", method, ("bracket", "zo"))
+    check_choice("method", method, FIT_METHODS)
     return (fit_bracket if method == "bracket" else fit_zo)(metric, fit_set, target, **kwargs)
 
 
-# ------------------------------------------------------------------------------------ multiple-choice metric
-
-
-@dataclass(frozen=True)
-class MCItem:
-    """A multiple-choice question: ``prompt``, the ``choices`` (continuations), index of the right ``answer``."""
-
-    prompt: str
-    choices: tuple[str, ...]
-    answer: int
-
-    @classmethod
-    def from_dict(cls, obj: dict, where: str = "item") -> MCItem:
-        """Validate a JSON object ``{"prompt"|"question", "choices", "answer"}``; errors name ``where``."""
-        prompt = obj.get("prompt", obj.get("question"))
-        choices = obj.get("choices")
-        answer = obj.get("answer")
-        if not isinstance(prompt, str) or not prompt:
-            raise BadInput(f"{where}.prompt", prompt, "a non-empty string")
-        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
-            raise BadInput(f"{where}.choices", choices, "a list of >= 2 non-empty strings")
-        if isinstance(answer, str) and answer in choices:
-            answer = choices.index(answer)
-        if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
-            raise BadInput(f"{where}.answer", answer, f"an index in [0, {len(choices)}) or one of the choices")
-        return cls(prompt, tuple(choices), answer)
-
-
-@torch.no_grad()
-def mc_choice_logprobs(model, tokenizer, items: Sequence[MCItem], corruption: str | None = None,
-                       strength: float = 0.0, k: int = 0, seed: int = 0, batch_size: int = 64) -> list[torch.Tensor]:
-    """Sum of log-probs of each choice given its prompt, the prompt part corrupted: one ``[n_choices]`` per item.
-
-    Sequences are ``prompt ids + choice ids``, right padded; only prompt positions are corrupted (all items are
-    treated as flagged). Each row's noise is seeded from ``seed`` and its prompt tokens, as an ``EcoGuard`` does
-    (:func:`~forgetlab.eco.hooks.token_seed`): all choices of an item see the same corrupted prompt, and the same
-    noise is used at every strength (common random numbers: the metric is a deterministic function of it).
-    """
-    from .hooks import corrupt_embeddings, token_seed
-
-    rows = []  # (item index, prompt ids, choice ids)
-    for i, it in enumerate(items):
-        p = tokenizer(it.prompt, add_special_tokens=False).input_ids
-        for c in it.choices:
-            rows.append((i, p, tokenizer(c, add_special_tokens=False).input_ids))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = next(model.parameters()).device
-    scores: list[list[float]] = [[] for _ in items]
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        L = max(len(p) + len(c) for _, p, c in chunk)
-        ids = torch.full((len(chunk), L), pad, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        pmask = torch.zeros_like(ids, dtype=torch.bool)
-        for r, (_, p, c) in enumerate(chunk):
-            ids[r, :len(p) + len(c)] = torch.tensor(p + c)
-            attn[r, :len(p) + len(c)] = 1
-            pmask[r, :len(p)] = True
-        ids, attn = ids.to(device), attn.to(device)
-        if corruption is None:
-            logits = model(input_ids=ids, attention_mask=attn).logits
-        else:
-            seeds = [token_seed(seed, torch.tensor(p)) for _, p, _ in chunk]
-            with corrupt_embeddings(model, pmask, corruption, strength, k, row_seeds=seeds):
-                logits = model(input_ids=ids, attention_mask=attn).logits
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        for r, (i, p, c) in enumerate(chunk):
-            pos = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=device)
-            scores[i].append(logp[r, pos, torch.tensor(c, device=device)].sum().item())
-    return [torch.tensor(s) for s in scores]
-
-
-def mc_accuracy(logprobs: Sequence[torch.Tensor], items: Sequence[MCItem]) -> float:
-    """Fraction of items whose highest-scoring choice is the answer."""
-    return sum(int(lp.argmax().item() == it.answer) for lp, it in zip(logprobs, items, strict=True)) / len(items)
-
-
-def mc_prob(logprobs: Sequence[torch.Tensor], items: Sequence[MCItem]) -> float:
-    """Mean probability of the answer, normalised over the choices (smooth; chance is ``1 / n_choices``)."""
-    return sum(torch.softmax(lp, 0)[it.answer].item() for lp, it in zip(logprobs, items, strict=True)) / len(items)
-
-
-MC_METRICS = {"mc_accuracy": mc_accuracy, "mc_prob": mc_prob}
-
-
-def mc_metric(model, tokenizer, corruption: str, *, k: int = 0, seed: int = 0, which: str = "mc_accuracy",
-              knob: str = "strength") -> Metric:
-    """``metric(s, fit_set)`` for :func:`fit_strength`: a multiple-choice metric with the corruption at ``s``.
-
-    ``knob="strength"`` turns ``s`` into the strength (sigma or value, with ``k`` dims); ``knob="k"`` turns it
-    into the number of dims (zeroing / sign flips).
-    """
-    check_choice("metric", which, MC_METRICS)
-    check_choice("knob", knob, ("strength", "k"))
-    score = MC_METRICS[which]
-
-    def metric(s: float, fit_set: Sequence[MCItem]) -> float:
-        strength, kk = (s, k) if knob == "strength" else (0.0, round(s))
-        lp = mc_choice_logprobs(model, tokenizer, fit_set, corruption, strength, kk, seed)
-        return score(lp, fit_set)
-
-    return metric
+MC_METRICS: Registry[Callable[[Sequence[Any], Sequence[int]], float]] = Registry(
+    "metric", {"mc_accuracy": "forgetlab.eco.mc:mc_accuracy", "mc_prob": "forgetlab.eco.mc:mc_prob"})
+"""Multiple-choice metrics a strength can be fitted on (``metric(choice logprobs, answers) -> float``)."""

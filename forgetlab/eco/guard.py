@@ -1,112 +1,83 @@
-"""``EcoGuard``: any local Hugging Face causal LM behind ECO's prompt classifier and embedding corruption.
+"""``EcoGuard``: any local Hugging Face causal LM behind ECO's flag rule and embedding corruption.
 
-A guard bundles the base model and tokenizer, a prompt classifier (``classify`` -> flags), an optional token
-classifier (``GuardConfig.entity_tokens``: corrupt only the forget-entity characters of a flagged prompt;
-``GuardConfig.flag_entities``: also flag every prompt naming a forget entity), and the corruption with its
-fitted parameters (name, strength, k, seed). ``generate`` takes the same arguments as HF ``generate``; ``forward`` / ``answer_logprobs`` score teacher-forced sequences with only the prompt part
-corrupted; ``prompt_embeddings`` gives the ``[T, d]`` embeddings a prompt-embeds backend (vLLM) should be fed.
-Unflagged prompts never go through the corruption hook, so they get the base model's exact logits and outputs.
+A guard bundles the base model and tokenizer, a flag rule (a prompt classifier, optionally OR a forget-entity
+match: :class:`~forgetlab.eco.classify.rule.FlagRule`), an optional token classifier (``GuardConfig.entity_tokens``:
+corrupt only the forget-entity characters of a flagged prompt) and the corruption with its fitted parameters
+(name, strength, k, seed). ``generate`` takes the same arguments as HF ``generate``; ``forward`` /
+``answer_logprobs`` score teacher-forced sequences with only the prompt part corrupted; ``prompt_embeddings`` gives
+the ``[T, d]`` embeddings a prompt-embeds backend (vLLM) should be fed. Unflagged prompts never go through the
+corruption hook, so they get the base model's exact logits and outputs. ``save_pretrained`` /
+``from_pretrained`` write and read a checksummed guard folder (:mod:`forgetlab.eco.guard_folder`).
 
-``save_pretrained(dir)`` writes one shippable folder: ``guard.json`` (config, fitted parameters, fit record,
-versions, SHA-256 of every file), ``classifier/``, optional ``token_classifier/``, and the base model either copied
-to ``model/`` or referenced by path with the checksums of its files. ``from_pretrained`` verifies all checksums
-and raises :class:`ForgetlabError` naming the first file that does not match. Safetensors and JSON only.
+:class:`GuardLike` is the contract a server needs from a guard; :class:`PlainModel` is an unguarded model behind
+it (the "without guard" baseline).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from ..errors import BadInput, ForgetlabError
-from ..runs import (
-    atomic_write_json,
-    folder_checksums,
-    prepare_out_dir,
-    read_json,
-    run_record,
-    verify_checksums,
-)
+from .base_model import load_base_model
+from .classify.rule import FlagRule
+from .classify.token import token_mask_from_spans
 from .corruptions import apply_rowwise, validate
+from .guard_folder import (
+    load_classifier,
+    load_flag_rule,
+    read_guard_folder,
+    read_guard_meta,
+    register_classifier_type,
+    write_guard_folder,
+)
 from .hooks import corrupt_embeddings, hidden_size, input_embeddings, token_seed
+from .scoring import Corrupt, continuation_logprobs, pack
 
-FORMAT = "forgetlab.eco.EcoGuard"
-FORMAT_VERSION = 2  # 2: GuardConfig.flag_entities / entity_tokens (version-1 folders still load)
-WEIGHT_GLOBS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
-
-
-# ------------------------------------------------------------------------------------------ classifier types
+__all__ = ["EcoGuard", "FlagRule", "GuardConfig", "GuardLike", "PlainModel", "load_base_model",
+           "register_classifier_type"]
 
 
-def _prompt_classifier():
-    from .classifier import PromptClassifier
+@runtime_checkable
+class GuardLike(Protocol):
+    """What a server needs from a guard (:class:`EcoGuard` satisfies it).
 
-    return PromptClassifier
-
-
-def _token_classifier():
-    from .classifier import TokenClassifier
-
-    return TokenClassifier
-
-
-# name -> function returning the class (lazy: the real classifier imports MiniLM). Tests register fakes here.
-CLASSIFIER_TYPES: dict[str, Callable[[], type]] = {"prompt": _prompt_classifier}
-TOKEN_CLASSIFIER_TYPES: dict[str, Callable[[], type]] = {"token": _token_classifier}
-
-
-def register_classifier_type(name: str, cls: type, token: bool = False) -> None:
-    """Make ``cls`` (with ``save_pretrained`` / ``from_pretrained``) loadable from a guard folder as ``name``."""
-    (TOKEN_CLASSIFIER_TYPES if token else CLASSIFIER_TYPES)[name] = lambda: cls
-
-
-def _type_name(obj: Any, registry: dict[str, Callable[[], type]], field: str) -> str:
-    for name, get in registry.items():
-        try:
-            if type(obj) is get():
-                return name
-        except ImportError:
-            continue
-    raise BadInput(field, type(obj).__name__, "a registered classifier type: " + ", ".join(sorted(registry)))
-
-
-# ------------------------------------------------------------------------------------------ files
-
-
-def load_base_model(path: str | Path, *, dtype: torch.dtype | str | None = None, device: str | None = None):
-    """Load ``(model, tokenizer)`` from a local HF folder (``local_files_only``), in eval mode.
-
-    Bad input -> :class:`BadInput`: a missing folder, a folder without weights, an architecture without input
-    embeddings. The tokenizer gets a pad token (eos) when it has none; generation pads on the left.
+    ``classify(prompts)`` returns one flag per prompt; ``generate(input_ids, attention_mask, flags=...,
+    **hf_kwargs)`` is HF ``generate`` with the prompts at ``flags`` corrupted; ``prompt_embeddings(prompt_ids,
+    flagged)`` returns ``[T, d]`` input embeddings, corrupted when flagged (for vLLM's prompt embeds).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(path)
-    if not path.is_dir() or not (path / "config.json").is_file():
-        raise BadInput("model", str(path), "a local Hugging Face model folder with config.json")
-    if not any(any(path.glob(g)) for g in WEIGHT_GLOBS):
-        raise BadInput("model", str(path), "a model folder with weights (model.safetensors or *.bin)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        kwargs = {"dtype": dtype} if dtype is not None else {}
-        model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ForgetlabError(f"model {path}: cannot load as a causal LM ({str(exc).splitlines()[0]})") from None
-    input_embeddings(model)
-    if device is not None:
-        model = model.to(device)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    return model.eval(), tokenizer
+    model: Any
+    tokenizer: Any
+
+    def classify(self, prompts: Sequence[str]) -> Sequence[bool]: ...
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
+                 flags: Sequence[bool] | None = None, **kwargs: Any) -> torch.Tensor: ...
 
 
-# ------------------------------------------------------------------------------------------ the guard
+class PlainModel:
+    """An unguarded model behind the guard interface: nothing is ever flagged (the 'without guard' baseline)."""
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model, self.tokenizer = model, tokenizer
+
+    def classify(self, prompts: Sequence[str]) -> list[bool]:
+        return [False] * len(prompts)
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
+                 flags: Sequence[bool] | None = None, **kwargs: Any) -> torch.Tensor:
+        return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    def prompt_embeddings(self, prompt_ids: Sequence[int], flagged: bool = False) -> torch.Tensor:
+        ids = torch.tensor([list(prompt_ids)], device=self.model.device)
+        with torch.no_grad():
+            return self.model.get_input_embeddings()(ids)[0]
 
 
 @dataclass
@@ -129,43 +100,6 @@ class GuardConfig:
         for name in ("flag_entities", "entity_tokens"):
             if not isinstance(getattr(self, name), bool):
                 raise BadInput(name, getattr(self, name), "true or false")
-
-
-@dataclass
-class FlagRule:
-    """A guard's flag decision, usable without its base model: the prompt classifier's flag, OR a forget-entity
-    mention when ``flag_entities`` (the classifier learns what forget prompts look like; the matcher knows
-    whom they are about)."""
-
-    classifier: Any
-    token_classifier: Any = None
-    flag_entities: bool = False
-
-    def __post_init__(self) -> None:
-        if self.flag_entities and self.token_classifier is None:
-            raise BadInput("flag_entities", True, "false, or a guard with a token classifier to match names")
-
-    def name_matches(self, prompts: Sequence[str]) -> np.ndarray:
-        """``bool [B]``: which prompts name a forget entity (all False without ``flag_entities``)."""
-        if not self.flag_entities:
-            return np.zeros(len(prompts), dtype=bool)
-        from .classifier import entity_flags
-
-        return entity_flags(self.token_classifier, prompts)
-
-    def flag(self, prompts: str | Sequence[str]) -> np.ndarray:
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        flags = np.asarray(self.classifier.flag(prompts), dtype=bool).reshape(len(prompts))
-        return flags | self.name_matches(prompts)
-
-    def parts(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(classifier flags, classifier scores, name matches) ``[B]`` each, the classifier run once; the rule's
-        flags are ``classifier flags | name matches`` (= :meth:`flag` for a ``score > threshold`` classifier)."""
-        prompts = list(prompts)
-        scores = np.asarray(self.classifier.score(prompts), dtype=float).reshape(len(prompts))
-        threshold = getattr(self.classifier, "threshold", None)
-        own = scores > threshold if threshold is not None else self.classifier.flag(prompts)
-        return np.asarray(own, dtype=bool), scores, self.name_matches(prompts)
 
 
 class EcoGuard:
@@ -229,8 +163,6 @@ class EcoGuard:
         """Token mask (over ``row_ids``) from the token classifier; None: corrupt every prompt token."""
         if self.token_classifier is None or not self.config.entity_tokens:
             return None
-        from .classifier import token_mask_from_spans
-
         spans = self.token_classifier.char_spans(text)
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = enc["input_ids"]
@@ -365,21 +297,16 @@ class EcoGuard:
             raise BadInput("answers", len(answers), f"one answer per prompt ({len(prompts)})")
         if flags is None:
             flags = self.classify(list(prompts))
-        p_ids = [self.tokenizer(p).input_ids for p in prompts]
-        a_ids = [self.tokenizer(a, add_special_tokens=False).input_ids for a in answers]
-        L = max(len(p) + len(a) for p, a in zip(p_ids, a_ids, strict=True))
-        ids = torch.full((len(prompts), L), self.tokenizer.pad_token_id, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        for r, (p, a) in enumerate(zip(p_ids, a_ids, strict=True)):
-            ids[r, :len(p) + len(a)] = torch.tensor(p + a)
-            attn[r, :len(p) + len(a)] = 1
-        logits = self.forward(ids, attn, flags=flags, prompt_lengths=[len(p) for p in p_ids]).logits
-        logp = torch.log_softmax(logits.float(), -1).cpu()
-        out = torch.zeros(len(prompts))
-        for r, (p, a) in enumerate(zip(p_ids, a_ids, strict=True)):
-            pos = torch.arange(len(p) - 1, len(p) + len(a) - 1)
-            out[r] = logp[r, pos, torch.tensor(a)].sum()
-        return out
+        pairs = [(self.tokenizer(p).input_ids, self.tokenizer(a, add_special_tokens=False).input_ids)
+                 for p, a in zip(prompts, answers, strict=True)]
+        batch = pack(pairs, self.tokenizer.pad_token_id)
+        corrupt = None
+        if np.asarray(flags, dtype=bool).any():
+            mask = self.corruption_mask(batch.ids, batch.attention, flags, prompt_mask=batch.prompt_mask())
+            c = self.config
+            corrupt = Corrupt(mask, c.corruption, c.strength, c.k, row_seeds=self.row_seeds(batch.ids, mask))
+        scores = continuation_logprobs(self.model, batch, corrupt).logprobs
+        return torch.stack([torch.from_numpy(lp).sum() for lp in scores])
 
     @torch.no_grad()
     def prompt_embeddings(self, prompt: str | Sequence[int], flagged: bool | None = None) -> torch.Tensor:
@@ -408,105 +335,40 @@ class EcoGuard:
     # -- persistence ----------------------------------------------------------------------------------------
 
     def save_pretrained(self, path: str | Path, *, copy_model: bool = False, overwrite: bool = False) -> Path:
-        """Write the guard folder (see module doc); ``guard.json`` is written last, atomically."""
+        """Write the guard folder (:mod:`forgetlab.eco.guard_folder`); ``guard.json`` last, atomically."""
         if not copy_model and self.model_path is None:
             raise BadInput("copy_model", False, "True: this guard's model was not loaded from a folder")
-        ctype = _type_name(self.classifier, CLASSIFIER_TYPES, "classifier")
-        ttype = (_type_name(self.token_classifier, TOKEN_CLASSIFIER_TYPES, "token_classifier")
-                 if self.token_classifier is not None else None)
-        path = prepare_out_dir(path, overwrite=overwrite, field="out")
-        self.classifier.save_pretrained(path / "classifier", overwrite=True)
-        if self.token_classifier is not None:
-            self.token_classifier.save_pretrained(path / "token_classifier", overwrite=True)
-        if copy_model:
-            self.model.save_pretrained(path / "model")
-            self.tokenizer.save_pretrained(path / "model")
-            model_ref, model_files = "model", {}
-        else:
-            model_ref, model_files = str(self.model_path), folder_checksums(self.model_path)
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                **run_record(asdict(self.config), seed=self.config.seed),
-                "classifier_type": ctype, "token_classifier_type": ttype,
-                "model": {"path": model_ref, "copied": copy_model, "files": model_files},
-                "fit": self.fit,
-                "files": folder_checksums(path, exclude=("guard.json",))}
-        atomic_write_json(path / "guard.json", meta)
-        return path
+
+        def save_model(folder: Path) -> None:
+            self.model.save_pretrained(folder)
+            self.tokenizer.save_pretrained(folder)
+
+        return write_guard_folder(path, config=asdict(self.config), classifier=self.classifier,
+                                  token_classifier=self.token_classifier, model_dir=self.model_path,
+                                  save_model=save_model if copy_model else None, fit=self.fit, overwrite=overwrite)
 
     @staticmethod
     def load_classifier(path: str | Path):
         """Only the prompt classifier of a guard folder (checksums verified), without loading the base model."""
         path = Path(path)
-        return _load_classifier(_read_guard_meta(path), path)
+        return load_classifier(read_guard_meta(path), path)
 
     @staticmethod
     def load_flag_rule(path: str | Path) -> FlagRule:
-        """The flag rule of a guard folder (classifier, and the token classifier when the rule uses names),
-        checksums verified, without loading the base model: what ``classify`` of the loaded guard does."""
-        path = Path(path)
-        meta = _read_guard_meta(path)
-        config = _guard_config(meta, path)
-        token_classifier = _load_token_classifier(meta, path) if config.flag_entities else None
-        return FlagRule(_load_classifier(meta, path), token_classifier, config.flag_entities)
+        """The flag rule of a guard folder, checksums verified, without loading the base model: what
+        ``classify`` of the loaded guard does."""
+        return load_flag_rule(path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, dtype=None, device: str | None = None,
                         verify: bool = True) -> EcoGuard:
         """Load a guard folder; every recorded checksum is verified first (``verify=False`` skips the base
         model's, e.g. for a huge referenced model already trusted)."""
-        path = Path(path)
-        meta = _read_guard_meta(path)
-        config = _guard_config(meta, path)
+        parts = read_guard_folder(path, verify=verify)
         try:
-            model_info = meta["model"]
-        except (KeyError, TypeError) as exc:
-            raise ForgetlabError(f"{path / 'guard.json'}: broken record ({exc})") from None
-        model_dir = path / model_info["path"] if model_info.get("copied") else Path(model_info["path"])
-        if verify and not model_info.get("copied"):
-            if not model_dir.is_dir():
-                raise ForgetlabError(f"guard {path}: its base model folder {model_dir} does not exist")
-            verify_checksums(model_dir, model_info.get("files", {}), f"base model of guard {path}", "guard.json")
-        classifier = _load_classifier(meta, path)
-        token_classifier = _load_token_classifier(meta, path)
-        model, tokenizer = load_base_model(model_dir, dtype=dtype, device=device)
-        return cls(model, tokenizer, classifier, config, token_classifier=token_classifier,
-                   model_path=model_dir, fit=meta.get("fit"))
-
-
-def _guard_config(meta: dict, path: Path) -> GuardConfig:
-    """``GuardConfig`` from ``guard.json`` (folders written before ``flag_entities``/``entity_tokens`` existed
-    get their defaults: the classifier alone; entity tokens when a token classifier is present)."""
-    try:
-        return GuardConfig(**meta["config"])
-    except (KeyError, TypeError) as exc:
-        raise ForgetlabError(f"{path / 'guard.json'}: broken record ({exc})") from None
-
-
-def _load_classifier(meta: dict, path: Path):
-    ctype = meta.get("classifier_type")
-    if ctype not in CLASSIFIER_TYPES:
-        raise ForgetlabError(f"{path / 'guard.json'}: unknown classifier type {ctype!r}")
-    return CLASSIFIER_TYPES[ctype]().from_pretrained(path / "classifier")
-
-
-def _load_token_classifier(meta: dict, path: Path):
-    ttype = meta.get("token_classifier_type")
-    if ttype is None:
-        return None
-    if ttype not in TOKEN_CLASSIFIER_TYPES:
-        raise ForgetlabError(f"{path / 'guard.json'}: unknown token classifier type {ttype!r}")
-    return TOKEN_CLASSIFIER_TYPES[ttype]().from_pretrained(path / "token_classifier")
-
-
-def _read_guard_meta(path: Path) -> dict:
-    """``guard.json`` of a guard folder, after verifying the checksums of every file it lists."""
-    if not path.is_dir():
-        raise BadInput("guard", str(path), "a folder written by EcoGuard.save_pretrained")
-    meta = read_json(path / "guard.json")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ForgetlabError(f"{path / 'guard.json'}: not an {FORMAT} record")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ForgetlabError(f"{path / 'guard.json'}: format_version {meta['format_version']} is newer than "
-                             f"this forgetlab reads ({FORMAT_VERSION})")
-    verify_checksums(path, meta.get("files", {}), f"guard {path}", "guard.json")
-    return meta
+            config = GuardConfig(**parts.config)
+        except TypeError as exc:
+            raise ForgetlabError(f"{Path(path) / 'guard.json'}: broken record ({exc})") from None
+        model, tokenizer = load_base_model(parts.model_dir, dtype=dtype, device=device)
+        return cls(model, tokenizer, parts.classifier, config, token_classifier=parts.token_classifier,
+                   model_path=parts.model_dir, fit=parts.fit)

@@ -16,6 +16,7 @@ per prompt and repeated. Calls with ``inputs_embeds`` bypass the embedding layer
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import BadInput, ForgetlabError
-from .corruptions import validate
+from .corruptions import CORRUPTIONS, apply_rowwise, validate
 
 MaskLike = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
 
@@ -54,8 +55,6 @@ def token_seed(seed: int, ids: torch.Tensor) -> int:
 
     Seeding each row from its own tokens makes a prompt's corruption independent of the batch it is in.
     """
-    import hashlib
-
     h = hashlib.sha256(f"{int(seed)}:".encode())
     h.update(ids.detach().cpu().to(torch.int64).numpy().tobytes())
     return int.from_bytes(h.digest()[:8], "little") & (2**63 - 1)
@@ -86,6 +85,85 @@ class CorruptionState:
     cache_embeds: torch.Tensor | None = field(default=None, repr=False)
 
 
+def _cache_of(signature: inspect.Signature | None, args: tuple, kwargs: dict):
+    """The KV cache passed to a forward call, by keyword (``cache``, ``past_key_values``) or position."""
+    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    if cache is None and len(args) > 1 and signature is not None:
+        try:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+        except TypeError:
+            bound = {}
+        cache = bound.get("cache", bound.get("past_key_values"))
+    return cache
+
+
+class _PromptCorrupter:
+    """The embedding hook: corrupts the prompt positions an embedding call covers, given the past length.
+
+    Which absolute positions a call covers comes from ``state.past`` (set by the model's pre-hook); a full
+    prompt's corrupted embeddings are cached by its ids so re-embedding (no KV cache) reuses the same noise.
+    """
+
+    def __init__(self, state: CorruptionState, mask_fn: Callable | None, corruption: str, strength: float,
+                 k: int, generator: torch.Generator | None, row_seeds: list[int] | None) -> None:
+        self.state, self.mask_fn = state, mask_fn
+        self.corruption, self.strength, self.k = corruption, float(strength), int(k)
+        self.generator, self.row_seeds = generator, row_seeds
+        self.fn = CORRUPTIONS.get(corruption).fn
+
+    def corrupt(self, clean: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """``[B, n, d] -> [B, n, d]``: the corruption at ``m`` positions, per row seeds or one generator."""
+        if self.row_seeds is not None:
+            if len(self.row_seeds) != m.shape[0]:
+                raise BadInput("row_seeds", len(self.row_seeds), f"one seed per mask row ({m.shape[0]})")
+            return apply_rowwise(self.corruption, clean, m.to(clean.device), self.strength, self.k,
+                                 self.row_seeds)
+        return self.fn(clean, m.to(clean.device), self.strength, self.k, self.generator)
+
+    def _define_prompt(self, ids: torch.Tensor | None, past: int) -> bool:
+        """With a mask function, the first embedding call of the prompt defines the mask and its length."""
+        state = self.state
+        if state.mask is not None:
+            return True
+        if past != 0 or ids is None:
+            return False
+        m = self.mask_fn(ids)
+        if not isinstance(m, torch.Tensor) or tuple(m.shape) != tuple(ids.shape):
+            raise BadInput("mask", getattr(m, "shape", m), f"a bool tensor of shape {tuple(ids.shape)}")
+        state.mask, state.prompt_len = m.to(torch.bool), ids.shape[1]
+        return True
+
+    def __call__(self, module, args, output):
+        state = self.state
+        state.calls += 1
+        ids = args[0] if args else None
+        past = state.past or 0
+        if not self._define_prompt(ids, past) or past >= state.prompt_len:
+            return None  # no prompt yet, or only generated tokens in this call
+        T, B, b = state.prompt_len, state.mask.shape[0], output.shape[0]
+        if b % B:
+            raise ForgetlabError(f"corrupt_embeddings: the model was called with batch {b}, "
+                                 f"not a multiple of the mask's batch {B}")
+        r = b // B  # rows per prompt (beams, return sequences)
+        t = output.shape[1]
+        n = min(past + t, T) - past  # prompt positions covered by this call
+        m = state.mask[:, past:past + n]
+        if not m.any():
+            return None
+        clean = output[:, :n]
+        if past == 0 and n == T and ids is not None:
+            pid = ids[:, :T]
+            if state.cache_ids is not None and torch.equal(state.cache_ids, pid):
+                new = state.cache_embeds
+            else:
+                new = self.corrupt(clean[::r], m).repeat_interleave(r, dim=0)
+                state.cache_ids, state.cache_embeds = pid.clone(), new
+        else:  # a partial prompt (chunked prefill): corrupt the covered slice
+            new = self.corrupt(clean[::r], m).repeat_interleave(r, dim=0)
+        state.corrupted_calls += 1
+        return torch.cat([new, output[:, n:]], dim=1) if n < t else new
+
+
 @contextmanager
 def corrupt_embeddings(model, mask: MaskLike, corruption: str, strength: float = 0.0, k: int = 0,
                        generator: torch.Generator | None = None,
@@ -100,96 +178,36 @@ def corrupt_embeddings(model, mask: MaskLike, corruption: str, strength: float =
     :class:`CorruptionState`.
     """
     emb = input_embeddings(model)
-    d = hidden_size(model)
-    probe = torch.zeros(1, 1, d)
-    validate(corruption, probe, torch.zeros(1, 1, dtype=torch.bool), strength, k,
-             generator if row_seeds is None else torch.Generator())
-    from .corruptions import CORRUPTIONS
-
-    fn = CORRUPTIONS[corruption].fn
-    if row_seeds is not None:
-        from .corruptions import apply_rowwise
-
-        row_seeds = [int(x) for x in row_seeds]
+    validate(corruption, torch.zeros(1, 1, hidden_size(model)), torch.zeros(1, 1, dtype=torch.bool), strength,
+             k, generator if row_seeds is None else torch.Generator())
     state = CorruptionState()
+    mask_fn = None
     if isinstance(mask, torch.Tensor):
         if mask.ndim != 2 or mask.dtype != torch.bool:
             raise BadInput("mask", (tuple(mask.shape), str(mask.dtype)), "a bool tensor [B, T_prompt]")
         state.mask, state.prompt_len = mask, mask.shape[1]
-        mask_fn = None
     elif callable(mask):
         mask_fn = mask
     else:
         raise BadInput("mask", type(mask).__name__, "a bool tensor [B, T_prompt] or a function of input_ids")
-
+    seeds = None if row_seeds is None else [int(x) for x in row_seeds]
+    corrupter = _PromptCorrupter(state, mask_fn, corruption, strength, k, generator, seeds)
     try:
         signature = inspect.signature(model.forward)
     except (TypeError, ValueError):  # pragma: no cover - exotic callables
         signature = None
 
     def pre_hook(module, args, kwargs):
-        cache = kwargs.get("cache", kwargs.get("past_key_values"))
-        if cache is None and len(args) > 1 and signature is not None:  # the cache passed positionally
-            try:
-                bound = signature.bind_partial(*args, **kwargs).arguments
-            except TypeError:
-                bound = {}
-            cache = bound.get("cache", bound.get("past_key_values"))
-        state.past = _past_length(cache)
+        state.past = _past_length(_cache_of(signature, args, kwargs))
 
     def post_hook(module, args, output):
         state.past = None
-
-    def corrupt(clean: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        if row_seeds is not None:
-            if len(row_seeds) != m.shape[0]:
-                raise BadInput("row_seeds", len(row_seeds), f"one seed per mask row ({m.shape[0]})")
-            return apply_rowwise(corruption, clean, m.to(clean.device), strength, k, row_seeds)
-        return fn(clean, m.to(clean.device), float(strength), int(k), generator)
-
-    def emb_hook(module, args, output):
-        state.calls += 1
-        ids = args[0] if args else None
-        past = state.past or 0
-        t = output.shape[1]
-        if state.mask is None:  # mask function: the first call defines the prompt
-            if past != 0 or ids is None:
-                return None
-            m = mask_fn(ids)
-            if not isinstance(m, torch.Tensor) or tuple(m.shape) != tuple(ids.shape):
-                raise BadInput("mask", getattr(m, "shape", m), f"a bool tensor of shape {tuple(ids.shape)}")
-            state.mask, state.prompt_len = m.to(torch.bool), ids.shape[1]
-        T = state.prompt_len
-        if past >= T:
-            return None  # only generated tokens in this call
-        B = state.mask.shape[0]
-        b = output.shape[0]
-        if b % B:
-            raise ForgetlabError(f"corrupt_embeddings: the model was called with batch {b}, "
-                                 f"not a multiple of the mask's batch {B}")
-        r = b // B
-        n = min(past + t, T) - past  # prompt positions covered by this call
-        m = state.mask[:, past:past + n]
-        if not m.any():
-            return None
-        clean = output[:, :n]
-        if past == 0 and n == T and ids is not None:
-            pid = ids[:, :T]
-            if state.cache_ids is not None and torch.equal(state.cache_ids, pid):
-                new = state.cache_embeds
-            else:
-                new = corrupt(clean[::r], m).repeat_interleave(r, dim=0)
-                state.cache_ids, state.cache_embeds = pid.clone(), new
-        else:  # a partial prompt (chunked prefill): corrupt the covered slice
-            new = corrupt(clean[::r], m).repeat_interleave(r, dim=0)
-        state.corrupted_calls += 1
-        return torch.cat([new, output[:, n:]], dim=1) if n < t else new
 
     handles = []
     try:
         handles.append(model.register_forward_pre_hook(pre_hook, with_kwargs=True))
         handles.append(model.register_forward_hook(post_hook, always_call=True))
-        handles.append(emb.register_forward_hook(emb_hook))
+        handles.append(emb.register_forward_hook(corrupter))
         yield state
     finally:
         for h in handles:

@@ -1,7 +1,7 @@
 """`forgetlab grok reproduce`: the paper's headline results A0-A8 as checked cases with bands.
 
 Each case trains (or builds) a network at p=97, N=500, alpha=0.5, xi=0.35 unless stated, compares our
-numbers with a band taken from issue 2's acceptance list, and records the authors' number where the paper
+numbers with a band, and records the authors' number where the paper
 gives one. Runs that share a batch shape (A4 and A5) are trained as one batch.
 """
 
@@ -18,13 +18,15 @@ from typing import Any
 import torch
 
 from ..errors import BadInput
+from ..fmt import fmt
 from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir
+from .config import TrainConfig, batch_key, paper_minibatch_steps
 from .data import make_dataset
 from .fourier import analytic_solution, neuron_ipr
 from .phases import COLLAPSE_NORM
 from .prune import evaluate_states, prune_curves
 from .record import save_run
-from .train import TrainConfig, TrainResult, paper_minibatch_steps, train_many
+from .train import TrainResult, train_many
 
 PAPER = "Doshi, Das, He, Gromov, 'To grok or not to grok', ICLR 2024, arXiv 2310.13061"
 
@@ -86,10 +88,6 @@ def bimodality_coefficient(x: torch.Tensor) -> float:
     return (g * g + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.2f}%"
-
-
 def _run_ours(r: TrainResult) -> dict[str, Any]:
     s = r.summary
     return {k: s[k] for k in ("train_acc", "test_acc", "corrupted_acc", "clean_acc", "inversion_acc",
@@ -114,8 +112,6 @@ def run_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, pro
     need = [c for c in cfgs if c in wanted or (c == "A2" and "A3" in wanted) or (c == "A8n" and "A8" in wanted)]
     # group same-shape runs into batches
     groups: dict[tuple, list[str]] = {}
-    from .train import batch_key
-
     for name in need:
         groups.setdefault(batch_key(cfgs[name]), []).append(name)
     trained: dict[str, TrainResult] = {}
@@ -161,16 +157,10 @@ def markdown_table(results: list[CaseResult]) -> str:
         return text.replace("|", "\\|")
 
     for r in results:
-        ours = ", ".join(f"{k}={_fmt(v)}" for k, v in r.ours.items() if not isinstance(v, (list, dict)))
+        ours = ", ".join(f"{k}={fmt(v)}" for k, v in r.ours.items() if not isinstance(v, (list, dict)))
         lines.append(f"| {r.name} | {cell(r.claim)} | {cell(r.authors)} ({cell(r.source)}) | {cell(ours)} | "
                      f"{cell(r.band)} | {'yes' if r.passed else 'NO'} | {r.seconds:.1f} |")
     return "\n".join(lines) + "\n"
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 def _figs(out: Path, name: str) -> list[str]:

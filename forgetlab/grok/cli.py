@@ -1,4 +1,7 @@
-"""`forgetlab grok train|prune|analytic|reproduce`: parse, validate, call the library, print."""
+"""`forgetlab grok train|prune|analytic|reproduce|sweep|phase-diagram`: parse, validate, call the library, print.
+
+The options of ``train`` are the fields of :class:`~forgetlab.grok.train.TrainConfig` (defaults and help stated
+once, on the fields)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,10 @@ import json
 from pathlib import Path
 
 import typer
+
+from ..options import config_command
+from .config import TrainConfig
+from .sweep.cli import phase_diagram_command, sweep_command
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 
@@ -23,26 +30,10 @@ def _set_threads(threads: int) -> None:
 
 
 @app.command("train")
+@config_command(TrainConfig)
 def train_command(
+    config: TrainConfig,
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
-    p: int = typer.Option(97, help="Modulus."),
-    op: str = typer.Option("add", help="add, sub, mul or div."),
-    alpha: float = typer.Option(0.5, help="Training fraction in (0, 1)."),
-    xi: float = typer.Option(0.35, help="Fraction of training labels corrupted, in [0, 1)."),
-    width: int = typer.Option(500, help="Hidden width N."),
-    act: str = typer.Option("quadratic", help="quadratic or relu."),
-    wd: float = typer.Option(0.0, help="AdamW weight decay."),
-    dropout: float = typer.Option(0.0, help="Dropout rate on the pre-activation."),
-    batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm", help="BatchNorm after phi."),
-    batch_size: int = typer.Option(0, help="Minibatch size; 0 = full batch."),
-    lr: float = typer.Option(0.01, help="Learning rate."),
-    steps: int = typer.Option(500, help="AdamW updates."),
-    loss: str = typer.Option("mse", help="mse or ce."),
-    model: str = typer.Option("mlp", help="mlp or transformer."),
-    seed: int = typer.Option(1, help="Init / dropout / minibatch-order seed."),
-    split_seed: int = typer.Option(420, help="Train/test split seed (official: 420)."),
-    label_seed: int = typer.Option(0, help="Corrupted-label seed (official: 0)."),
-    log_every: int = typer.Option(10, help="History granularity in steps."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
@@ -50,11 +41,9 @@ def train_command(
     """Train one network and write config.json, history.jsonl, model.safetensors, summary.json and plots."""
     from ..runs import prepare_out_dir
     from .record import save_run
-    from .train import TrainConfig, train
+    from .train import train
 
-    cfg = TrainConfig(p=p, op=op, alpha=alpha, xi=xi, width=width, act=act, wd=wd, dropout=dropout,
-                      batchnorm=batchnorm, batch_size=batch_size, lr=lr, steps=steps, loss=loss, model=model,
-                      seed=seed, split_seed=split_seed, label_seed=label_seed, log_every=log_every).validate()
+    cfg = config.validate()
     out_dir = prepare_out_dir(out, overwrite=overwrite)
     _set_threads(threads)
     result = train(cfg, progress=not quiet)
@@ -102,7 +91,8 @@ def analytic_command(
     import torch
 
     from ..errors import BadInput
-    from .data import check_p_op, make_dataset
+    from .config import check_p_op
+    from .data import make_dataset
     from .fourier import analytic_solution, neuron_ipr
     from .prune import evaluate_states
 
@@ -139,10 +129,5 @@ def reproduce_command(
     if not all(r.passed for r in results):
         raise typer.Exit(1)
 
-
-try:  # issue 3 mounts `sweep` and `phase-diagram` here
-    from .sweep_cli import register as _register_sweep
-except ImportError:  # pragma: no cover
-    _register_sweep = None
-if _register_sweep is not None:
-    _register_sweep(app)
+app.command("sweep")(sweep_command)
+app.command("phase-diagram")(phase_diagram_command)

@@ -13,71 +13,29 @@ global state.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from ..errors import BadInput, check_choice, check_range
-
-OPS: dict[str, Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]] = {}
-
-
-def register_op(name: str):
-    """Register a binary operation ``f(m, n, p) -> (m op n) mod p`` under ``name``."""
-
-    def deco(fn):
-        OPS[name] = fn
-        return fn
-
-    return deco
+from ..errors import BadInput, check_range
+from .config import OPS, check_p_op
 
 
-@register_op("add")
-def _add(m: torch.Tensor, n: torch.Tensor, p: int) -> torch.Tensor:
+def op_add(m: torch.Tensor, n: torch.Tensor, p: int) -> torch.Tensor:
     return (m + n) % p
 
 
-@register_op("sub")
-def _sub(m: torch.Tensor, n: torch.Tensor, p: int) -> torch.Tensor:
+def op_sub(m: torch.Tensor, n: torch.Tensor, p: int) -> torch.Tensor:
     return (m - n) % p
 
 
-@register_op("mul")
-def _mul(m: torch.Tensor, n: torch.Tensor, p: int) -> torch.Tensor:
+def op_mul(m: torch.Tensor, n: torch.Tensor, p: int) -> torch.Tensor:
     return (m * n) % p
 
 
-@register_op("div")
-def _div(m: torch.Tensor, n: torch.Tensor, p: int) -> torch.Tensor:
+def op_div(m: torch.Tensor, n: torch.Tensor, p: int) -> torch.Tensor:
     inv = torch.tensor([pow(int(k), p - 2, p) if k else 0 for k in range(p)], dtype=torch.long)
     return (m * inv[n]) % p
-
-
-def is_prime(p: int) -> bool:
-    """Trial division; p is small here."""
-    if p < 2:
-        return False
-    k = 2
-    while k * k <= p:
-        if p % k == 0:
-            return False
-        k += 1
-    return True
-
-
-def check_p_op(p: int, op: str) -> None:
-    """Validate the modulus and operation (division needs a prime modulus for inverses to exist)."""
-    check_choice("op", op, OPS)
-    if not isinstance(p, int) or isinstance(p, bool) or p < 3:
-        raise BadInput("p", p, "an integer >= 3")
-    if op == "div" and not is_prime(p):
-        raise BadInput("p", p, "a prime number (op 'div' needs modular inverses)")
-
-
-def n_pairs(p: int, op: str) -> int:
-    """Number of examples: p^2, or p(p-1) for division (n = 0 excluded)."""
-    return p * (p - 1) if op == "div" else p * p
 
 
 @dataclass(frozen=True)
@@ -122,7 +80,7 @@ def make_dataset(p: int = 97, op: str = "add", alpha: float = 0.5, xi: float = 0
     random.Random(split_seed).shuffle(order)
     idx = torch.tensor([pairs[k] for k in order], dtype=torch.long)
     m, n = idx[:, 0].contiguous(), idx[:, 1].contiguous()
-    y_true = OPS[op](m, n, p)
+    y_true = OPS.get(op)(m, n, p)
     n_train = int(alpha * len(pairs))
     if n_train < 1:
         raise BadInput("alpha", alpha, f"a fraction leaving at least one training pair out of {len(pairs)}")
@@ -134,3 +92,23 @@ def make_dataset(p: int = 97, op: str = "add", alpha: float = 0.5, xi: float = 0
     unchanged = int((noise == y_true[:n_corrupted]).sum())
     return Dataset(p=p, op=op, alpha=alpha, xi=xi, m=m, n=n, y_true=y_true, y=y, n_train=n_train,
                    n_corrupted=n_corrupted, n_corrupted_unchanged=unchanged)
+
+
+@dataclass(frozen=True)
+class RunsData:
+    """The datasets of R runs stacked on a leading runs axis (P pairs each, in each run's own order)."""
+
+    datasets: list[Dataset]
+    M: torch.Tensor  # [R, P] first operands
+    Nn: torch.Tensor  # [R, P] second operands
+    Y: torch.Tensor  # [R, P] training labels (corrupted prefix)
+    Ytrue: torch.Tensor  # [R, P]
+    n_train: torch.Tensor  # [R] long
+    n_corr: torch.Tensor  # [R] long
+
+
+def stack_datasets(datasets: list[Dataset]) -> RunsData:
+    """Stack same-size datasets on a runs axis (one dataset may appear several times)."""
+    return RunsData(list(datasets), torch.stack([d.m for d in datasets]), torch.stack([d.n for d in datasets]),
+                    torch.stack([d.y for d in datasets]), torch.stack([d.y_true for d in datasets]),
+                    torch.tensor([d.n_train for d in datasets]), torch.tensor([d.n_corrupted for d in datasets]))

@@ -60,3 +60,15 @@ def analytic_solution(p: int, width: int, generator: torch.Generator | None = No
     V = amp * torch.cos(theta + phi_v[:, None])
     W = amp * torch.cos(-theta - phi_u[:, None] - phi_v[:, None]).T  # [p, N]
     return U.float().contiguous(), V.float().contiguous(), W.float().contiguous()
+
+
+def ipr_stats(neuron_ipr: torch.Tensor | None) -> dict[str, float]:
+    """Summary statistics of per-neuron IPRs ``[N]``: median, 10%/90% quantiles, fraction above 0.5."""
+    if neuron_ipr is None:
+        return {}
+    x = torch.as_tensor(neuron_ipr, dtype=torch.float64).flatten()
+    if x.numel() == 0:
+        return {}
+    q = torch.quantile(x, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
+    return {"ipr_median": float(q[1]), "ipr_q10": float(q[0]), "ipr_q90": float(q[2]),
+            "ipr_frac_above_half": float((x > 0.5).double().mean())}

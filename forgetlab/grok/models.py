@@ -14,8 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import check_choice
+from .config import ACTIVATIONS
 
-ACTIVATIONS = {"quadratic": lambda a: a * a, "relu": torch.relu}
+
+def quadratic(a: torch.Tensor) -> torch.Tensor:
+    """phi(a) = a^2, the paper's activation."""
+    return a * a
 
 
 def init_std(width: int) -> float:

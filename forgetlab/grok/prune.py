@@ -12,9 +12,10 @@ from typing import Any
 import torch
 
 from ..errors import ForgetlabError
-from .data import Dataset
+from .data import Dataset, stack_datasets
 from .fourier import neuron_ipr
-from .train import _Batch, _metrics, batched_forward
+from .kernel import batched_forward
+from .metrics import run_metrics
 
 ORDERS = ("low", "high", "random")
 DEFAULT_FRACTIONS = tuple(round(0.05 * i, 2) for i in range(21))
@@ -51,13 +52,12 @@ def evaluate_states(states: list[dict[str, torch.Tensor]], ds: Dataset, act: str
     if "bn_weight" in states[0]:
         bn = {k: torch.stack([s[f"bn_{k}"] for s in states])
               for k in ("weight", "bias", "running_mean", "running_var")}
-    R = len(states)
-    b = _Batch([ds] * R, ds.m.expand(R, -1), ds.n.expand(R, -1), ds.y.expand(R, -1),
-               ds.y_true.expand(R, -1), torch.full((R,), ds.n_train), torch.full((R,), ds.n_corrupted))
-    assert E.shape[1] == 2 * p
+    b = stack_datasets([ds] * len(states))
+    if E.shape[1] != 2 * p:
+        raise ForgetlabError(f"states of p={E.shape[1] // 2} do not fit a dataset of p={p}")
     with torch.no_grad():
         out = batched_forward(E, Wt, b.M, b.Nn, act, bn=bn, train=False)
-    return _metrics(out, b, loss)
+    return run_metrics(out, b, loss)
 
 
 def prune_curves(state: dict[str, torch.Tensor], ds: Dataset, *, act: str = "quadratic",

@@ -17,7 +17,8 @@ from ..runs import (
     run_record,
     save_tensors,
 )
-from .train import TrainConfig, TrainResult
+from .config import TrainConfig
+from .train import TrainResult
 
 
 def save_run(out: str | os.PathLike, result: TrainResult, *, plots: bool = True) -> dict[str, str]:

@@ -21,24 +21,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import BadInput, check_choice
+from ..errors import BadInput
+from ..registry import Registry
 from .lm import collate, encode_pair, prompt_of
-
-METHODS: dict[str, type[Unlearner]] = {}
-
-
-def register(name: str):
-    """Class decorator: make an :class:`Unlearner` subclass available by name."""
-    def deco(cls):
-        METHODS[name] = cls
-        cls.name = name
-        return cls
-    return deco
-
-
-def get_method(name: str) -> type[Unlearner]:
-    check_choice("method", name, METHODS)
-    return METHODS[name]
 
 
 @dataclass(frozen=True)
@@ -149,17 +134,19 @@ class Unlearner:
                 "seconds": time.perf_counter() - t0, "processes": acc.num_processes}
 
 
-@register("ga")
 class GradientAscent(Unlearner):
     """GA: maximize the forget-set NLL, i.e. minimize ``-NLL(forget)`` (TOFU Sec. 3)."""
+
+    name = "ga"
 
     def loss(self, model, forget, retain, ref_model=None):
         return -mean_nll(model, forget)
 
 
-@register("gd")
 class GradientDifference(Unlearner):
     """GD: ``-NLL(forget) + w * NLL(retain)`` (TOFU Sec. 3; open-unlearning ``GradDiff``)."""
+
+    name = "gd"
 
     needs_retain = True
 
@@ -167,11 +154,11 @@ class GradientDifference(Unlearner):
         return -mean_nll(model, forget) + self.config.retain_weight * mean_nll(model, retain)
 
 
-@register("npo")
 class NPO(Unlearner):
     """NPO with a retain term: ``-(2/beta) E[log sigmoid(-beta (log p_theta(y|x) - log p_ref(y|x)))] +
     w * NLL(retain)`` with sequence log-likelihoods (Zhang et al. 2024, Eq. 3; open-unlearning ``NPO``)."""
 
+    name = "npo"
     needs_retain = True
     needs_reference = True
 
@@ -182,3 +169,13 @@ class NPO(Unlearner):
             lp_ref = -sequence_nll(ref_model, forget)
         npo = -2.0 / beta * F.logsigmoid(-beta * (lp - lp_ref)).mean()
         return npo + self.config.retain_weight * mean_nll(model, retain)
+
+
+METHODS: Registry[type[Unlearner]] = Registry("method", {"ga": GradientAscent, "gd": GradientDifference,
+                                                        "npo": NPO})
+"""Fine-tuning baselines by name."""
+
+
+def get_method(name: str) -> type[Unlearner]:
+    """The baseline class called ``name``; an unknown name lists the known ones."""
+    return METHODS.get(name)

@@ -1,8 +1,8 @@
 """``forgetlab eco world|evaluate|bench``: export the synthetic world, score any model, run the results table.
 
-Plain typer commands on :data:`app`; :func:`register` adds them to another typer app (``forgetlab eco``). Heavy
-imports stay inside the commands. Bad input raises :class:`~forgetlab.errors.ForgetlabError`, which the top-level
-``main`` prints as one line with exit code 2.
+Plain typer commands on :data:`app`; ``forgetlab.cli`` mounts them beside ECO's own commands (``forgetlab eco``),
+so the method never imports its judge. Heavy imports stay inside the commands. Bad input raises
+:class:`~forgetlab.errors.ForgetlabError`, which the top-level ``main`` prints as one line with exit code 2.
 """
 
 from __future__ import annotations
@@ -15,30 +15,9 @@ from pathlib import Path
 import typer
 
 from ..errors import BadInput
-from ..progress import quiet_transformers
+from ..progress import Tasks, quiet_transformers
 
 app = typer.Typer(no_args_is_help=True, help="The self-contained unlearning benchmark.")
-
-
-
-
-def _progress(quiet: bool):
-    """A rich progress bar with ETA per task (``None`` when quiet); returns (callback, context manager)."""
-    from contextlib import nullcontext
-
-    if quiet:
-        return None, nullcontext()
-    from ..progress import make_progress
-
-    bar = make_progress()
-    tasks: dict[str, int] = {}
-
-    def cb(task: str, done: int, total: int) -> None:
-        if task not in tasks:
-            tasks[task] = bar.add_task(task, total=max(total, 1))
-        bar.update(tasks[task], completed=done, total=max(total, 1))
-
-    return cb, bar
 
 
 @app.command("world")
@@ -113,19 +92,13 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
               overwrite: bool = typer.Option(False, "--overwrite"),
               quiet: bool = typer.Option(False, "--quiet")) -> None:
     """Run the unlearning benchmark: target, retain, ECO (deployment + paper protocols), GA, GD, NPO."""
-    from .bench import run_bench
+    from .bench.run import run_bench
 
     quiet_transformers()
     ms = tuple(m.strip() for m in methods.split(",") if m.strip())
-    cb, ctx = _progress(quiet)
-    with ctx:
-        res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite, progress=cb, seed=seed,
+    with Tasks(not quiet) as tasks:
+        res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite,
+                        progress=None if quiet else tasks, seed=seed,
                         splits=tuple(x.strip() for x in splits.split(",") if x.strip()) or None,
                         entity_level=entity_level, flag_entities=flag_entities)
     print(f"wrote {', '.join(str(p) for p in res.files.values())} ({res.timings['total']:.0f} s)")
-
-
-def register(parent: typer.Typer) -> None:
-    """Add ``world``, ``evaluate`` and ``bench`` to ``parent`` (e.g. the ``forgetlab eco`` app)."""
-    for cmd in app.registered_commands:
-        parent.registered_commands.append(cmd)

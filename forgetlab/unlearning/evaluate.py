@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..eco.mc import mc_accuracy
 from ..errors import BadInput
 from . import metrics as M
 from .lm import check_encodable, prompt_of
@@ -88,8 +89,7 @@ def _flags(flagger: Callable[[list[str]], np.ndarray] | None, rows: Sequence[dic
 def _corr(base: Corruption | None, flags: np.ndarray | None) -> Corruption | None:
     if base is None or flags is None:
         return None
-    return Corruption(base.name, base.strength, flags, base.k, base.seed, base.protocol, base.prompt_entities,
-                      base.answer_entities)
+    return base.with_flags(flags)
 
 
 def qa_scores(model, tok, rows: Sequence[dict[str, Any]], corruption: Corruption | None = None,
@@ -103,8 +103,7 @@ def qa_scores(model, tok, rows: Sequence[dict[str, Any]], corruption: Corruption
              + [r["perturbed_answer"][j] for j in range(k) for r in rows])
     c = None
     if corruption is not None:
-        c = Corruption(corruption.name, corruption.strength, np.tile(corruption.flags, 2 + k), corruption.k,
-                       corruption.seed, corruption.protocol, corruption.prompt_entities, corruption.answer_entities)
+        c = corruption.with_flags(np.tile(corruption.flags, 2 + k))
     sc = score_answers(model, tok, p_all, a_all, batch_size=batch_size, corruption=c)
     avg = M.avg_logprob(sc.token_logprobs)
     return {"answer": avg[:n], "para": avg[n:2 * n], "pert": avg[2 * n:].reshape(k, n).T,
@@ -182,7 +181,7 @@ def evaluate_model(model, tok, data: EvalData, *, eco: Corruption | None = None,
         lp = choice_logprobs(model, tok, [prompt_of(r["question"]) for r in rows],
                              [[c + "." for c in r["choices"]] for r in rows], batch_size=batch_size,
                              corruption=_corr(eco, flags))
-        out[f"mc_{subject}"] = M.mc_accuracy(lp, [r["label"] for r in rows])
+        out[f"mc_{subject}"] = mc_accuracy(lp, [r["label"] for r in rows])
     return Evaluation(out, forget_tr, parts, mia_auc, gens)
 
 

@@ -1,7 +1,7 @@
 """Tokenizer and tiny causal LMs trained from scratch on the world, cached by content hash.
 
-The tokenizer is a BPE model trained with the ``tokenizers`` library on the world's text and wrapped as a
-``PreTrainedTokenizerFast``; the model is a ``transformers`` Llama built from a ``LlamaConfig``. Both are saved
+The tokenizer is a BPE model trained on the world's text and the model a tiny ``transformers`` Llama, both from
+:mod:`forgetlab.testing.tiny_lm`. Both are saved
 with ``save_pretrained`` so every later step loads them exactly like a real model (``AutoModelForCausalLM``).
 Training follows TOFU's fine-tuning: AdamW, cosine schedule, loss on answer tokens only.
 """
@@ -12,8 +12,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,12 +20,14 @@ from typing import Any
 
 import torch
 
+from ..eco.base_model import load_base_model
 from ..errors import BadInput, ForgetlabError
-from ..runs import atomic_write_json, run_record
+from ..runs import atomic_write_json, run_record, write_folder_atomically
+from ..testing.tiny_lm import build_tiny_lm, build_tokenizer
 
 CODE_VERSION = "unlearning-lm-1"  # bump when training code changes what a cached model holds
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
-SPECIAL = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
+SPECIAL_ORDER = ("pad_token", "unk_token", "bos_token", "eos_token")  # token ids 0..3 of the world tokenizer
 
 
 def prompt_of(question: str) -> str:
@@ -62,22 +62,9 @@ class TrainConfig:
 # --- tokenizer -------------------------------------------------------------------------------------------
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int = 2048):
-    """Train a BPE tokenizer (Metaspace, unknown characters -> ``<unk>``) on ``texts``; return a fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token=SPECIAL["unk_token"]))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL.values()),
-                                  show_progress=False)
-    tok.train_from_iterator([*texts, prompt_of("")], trainer=trainer)
-    bos = SPECIAL["bos_token"]
-    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A $B",
-                                                       special_tokens=[(bos, tok.token_to_id(bos))])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL)
-    fast.padding_side = "right"
-    return fast
+    """Train a BPE tokenizer (Metaspace, unknown characters -> ``<unk>``, ``<s>`` prepended) on ``texts``."""
+    return build_tokenizer(texts, vocab_size, padding_side="right", pretokenizer="metaspace", add_bos=True,
+                           extra_texts=[prompt_of("")], special_order=SPECIAL_ORDER)
 
 
 def check_encodable(tokenizer, texts: Sequence[str], where: str = "data") -> None:
@@ -125,22 +112,11 @@ def collate(seqs: Sequence[tuple[list[int], int]], pad_id: int) -> dict[str, tor
 # --- model -----------------------------------------------------------------------------------------------
 
 def build_model(cfg: LMConfig, tokenizer, seed: int = 0):
-    """A fresh ``LlamaForCausalLM`` from ``cfg``, initialized from a seeded generator (no global seeding)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    conf = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
-                       num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
-                       num_key_value_heads=cfg.heads, max_position_embeddings=cfg.max_len,
-                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                       pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    model = LlamaForCausalLM(conf)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                continue
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-    return model
+    """A fresh tiny Llama from ``cfg`` (tied embeddings, every weight outside the norms N(0, 0.02^2) from a
+    generator seeded ``seed``; no global seeding)."""
+    return build_tiny_lm("llama", tokenizer, seed=seed, init_std=0.02, hidden=cfg.hidden, layers=cfg.layers,
+                         heads=cfg.heads, kv_heads=cfg.heads, intermediate=cfg.intermediate,
+                         max_positions=cfg.max_len, tie_word_embeddings=True)
 
 
 def lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
@@ -203,28 +179,13 @@ def content_hash(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _save_dir_atomically(final: Path, write: Callable[[Path], None]) -> None:
-    """Write a folder into a temporary sibling and rename it into place (a reader never sees half a model)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        write(tmp)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process finished first: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def cached_tokenizer(texts: Sequence[str], vocab_size: int, cache_dir: str | os.PathLike | None = None) -> Path:
     """Folder of the tokenizer trained on ``texts`` (trained once, then loaded from the cache)."""
     key = content_hash("tokenizer", vocab_size, list(texts), CODE_VERSION)
     final = cache_root(cache_dir) / "tokenizers" / key
     if not (final / "tokenizer.json").is_file():
         tok = train_tokenizer(texts, vocab_size)
-        _save_dir_atomically(final, lambda d: tok.save_pretrained(d))
+        write_folder_atomically(final, lambda d: tok.save_pretrained(d))
     return final
 
 
@@ -256,26 +217,10 @@ def cached_lm(name: str, items: Sequence[dict[str, Any]], tokenizer_dir: Path, l
         tok.save_pretrained(d)
         atomic_write_json(d / "training.json", record)
 
-    _save_dir_atomically(final, write)
+    write_folder_atomically(final, write)
     return final, record
 
 
 def load_lm(path: str | os.PathLike):
     """Load a causal LM folder and its tokenizer (any Hugging Face model folder works); eval mode, CPU."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = Path(path)
-    if not path.is_dir() or (not any(path.glob("*.safetensors")) and not any(path.glob("*.bin"))):
-        raise BadInput("model", str(path), "a Hugging Face model folder with weights (config.json + safetensors)")
-    try:
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:  # no or broken tokenizer files
-        raise BadInput("model", str(path), f"a model folder with its tokenizer ({type(exc).__name__})") from None
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    try:
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:  # unknown architecture, damaged weights
-        raise BadInput("model", str(path), f"a loadable causal-LM folder ({type(exc).__name__})") from None
-    model.eval()
-    return model, tok
+    return load_base_model(path)

@@ -120,13 +120,6 @@ def rouge_l_recall(predictions: Sequence[str], references: Sequence[str]) -> np.
     return np.array([_SCORER.score(r, p)["rougeL"].recall for p, r in zip(predictions, references, strict=True)])
 
 
-def mc_accuracy(choice_logprobs: np.ndarray, labels: Sequence[int]) -> float:
-    """Multiple-choice accuracy: argmax over the summed log-prob of each choice ``[N, C]`` vs ``labels`` ``[N]``
-    (lm-evaluation-harness ``acc``)."""
-    lp = np.asarray(choice_logprobs, dtype=float)
-    return float(np.mean(lp.argmax(axis=1) == np.asarray(labels)))
-
-
 # --- membership inference ----------------------------------------------------------------------------------
 
 def mia_loss(token_logprobs: Ragged) -> np.ndarray:

@@ -11,6 +11,7 @@ ECO's embedding corruption (``forgetlab.eco.hooks.corrupt_embeddings``) with one
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..eco.classify.token import token_mask_from_spans
+from ..eco.scoring import Corrupt, continuation_logprobs, pack
 from ..errors import BadInput, check_choice
-from .lm import collate, encode_pair
+from .lm import encode_pair
 
 PROTOCOLS = ("deployment", "paper")
 
@@ -43,15 +46,17 @@ class Corruption:
         check_choice("protocol", self.protocol, PROTOCOLS)
         self.flags = np.asarray(self.flags, dtype=bool)
 
+    def with_flags(self, flags: np.ndarray) -> Corruption:
+        """The same corruption for another list of items (``flags`` ``[N]``)."""
+        return dataclasses.replace(self, flags=np.asarray(flags, dtype=bool))
+
     def subset(self, idx: Sequence[int]) -> Corruption:
-        return Corruption(self.name, self.strength, self.flags[list(idx)], self.k, self.seed, self.protocol,
-                          self.prompt_entities, self.answer_entities)
+        """The same corruption for the items ``idx`` of this one's."""
+        return self.with_flags(self.flags[list(idx)])
 
 
 def _span_mask(tokenizer, text: str, spans: list[tuple[int, int]], n: int, add_special: bool) -> list[bool]:
     """Token mask over the ``n`` ids of ``text`` covering character ``spans`` (False where ids do not align)."""
-    from ..eco.classifier import token_mask_from_spans
-
     enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
     if len(enc["input_ids"]) != n:
         return [False] * n
@@ -89,52 +94,34 @@ class AnswerScores:
     var: list[np.ndarray] = field(default_factory=list)
 
 
-@torch.no_grad()
 def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[str], *, batch_size: int = 64,
                   corruption: Corruption | None = None, with_dist: bool = False) -> AnswerScores:
-    """Teacher-forced ``log p(a_t | prompt, a_<t)`` of each answer's tokens (eos excluded), batched.
+    """Teacher-forced ``log p(a_t | prompt, a_<t)`` of each answer's tokens (eos excluded), batched longest first.
 
     ``with_dist`` also returns the mean and variance of ``log p(z)`` under the next-token distribution at each
     answer position (Min-K%++). ``corruption`` applies ECO's hook with the protocol's mask.
     """
-    from ..eco.hooks import corrupt_embeddings
-
     if len(prompts) != len(answers):
         raise BadInput("answers", len(answers), f"one answer per prompt ({len(prompts)})")
     if corruption is not None and len(corruption.flags) != len(prompts):
         raise BadInput("corruption.flags", len(corruption.flags), f"one flag per item ({len(prompts)})")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    out = AnswerScores([])
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]) - len(answers[i]))
     results: dict[int, tuple] = {}
-    dev = next(model.parameters()).device
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
         seqs = [encode_pair(tokenizer, prompts[i], answers[i], eos=False) for i in idx]
-        batch = collate(seqs, pad)
-        kw = {"input_ids": batch["input_ids"].to(dev), "attention_mask": batch["attention_mask"].to(dev)}
+        batch = pack([(ids[:n_p], ids[n_p:]) for ids, n_p in seqs], pad)
         c = corruption.subset(idx) if corruption is not None else None
+        corrupt = None
         if c is not None and c.flags.any():
             mask = corruption_mask(tokenizer, [prompts[i] for i in idx], [answers[i] for i in idx], seqs,
-                                   batch["input_ids"].shape[1], c)
-            gen = torch.Generator().manual_seed(int(c.seed))
-            with corrupt_embeddings(model, mask.to(dev), c.name, c.strength, c.k, gen):
-                logits = model(**kw).logits
-        else:
-            logits = model(**kw).logits
-        logp = torch.log_softmax(logits.float(), -1).cpu()
-        for r, (i, (ids, n_p)) in enumerate(zip(idx, seqs, strict=True)):
-            pos = torch.arange(n_p - 1, len(ids) - 1)
-            tgt = torch.tensor(ids[n_p:])
-            lp_rows = logp[r, pos]
-            tok_lp = lp_rows[torch.arange(len(tgt)), tgt].numpy()
-            if with_dist:
-                p = lp_rows.exp()
-                mu = (p * lp_rows).sum(-1)
-                var = (p * lp_rows.square()).sum(-1) - mu.square()
-                results[i] = (tok_lp, mu.numpy(), var.numpy())
-            else:
-                results[i] = (tok_lp,)
+                                   batch.ids.shape[1], c)
+            corrupt = Corrupt(mask, c.name, c.strength, c.k, generator=torch.Generator().manual_seed(int(c.seed)))
+        sc = continuation_logprobs(model, batch, corrupt, with_dist)
+        for r, i in enumerate(idx):
+            results[i] = (sc.logprobs[r], sc.mu[r], sc.var[r]) if with_dist else (sc.logprobs[r],)
+    out = AnswerScores([])
     for i in range(len(prompts)):
         out.token_logprobs.append(results[i][0])
         if with_dist:
@@ -188,8 +175,6 @@ def choice_logprobs(model, tokenizer, prompts: Sequence[str], choices: Sequence[
     flat_a = [a for cs in choices for a in cs]
     corr = None
     if corruption is not None:
-        corr = Corruption(corruption.name, corruption.strength, np.repeat(corruption.flags, C), corruption.k,
-                          corruption.seed, corruption.protocol, corruption.prompt_entities,
-                          corruption.answer_entities)
+        corr = corruption.with_flags(np.repeat(corruption.flags, C))
     sc = score_answers(model, tokenizer, flat_p, flat_a, batch_size=batch_size, corruption=corr)
     return np.array([lp.sum() for lp in sc.token_logprobs]).reshape(len(prompts), C)

@@ -25,8 +25,8 @@ def color_lm():
     Returns (model, tokenizer, items) with items the 64 multiple-choice questions ``"<name> likes"`` ->
     one of 4 colors.
     """
-    from forgetlab.eco.fit import MCItem
-    from forgetlab.eco.models import build_tiny_lm, build_tokenizer, train_lm
+    from forgetlab.eco.mc import MCItem
+    from forgetlab.testing.tiny_lm import build_tiny_lm, build_tokenizer, teach
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -35,7 +35,7 @@ def color_lm():
     model = build_tiny_lm("llama", tok, hidden=32, layers=1, heads=4, seed=0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        train_lm(model, tok, texts, steps=50, lr=2e-2, batch_size=64, seed=0)
+        teach(model, tok, texts, steps=50, lr=2e-2, batch_size=64, seed=0)
     torch.set_num_threads(before)
     items = [MCItem(f"{n} likes", tuple(" " + c for c in COLORS), COLORS.index(c)) for n, c in FACTS.items()]
     return model, tok, items

@@ -8,7 +8,7 @@ from cli_data import write_inputs, write_jsonl
 from cli_runner import run_cli
 
 from forgetlab.cli import main
-from forgetlab.eco.models import save_lm
+from forgetlab.testing.tiny_lm import save_lm
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,8 @@ import math
 import pytest
 import torch
 
-from forgetlab.eco.fit import (
-    MCItem,
-    check_disjoint,
-    fit_bracket,
-    fit_set_sha256,
-    fit_strength,
-    fit_zo,
-    mc_accuracy,
-    mc_choice_logprobs,
-    mc_metric,
-)
+from forgetlab.eco.fit import check_disjoint, fit_bracket, fit_set_sha256, fit_strength, fit_zo
+from forgetlab.eco.mc import MCItem, mc_accuracy, mc_choice_logprobs, mc_metric
 from forgetlab.errors import BadInput
 
 FIT = [{"q": i} for i in range(5)]
@@ -65,7 +56,7 @@ def test_fit_to_chance_on_multiple_choice(color_lm):
     model, tok, items = color_lm
     fit_set, eval_set = items[::2], items[1::2]  # fit on one split, evaluate on the other
     check_disjoint(fit_set, eval_set)
-    base = mc_accuracy(mc_choice_logprobs(model, tok, eval_set), eval_set)
+    base = mc_accuracy(mc_choice_logprobs(model, tok, eval_set), [it.answer for it in eval_set])
     assert base >= 0.9, "the tiny LM must know the answers before corruption"
     chance, tol = 0.25, 0.1
     metric = mc_metric(model, tok, "rand_noise_first_n", k=32, seed=0)
@@ -83,8 +74,7 @@ def test_fit_to_chance_on_multiple_choice(color_lm):
 
 def test_fit_metric_sees_exactly_the_guards_corruption(color_lm):
     """What the fit measures is what the deployed guard does: same per-prompt noise, prompt-only corruption."""
-    from keyword_classifier import KeywordClassifier
-
+    from forgetlab.eco.classify.keyword import KeywordClassifier
     from forgetlab.eco.guard import EcoGuard, GuardConfig
 
     model, tok, items = color_lm

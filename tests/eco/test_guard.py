@@ -4,12 +4,13 @@ import json
 
 import pytest
 import torch
-from keyword_classifier import KeywordClassifier
 
-from forgetlab.eco.guard import EcoGuard, GuardConfig, load_base_model
+from forgetlab.eco.base_model import load_base_model
+from forgetlab.eco.classify.keyword import KeywordClassifier
+from forgetlab.eco.guard import EcoGuard, GuardConfig
 from forgetlab.eco.hooks import corrupt_embeddings
-from forgetlab.eco.models import build_tiny_lm, build_tokenizer, save_lm
 from forgetlab.errors import BadInput, ForgetlabError
+from forgetlab.testing.tiny_lm import build_tiny_lm, build_tokenizer, save_lm
 
 FORGET = ["Who is Zorblax Quint?", "Tell me where zorblax was born."]
 BENIGN = ["What is the capital of France?", "The quick brown fox jumps", "hi"]
@@ -141,7 +142,7 @@ def test_bad_base_models_and_configs(guard, base_dir, tmp_path):
 
 
 def test_entity_level_corruption_with_token_classifier(guard):
-    from forgetlab.eco.classifier import TokenClassifier
+    from forgetlab.eco.classify.token import TokenClassifier
 
     tc = TokenClassifier.fit(["Zorblax Quint"])
     g = EcoGuard(guard.model, guard.tokenizer, guard.classifier, guard.config, token_classifier=tc,
@@ -183,7 +184,7 @@ def test_flag_rule_ors_entity_mentions_and_whole_prompt_option(guard, tmp_path):
     entity_tokens=False corrupts the whole prompt even with a token classifier; both survive save/load."""
     from dataclasses import replace
 
-    from forgetlab.eco.classifier import TokenClassifier, entity_flags
+    from forgetlab.eco.classify.token import TokenClassifier, entity_flags
 
     tc = TokenClassifier.fit(["Zorblax Quint"], retain=BENIGN, fallback="all")
     # the keyword classifier ("zorblax") misses both; the full name with a typo is a name match, a lone
@@ -211,7 +212,7 @@ def test_guard_json_without_the_flag_rule_fields_loads_with_the_old_behaviour(gu
     """A version-1 guard folder (no flag_entities / entity_tokens) loads as before: classifier alone, entity
     tokens when a token classifier is present; wrongly typed fields are one-line errors."""
 
-    from forgetlab.eco.classifier import TokenClassifier
+    from forgetlab.eco.classify.token import TokenClassifier
 
     tc = TokenClassifier.fit(["Zorblax Quint"])
     g = EcoGuard(guard.model, guard.tokenizer, guard.classifier, guard.config, token_classifier=tc,

@@ -5,8 +5,8 @@ import torch
 
 from forgetlab.eco.corruptions import apply_corruption
 from forgetlab.eco.hooks import corrupt_embeddings
-from forgetlab.eco.models import ARCHS, build_tiny_lm, build_tokenizer
 from forgetlab.errors import BadInput
+from forgetlab.testing.tiny_lm import ARCHS, build_tiny_lm, build_tokenizer
 
 PROMPTS = ["Who wrote the book?", "What is the capital of France? Paris", "hi there"]
 KW = {"max_new_tokens": 6, "min_new_tokens": 6, "do_sample": False}

@@ -2,18 +2,9 @@ import pytest
 import torch
 
 from forgetlab.errors import BadInput
-from forgetlab.grok.train import (
-    StackedAdamW,
-    TrainConfig,
-    _flat_index,
-    batch_key,
-    batched_forward,
-    estimate_batch_bytes,
-    fast_grads,
-    per_example_loss,
-    train,
-    train_many,
-)
+from forgetlab.grok.config import TrainConfig, batch_key
+from forgetlab.grok.kernel import StackedAdamW, batched_forward, fast_grads, flat_index, per_example_loss
+from forgetlab.grok.train import estimate_batch_bytes, train, train_many
 
 
 def _random_problem(R=3, p=13, N=24, B=40, seed=0):
@@ -36,7 +27,7 @@ def test_hand_written_backward_matches_autograd(act, loss, dropout):
     p = Wt.shape[-1]
     dmask = (torch.rand(*M.shape, E.shape[-1], generator=g) > 0.4).float() / 0.6 if dropout else None
     rows = valid / n_valid[:, None].float()
-    gm, gn = _flat_index(M, Nn, p)
+    gm, gn = flat_index(M, Nn, p)
     dE, dWt = fast_grads(E, Wt, gm, gn, Y, rows, act, loss, dmask)
     E2, W2 = E.clone().requires_grad_(True), Wt.clone().requires_grad_(True)
     out = batched_forward(E2, W2, M, Nn, act, dmask=dmask)
@@ -116,7 +107,7 @@ def test_batched_equals_solo(common):
 
 
 def test_summary_keys_history_and_ipr():
-    from forgetlab.grok.train import SUMMARY_KEYS
+    from forgetlab.grok.config import SUMMARY_KEYS
 
     r = train(TrainConfig(p=13, width=16, steps=5, log_every=2))
     assert tuple(r.summary) == SUMMARY_KEYS

@@ -8,7 +8,10 @@ import math
 import pytest
 from cli_runner import run_cli
 
-from forgetlab.unlearning.bench import ROW_FIELDS, build_models, run_bench, scale_config
+from forgetlab.unlearning.bench.models import build_models
+from forgetlab.unlearning.bench.run import run_bench
+from forgetlab.unlearning.bench.scale import scale_config
+from forgetlab.unlearning.bench.table import ROW_FIELDS
 from forgetlab.unlearning.world import QA_FIELDS, export_world, make_world
 
 

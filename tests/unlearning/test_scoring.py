@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from forgetlab.eco.classifier import TokenClassifier
+from forgetlab.eco.classify.token import TokenClassifier
 from forgetlab.unlearning.lm import collate, encode_pair, load_lm, prompt_of, train_tokenizer
 from forgetlab.unlearning.scoring import Corruption, corruption_mask, score_answers
 from forgetlab.unlearning.world import WorldConfig, make_world

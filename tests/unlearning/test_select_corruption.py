@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from forgetlab.unlearning.bench import select_corruption
+from forgetlab.eco.select import select_corruption
 
 HOLDOUT_TR = np.random.default_rng(0).lognormal(0.0, 0.4, 200)
 

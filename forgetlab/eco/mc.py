@@ -1,0 +1,105 @@
+"""Multiple-choice questions for fitting a corruption: items, their choice scores under a corruption, metrics.
+
+WMDP/MMLU-style items ``{prompt|question, choices, answer}`` are scored as lm-evaluation-harness scores ``acc``:
+the summed log-prob of each choice as the continuation of the prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import BadInput, check_choice
+from .fit import MC_METRICS, Metric
+from .hooks import token_seed
+from .scoring import Corrupt, continuation_logprobs, pack
+
+
+@dataclass(frozen=True)
+class MCItem:
+    """A multiple-choice question: ``prompt``, the ``choices`` (continuations), index of the right ``answer``."""
+
+    prompt: str
+    choices: tuple[str, ...]
+    answer: int
+
+    @classmethod
+    def from_dict(cls, obj: dict, where: str = "item") -> MCItem:
+        """Validate a JSON object ``{"prompt"|"question", "choices", "answer"}``; errors name ``where``."""
+        prompt = obj.get("prompt", obj.get("question"))
+        choices = obj.get("choices")
+        answer = obj.get("answer")
+        if not isinstance(prompt, str) or not prompt:
+            raise BadInput(f"{where}.prompt", prompt, "a non-empty string")
+        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
+            raise BadInput(f"{where}.choices", choices, "a list of >= 2 non-empty strings")
+        if isinstance(answer, str) and answer in choices:
+            answer = choices.index(answer)
+        if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
+            raise BadInput(f"{where}.answer", answer, f"an index in [0, {len(choices)}) or one of the choices")
+        return cls(prompt, tuple(choices), answer)
+
+
+@torch.no_grad()
+def mc_choice_logprobs(model, tokenizer, items: Sequence[MCItem], corruption: str | None = None,
+                       strength: float = 0.0, k: int = 0, seed: int = 0, batch_size: int = 64) -> list[torch.Tensor]:
+    """Sum of log-probs of each choice given its prompt, the prompt part corrupted: one ``[n_choices]`` per item.
+
+    Sequences are ``prompt ids + choice ids``; only prompt positions are corrupted (all items are treated as
+    flagged). Each row's noise is seeded from ``seed`` and its prompt tokens, as an ``EcoGuard`` does
+    (:func:`~forgetlab.eco.hooks.token_seed`): all choices of an item see the same corrupted prompt, and the same
+    noise is used at every strength (common random numbers: the metric is a deterministic function of it).
+    """
+    rows = []  # (item index, prompt ids, choice ids)
+    for i, it in enumerate(items):
+        p = tokenizer(it.prompt, add_special_tokens=False).input_ids
+        for c in it.choices:
+            rows.append((i, p, tokenizer(c, add_special_tokens=False).input_ids))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    scores: list[list[float]] = [[] for _ in items]
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        batch = pack([(p, c) for _, p, c in chunk], pad)
+        corrupt = None
+        if corruption is not None:
+            corrupt = Corrupt(batch.prompt_mask(), corruption, strength, k,
+                              row_seeds=[token_seed(seed, torch.tensor(p)) for _, p, _ in chunk])
+        lps = continuation_logprobs(model, batch, corrupt).logprobs
+        for (i, _, _), lp in zip(chunk, lps, strict=True):
+            scores[i].append(torch.from_numpy(lp).sum().item())
+    return [torch.tensor(s) for s in scores]
+
+
+def mc_accuracy(logprobs: Sequence[Any], answers: Sequence[int]) -> float:
+    """Multiple-choice accuracy: the fraction of items whose highest-scoring choice is the answer
+    (lm-evaluation-harness ``acc``); ``logprobs`` is one score per choice per item (``[N, C]`` or ragged)."""
+    hits = [int(np.argmax(np.asarray(lp, dtype=float)) == a) for lp, a in zip(logprobs, answers, strict=True)]
+    return sum(hits) / len(hits)
+
+
+def mc_prob(logprobs: Sequence[Any], answers: Sequence[int]) -> float:
+    """Mean probability of the answer, normalised over the choices (smooth; chance is ``1 / n_choices``)."""
+    probs = [torch.softmax(torch.as_tensor(lp), 0)[a].item() for lp, a in zip(logprobs, answers, strict=True)]
+    return sum(probs) / len(probs)
+
+
+def mc_metric(model, tokenizer, corruption: str, *, k: int = 0, seed: int = 0, which: str = "mc_accuracy",
+              knob: str = "strength") -> Metric:
+    """``metric(s, fit_set)`` for :func:`fit_strength`: a multiple-choice metric with the corruption at ``s``.
+
+    ``knob="strength"`` turns ``s`` into the strength (sigma or value, with ``k`` dims); ``knob="k"`` turns it
+    into the number of dims (zeroing / sign flips).
+    """
+    score = MC_METRICS.get(which)
+    check_choice("knob", knob, ("strength", "k"))
+
+    def metric(s: float, fit_set: Sequence[MCItem]) -> float:
+        strength, kk = (s, k) if knob == "strength" else (0.0, round(s))
+        lp = mc_choice_logprobs(model, tokenizer, fit_set, corruption, strength, kk, seed)
+        return score(lp, [it.answer for it in fit_set])
+
+    return metric

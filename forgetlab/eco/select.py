@@ -1,0 +1,57 @@
+"""Choosing ECO's corruption without the retain model: match never-seen entities (the holdout surrogate).
+
+A guard should make the model answer about a forget entity as it answers about entities it never saw. Those
+"holdout" entities are known at fitting time (no evaluation item, no retain model is needed): the corruption
+and strength whose corrupted fit-set scores look most like the holdout's win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .corruptions import get_corruption
+from .fit import fit_bracket
+
+# Candidate corruptions, all on every hidden dim (k = hidden size). The fit keeps the one whose corrupted
+# fit-set truth ratios are closest (KS statistic) to those of never-seen holdout authors; a candidate with a
+# strength gets it from the bracketing root finder first (mean answer probability = the holdout's).
+ECO_CANDIDATES: tuple[str, ...] = ("rand_noise_first_n", "zero_out_first_n", "flip_sign_first_n")
+STRENGTH_MAX = 64.0  # noise std 64 (absolute) drowns any embedding; past it the bracket only burns evaluations
+
+# (corruption, strength) -> (mean normalized answer probability, per-item truth ratios) on the fit set
+SurrogateScore = Callable[[str, float, bool], tuple[float, Any]]
+
+
+def select_corruption(score: SurrogateScore, holdout_prob: float, holdout_tr, *,
+                      candidates: tuple[str, ...] = ECO_CANDIDATES, tol: float = 0.02,
+                      max_evals: int = 24) -> tuple[str, float, dict[str, Any]]:
+    """Zeroth-order fit of ECO's corruption against the holdout surrogate (no retain model needed).
+
+    For each candidate with a strength, the bracketing root finder sets the strength so that the fit set's mean
+    normalized answer probability equals the holdout authors' (``holdout_prob``); then every candidate is scored
+    by the two-sample KS statistic between the fit set's truth ratios under it and the holdout's
+    (``holdout_tr``). Returns (corruption, strength, record of every candidate); the smallest statistic wins.
+    ``score(name, strength, want_tr)`` returns (mean probability, truth ratios or None).
+    """
+    from scipy.stats import ks_2samp
+
+    record: dict[str, Any] = {"holdout_prob": holdout_prob, "candidates": {}}
+    best: tuple[float, str, float] | None = None
+    for name in candidates:
+        entry: dict[str, Any] = {}
+        strength = 1.0
+        if get_corruption(name).uses_strength:
+            res = fit_bracket(lambda st, _fs, name=name: score(name, st, False)[0], [name], holdout_prob,
+                              lo=0.0, hi=0.5, tol=tol, max_evals=max_evals, hi_max=STRENGTH_MAX)
+            strength = res.strength
+            entry.update(n_evals=res.n_evals, converged=res.converged, prob=res.metric)
+        prob, tr = score(name, strength, True)
+        ks = ks_2samp(tr, holdout_tr)
+        entry.update(strength=strength, prob=prob, ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue))
+        record["candidates"][name] = entry
+        if best is None or ks.statistic < best[0]:
+            best = (float(ks.statistic), name, strength)
+    assert best is not None
+    record.update(corruption=best[1], strength=best[2], ks_statistic=best[0])
+    return best[1], best[2], record

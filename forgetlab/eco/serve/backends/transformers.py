@@ -1,0 +1,223 @@
+"""The ``transformers`` backend: the guard's own HF model, one left-padded ``generate`` call per batch.
+
+Per-row sampling settings (temperature, top-p, seed), per-row ``max_tokens`` and stop strings are handled by a
+logits processor and a stopping criterion of our own, so requests with different settings share a batch. It
+runs in the batcher's worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor, StoppingCriteria
+
+from ...guard import GuardLike
+from ..types import Delta, Done, GenRequest
+from . import classify_batch
+
+# ---------------------------------------------------------------- per-row text tracking
+
+
+def _held_suffix(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of a stop string (kept back)."""
+    best = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:k]):
+                best = k
+                break
+    return best
+
+
+@dataclass
+class _Row:
+    """One choice being generated: its tokens so far and how much text was already sent."""
+
+    req: GenRequest
+    index: int
+    tokens: list[int] = field(default_factory=list)
+    sent: int = 0
+    done: bool = False
+
+
+class TextTracker:
+    """Turns generated token ids into text deltas per row, applying stop strings and per-row ``max_tokens``.
+
+    ``step(new_tokens)`` takes ``[B]`` ids (one per row) and returns which rows are finished ``[B]`` bool.
+    Text that could be the start of a stop string, or an incomplete UTF-8 sequence (decoded as U+FFFD), is
+    held back until it is resolved, so streamed text never contains a stop string.
+    """
+
+    def __init__(self, rows: list[_Row], tokenizer: Any, eos_ids: set[int]) -> None:
+        self.rows, self.tokenizer, self.eos_ids = rows, tokenizer, eos_ids
+
+    def _finish(self, row: _Row, reason: str, text: str | None = None) -> None:
+        if text is None:
+            text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
+        if len(text) > row.sent:
+            row.req.emit(Delta(row.index, text[row.sent:]))
+            row.sent = len(text)
+        row.done = True
+        row.req.emit(Done(row.index, reason, len(row.tokens)))
+
+    def step(self, new_tokens: Sequence[int]) -> list[bool]:
+        for row, tok in zip(self.rows, new_tokens, strict=True):
+            if row.done:
+                continue
+            if row.req.cancelled:
+                row.done = True
+                continue
+            if tok in self.eos_ids:
+                self._finish(row, "stop")
+                continue
+            row.tokens.append(int(tok))
+            text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
+            stops = row.req.stop
+            if stops:
+                start = max(0, row.sent - max(len(s) for s in stops))
+                hits = [p for p in (text.find(s, start) for s in stops) if p >= 0]
+                if hits:
+                    self._finish(row, "stop", text[: min(hits)])
+                    continue
+            if len(row.tokens) >= row.req.max_tokens:
+                self._finish(row, "length", text)
+                continue
+            safe = len(text) - _held_suffix(text, stops)
+            while safe > row.sent and text[safe - 1] == "\ufffd":
+                safe -= 1
+            if safe > row.sent:
+                row.req.emit(Delta(row.index, text[row.sent:safe]))
+                row.sent = safe
+        return [row.done for row in self.rows]
+
+    def finish_all(self) -> None:
+        """Close rows the generate call left open (it hit its overall length limit)."""
+        for row in self.rows:
+            if not row.done and not row.req.cancelled:
+                self._finish(row, "length")
+
+
+class _TrackerCriteria(StoppingCriteria):
+    """HF stopping criterion feeding each step's new tokens to a :class:`TextTracker`."""
+
+    def __init__(self, tracker: TextTracker) -> None:
+        self.tracker = tracker
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        done = self.tracker.step(input_ids[:, -1].tolist())
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Nucleus filter on one row ``[V]``: keep the smallest set of tokens whose probability reaches ``top_p``."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=True)
+    cum = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
+    drop = cum - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the token that crosses top_p
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.empty_like(logits).scatter_(0, order, sorted_logits)
+
+
+class RowSampler(LogitsProcessor):
+    """Samples rows with temperature > 0 from their own seeded generator; greedy rows pass through.
+
+    Generation runs with ``do_sample=False``: a sampled row's scores become 0 at the drawn token and -inf
+    elsewhere, so argmax picks the draw. Every draw comes from the row's ``torch.Generator`` (seeded from the
+    request's ``seed`` + choice index, or from ``secrets`` when no seed is given): no global seeding.
+    """
+
+    def __init__(self, temps: list[float], top_ps: list[float], gens: list[torch.Generator | None]) -> None:
+        self.temps, self.top_ps, self.gens = temps, top_ps, gens
+        self.any_sampled = any(t > 0 for t in temps)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if not self.any_sampled:
+            return scores
+        out = scores.clone()
+        for i, (temp, top_p, gen) in enumerate(zip(self.temps, self.top_ps, self.gens, strict=True)):
+            if temp <= 0:
+                continue
+            logits = _top_p_filter(scores[i].float().cpu() / temp, top_p)
+            tok = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=gen).item()
+            out[i].fill_(float("-inf"))
+            out[i, tok] = 0.0
+        return out
+
+
+def row_generator(seed: int | None, choice: int) -> torch.Generator:
+    """The CPU generator of one sampled choice: ``seed + choice`` when seeded, else fresh OS entropy."""
+    gen = torch.Generator()
+    gen.manual_seed((seed + choice) % (2**63) if seed is not None else secrets.randbits(63))
+    return gen
+
+
+def eos_ids_of(tokenizer: Any, model: Any) -> set[int]:
+    """All end-of-sequence ids: the tokenizer's and the model's generation config's (an int or a list)."""
+    ids: set[int] = set()
+    for val in (getattr(tokenizer, "eos_token_id", None),
+                getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
+        if isinstance(val, int):
+            ids.add(val)
+        elif isinstance(val, (list, tuple)):
+            ids.update(int(v) for v in val)
+    return ids
+
+
+# ---------------------------------------------------------------- the transformers backend
+
+
+class TransformersBackend:
+    """The guard's own HF model: one left-padded ``generate`` per batch, flagged rows corrupted by the guard."""
+
+    name = "transformers"
+
+    def __init__(self, guard: GuardLike) -> None:
+        self.guard = guard
+        self.tokenizer = guard.tokenizer
+        self.model = guard.model
+        pad = self.tokenizer.pad_token_id
+        self.eos_ids = eos_ids_of(self.tokenizer, self.model)
+        self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
+
+    def run_batch(self, requests: list[GenRequest]) -> None:
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        flags = classify_batch(self.guard, requests)
+        rows: list[_Row] = []
+        row_flags: list[bool] = []
+        temps: list[float] = []
+        top_ps: list[float] = []
+        gens: list[torch.Generator | None] = []
+        for req, flag in zip(requests, flags, strict=True):
+            for choice in range(req.n):
+                rows.append(_Row(req, req.index_base + choice))
+                row_flags.append(flag)
+                temps.append(req.temperature)
+                top_ps.append(req.top_p)
+                gens.append(row_generator(req.seed, choice) if req.temperature > 0 else None)
+        width = max(len(r.req.prompt_ids) for r in rows)
+        device = self.model.device
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):  # left padding: prompts end where generation starts
+            ids = row.req.prompt_ids
+            input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attention[i, width - len(ids):] = 1
+        tracker = TextTracker(rows, self.tokenizer, self.eos_ids)
+        # the model's own generation config stays in force (as for a plain greedy HF generate); sampling is
+        # ours (RowSampler), so do_sample is off
+        hf = {"max_new_tokens": max(r.req.max_tokens for r in rows), "do_sample": False,
+              "pad_token_id": self.pad_id}
+        if self.eos_ids:
+            hf["eos_token_id"] = sorted(self.eos_ids)
+        with torch.inference_mode():
+            self.guard.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                                flags=row_flags, **hf,
+                                logits_processor=LogitsProcessorList([RowSampler(temps, top_ps, gens)]),
+                                stopping_criteria=StoppingCriteriaList([_TrackerCriteria(tracker)]))
+        tracker.finish_all()

@@ -1,0 +1,52 @@
+"""``forgetlab eco serve``: put a saved guard behind an OpenAI-compatible HTTP API.
+
+Thin: the limits are the fields of :class:`~forgetlab.eco.serve.types.ServeLimits` (defaults and help stated
+once there, validated by it), then load the guard, build the engine and run uvicorn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ...options import config_command
+from .types import ServeLimits
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+@config_command(ServeLimits, param="limits")
+def serve_command(
+    limits: ServeLimits,
+    guard: Path = typer.Option(..., "--guard", help="Guard folder written by EcoGuard.save_pretrained."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
+    backend: str = typer.Option("transformers", help="Generation backend: transformers or vllm."),
+    model_name: str = typer.Option("", help="Model id clients send and /v1/models lists "
+                                   "(default: the guard folder's name)."),
+    vllm_url: str = typer.Option("", help="Base URL of a `vllm serve --enable-prompt-embeds` server "
+                                 "(backend vllm; default: run vLLM in process)."),
+    vllm_model: str = typer.Option("", help="Model name/path for vLLM (default: the guard's base model)."),
+    log_level: str = typer.Option("info", help="uvicorn log level: " + ", ".join(LOG_LEVELS) + "."),
+    torch_threads: int = typer.Option(0, min=0, help="torch intra-op threads (0: torch's default; 1 is "
+                                      "often fastest for small models on a shared CPU)."),
+) -> None:
+    """Serve GUARD over HTTP: /v1/completions, /v1/chat/completions (streaming), /v1/models, /health."""
+    from ...errors import check_choice
+    from .backends import BACKENDS
+    from .engine import ServeEngine, load_guard
+    from .server import run_server
+
+    BACKENDS.check(backend)
+    check_choice("log_level", log_level, LOG_LEVELS)
+    options = {"url": vllm_url or None, "model": vllm_model or None} if backend == "vllm" else {}
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    loaded = load_guard(guard)
+    engine = ServeEngine(loaded, backend, limits, model_name=model_name or guard.resolve().name,
+                         backend_options=options)
+    typer.echo(f"serving {guard} ({backend}) on http://{host}:{port}/v1", err=True)
+    run_server(engine, host=host, port=port, log_level=log_level)

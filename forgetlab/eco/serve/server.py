@@ -1,0 +1,84 @@
+"""Running the ECO server: uvicorn in the foreground (the CLI) or in a background thread (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import ForgetlabError
+from .engine import ServeEngine
+from .http import create_app
+
+
+def free_loopback_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A listening-ready TCP socket bound to a free port on loopback (bound, so no other process takes it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
+
+
+@dataclass
+class RunningServer:
+    """A server started by :func:`serve_in_thread`: its base URL and engine."""
+
+    url: str
+    engine: ServeEngine
+
+
+@contextlib.contextmanager
+def serve_app_in_thread(app: Any, host: str = "127.0.0.1", log_level: str = "warning") -> Iterator[str]:
+    """Run an ASGI ``app`` with uvicorn in a background thread on a free port of ``host``; yield its URL."""
+    import uvicorn
+
+    sock = free_loopback_socket(host)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
+                            lifespan="off", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="forgetlab-uvicorn",
+                              daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise ForgetlabError("the HTTP server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@contextlib.contextmanager
+def serve_in_thread(engine: ServeEngine, host: str = "127.0.0.1",
+                    log_level: str = "warning") -> Iterator[RunningServer]:
+    """Serve ``engine`` in a background thread on a free port (tests, the load benchmark); stop on exit.
+
+    The engine's batcher is closed on exit too.
+    """
+    try:
+        with serve_app_in_thread(create_app(engine), host, log_level) as url:
+            yield RunningServer(url, engine)
+    finally:
+        engine.close()
+
+
+def run_server(engine: ServeEngine, host: str = "127.0.0.1", port: int = 8000,
+               log_level: str = "info") -> None:
+    """Serve in the foreground until interrupted (the CLI's ``forgetlab eco serve``)."""
+    import uvicorn
+
+    try:
+        uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level,
+                    timeout_graceful_shutdown=5)
+    finally:
+        engine.close()

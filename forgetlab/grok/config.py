@@ -1,0 +1,137 @@
+"""What a grok run is: :class:`TrainConfig` and the names it may use, importable without torch.
+
+The command line builds its options from these fields (:func:`forgetlab.options.config_command`), so each
+default and its help text are stated here once. Operations and activations are chosen by name from lazy
+registries whose implementations live in :mod:`forgetlab.grok.data` and :mod:`forgetlab.grok.models`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BadInput, check_choice, check_range
+from ..options import setting
+from ..registry import Registry
+
+OPS: Registry[Any] = Registry("op", {"add": "forgetlab.grok.data:op_add", "sub": "forgetlab.grok.data:op_sub",
+                                     "mul": "forgetlab.grok.data:op_mul", "div": "forgetlab.grok.data:op_div"})
+"""Binary operations ``f(m, n, p) -> (m op n) mod p`` on tensors of residues, by name."""
+ACTIVATIONS: Registry[Any] = Registry("act", {"quadratic": "forgetlab.grok.models:quadratic",
+                                              "relu": "torch:relu"})
+"""The hidden activation phi, by name."""
+def is_prime(p: int) -> bool:
+    """Trial division; p is small here."""
+    if p < 2:
+        return False
+    k = 2
+    while k * k <= p:
+        if p % k == 0:
+            return False
+        k += 1
+    return True
+
+
+def check_p_op(p: int, op: str) -> None:
+    """Validate the modulus and operation (division needs a prime modulus for inverses to exist)."""
+    check_choice("op", op, OPS)
+    if not isinstance(p, int) or isinstance(p, bool) or p < 3:
+        raise BadInput("p", p, "an integer >= 3")
+    if op == "div" and not is_prime(p):
+        raise BadInput("p", p, "a prime number (op 'div' needs modular inverses)")
+
+
+def n_pairs(p: int, op: str) -> int:
+    """Number of examples: p^2, or p(p-1) for division (n = 0 excluded)."""
+    return p * (p - 1) if op == "div" else p * p
+
+
+LOSSES = ("mse", "ce")
+MODELS = ("mlp", "transformer")
+SUMMARY_KEYS = ("train_acc", "test_acc", "corrupted_acc", "clean_acc", "inversion_acc", "mean_ipr",
+                "weight_norm", "phase", "steps", "seconds", "n_corrupted", "n_corrupted_unchanged")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run (defaults: the paper's Fig. 1 setting).
+
+    ``seed`` drives initialization, dropout masks and minibatch order. ``split_seed=420`` and
+    ``label_seed=0`` are the official code's fixed data seeds, so by default every run sees the paper's data
+    regardless of ``seed`` (vary them to resample the data). ``log_every`` is the history granularity
+    (steps); the final step is always logged.
+    """
+
+    p: int = setting(97, "Modulus.")
+    op: str = setting("add", "Operation.", choices=tuple(OPS))
+    alpha: float = setting(0.5, "Training fraction of all pairs, in (0, 1).")
+    xi: float = setting(0.35, "Fraction of training labels corrupted, in [0, 1).")
+    width: int = setting(500, "Hidden width N.")
+    act: str = setting("quadratic", "Activation.", choices=tuple(ACTIVATIONS))
+    wd: float = setting(0.0, "AdamW weight decay.")
+    dropout: float = setting(0.0, "Dropout rate on the pre-activation.")
+    batchnorm: bool = setting(False, "BatchNorm after the activation.")
+    batch_size: int = setting(0, "Minibatch size; 0 = full batch.")
+    lr: float = setting(0.01, "Learning rate.")
+    steps: int = setting(500, "AdamW updates.")
+    loss: str = setting("mse", "Loss.", choices=LOSSES)
+    model: str = setting("mlp", "Architecture.", choices=MODELS)
+    seed: int = setting(1, "Seed of initialization, dropout masks and minibatch order.")
+    split_seed: int = setting(420, "Seed of the train/test split (official: 420).")
+    label_seed: int = setting(0, "Seed of the corrupted labels (official: 0).")
+    log_every: int = setting(10, "History granularity in steps (the last step is always logged).")
+
+    def validate(self) -> TrainConfig:
+        """Return self, or raise :class:`BadInput` naming the first bad field."""
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        check_p_op(self.p, self.op)
+        check_range("alpha", self.alpha, 0.0, 1.0, lo_open=True)
+        check_range("xi", self.xi, 0.0, 1.0)
+        if not is_int(self.width) or self.width < 1:
+            raise BadInput("width", self.width, "an integer >= 1")
+        check_choice("act", self.act, ACTIVATIONS)
+        check_range("wd", self.wd, 0.0, math.inf)
+        check_range("dropout", self.dropout, 0.0, 1.0)
+        if not isinstance(self.batchnorm, bool):
+            raise BadInput("batchnorm", self.batchnorm, "true or false")
+        check_range("lr", self.lr, 0.0, math.inf, lo_open=True)
+        if not is_int(self.steps) or self.steps < 1:
+            raise BadInput("steps", self.steps, "an integer >= 1")
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("model", self.model, MODELS)
+        for name in ("seed", "split_seed", "label_seed"):
+            if not is_int(getattr(self, name)):
+                raise BadInput(name, getattr(self, name), "an integer")
+        if not is_int(self.log_every) or self.log_every < 1:
+            raise BadInput("log_every", self.log_every, "an integer >= 1")
+        n_train = int(self.alpha * n_pairs(self.p, self.op))
+        if not is_int(self.batch_size) or not 0 <= self.batch_size <= n_train:
+            raise BadInput("batch_size", self.batch_size, f"an integer in [0, {n_train}] (0 = full batch)")
+        if n_train < 1:
+            raise BadInput("alpha", self.alpha, "a fraction leaving at least one training pair")
+        if self.model == "transformer" and self.batchnorm:
+            raise BadInput("batchnorm", True, "false for model 'transformer'")
+        if self.model == "transformer" and self.act != "quadratic" and self.act != "relu":
+            raise BadInput("act", self.act, "quadratic or relu")
+        return self
+
+
+def paper_minibatch_steps(steps: int, batch_size: int) -> int:
+    """Updates the paper runs for ``steps`` normalized steps at ``batch_size`` (official: steps*256//B)."""
+    return steps * 256 // batch_size if batch_size > 0 else steps
+
+
+def batch_key(config: TrainConfig) -> tuple:
+    """Fields that must be equal for runs to share one batch: the tensor shapes and the control flow.
+
+    (model, p, number of pairs, width, act, loss, steps, batchnorm, batch_size, log_every). Everything else
+    (op with the same pair count, alpha, xi, data seeds, seed, wd, dropout, lr) may differ inside a batch.
+    """
+    c = config
+    return (c.model, c.p, n_pairs(c.p, c.op), c.width, c.act, c.loss, c.steps, c.batchnorm, c.batch_size,
+            c.log_every)
+
+

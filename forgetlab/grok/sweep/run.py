@@ -1,0 +1,199 @@
+"""Resumable sweeps: expand a spec into runs, group them into batches, train them on a backend, store each
+batch's runs the moment it finishes, and regenerate ``results.csv``.
+
+Batches are planned from the *whole* run list (never from what is left), so a resumed or concurrent sweep
+trains exactly the same batches as an uninterrupted one and gets identical numbers. A batch with any run
+missing is retrained whole; only its missing runs are written.
+
+    >>> from forgetlab.grok.sweep.run import run_sweep
+    >>> from forgetlab.grok.sweep.spec import build_spec, load_trainer
+    >>> spec = build_spec(preset="small", config_cls=load_trainer().TrainConfig)  # doctest: +SKIP
+    >>> run_sweep(spec, "out/small")                                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...errors import BadInput
+from ...progress import Bar
+from .backends import BACKENDS, BatchJob, get_backend
+from .spec import (
+    AXIS_KEYS,
+    DEFAULT_TRAINER,
+    SEED_KEYS,
+    SweepSpec,
+    config_dict,
+    load_trainer,
+    make_configs,
+    run_id,
+    stable_hash,
+)
+from .store import SweepStore
+
+__all__ = ["BACKENDS", "SweepResult", "available_memory_bytes", "plan_batches", "run_sweep"]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep did: counts of runs (all, found finished and skipped, trained now), where results are."""
+
+    out_dir: Path
+    n_runs: int
+    n_skipped: int
+    n_trained: int
+    n_batches: int
+    results_csv: Path
+    seconds: float
+    backend: str
+
+
+def available_memory_bytes() -> int:
+    """Memory available for new allocations (psutil, else /proc/meminfo, else 4 GiB)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def plan_batches(spec: SweepSpec, configs: Sequence[Any], trainer: Any, trainer_name: str,
+                 memory_budget: int) -> list[BatchJob]:
+    """Group runs by the trainer's ``batch_key`` (first-appearance order), then cut each group into batches
+    of at most ``spec.max_batch_runs`` runs whose ``estimate_batch_bytes`` fits ``memory_budget``.
+
+    A single run larger than the budget is refused with its estimate.
+    """
+    groups: dict[Any, list[Any]] = {}
+    for cfg in configs:
+        groups.setdefault(trainer.batch_key(cfg), []).append(cfg)
+    jobs: list[BatchJob] = []
+    for key, members in groups.items():
+        chunk: list[Any] = []
+        for cfg in members:
+            trial = [*chunk, cfg]
+            if len(trial) <= spec.max_batch_runs and trainer.estimate_batch_bytes(trial) <= memory_budget:
+                chunk = trial
+                continue
+            if not chunk:
+                need = trainer.estimate_batch_bytes([cfg])
+                raise BadInput("max_memory", _gb(memory_budget),
+                               f"at least {_gb(need)}: one run of shape {key} needs about that much "
+                               "(raise --max-memory, or lower p, width or batch size)")
+            jobs.append(_job(chunk, trainer_name, spec))
+            chunk = [cfg]
+        if chunk:
+            jobs.append(_job(chunk, trainer_name, spec))
+    return jobs
+
+
+def _job(chunk: list[Any], trainer_name: str, spec: SweepSpec) -> BatchJob:
+    rids = tuple(run_id(c) for c in chunk)
+    return BatchJob(batch_id=stable_hash(list(rids)), run_ids=rids, configs=tuple(config_dict(c) for c in chunk),
+                    trainer=trainer_name, keep_history=spec.keep_history, save_weights=spec.save_weights)
+
+
+def _sort_keys(spec: SweepSpec) -> list[str]:
+    return [*spec.panel_keys(), *AXIS_KEYS, *SEED_KEYS]
+
+
+def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "local", workers: int = 1,
+              progress: bool = True, trainer: str = DEFAULT_TRAINER, max_memory_gb: float | None = None,
+              poll_s: float = 0.5) -> SweepResult:
+    """Train every run of ``spec`` not already in ``out_dir``'s store and regenerate ``results.csv``.
+
+    Resumable (finished runs are skipped) and safe to run in several processes at once on one folder:
+    batches are claimed before training; batches claimed by another live process are waited for, and
+    taken over if that process dies. ``max_memory_gb`` (else the spec's, else half the available memory)
+    bounds each batch's estimated memory.
+    """
+    t0 = time.perf_counter()
+    run_backend = get_backend(backend)
+    if workers < 0:
+        raise BadInput("workers", workers, "an integer >= 1 (0 = all cores, ray only)")
+    mod = load_trainer(trainer)
+    configs = make_configs(spec, mod)
+    unique: dict[str, Any] = {}
+    for c in configs:
+        unique.setdefault(run_id(c), c)
+    configs = list(unique.values())
+    gb = max_memory_gb if max_memory_gb is not None else spec.max_memory_gb
+    if gb is not None and gb <= 0:
+        raise BadInput("max_memory", gb, "a positive number of GiB")
+    budget = int(gb * 2**30) if gb is not None else available_memory_bytes() // 2
+    jobs = plan_batches(spec, configs, mod, trainer, budget)
+    store = SweepStore.open(out_dir, spec.to_dict(), spec.spec_hash(), len(configs))
+
+    finished = store.finished() & set(unique)
+    n_skipped = len(finished)
+    bar = Bar(spec.name, len(configs), progress, extra=("{task.fields[skipped]} skipped (done earlier)",),
+              completed=n_skipped, skipped=n_skipped)
+    trained = 0
+    writer = {"pid": os.getpid(), "host": socket.gethostname(), "backend": backend}
+
+    def on_done(job: BatchJob, records: list[dict[str, Any]]) -> None:
+        nonlocal trained
+        have = store.finished()
+        new = 0
+        for rec in records:
+            weights = rec.pop("weights", None)
+            rec["written_by"] = writer
+            if rec["run_id"] not in have:
+                store.write_run(rec, weights)
+                new += 1
+        store.release(job.batch_id)
+        trained += new
+        bar.advance(new)
+
+    try:
+        while True:
+            have = store.finished()
+            pending = [j for j in jobs if not set(j.run_ids) <= have]
+            if not pending:
+                break
+            # In-process: claim one batch at a time, so other processes on the same folder share the rest.
+            # Worker pools and Ray: claim all that is free and hand it over at once.
+            ahead = 1 if backend == "local" and workers <= 1 else len(pending)
+            mine = []
+            for j in pending:
+                if len(mine) >= ahead:
+                    break
+                if store.claim(j.batch_id):
+                    mine.append(j)
+            if mine:
+                try:
+                    run_backend(mine, workers=workers, on_done=on_done)
+                finally:
+                    for j in mine:  # batches not finished (error, interrupt): let others take them
+                        if not set(j.run_ids) <= store.finished():
+                            store.release(j.batch_id)
+                continue
+            time.sleep(poll_s)  # the rest is claimed by other live processes: wait, and watch them
+            bar.set(len(store.finished() & set(unique)))
+    finally:
+        bar.close()
+    csv_path = store.write_results_csv(_sort_keys(spec))
+    if not store.live_claims():
+        store.clean_temp_files()
+    return SweepResult(out_dir=Path(out_dir), n_runs=len(configs), n_skipped=n_skipped, n_trained=trained,
+                       n_batches=len(jobs), results_csv=csv_path, seconds=time.perf_counter() - t0,
+                       backend=backend)

@@ -1,0 +1,1 @@
+"""The stages of ``forgetlab reproduce``, one module per paper."""

@@ -1,0 +1,55 @@
+"""What every step of the bench shares: the scale, the world, the target model, the item splits, timings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..evaluate import Evaluation, evaluate_model
+from ..world import World
+from .models import Models
+from .scale import Scale
+
+
+@dataclass
+class BenchContext:
+    """The shared state of one bench run (read by the steps; ``timings`` and ``target_utility`` written)."""
+
+    scale: Scale
+    world: World
+    models: Models
+    target: Any  # the target model (eval mode)
+    tokenizer: Any
+    retain_eval: list[dict[str, Any]]  # utility items (retain authors no fit step sees)
+    fit_items: list[dict[str, Any]]  # ECO's corruption fit set (trained authors outside every forget split)
+    holdout_fit: list[dict[str, Any]]  # never-seen authors: the fit's surrogate target
+    holdout_eval: list[dict[str, Any]]  # never-seen authors: MIA non-members
+    answers: str
+    seed: int
+    entity_level: bool
+    flag_entities: bool
+    say: Callable[[str, int, int], None]
+    progress: Callable[[str, int, int], None] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    target_utility: dict[str, float] | None = None
+
+    @property
+    def hidden(self) -> int:
+        """Hidden size of the target model (ECO corrupts every dim)."""
+        return int(self.target.config.hidden_size)
+
+    def evaluate(self, model: Any, data: Any, **kw: Any) -> Evaluation:
+        """All TOFU/MUSE numbers of ``model`` on ``data`` at this scale's generation length."""
+        return evaluate_model(model, self.tokenizer, data, max_new_tokens=self.scale.max_new_tokens, **kw)
+
+    @contextmanager
+    def timed(self, key: str) -> Iterator[None]:
+        """Record the wall time of the block under ``key``."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[key] = time.perf_counter() - t0

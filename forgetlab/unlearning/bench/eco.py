@@ -1,0 +1,156 @@
+"""ECO inside the bench: fit the flag rule and the corruption without evaluation items, then score the guard.
+
+The corruption is chosen once per protocol on the fit set (:class:`CorruptionFit`, the holdout surrogate of
+:mod:`forgetlab.eco.select`); the flag rule is trained per forget split; the guard is scored on the split with
+both protocols (*deployment*: only the prompt corrupted, as served; *paper*: the forget-entity tokens inside the
+scored answer too, as the official ECO evaluation).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...eco.classify.prompt import PromptClassifier
+from ...eco.classify.rule import FlagRule
+from ...eco.classify.token import TokenClassifier
+from ...eco.guard import EcoGuard, GuardConfig
+from ...eco.select import select_corruption
+from ..evaluate import EvalData, Evaluation, compare, qa_scores
+from ..lm import prompt_of
+from ..metrics import normalized_prob, truth_ratio
+from ..scoring import Corruption, score_answers
+from .context import BenchContext
+from .table import row
+
+PROTOCOLS = ("deployment", "paper")
+
+
+@dataclass
+class EcoSetup:
+    """A fitted ECO for one forget target: the flag rule (prompt classifier, optionally OR an entity match),
+    the token classifier, one corruption and strength per protocol, the fit records and the flag rule's rates
+    on held-out paraphrases (``fpr``/``fnr``; ``classifier_fpr``/``classifier_fnr``: the classifier alone) and
+    its false-positive rate on authors no part of the rule ever saw (``fpr_unseen``, ``classifier_fpr_unseen``;
+    their words are not among the token classifier's known retain words either)."""
+
+    rule: Any  # forgetlab.eco.guard.FlagRule: the classifier, the token classifier, whether names flag
+    corruption: dict[str, str]
+    strength: dict[str, float]
+    fit: dict[str, dict[str, Any]]
+    fpr: float
+    fnr: float
+    classifier_fpr: float
+    classifier_fnr: float
+    fpr_unseen: float
+    classifier_fpr_unseen: float
+    seconds: float
+
+
+def setup_eco(forget_prompts: list[str], retain_prompts: list[str], forget_para: list[str],
+              retain_para: list[str], entities: list[str], fit: Callable[[str], tuple[str, float, dict]],
+              protocols: tuple[str, ...], *, unseen: list[str] | None = None, fpr: float = 0.01, seed: int = 0,
+              flag_entities: bool = True) -> EcoSetup:
+    """Train the prompt classifier (forget vs retain prompts), build the token classifier for the forget
+    entities, measure the flag rule's FPR/FNR on held-out paraphrases, and fit the corruption of each protocol
+    with ``fit(protocol)`` (on a fit set, never the evaluation split)."""
+    t0 = time.perf_counter()
+    clf = PromptClassifier.fit(forget_prompts, retain_prompts, fpr=fpr, seed=seed)
+    rule = FlagRule(clf, TokenClassifier.fit(entities, retain=retain_prompts, fallback="all"), flag_entities)
+
+    def rates(prompts: list[str]) -> tuple[float, float]:
+        """(flag rule, classifier alone) flagged fractions; the classifier runs once."""
+        if not prompts:
+            return float("nan"), float("nan")
+        own, _scores, names = rule.parts(prompts)
+        return float(np.mean(own | names)), float(np.mean(own))
+
+    (f_rule, f_clf), (r_rule, r_clf), (u_rule, u_clf) = rates(forget_para), rates(retain_para), rates(unseen or [])
+    corruption, strength, fits = {}, {}, {}
+    for proto in protocols:
+        corruption[proto], strength[proto], fits[proto] = fit(proto)
+    return EcoSetup(rule, corruption, strength, fits, r_rule, 1 - f_rule, r_clf, 1 - f_clf, u_rule, u_clf,
+                    time.perf_counter() - t0)
+
+
+class CorruptionFit:
+    """ECO's corruption per protocol, fitted once on the fit set against never-seen holdout authors (no
+    evaluation item, no retain model); name-free answers score both protocols the same, so fit once."""
+
+    def __init__(self, ctx: BenchContext) -> None:
+        self.ctx = ctx
+        hs = qa_scores(ctx.target, ctx.tokenizer, ctx.holdout_fit)
+        self.holdout_prob = float(np.mean(np.exp(hs["answer"])))
+        self.holdout_tr = truth_ratio(hs["para"], hs["pert"])
+        self.records: dict[str, tuple[str, float, dict[str, Any]]] = {}
+
+    def _score(self, key: str, tc: TokenClassifier, name: str, strength: float, want_tr: bool):
+        """(mean normalized answer probability, truth ratios or None) of the fit set under one corruption."""
+        ctx, items = self.ctx, self.ctx.fit_items
+        c = Corruption(name, float(strength), np.ones(len(items), bool), k=ctx.hidden, seed=ctx.seed,
+                       protocol=key, answer_entities=tc, prompt_entities=tc if ctx.entity_level else None)
+        if not want_tr:
+            sc = score_answers(ctx.target, ctx.tokenizer, [prompt_of(r["question"]) for r in items],
+                               [r["answer"] for r in items], corruption=c)
+            return float(np.mean(normalized_prob(sc.token_logprobs))), None
+        q = qa_scores(ctx.target, ctx.tokenizer, items, c)
+        return float(np.mean(np.exp(q["answer"]))), truth_ratio(q["para"], q["pert"])
+
+    def __call__(self, proto: str) -> tuple[str, float, dict[str, Any]]:
+        key = proto if self.ctx.answers == "tofu" else "deployment"
+        if key not in self.records:
+            items = self.ctx.fit_items
+            tc = TokenClassifier.fit(sorted({r["entity"] for r in items}))
+            name, st, rec = select_corruption(lambda n, s, w: self._score(key, tc, n, s, w), self.holdout_prob,
+                                              self.holdout_tr, max_evals=self.ctx.scale.fit_max_evals)
+            rec.update(fit_set_size=len(items), holdout_size=len(self.ctx.holdout_fit))
+            self.records[key] = (name, st, rec)
+        return self.records[key]
+
+
+def _flag_rule_sets(ctx: BenchContext, split: str) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+    """(forget questions, retain questions, forget paraphrases, retain paraphrases, never-seen authors'
+    questions and paraphrases) for training and measuring one split's flag rule."""
+    world = ctx.world
+    forget = world.forget(split)
+    others = [r for n in world.trained_authors(exclude=set(world.splits[split])) for r in world.authors[n]]
+    others += world.painters + world.world_facts
+    retain_q = [r["question"] for r in others] + [r["question"] for rows_ in world.mc.values() for r in rows_]
+    unseen = [r[k] for r in world.items(world.holdout) for k in ("question", "paraphrased_question")]
+    return ([r["question"] for r in forget], retain_q, [r["paraphrased_question"] for r in forget],
+            [r["paraphrased_question"] for r in others], unseen)
+
+
+def eco_rows(ctx: BenchContext, split: str, data: EvalData, ev_retain: Evaluation,
+             fitter: CorruptionFit) -> list[dict[str, Any]]:
+    """Fit ECO's flag rule for ``split``, then score the guard under both protocols: one row each."""
+    forget_q, retain_q, para_f, para_r, unseen = _flag_rule_sets(ctx, split)
+    fit_reused = bool(fitter.records)  # the corruption fit runs once (first split); later splits reuse it
+    eco = setup_eco(forget_q, retain_q, para_f, para_r, list(ctx.world.splits[split]), fitter, PROTOCOLS,
+                    unseen=unseen, fpr=ctx.scale.classifier_fpr, seed=ctx.seed, flag_entities=ctx.flag_entities)
+    rows = []
+    tcl = eco.rule.token_classifier
+    for proto in PROTOCOLS:
+        t1 = time.perf_counter()
+        guard = EcoGuard(ctx.target, ctx.tokenizer, eco.rule.classifier,
+                         GuardConfig(eco.corruption[proto], eco.strength[proto], ctx.hidden, ctx.seed,
+                                     flag_entities=ctx.flag_entities, entity_tokens=ctx.entity_level),
+                         token_classifier=tcl)
+        corr = Corruption(eco.corruption[proto], eco.strength[proto], np.zeros(0, bool), k=ctx.hidden,
+                          seed=ctx.seed, protocol=proto, answer_entities=tcl,
+                          prompt_entities=tcl if ctx.entity_level else None)
+        e = ctx.evaluate(ctx.target, data, eco=corr, guard=guard, flagger=guard.classify)
+        r = row(split, "eco", proto, e.summary, compare(e, ev_retain),
+                time.perf_counter() - t1 + (eco.seconds if proto == PROTOCOLS[0] else 0.0),
+                corruption=eco.corruption[proto], strength=eco.strength[proto], fit=eco.fit[proto])
+        r.update(classifier_fpr=eco.fpr, classifier_fnr=eco.fnr, classifier_only_fpr=eco.classifier_fpr,
+                 classifier_only_fnr=eco.classifier_fnr, classifier_fpr_unseen_authors=eco.fpr_unseen,
+                 corruption_fit_reused=fit_reused,  # then `seconds` holds no fit time
+                 classifier_only_fpr_unseen_authors=eco.classifier_fpr_unseen,
+                 classifier_report=eco.rule.classifier.report)
+        rows.append(r)
+    return rows

@@ -1,0 +1,40 @@
+"""Bench scales: world, model and training sizes, and the forget splits each runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ...errors import check_choice
+from ..lm import LMConfig, TrainConfig
+from ..world import WorldConfig
+
+
+@dataclass(frozen=True)
+class Scale:
+    """World, model and training sizes of one bench scale, and the forget splits it runs."""
+
+    world: WorldConfig
+    lm: LMConfig
+    train: TrainConfig
+    splits: tuple[str, ...]
+    retain_eval_max: int = 200  # retain-author items scored for model utility
+    max_new_tokens: int = 24
+    classifier_fpr: float = 0.01  # requested FPR; split-conformal calibration needs >= 1/fpr - 1 prompts
+    fit_max_evals: int = 24  # metric evaluations allowed to each strength fit
+
+
+SCALES: dict[str, Scale] = {
+    "tiny": Scale(WorldConfig(n_authors=20, facts_min=6, facts_max=8, n_painters=4, n_countries=4,
+                              mc_per_subject=8),
+                  LMConfig(hidden=64, layers=1, heads=4, intermediate=128, vocab_size=768),
+                  TrainConfig(epochs=20, lr=1e-2, batch_size=64), ("forget10",), retain_eval_max=40,
+                  max_new_tokens=16, classifier_fpr=0.05, fit_max_evals=8),
+    "default": Scale(WorldConfig(), LMConfig(), TrainConfig(), ("forget01", "forget05", "forget10")),
+}
+
+
+def scale_config(scale: str, answers: str) -> Scale:
+    """The scale called ``scale`` with the world's answer style set to ``answers``, validated."""
+    check_choice("scale", scale, SCALES)
+    s = SCALES[scale]
+    return replace(s, world=replace(s.world, answer_style=answers).validate())

@@ -1,0 +1,98 @@
+"""Pieces of the server without HTTP: text tracking (stops, EOS, UTF-8), per-row sampling, batching."""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+from forgetlab.eco.serve.backends.transformers import (
+    RowSampler,
+    TextTracker,
+    _held_suffix,
+    _Row,
+    row_generator,
+)
+from forgetlab.eco.serve.engine import Batcher
+from forgetlab.eco.serve.types import Delta, Done, GenRequest
+
+
+def _track(tokenizer, ids, **req_kw):
+    events = []
+    req = GenRequest(prompt_ids=[1], classify_text="", max_tokens=req_kw.pop("max_tokens", 100),
+                     emit=events.append, **req_kw)
+    tracker = TextTracker([_Row(req, 0)], tokenizer, {tokenizer.eos_token_id})
+    for tok in ids:
+        if tracker.step([tok]) == [True]:
+            break
+    tracker.finish_all()
+    text = "".join(e.text for e in events if isinstance(e, Delta))
+    done = [e for e in events if isinstance(e, Done)]
+    return events, text, done
+
+
+def test_held_suffix():
+    assert _held_suffix("hello wor", ("world",)) == 3
+    assert _held_suffix("hello", ("xyz",)) == 0
+    assert _held_suffix("ab", ("b", "abc")) == 2
+
+
+def test_stop_string_across_tokens_is_cut_and_never_streamed(tiny_tokenizer):
+    ids = tiny_tokenizer("Paris is the capital of France", add_special_tokens=False)["input_ids"]
+    events, text, done = _track(tiny_tokenizer, ids, stop=("the cap",))
+    assert text == "Paris is "
+    assert done[0].finish_reason == "stop"
+    assert all("the" not in e.text for e in events if isinstance(e, Delta))
+
+
+def test_eos_stops_and_length_counts(tiny_tokenizer):
+    ids = tiny_tokenizer("Paris is", add_special_tokens=False)["input_ids"]
+    _, text, done = _track(tiny_tokenizer, [*ids, tiny_tokenizer.eos_token_id, *ids])
+    assert text == "Paris is" and done[0].finish_reason == "stop" and done[0].completion_tokens == len(ids)
+    _, text, done = _track(tiny_tokenizer, ids * 5, max_tokens=len(ids))
+    assert text == "Paris is" and done[0].finish_reason == "length"
+
+
+def test_incomplete_utf8_is_held_back(tiny_tokenizer):
+    s = "café ünïcödé 東京"
+    ids = tiny_tokenizer(s, add_special_tokens=False)["input_ids"]
+    events, text, _ = _track(tiny_tokenizer, ids)
+    assert text == s
+    assert all("\ufffd" not in e.text for e in events if isinstance(e, Delta))
+
+
+def test_row_sampler_greedy_rows_untouched_and_seeded_rows_reproducible():
+    scores = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
+    gens = [None, row_generator(5, 0), row_generator(5, 1)]
+    out = RowSampler([0.0, 1.0, 1.0], [1.0, 0.9, 0.9], gens)(None, scores)
+    assert torch.equal(out[0], scores[0])
+    picks = out[1:].argmax(-1).tolist()
+    again = RowSampler([0.0, 1.0, 1.0], [1.0, 0.9, 0.9], [None, row_generator(5, 0), row_generator(5, 1)])
+    assert again(None, scores)[1:].argmax(-1).tolist() == picks
+    assert torch.isinf(out[1]).sum() == 49  # exactly one finite score: the draw
+    # top_p tiny: only the most likely token can be drawn
+    top = RowSampler([1.0], [1e-6], [row_generator(1, 0)])(None, scores[:1])
+    assert top.argmax(-1).item() == scores[0].argmax().item()
+
+
+class _Recorder:
+    name = "rec"
+
+    def __init__(self):
+        self.sizes, self.gate = [], threading.Event()
+
+    def run_batch(self, requests):
+        self.gate.wait(10)
+        self.sizes.append(sum(r.n for r in requests))
+
+
+def test_batcher_fills_batches_up_to_max_rows():
+    rec = _Recorder()
+    batcher = Batcher(rec, max_rows=4, window_s=0.2)
+    reqs = [GenRequest(prompt_ids=[1], classify_text="", max_tokens=1, n=n) for n in (1, 2, 1, 3, 1)]
+    for r in reqs:
+        batcher.submit(r)
+    rec.gate.set()
+    batcher.close()
+    assert sum(rec.sizes) == 8 and max(rec.sizes) <= 4
+    assert rec.sizes[0] == 4  # the first batch waited for company: 1 + 2 + 1

@@ -1,0 +1,129 @@
+"""Sweeps with the real batched trainer: CLI end to end, Ray equals local, plots, bad input through the CLI."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from forgetlab.errors import ForgetlabError
+from forgetlab.grok.sweep.plots import majority_phase, phase_grids, plot_dynamics, plot_phase_diagram
+from forgetlab.grok.sweep.run import run_sweep
+from forgetlab.grok.sweep.spec import build_spec, load_trainer, preset_names
+from forgetlab.grok.sweep.store import read_results_csv
+
+GRID = ["alpha=0.4,0.8", "xi=0.1,0.5", "wd=0,15"]
+FIXED = ["p=7", "width=12", "steps=40", "log_every=10"]
+
+
+def comparable(path):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in read_results_csv(path)]
+
+
+def small_spec(**kw):
+    spec = build_spec(grid=GRID, fixed=FIXED, config_cls=load_trainer().TrainConfig)
+    import dataclasses
+
+    return dataclasses.replace(spec, max_batch_runs=3, **kw)
+
+
+def test_presets_load_and_expand():
+    cls = load_trainer().TrainConfig
+    assert {"wd", "dropout", "bn", "minibatch", "small"} <= set(preset_names())
+    sizes = {name: build_spec(preset=name, config_cls=cls) for name in ("wd", "dropout", "bn", "minibatch")}
+    assert {k: s.n_runs() for k, s in sizes.items()} == {"wd": 1156, "dropout": 1156, "bn": 1156,
+                                                          "minibatch": 867}
+    mb = sizes["minibatch"]
+    assert 0 in mb.zip["batch_size"]  # the full-batch column the official script never trained
+    assert mb.panel_keys() == ["batch_size"] and sizes["wd"].grid["alpha"][1] == 0.15
+
+
+def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
+    from forgetlab.cli import main
+
+    out = tmp_path / "s"
+    args = ["grok", "sweep", "--out", str(out), "--quiet", "--keep-history"]
+    args += [a for g in GRID for a in ("--grid", g)] + [a for f in FIXED for a in ("--set", f)]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "8 runs" in text and "8 trained" in text and "phases:" in text
+    with pytest.raises(SystemExit):
+        main(args)
+    assert "8 done earlier (skipped), 0 trained" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["grok", "phase-diagram", str(out)])
+    assert exc.value.code == 0
+    pngs = capsys.readouterr().out.split()
+    names = sorted(p.rsplit("/", 1)[-1] for p in pngs)
+    assert names == ["dynamics_wd=0.png", "dynamics_wd=15.png", "phase_diagram.png", "phase_wd=0.png",
+                     "phase_wd=15.png"]
+    assert all((tmp_path / "s" / "plots" / n).stat().st_size > 5000 for n in names)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--grid", "alpha=0.5", "--set", "stepz=3"], "stepz"),
+    (["--grid", "alpha=0.5", "--set", "xi=1.5"], "xi"),
+    (["--grid", "alpha=", "--set", "p=7"], "empty grid"),
+    (["--preset", "nope"], "preset"),
+    (["--grid", "alpha=0.5", "--backend", "slurm"], "backend"),
+])
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, args, words):
+    from forgetlab.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["grok", "sweep", "--out", str(tmp_path / "x"), "--quiet", *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and words in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_phase_diagram_of_empty_folder_is_refused(tmp_path):
+    from forgetlab.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["grok", "phase-diagram", str(tmp_path)])
+    assert exc.value.code == 2
+
+
+def test_majority_and_agreement():
+    assert majority_phase(["Coexistence", "Memorization", "Coexistence"]) == ("Coexistence", 2 / 3)
+    assert majority_phase(["Memorization", "Coexistence"])[0] == "Coexistence"  # tie -> earlier phase
+    recs = [{"config": {"alpha": 0.5, "xi": 0.1, "wd": 0.0, "seed": s}, "summary": {"phase": ph}}
+            for s, ph in enumerate(["Coexistence", "Coexistence", "Confusion"])]
+    grid = phase_grids(recs, ["wd"])[(0.0,)]
+    assert grid["cells"][(0.5, 0.1)] == ("Coexistence", 2 / 3, 3)
+
+
+def test_plots_with_seeds(tmp_path):
+    spec = build_spec(grid=["alpha=0.5,0.8", "xi=0.1,0.4", "seed=1,2,3"], fixed=FIXED,
+                      config_cls=load_trainer().TrainConfig)
+    run_sweep(spec, tmp_path / "s", progress=False)
+    paths = plot_phase_diagram(tmp_path / "s")
+    assert [p.name for p in paths] == ["phase_all_runs.png", "phase_diagram.png"]
+    assert plot_dynamics(tmp_path / "s") == []  # no histories kept
+
+
+@pytest.mark.ray
+def test_ray_backend_equals_local(tmp_path):
+    pytest.importorskip("ray")
+    spec = small_spec()
+    local = run_sweep(spec, tmp_path / "local", progress=False)
+    ray_res = run_sweep(spec, tmp_path / "ray", backend="ray", workers=2, progress=False)
+    assert ray_res.n_trained == 8 and ray_res.n_batches == local.n_batches == 3
+    assert comparable(ray_res.results_csv) == comparable(local.results_csv)
+
+
+def test_ray_missing_or_unreachable_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ForgetlabError, match="Ray is not installed"):
+        run_sweep(small_spec(), tmp_path / "a", backend="ray", progress=False)
+
+
+def test_ray_unreachable_address_fails_fast(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    with pytest.raises(ForgetlabError, match=r"cannot reach the Ray cluster at RAY_ADDRESS=127\.0\.0\.1:1"):
+        run_sweep(small_spec(), tmp_path / "a", backend="ray", progress=False)
