@@ -110,6 +110,69 @@ def qa_scores(model, tok, rows: Sequence[dict[str, Any]], corruption: Corruption
             "answer_tokens": sc.token_logprobs[:n]}
 
 
+@dataclass
+class _Scorer:
+    """One model (optionally behind ECO) and how to score it: the pieces :func:`evaluate_model` reuses."""
+
+    model: Any
+    tok: Any
+    eco: Corruption | None
+    guard: Any
+    flagger: Callable[[list[str]], np.ndarray] | None
+    max_new_tokens: int
+    batch_size: int
+    generate: bool
+
+    def flags(self, rows: Sequence[dict[str, Any]]) -> np.ndarray | None:
+        return _flags(self.flagger, rows)
+
+    def qa(self, rows: Sequence[dict[str, Any]], flags: np.ndarray | None) -> dict[str, np.ndarray]:
+        return qa_scores(self.model, self.tok, rows, _corr(self.eco, flags), self.batch_size)
+
+    def rouge(self, rows: Sequence[dict[str, Any]], flags: np.ndarray | None) -> tuple[float, list[str]]:
+        """Mean ROUGE-L recall of greedy answers (through the guard when given), and the answers."""
+        gens = generate_answers(self.model, self.tok, [prompt_of(r["question"]) for r in rows],
+                                max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, guard=self.guard,
+                                flags=flags)
+        return float(np.mean(M.rouge_l_recall(gens, [r["answer"] for r in rows]))), gens
+
+    def mia_scores(self, rows: Sequence[dict[str, Any]], flags: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Member scores of every MIA attack on the answer given the question ``[N]`` each."""
+        sc = score_answers(self.model, self.tok, [prompt_of(r["question"]) for r in rows],
+                           [r["answer"] for r in rows], batch_size=self.batch_size,
+                           corruption=_corr(self.eco, flags), with_dist=True)
+        return {"loss": M.mia_loss(sc.token_logprobs),
+                "zlib": M.mia_zlib(sc.token_logprobs, [r["answer"] for r in rows]),
+                "min_k": M.mia_min_k(sc.token_logprobs),
+                "min_k_pp": M.mia_min_k_pp([M.mink_pp_token_scores(lp, mu, v) for lp, mu, v
+                                            in zip(sc.token_logprobs, sc.mu, sc.var, strict=True)])}
+
+    def utility_parts(self, data: EvalData, say: Callable[[str], None]) -> dict[str, float]:
+        """{prob, rouge, truth ratio} x {retain, real authors, world facts} (TOFU's model utility)."""
+        parts: dict[str, float] = {}
+        for name in UTILITY_SETS:
+            say(f"utility: {name}")
+            rows = getattr(data, name)
+            flags = self.flags(rows)
+            s = self.qa(rows, flags)
+            if name == "retain":
+                parts[f"{name}_prob"] = float(np.mean(np.exp(s["answer"])))
+                tr = M.truth_ratio(s["para"], s["pert"])
+            else:  # TOFU: options-normalized probability; truth ratio of the answer itself against the perturbed
+                parts[f"{name}_prob"] = float(np.mean(M.prob_with_options(s["answer"], s["pert"])))
+                tr = M.truth_ratio(s["answer"], s["pert"])
+            parts[f"{name}_truth_ratio"] = M.tr_true_better(tr)
+            if self.generate:
+                parts[f"{name}_rouge"] = self.rouge(rows, flags)[0]
+        return parts
+
+    def mc_accuracy(self, rows: Sequence[dict[str, Any]]) -> float:
+        lp = choice_logprobs(self.model, self.tok, [prompt_of(r["question"]) for r in rows],
+                             [[c + "." for c in r["choices"]] for r in rows], batch_size=self.batch_size,
+                             corruption=_corr(self.eco, self.flags(rows)))
+        return mc_accuracy(lp, [r["label"] for r in rows])
+
+
 def evaluate_model(model, tok, data: EvalData, *, eco: Corruption | None = None, guard=None,
                    flagger: Callable[[list[str]], np.ndarray] | None = None, max_new_tokens: int = 24,
                    batch_size: int = 64, generate: bool = True, utility: dict[str, float] | None = None,
@@ -122,66 +185,27 @@ def evaluate_model(model, tok, data: EvalData, *, eco: Corruption | None = None,
     """
     say = progress or (lambda _s: None)
     data.check_encodable(tok)
+    sc = _Scorer(model, tok, eco, guard, flagger, max_new_tokens, batch_size, generate)
     out: dict[str, float] = {}
-
-    # forget set: truth ratio per item, probability, generation ROUGE
-    say("forget set")
-    f_flags = _flags(flagger, data.forget)
-    fs = qa_scores(model, tok, data.forget, _corr(eco, f_flags), batch_size)
+    say("forget set")  # truth ratio per item, probability, generation ROUGE
+    f_flags = sc.flags(data.forget)
+    fs = sc.qa(data.forget, f_flags)
     forget_tr = M.truth_ratio(fs["para"], fs["pert"])
     out["forget_truth_ratio"] = M.tr_closer_to_1(forget_tr)
     out["forget_prob"] = float(np.mean(np.exp(fs["answer"])))
     gens: list[str] = []
     if generate:
-        gens = generate_answers(model, tok, [prompt_of(r["question"]) for r in data.forget],
-                                max_new_tokens=max_new_tokens, batch_size=batch_size, guard=guard, flags=f_flags)
-        out["forget_rouge"] = float(np.mean(M.rouge_l_recall(gens, [r["answer"] for r in data.forget])))
-
-    # MIA: forget (members of the target) vs holdout (never seen), on the answer given the question
-    say("membership inference")
-    h_flags = _flags(flagger, data.holdout)
-    mia_sets = {}
-    for name, rows, flags in (("forget", data.forget, f_flags), ("holdout", data.holdout, h_flags)):
-        sc = score_answers(model, tok, [prompt_of(r["question"]) for r in rows], [r["answer"] for r in rows],
-                           batch_size=batch_size, corruption=_corr(eco, flags), with_dist=True)
-        mia_sets[name] = {
-            "loss": M.mia_loss(sc.token_logprobs),
-            "zlib": M.mia_zlib(sc.token_logprobs, [r["answer"] for r in rows]),
-            "min_k": M.mia_min_k(sc.token_logprobs),
-            "min_k_pp": M.mia_min_k_pp([M.mink_pp_token_scores(lp, mu, v) for lp, mu, v
-                                        in zip(sc.token_logprobs, sc.mu, sc.var, strict=True)]),
-        }
-    mia_auc = {k: M.auc(mia_sets["forget"][k], mia_sets["holdout"][k]) for k in mia_sets["forget"]}
-
-    # utility: {prob, rouge, truth ratio} x {retain, real authors, world facts}
-    parts: dict[str, float] = dict(utility or {})
-    for name in () if utility else UTILITY_SETS:
-        say(f"utility: {name}")
-        rows = getattr(data, name)
-        flags = _flags(flagger, rows)
-        s = qa_scores(model, tok, rows, _corr(eco, flags), batch_size)
-        if name == "retain":
-            parts[f"{name}_prob"] = float(np.mean(np.exp(s["answer"])))
-            tr = M.truth_ratio(s["para"], s["pert"])
-        else:  # TOFU: options-normalized probability; truth ratio of the answer itself against the perturbed
-            parts[f"{name}_prob"] = float(np.mean(M.prob_with_options(s["answer"], s["pert"])))
-            tr = M.truth_ratio(s["answer"], s["pert"])
-        parts[f"{name}_truth_ratio"] = M.tr_true_better(tr)
-        if generate:
-            g = generate_answers(model, tok, [prompt_of(r["question"]) for r in rows],
-                                 max_new_tokens=max_new_tokens, batch_size=batch_size, guard=guard, flags=flags)
-            parts[f"{name}_rouge"] = float(np.mean(M.rouge_l_recall(g, [r["answer"] for r in rows])))
+        out["forget_rouge"], gens = sc.rouge(data.forget, f_flags)
+    say("membership inference")  # forget (members of the target) vs holdout (never seen)
+    members = sc.mia_scores(data.forget, f_flags)
+    nonmembers = sc.mia_scores(data.holdout, sc.flags(data.holdout))
+    mia_auc = {k: M.auc(members[k], nonmembers[k]) for k in members}
+    parts = dict(utility) if utility else sc.utility_parts(data, say)
     out["model_utility"] = M.model_utility(parts)
     out["retain_rouge"] = parts.get("retain_rouge", float("nan"))
-
-    # multiple choice
     for subject, rows in data.mc.items():
         say(f"multiple choice: {subject}")
-        flags = _flags(flagger, rows)
-        lp = choice_logprobs(model, tok, [prompt_of(r["question"]) for r in rows],
-                             [[c + "." for c in r["choices"]] for r in rows], batch_size=batch_size,
-                             corruption=_corr(eco, flags))
-        out[f"mc_{subject}"] = mc_accuracy(lp, [r["label"] for r in rows])
+        out[f"mc_{subject}"] = sc.mc_accuracy(rows)
     return Evaluation(out, forget_tr, parts, mia_auc, gens)
 
 

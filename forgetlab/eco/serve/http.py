@@ -250,10 +250,93 @@ def _sse(obj: Any) -> str:
 # ---------------------------------------------------------------- the app
 
 
-def create_app(engine: ServeEngine) -> FastAPI:
-    """Build the FastAPI app around ``engine`` (one app per engine)."""
-    app = FastAPI(title="forgetlab ECO server", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.engine = engine
+async def _parse(engine: ServeEngine, request: Request, chat: bool) -> tuple[_Plan, bool]:
+    """Read and validate a generation request into a plan (limits checked, prompts tokenized)."""
+    data = await _read_json(request, engine.limits.max_body_bytes)
+    try:
+        body = ChatBody.model_validate(data) if chat else CompletionBody.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+    if body.model is not None and body.model != engine.model_name:
+        raise ApiError(404, f"model {body.model!r} does not exist; this server serves "
+                       f"{engine.model_name!r}", param="model", code="model_not_found")
+    prompts = _chat_prompt(engine, body) if chat else _completion_prompts(engine, body)
+    return _plan(engine, body, prompts, default_max_tokens=engine.limits.max_tokens if chat else 16), chat
+
+
+class _Admission:
+    """One admitted request's slot: ``release()`` frees it and cancels its rows, once, whatever happens."""
+
+    def __init__(self, engine: ServeEngine, plan: _Plan) -> None:
+        if not engine.try_admit():
+            raise ApiError(429, f"the server is at its limit of {engine.limits.max_concurrent} concurrent "
+                           "requests; retry later", type="rate_limit_error", code="too_many_requests")
+        self.engine, self.plan, self.released = engine, plan, False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            for req in self.plan.reqs:
+                req.cancelled = True
+            self.engine.release()
+
+
+async def _collect(plan: _Plan, early: list[Event], events: Any) -> tuple[list[str], list[str | None], int]:
+    """Texts, finish reasons and completion tokens of every choice (a non-streamed answer)."""
+    texts = [""] * plan.choices
+    reasons: list[str | None] = [None] * plan.choices
+    used = 0
+    async for ev in _events_after(early, events, plan.choices):
+        if isinstance(ev, Failed):
+            raise ApiError(500, ev.message, type="server_error")
+        if isinstance(ev, Delta):
+            texts[ev.index] += ev.text
+        elif isinstance(ev, Done):
+            reasons[ev.index] = ev.finish_reason
+            used += ev.completion_tokens
+    return texts, reasons, used
+
+
+def _answer(plan: _Plan, chat: bool, rid: str, created: int, model: str, texts: list[str],
+            reasons: list[str | None], used: int) -> dict[str, Any]:
+    """The JSON body of a non-streamed completion or chat completion."""
+    pairs = enumerate(zip(texts, reasons, strict=True))
+    if chat:
+        choices = [{"index": i, "message": {"role": "assistant", "content": t}, "logprobs": None,
+                    "finish_reason": r} for i, (t, r) in pairs]
+    else:
+        choices = [{"index": i, "text": t, "logprobs": None, "finish_reason": r} for i, (t, r) in pairs]
+    return {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": created,
+            "model": model, "choices": choices, "usage": _usage(plan, used)}
+
+
+async def _handle(engine: ServeEngine, request: Request, chat: bool) -> Any:
+    """One generation request: plan, admit, submit, wait for the flags, then stream or collect the answer."""
+    plan, chat = await _parse(engine, request, chat)
+    slot = _Admission(engine, plan)
+    try:
+        events = engine.submit(plan.reqs)
+        flagged, early = await _await_flags(events, len(plan.reqs))
+    except BaseException:
+        slot.release()
+        raise
+    headers = {FLAG_HEADER: "true" if flagged else "false"}
+    rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
+    created = int(time.time())
+    if plan.stream:
+        stream = _stream(plan, chat, rid, created, engine.model_name, early, events, slot.release)
+        return StreamingResponse(stream, media_type="text/event-stream",
+                                 headers={**headers, "Cache-Control": "no-cache"})
+    try:
+        texts, reasons, used = await _collect(plan, early, events)
+    finally:
+        slot.release()
+    return JSONResponse(_answer(plan, chat, rid, created, engine.model_name, texts, reasons, used),
+                        headers=headers)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """Every error becomes OpenAI's JSON error body; an unexpected one a 500 that names only its type."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -268,6 +351,13 @@ def create_app(engine: ServeEngine) -> FastAPI:
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         return ApiError(500, f"internal error ({type(exc).__name__})", type="server_error").response()
 
+
+def create_app(engine: ServeEngine) -> FastAPI:
+    """Build the FastAPI app around ``engine`` (one app per engine)."""
+    app = FastAPI(title="forgetlab ECO server", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.engine = engine
+    _error_handlers(app)
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "in_flight": engine.in_flight, "backend": engine.backend.name}
@@ -277,75 +367,13 @@ def create_app(engine: ServeEngine) -> FastAPI:
         return {"object": "list", "data": [{"id": engine.model_name, "object": "model", "created": 0,
                                             "owned_by": "forgetlab"}]}
 
-    async def handle(request: Request, chat: bool) -> Any:
-        data = await _read_json(request, engine.limits.max_body_bytes)
-        try:
-            body = ChatBody.model_validate(data) if chat else CompletionBody.model_validate(data)
-        except ValidationError as exc:
-            raise _validation_error(exc) from None
-        if body.model is not None and body.model != engine.model_name:
-            raise ApiError(404, f"model {body.model!r} does not exist; this server serves "
-                           f"{engine.model_name!r}", param="model", code="model_not_found")
-        prompts = _chat_prompt(engine, body) if chat else _completion_prompts(engine, body)
-        plan = _plan(engine, body, prompts, default_max_tokens=engine.limits.max_tokens if chat else 16)
-        if not engine.try_admit():
-            raise ApiError(429, f"the server is at its limit of {engine.limits.max_concurrent} concurrent "
-                           "requests; retry later", type="rate_limit_error", code="too_many_requests")
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                for req in plan.reqs:
-                    req.cancelled = True
-                engine.release()
-
-        try:
-            events = engine.submit(plan.reqs)
-            flagged, early = await _await_flags(events, len(plan.reqs))
-        except BaseException:
-            release()
-            raise
-        headers = {FLAG_HEADER: "true" if flagged else "false"}
-        rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
-        created = int(time.time())
-        if plan.stream:
-            stream = _stream(plan, chat, rid, created, engine.model_name, early, events, release)
-            return StreamingResponse(stream, media_type="text/event-stream",
-                                     headers={**headers, "Cache-Control": "no-cache"})
-        try:
-            texts = [""] * plan.choices
-            reasons: list[str | None] = [None] * plan.choices
-            used = 0
-            async for ev in _events_after(early, events, plan.choices):
-                if isinstance(ev, Failed):
-                    raise ApiError(500, ev.message, type="server_error")
-                if isinstance(ev, Delta):
-                    texts[ev.index] += ev.text
-                elif isinstance(ev, Done):
-                    reasons[ev.index] = ev.finish_reason
-                    used += ev.completion_tokens
-        finally:
-            release()
-        if chat:
-            choices = [{"index": i, "message": {"role": "assistant", "content": t}, "logprobs": None,
-                        "finish_reason": r} for i, (t, r) in enumerate(zip(texts, reasons, strict=True))]
-            obj = "chat.completion"
-        else:
-            choices = [{"index": i, "text": t, "logprobs": None, "finish_reason": r}
-                       for i, (t, r) in enumerate(zip(texts, reasons, strict=True))]
-            obj = "text_completion"
-        return JSONResponse({"id": rid, "object": obj, "created": created, "model": engine.model_name,
-                             "choices": choices, "usage": _usage(plan, used)}, headers=headers)
-
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
-        return await handle(request, chat=False)
+        return await _handle(engine, request, chat=False)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
-        return await handle(request, chat=True)
+        return await _handle(engine, request, chat=True)
 
     return app
 

@@ -116,6 +116,73 @@ def _sort_keys(spec: SweepSpec) -> list[str]:
     return [*spec.panel_keys(), *AXIS_KEYS, *SEED_KEYS]
 
 
+def _unique_configs(spec: SweepSpec, trainer: Any) -> dict[str, Any]:
+    """``{run_id: config}`` of every run of ``spec`` (a run listed twice counts once), in expansion order."""
+    unique: dict[str, Any] = {}
+    for c in make_configs(spec, trainer):
+        unique.setdefault(run_id(c), c)
+    return unique
+
+
+def _memory_budget(spec: SweepSpec, max_memory_gb: float | None) -> int:
+    """Bytes one batch may use: ``max_memory_gb``, else the spec's, else half the available memory."""
+    gb = max_memory_gb if max_memory_gb is not None else spec.max_memory_gb
+    if gb is not None and gb <= 0:
+        raise BadInput("max_memory", gb, "a positive number of GiB")
+    return int(gb * 2**30) if gb is not None else available_memory_bytes() // 2
+
+
+class _Writer:
+    """Persists each finished batch's runs the moment it arrives (runs another process wrote are skipped)."""
+
+    def __init__(self, store: SweepStore, bar: Bar, backend: str) -> None:
+        self.store, self.bar, self.trained = store, bar, 0
+        self.who = {"pid": os.getpid(), "host": socket.gethostname(), "backend": backend}
+
+    def __call__(self, job: BatchJob, records: list[dict[str, Any]]) -> None:
+        have = self.store.finished()
+        new = 0
+        for rec in records:
+            weights = rec.pop("weights", None)
+            rec["written_by"] = self.who
+            if rec["run_id"] not in have:
+                self.store.write_run(rec, weights)
+                new += 1
+        self.store.release(job.batch_id)
+        self.trained += new
+        self.bar.advance(new)
+
+
+def _drain(store: SweepStore, jobs: list[BatchJob], run_ids: set[str], backend: str, workers: int,
+           writer: _Writer, poll_s: float) -> None:
+    """Claim and train batches until every run is finished, waiting on batches other processes hold."""
+    run_backend = get_backend(backend)
+    while True:
+        have = store.finished()
+        pending = [j for j in jobs if not set(j.run_ids) <= have]
+        if not pending:
+            return
+        # In-process: claim one batch at a time, so other processes on the same folder share the rest.
+        # Worker pools and Ray: claim all that is free and hand it over at once.
+        ahead = 1 if backend == "local" and workers <= 1 else len(pending)
+        mine = []
+        for j in pending:
+            if len(mine) >= ahead:
+                break
+            if store.claim(j.batch_id):
+                mine.append(j)
+        if mine:
+            try:
+                run_backend(mine, workers=workers, on_done=writer)
+            finally:
+                for j in mine:  # batches not finished (error, interrupt): let others take them
+                    if not set(j.run_ids) <= store.finished():
+                        store.release(j.batch_id)
+            continue
+        time.sleep(poll_s)  # the rest is claimed by other live processes: wait, and watch them
+        writer.bar.set(len(store.finished() & run_ids))
+
+
 def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "local", workers: int = 1,
               progress: bool = True, trainer: str = DEFAULT_TRAINER, max_memory_gb: float | None = None,
               poll_s: float = 0.5) -> SweepResult:
@@ -127,73 +194,22 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
     bounds each batch's estimated memory.
     """
     t0 = time.perf_counter()
-    run_backend = get_backend(backend)
+    get_backend(backend)
     if workers < 0:
         raise BadInput("workers", workers, "an integer >= 1 (0 = all cores, ray only)")
     mod = load_trainer(trainer)
-    configs = make_configs(spec, mod)
-    unique: dict[str, Any] = {}
-    for c in configs:
-        unique.setdefault(run_id(c), c)
+    unique = _unique_configs(spec, mod)
     configs = list(unique.values())
-    gb = max_memory_gb if max_memory_gb is not None else spec.max_memory_gb
-    if gb is not None and gb <= 0:
-        raise BadInput("max_memory", gb, "a positive number of GiB")
-    budget = int(gb * 2**30) if gb is not None else available_memory_bytes() // 2
-    jobs = plan_batches(spec, configs, mod, trainer, budget)
+    jobs = plan_batches(spec, configs, mod, trainer, _memory_budget(spec, max_memory_gb))
     store = SweepStore.open(out_dir, spec.to_dict(), spec.spec_hash(), len(configs))
-
-    finished = store.finished() & set(unique)
-    n_skipped = len(finished)
-    bar = Bar(spec.name, len(configs), progress, extra=("{task.fields[skipped]} skipped (done earlier)",),
-              completed=n_skipped, skipped=n_skipped)
-    trained = 0
-    writer = {"pid": os.getpid(), "host": socket.gethostname(), "backend": backend}
-
-    def on_done(job: BatchJob, records: list[dict[str, Any]]) -> None:
-        nonlocal trained
-        have = store.finished()
-        new = 0
-        for rec in records:
-            weights = rec.pop("weights", None)
-            rec["written_by"] = writer
-            if rec["run_id"] not in have:
-                store.write_run(rec, weights)
-                new += 1
-        store.release(job.batch_id)
-        trained += new
-        bar.advance(new)
-
-    try:
-        while True:
-            have = store.finished()
-            pending = [j for j in jobs if not set(j.run_ids) <= have]
-            if not pending:
-                break
-            # In-process: claim one batch at a time, so other processes on the same folder share the rest.
-            # Worker pools and Ray: claim all that is free and hand it over at once.
-            ahead = 1 if backend == "local" and workers <= 1 else len(pending)
-            mine = []
-            for j in pending:
-                if len(mine) >= ahead:
-                    break
-                if store.claim(j.batch_id):
-                    mine.append(j)
-            if mine:
-                try:
-                    run_backend(mine, workers=workers, on_done=on_done)
-                finally:
-                    for j in mine:  # batches not finished (error, interrupt): let others take them
-                        if not set(j.run_ids) <= store.finished():
-                            store.release(j.batch_id)
-                continue
-            time.sleep(poll_s)  # the rest is claimed by other live processes: wait, and watch them
-            bar.set(len(store.finished() & set(unique)))
-    finally:
-        bar.close()
+    n_skipped = len(store.finished() & set(unique))
+    with Bar(spec.name, len(configs), progress, extra=("{task.fields[skipped]} skipped (done earlier)",),
+             completed=n_skipped, skipped=n_skipped) as bar:
+        writer = _Writer(store, bar, backend)
+        _drain(store, jobs, set(unique), backend, workers, writer, poll_s)
     csv_path = store.write_results_csv(_sort_keys(spec))
     if not store.live_claims():
         store.clean_temp_files()
-    return SweepResult(out_dir=Path(out_dir), n_runs=len(configs), n_skipped=n_skipped, n_trained=trained,
+    return SweepResult(out_dir=Path(out_dir), n_runs=len(configs), n_skipped=n_skipped, n_trained=writer.trained,
                        n_batches=len(jobs), results_csv=csv_path, seconds=time.perf_counter() - t0,
                        backend=backend)

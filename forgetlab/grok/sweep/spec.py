@@ -236,10 +236,8 @@ def _values(raw: Any, field_name: str, where: str) -> list[Any]:
     return [_norm(v) for v in raw]
 
 
-def spec_from_dict(data: Mapping[str, Any], *, config_cls: type, source: str = "<spec>",
-                   text: str | None = None) -> SweepSpec:
-    """Build and validate a :class:`SweepSpec` from parsed TOML; errors name the key and (with ``text``) the
-    line: unknown keys, wrong types, empty or ragged lists, a field both fixed and swept."""
+def _check_tables(data: Mapping[str, Any], source: str, text: str | None) -> dict[str, Any]:
+    """Refuse unknown tables and malformed ``[sweep]`` settings; return the settings."""
     unknown = [t for t in data if t not in TABLES]
     if unknown:
         raise BadInput(f"{_where(source, text, None, unknown[0])}: {unknown[0]}", data[unknown[0]],
@@ -247,9 +245,6 @@ def spec_from_dict(data: Mapping[str, Any], *, config_cls: type, source: str = "
     for t in TABLES:
         if t in data and not isinstance(data[t], Mapping):
             raise BadInput(f"{_where(source, text, None, t)}: {t}", data[t], f"a table [{t}]")
-    types_ = config_field_types(config_cls)
-    known = ", ".join(types_)
-
     settings = dict(data.get("sweep", {}))
     for k, v in settings.items():
         where = _where(source, text, "sweep", k)
@@ -258,6 +253,14 @@ def spec_from_dict(data: Mapping[str, Any], *, config_cls: type, source: str = "
         tp = SWEEP_SETTINGS[k]
         if (isinstance(v, bool) and tp is not bool) or not isinstance(v, tp):
             raise BadInput(f"{where}: sweep.{k}", v, f"a value of type {getattr(tp, '__name__', tp)}")
+    return settings
+
+
+def _fields(data: Mapping[str, Any], config_cls: type, source: str,
+            text: str | None) -> tuple[dict[str, Any], dict[str, list[Any]], dict[str, list[Any]]]:
+    """The ``[fixed]``, ``[grid]`` and ``[zip]`` tables, every key a config field of the right type."""
+    types_ = config_field_types(config_cls)
+    known = ", ".join(types_)
 
     def check_field(table: str, k: str, v: Any) -> None:
         where = _where(source, text, table, k)
@@ -271,18 +274,21 @@ def spec_from_dict(data: Mapping[str, Any], *, config_cls: type, source: str = "
         check_field("fixed", k, v)
     grid: dict[str, list[Any]] = {}
     for k, raw in data.get("grid", {}).items():
-        vals = _values(raw, k, _where(source, text, "grid", k))
-        for v in vals:
+        grid[k] = _values(raw, k, _where(source, text, "grid", k))
+        for v in grid[k]:
             check_field("grid", k, v)
-        grid[k] = vals
     zipped: dict[str, list[Any]] = {}
     for k, raw in data.get("zip", {}).items():
-        where = _where(source, text, "zip", k)
         if not isinstance(raw, list) or not raw:
-            raise BadInput(f"{where}: zip.{k}", raw, "a non-empty list")
+            raise BadInput(f"{_where(source, text, 'zip', k)}: zip.{k}", raw, "a non-empty list")
         for v in raw:
             check_field("zip", k, v)
         zipped[k] = [_norm(v) for v in raw]
+    return fixed, grid, zipped
+
+
+def _check_axes(fixed: dict, grid: dict, zipped: dict, panel: list | None, source: str, text: str | None) -> None:
+    """Zip lists of one length; each field fixed, gridded or zipped, never two; panel keys swept."""
     lengths = {k: len(v) for k, v in zipped.items()}
     if len(set(lengths.values())) > 1:
         raise BadInput(f"{_where(source, text, 'zip', '')}: zip", lengths, "lists of one common length")
@@ -294,12 +300,20 @@ def spec_from_dict(data: Mapping[str, Any], *, config_cls: type, source: str = "
         if k in zipped:
             raise BadInput(f"{_where(source, text, 'zip', k)}: zip.{k}", zipped[k],
                            "a field in [grid] or [zip], not both")
+    for k in panel or ():
+        if k not in grid and k not in zipped:
+            raise BadInput(f"{_where(source, text, 'sweep', 'panel')}: sweep.panel", k,
+                           "keys swept in [grid] or [zip]: " + ", ".join([*grid, *zipped]))
+
+
+def spec_from_dict(data: Mapping[str, Any], *, config_cls: type, source: str = "<spec>",
+                   text: str | None = None) -> SweepSpec:
+    """Build and validate a :class:`SweepSpec` from parsed TOML; errors name the key and (with ``text``) the
+    line: unknown keys, wrong types, empty or ragged lists, a field both fixed and swept."""
+    settings = _check_tables(data, source, text)
+    fixed, grid, zipped = _fields(data, config_cls, source, text)
     panel = settings.get("panel")
-    if panel is not None:
-        for k in panel:
-            if k not in grid and k not in zipped:
-                raise BadInput(f"{_where(source, text, 'sweep', 'panel')}: sweep.panel", k,
-                               "keys swept in [grid] or [zip]: " + ", ".join([*grid, *zipped]))
+    _check_axes(fixed, grid, zipped, panel, source, text)
     spec = SweepSpec(
         name=settings.get("name", Path(source).stem if source != "<spec>" else "sweep"),
         fixed=fixed, grid=grid, zip=zipped, panel=panel,
