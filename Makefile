@@ -29,10 +29,12 @@ ifeq ($(CHROMIUM),)
 endif
 
 test: $(STAMP) chromium
+	$(BIN)/lint-imports --no-cache
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest --timeout=600 --durations=15 tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check forgetlab tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) out

@@ -60,7 +60,7 @@ def case_configs(p: int = 97, width: int = 500) -> dict[str, TrainConfig]:
         "A5": TrainConfig(**{**asdict(base), "wd": 15.0, "steps": 500}),
         "A6": TrainConfig(**{**asdict(base), "wd": 20.0, "steps": 3000, "log_every": 50}),
         "A7": TrainConfig(**{**asdict(base), "wd": 0.0, "dropout": 0.6, "steps": 2000}),
-        # A8 as issue 2 states it: 2000 steps = 2000 AdamW updates at batch 64, lr 0.005
+        # A8: 2000 steps = 2000 AdamW updates at batch 64, lr 0.005
         "A8": TrainConfig(**{**asdict(base), "alpha": 0.65, "xi": 0.2, "batchnorm": True, "batch_size": bs,
                              "lr": 0.005, "wd": 0.0, "steps": 2000, "log_every": 100}),
         # the official phase_diagrams_bn.py normalizes: 2000 steps at batch B = 2000 * 256 // B updates with

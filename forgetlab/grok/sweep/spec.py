@@ -21,6 +21,7 @@ import importlib
 import itertools
 import json
 import re
+import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -29,11 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import BadInput, ForgetlabError
-
-try:  # Python >= 3.11
-    import tomllib
-except ImportError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 DEFAULT_TRAINER = "forgetlab.grok.train"
 PRESETS_DIR = Path(__file__).with_name("presets")
@@ -376,6 +372,17 @@ def parse_cli_range(key: str, text: str) -> Any:
     return [parse_cli_value(t.strip()) for t in text.split(",") if t.strip()]
 
 
+def _split_override(option: str, item: str, form: str, zipped: Mapping[str, Any]) -> tuple[str, str]:
+    """``key=value`` of one CLI override, refusing a malformed one or a key tied in [zip]."""
+    key, sep, val = item.partition("=")
+    if not sep or not key.strip():
+        raise BadInput(option, item, form)
+    key = key.strip()
+    if key in zipped:
+        raise BadInput(option, item, f"a key not tied in [zip] ({', '.join(zipped)})")
+    return key, val.strip()
+
+
 def apply_overrides(data: dict[str, Any], *, fixed: Iterable[str] = (), grid: Iterable[str] = ()) -> dict:
     """Apply CLI ``--set key=value`` and ``--grid key=values`` to parsed spec data (a new dict).
 
@@ -385,26 +392,16 @@ def apply_overrides(data: dict[str, Any], *, fixed: Iterable[str] = (), grid: It
     for t in ("fixed", "grid", "zip"):
         out.setdefault(t, {})
     for item in fixed:
-        key, sep, val = item.partition("=")
-        if not sep or not key.strip():
-            raise BadInput("--set", item, "key=value, e.g. p=31")
-        key = key.strip()
+        key, val = _split_override("--set", item, "key=value, e.g. p=31", out["zip"])
         out["grid"].pop(key, None)
-        if key in out["zip"]:
-            raise BadInput("--set", item, f"a key not tied in [zip] ({', '.join(out['zip'])})")
-        out["fixed"][key] = parse_cli_value(val.strip())
+        out["fixed"][key] = parse_cli_value(val)
         panel = out.get("sweep", {}).get("panel")
         if isinstance(panel, list) and key in panel:
             out["sweep"] = {**out["sweep"], "panel": [k for k in panel if k != key]}
     for item in grid:
-        key, sep, val = item.partition("=")
-        if not sep or not key.strip():
-            raise BadInput("--grid", item, "key=values, e.g. alpha=0.1:0.9:7 or wd=0,5,15")
-        key = key.strip()
+        key, val = _split_override("--grid", item, "key=values, e.g. alpha=0.1:0.9:7 or wd=0,5,15", out["zip"])
         out["fixed"].pop(key, None)
-        if key in out["zip"]:
-            raise BadInput("--grid", item, f"a key not tied in [zip] ({', '.join(out['zip'])})")
-        out["grid"][key] = parse_cli_range(key, val.strip())
+        out["grid"][key] = parse_cli_range(key, val)
     for t in ("fixed", "grid", "zip"):
         if not out[t]:
             del out[t]

@@ -1,0 +1,2 @@
+"""Tiny models and tokenizers built here (no hub): the unlearning bench trains on them; tests and benchmarks
+guard them."""
