@@ -21,7 +21,7 @@ def walk(a, b, path, diffs):
     elif isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             diffs.append(f"{path}: length {len(a)} vs {len(b)}")
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             walk(x, y, f"{path}[{i}]", diffs)
     elif a != b and not (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)):
         diffs.append(f"{path}: {a!r} vs {b!r}")
@@ -29,7 +29,7 @@ before, after = (json.load(open(p)) for p in sys.argv[1:3])
 diffs = []
 walk(before, after, "", diffs)
 n_claims = len(before["claims"])
-same_claims = sum(x == y for x, y in zip(before["claims"], after["claims"]))
+same_claims = sum(x == y for x, y in zip(before["claims"], after["claims"], strict=False))
 print(f"claims: {n_claims} before, {len(after['claims'])} after, {same_claims} identical (every field); "
       f"passed before {before['passed']}, after {after['passed']}")
 print(f"{len(diffs)} differing values outside wall times:")
