@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -20,7 +21,7 @@ from ..errors import BadInput, ForgetlabError, check_choice, check_range
 from ..progress import Bar, quiet_transformers
 from ..runs import iter_jsonl, write_folder_atomically
 from .classify.config import ClassifierConfig
-from .corruptions import CORRUPTIONS
+from .corruptions import ALIASES, CORRUPTIONS, get_corruption
 from .fit import MC_METRICS
 from .serve.cli import serve_command
 
@@ -59,7 +60,8 @@ def fit_cmd(
     fit: Path | None = typer.Option(None, "--fit", help="JSONL of multiple-choice forget questions to fit the "
                                     "strength on ({'prompt', 'choices', 'answer'}); never the evaluation split."),
     corruption: str = typer.Option("rand_noise_first_n", "--corruption",
-                                   help="Corruption name: " + ", ".join(CORRUPTIONS.names()) + "."),
+                                   help="Corruption name: " + ", ".join(CORRUPTIONS.names()) + " (the reference's "
+                                   + ", ".join(ALIASES) + " also)."),
     target: str = typer.Option("chance", "--target", help="Metric value to reach on --fit: 'chance' or a number."),
     metric: str = typer.Option("mc_accuracy", "--metric", help="Metric to fit on: "
                                + ", ".join(MC_METRICS.names()) + "."),
@@ -86,6 +88,7 @@ def fit_cmd(
     from .classify.prompt import PromptClassifier
     from .classify.prompts import load_prompts
     from .classify.token import TokenClassifier
+    from .corrupter import Corrupter
     from .guard import EcoGuard, GuardConfig, load_base_model
     from .hooks import hidden_size
 
@@ -104,13 +107,14 @@ def fit_cmd(
     clf = PromptClassifier.fit(forget_prompts, retain_prompts, fpr=fpr, seed=seed, progress=not quiet)
     tclf = (TokenClassifier.fit(forget=forget_prompts, retain=retain_prompts)
             if entity_level or flag_entities else None)
-    fit_record = None
-    if items is not None and (spec.uses_strength or spec.uses_k):
-        fit_record = _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet)
-        fit_record["fit_file"] = str(fit)
-        strength, k = _report_fit(fit_record, spec, strength, k, metric, goal, tol, say)
     config = GuardConfig(corruption, float(strength), int(k), seed, flag_entities=flag_entities,
                          entity_tokens=entity_level)
+    fit_record = None
+    if items is not None and (spec.uses_strength or spec.uses_k):  # fitted exactly as the guard will corrupt
+        fit_record = _fit(lm, Corrupter(tok, config, tclf), items, spec, d, goal, metric, method, tol, quiet)
+        fit_record["fit_file"] = str(fit)
+        strength, k = _report_fit(fit_record, spec, strength, k, metric, goal, tol, say)
+        config = replace(config, strength=float(strength), k=int(k))
     guard = EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_path=model, fit=fit_record)
     write_folder_atomically(out, lambda tmp: guard.save_pretrained(tmp, copy_model=copy_model, overwrite=True),
                             replace=lambda old: (old / "guard.json").is_file())
@@ -127,7 +131,7 @@ def _check_fit_options(corruption: str, strength: float, fit: Path | None, fpr: 
     from .fit import FIT_METHODS
 
     check_range("fpr", fpr, 0.0, 1.0, lo_open=True, hi_open=True)
-    spec = CORRUPTIONS.get(corruption)
+    spec = get_corruption(corruption)
     if not math.isfinite(strength) or strength < 0:
         raise BadInput("strength", strength, "a finite number >= 0")
     if fit is None and spec.uses_strength and strength == 0:
@@ -160,7 +164,7 @@ def _report_fit(rec: dict, spec, strength: float, k: int, metric: str, goal: flo
     return strength, k
 
 
-def _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet) -> dict:
+def _fit(lm, corrupter, items, spec, d, goal, metric, method, tol, quiet) -> dict:
     """Fit the strength (or k) on the fit items with a progress bar; returns the FitResult as a dict."""
     from dataclasses import asdict
 
@@ -168,14 +172,13 @@ def _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet) -> 
     from .mc import mc_metric
 
     knob = "strength" if spec.uses_strength else "k"
-    base = mc_metric(lm, tok, spec.name, k=k, seed=seed, which=metric, knob=knob)
+    base = mc_metric(lm, corrupter, which=metric, knob=knob)
     max_evals = 40 if method == "bracket" else 60
-    kw = ({"lo": 0.0, "hi": 1.0 if knob == "strength" else float(max(1, d // 8)), "integer": knob == "k",
-           "max_evals": max_evals} if method == "bracket" else {"s0": 1.0 if knob == "strength" else d / 8,
-                                                                "mu": 0.1 if knob == "strength" else 2.0,
-                                                                "lr": 1.0 if knob == "strength" else 8.0 * d,
-                                                                "hi": math.inf if knob == "strength" else d,
-                                                                "max_evals": max_evals})
+    if method == "bracket":
+        kw = {"lo": 0.0, "hi": 1.0 if knob == "strength" else float(max(1, d // 8)), "integer": knob == "k"}
+    else:
+        kw = {"s0": 1.0 if knob == "strength" else max(1.0, d / 8), "hi": math.inf if knob == "strength" else d}
+    kw["max_evals"] = max_evals
     with Bar("fitting", max_evals, not quiet, transient=True) as bar:
         def metric_fn(s, fit_set):
             if knob == "k" and round(s) > d:
@@ -186,7 +189,7 @@ def _fit(lm, tok, items, spec, k, d, goal, metric, method, tol, seed, quiet) -> 
 
         res = fit_strength(metric_fn, items, goal, method=method, tol=tol, **kw)
     rec = asdict(res)
-    rec.update(knob=knob, metric_name=metric, k=k)
+    rec.update(knob=knob, metric_name=metric, k=corrupter.config.k)
     return rec
 
 

@@ -37,10 +37,15 @@ def _first_k_dims(embeds: torch.Tensor, k: int) -> torch.Tensor:
 
 def _magnitude_k_dims(embeds: torch.Tensor, k: int, largest: bool) -> torch.Tensor:
     """Bool selector ``[B, T, d]`` of each token's ``k`` dims of largest (or smallest) ``|x|``."""
-    sel = torch.zeros(embeds.shape, dtype=torch.bool, device=embeds.device)
+    return _ranked_k_dims(embeds.abs(), k, largest)
+
+
+def _ranked_k_dims(values: torch.Tensor, k: int, largest: bool) -> torch.Tensor:
+    """Bool selector ``[B, T, d]`` of each token's ``k`` dims of largest (or smallest) ``values``."""
+    sel = torch.zeros(values.shape, dtype=torch.bool, device=values.device)
     if k == 0:
         return sel
-    idx = embeds.abs().float().topk(k, dim=-1, largest=largest).indices
+    idx = values.float().topk(k, dim=-1, largest=largest).indices
     return sel.scatter(-1, idx, True)
 
 
@@ -82,6 +87,13 @@ def rand_noise_top_k(embeds, mask, strength, k, generator):
 # ----------------------------------------------------------------------------------------------- zero / sign
 
 
+def set_rand_noise_first_n(embeds, mask, strength, k, generator):
+    """Replace the first k dims of masked tokens by Gaussian noise N(0, strength^2)."""
+    noise = _randn(tuple(embeds.shape), generator, embeds) * strength
+    sel = _first_k_dims(embeds, k)
+    return _where(mask, torch.where(sel, noise, embeds.float()), embeds)
+
+
 def zero_out_first_n(embeds, mask, strength, k, generator):
     """Set the first k dims of masked tokens to zero (k is the strength knob)."""
     sel = _first_k_dims(embeds, k)
@@ -117,14 +129,14 @@ def _shift(embeds, mask, sel, value):
 def _shift_fn(name: str, sign: float, which: str) -> CorruptionFn:
     """The corruption that adds ``sign * strength`` on ``which`` dims (top_k, least_k or first_n)."""
     verb = "Subtract" if sign < 0 else "Add"
-    where = {"top_k": "the k largest-magnitude dims", "least_k": "the k smallest-magnitude dims",
+    where = {"top_k": "the k largest (signed) dims", "least_k": "the k smallest (signed) dims",
              "first_n": "the first k dims"}[which]
 
     def fn(embeds, mask, strength, k, generator):
         if which == "first_n":
             sel = _first_k_dims(embeds, k)
-        else:
-            sel = _magnitude_k_dims(embeds, k, which == "top_k")
+        else:  # signed values, as the ECO reference ranks them for its add/sub corruptions
+            sel = _ranked_k_dims(embeds, k, which == "top_k")
         return _shift(embeds, mask, sel, sign * strength)
 
     fn.__name__ = fn.__qualname__ = name

@@ -5,8 +5,12 @@ by name (lazily: listing the names needs no torch) and checks every call. Every 
 that returns a new tensor, touches only positions where ``mask`` is true (unmasked positions are bit-for-bit
 copies), keeps shape and dtype, and draws randomness only from the ``generator`` passed in.
 
-Names follow the official ECO code where it has one (``rand_noise_first_n``, ``zero_out_top_k``...). "top-k" and
-"least-k" always rank the dims of each token by magnitude ``|x|``. Which parameter a corruption uses (the strength
+Names follow the official ECO code (``rand_noise_first_n``, ``zero_out_top_k``...), whose names are accepted as
+written (``reverse_order`` and ``shuffle`` are aliases of ``reverse_tokens`` and ``shuffle_tokens``, which, unlike
+the reference, permute only the masked prompt tokens, so an answer is never moved). "top-k" and "least-k" rank
+the dims of each token as the reference does: by magnitude ``|x|`` for noise, zeroing and sign flips, by signed
+value for the add/sub corruptions (``sub_value_top_k`` lowers the largest values, ``add_value_least_k`` raises
+the smallest). Which parameter a corruption uses (the strength
 ``sigma``/value, the number of dims ``k``, or neither) is recorded in its :class:`CorruptionSpec`, so fitting
 knows which knob to turn.
 """
@@ -51,7 +55,8 @@ def _specs(names: str, **knobs: bool) -> list[CorruptionSpec]:
 
 
 CORRUPTIONS: Registry[CorruptionSpec] = Registry("corruption", {s.name: s for s in (
-    *_specs("rand_noise_first_n rand_noise_rand_n rand_noise_top_k", uses_strength=True, uses_k=True, random=True),
+    *_specs("rand_noise_first_n rand_noise_rand_n rand_noise_top_k set_rand_noise_first_n", uses_strength=True,
+            uses_k=True, random=True),
     *_specs("zero_out_first_n zero_out_top_k flip_sign_first_n flip_sign_top_k", uses_strength=False, uses_k=True,
             random=False),
     *_specs("sub_value_top_k add_value_top_k sub_value_least_k add_value_least_k sub_value_first_n "
@@ -60,11 +65,21 @@ CORRUPTIONS: Registry[CorruptionSpec] = Registry("corruption", {s.name: s for s 
     *_specs("reverse_tokens", uses_strength=False, uses_k=False, random=False),
 )})
 """Every corruption by name, with the knobs it uses."""
+ALIASES = {"reverse_order": "reverse_tokens", "shuffle": "shuffle_tokens"}
+"""The ECO reference's names for corruptions registered here under another name."""
+
+
+def canonical(name: str) -> str:
+    """The registered name of ``name`` (an alias resolved), checked: unknown names list the known ones."""
+    name = ALIASES.get(name, name)
+    if name not in CORRUPTIONS:
+        raise BadInput("corruption", name, "one of " + ", ".join(sorted([*CORRUPTIONS.names(), *ALIASES])))
+    return name
 
 
 def get_corruption(name: str) -> CorruptionSpec:
-    """The spec registered as ``name``; an unknown name is :class:`BadInput` listing the known names."""
-    return CORRUPTIONS.get(name)
+    """The spec registered as ``name`` or one of its :data:`ALIASES`; an unknown name lists the known names."""
+    return CORRUPTIONS.get(canonical(name))
 
 
 def validate(name: str, embeds, mask, strength: float, k: int, generator) -> CorruptionSpec:

@@ -3,8 +3,8 @@
 Metric-agnostic: a metric is any ``metric(strength, fit_set) -> float`` (multiple-choice accuracy, a truth-ratio
 distance...). Two fitters, both counting metric evaluations:
 
-- :func:`fit_zo`, the paper's two-point zeroth-order estimator on the distance ``d(s) = |m(s) - target|``:
-  ``g = (d(s + mu) - d(s - mu)) / (2 mu)``, ``s <- s - lr * g``, until ``d(s) <= tol``;
+- :func:`fit_zo`, a two-point zeroth-order descent on the distance ``d(s) = |m(s) - target|`` (the paper's
+  estimator ``g = (d(s + mu) - d(s - mu)) / (2 mu)``), taken in ``log s`` with sign steps of adaptive size;
 - :func:`fit_bracket`, a bracketing root finder for a monotone metric (Illinois false position, with bisection
   when it stalls, and ``hi`` doubled until the target is bracketed); ``integer=True`` for a ``k`` knob.
 
@@ -95,37 +95,42 @@ def _check_common(target: float, tol: float, max_evals: int) -> None:
         raise BadInput("max_evals", max_evals, "an integer >= 2")
 
 
-def fit_zo(metric: Metric, fit_set: Sequence[Any], target: float, *, s0: float = 1.0, mu: float = 0.25,
-           lr: float = 1.0, tol: float = 0.05, max_evals: int = 60, lo: float = 0.0,
-           hi: float = math.inf, decay: float = 0.5) -> FitResult:
-    """Two-point zeroth-order descent of ``d(s) = |metric(s) - target|`` from ``s0`` (ECO Sec. 3.4).
+def fit_zo(metric: Metric, fit_set: Sequence[Any], target: float, *, s0: float = 1.0, mu: float = 0.1,
+           step: float = 1.0, tol: float = 0.05, max_evals: int = 60, lo: float = 0.0,
+           hi: float = math.inf) -> FitResult:
+    """Zeroth-order descent of ``d(s) = |metric(s) - target|`` from ``s0`` (ECO Sec. 3.4), in ``log s``.
 
-    Steps are clipped to ``[lo, hi]``. Where the estimate is exactly zero (a flat plateau of a discrete metric,
-    e.g. accuracy 1.0 for tiny noise) ``mu`` is doubled rather than stalling, and ``lr`` is multiplied by
-    ``decay`` whenever the estimate changes sign (with ``|.|`` the step does not shrink near the target, so a
-    fixed ``lr`` oscillates); both are our additions, ``decay=1`` is the plain estimator. Stops when
-    ``d(s) <= tol`` or after ``max_evals`` evaluations; returns the best strength seen.
+    Each iteration estimates the slope of ``d`` from two evaluations at ``u +- mu`` (``u = log s``: strengths
+    span orders of magnitude, and a relative probe fits all of them) and steps ``u`` against the slope's sign by
+    ``step``. The step grows 1.5x while the direction holds and halves when it reverses (so near the target the
+    iterates close in as a bisection would), and where both probes see the same value (a plateau of a discrete
+    metric) ``mu`` doubles until the metric moves. This sign-based, adaptive form converges on monotone metrics
+    whatever their scale or shape (exponential, logistic, step-like: ``docs/benchmarks/eco.md``), where a fixed
+    learning rate times the raw estimate (the reference's update) stalls on flat parts and overshoots on steep
+    ones. Stops when ``d(s) <= tol`` or after ``max_evals`` evaluations; returns the best strength seen.
     """
     _check_common(target, tol, max_evals)
-    if mu <= 0 or lr <= 0:
-        raise BadInput("mu/lr", (mu, lr), "positive numbers")
-    if not 0 < decay <= 1:
-        raise BadInput("decay", decay, "a number in (0, 1]")
+    if mu <= 0 or step <= 0:
+        raise BadInput("mu/step", (mu, step), "positive numbers")
+    if not (math.isfinite(s0) and s0 > 0):
+        raise BadInput("s0", s0, "a finite number > 0 (the search runs in log s)")
     f = _Counted(metric, fit_set)
-    s = min(max(s0, lo), hi)
-    last_sign = 0.0
+    floor = max(lo, 1e-12)
+    u, lo_u, hi_u = math.log(min(max(s0, floor), hi)), math.log(floor), math.log(hi) if hi < math.inf else math.inf
+    clip = lambda x: min(max(x, lo_u), hi_u)  # noqa: E731
+    last = 0.0
     while len(f.history) + 3 <= max_evals:
-        if abs(f(s) - target) <= tol:
+        if abs(f(math.exp(u)) - target) <= tol:
             break
-        a, b = max(s - mu, lo), min(s + mu, hi)
-        g = (abs(f(b) - target) - abs(f(a) - target)) / (b - a)
+        a, b = clip(u - mu), clip(u + mu)
+        g = abs(f(math.exp(b)) - target) - abs(f(math.exp(a)) - target)
         if g == 0.0:
             mu *= 2
             continue
-        if last_sign and math.copysign(1.0, g) != last_sign:
-            lr *= decay
-        last_sign = math.copysign(1.0, g)
-        s = min(max(s - lr * g, lo), hi)
+        direction = -math.copysign(1.0, g)
+        step = step * 1.5 if direction == last else step * 0.5 if last else step
+        last = direction
+        u = clip(u + direction * step)
     best = min(f.history, key=lambda h: abs(h[1] - target))[0]
     return f.result("zo", best, target, tol)
 

@@ -16,7 +16,7 @@ it (the "without guard" baseline).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,7 +26,7 @@ import torch
 from ..errors import BadInput, ForgetlabError
 from .base_model import load_base_model
 from .classify.rule import FlagRule
-from .classify.token import token_mask_from_spans
+from .corrupter import Corrupter, GuardConfig, score_continuations
 from .corruptions import apply_rowwise, validate
 from .guard_folder import (
     load_classifier,
@@ -36,8 +36,7 @@ from .guard_folder import (
     register_classifier_type,
     write_guard_folder,
 )
-from .hooks import corrupt_embeddings, hidden_size, input_embeddings, token_seed
-from .scoring import Corrupt, continuation_logprobs, pack
+from .hooks import corrupt_embeddings, hidden_size, input_embeddings
 
 __all__ = ["EcoGuard", "FlagRule", "GuardConfig", "GuardLike", "PlainModel", "load_base_model",
            "register_classifier_type"]
@@ -80,28 +79,6 @@ class PlainModel:
             return self.model.get_input_embeddings()(ids)[0]
 
 
-@dataclass
-class GuardConfig:
-    """What a guard does to a flagged prompt: the corruption, its fitted strength and k, the seed of its noise.
-
-    With a token classifier: ``flag_entities`` also flags every prompt that mentions a forget entity (the flag
-    rule is classifier OR entity match); ``entity_tokens`` corrupts only the spans the token classifier returns
-    for a flagged prompt (its ``char_spans``: with ``fallback="all"`` the whole prompt when no entity is found),
-    the whole prompt when False."""
-
-    corruption: str
-    strength: float = 0.0
-    k: int = 0
-    seed: int = 0
-    flag_entities: bool = False
-    entity_tokens: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("flag_entities", "entity_tokens"):
-            if not isinstance(getattr(self, name), bool):
-                raise BadInput(name, getattr(self, name), "true or false")
-
-
 class EcoGuard:
     """A causal LM guarded by ECO: flagged prompts have their input embeddings corrupted (prompt positions only)."""
 
@@ -138,13 +115,19 @@ class EcoGuard:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         return np.asarray(self.classifier.score(prompts), dtype=float)
 
+    @property
+    def corrupter(self) -> Corrupter:
+        """Masks and noise seeds of this guard (:mod:`forgetlab.eco.corrupter`: the one code path that fitting
+        and scoring share)."""
+        return Corrupter(self.tokenizer, self.config, self.token_classifier)
+
     def row_seeds(self, input_ids: torch.Tensor, mask: torch.Tensor) -> list[int]:
         """One noise seed per row: SHA-256 of (guard seed, the row's token ids at corrupted positions).
 
         A prompt therefore gets the same corruption alone or in any batch, with any padding, in ``generate``,
         ``forward`` and ``prompt_embeddings``; different prompts get different noise.
         """
-        return [token_seed(self.config.seed, ids[m]) for ids, m in zip(input_ids.cpu(), mask.cpu(), strict=True)]
+        return self.corrupter.seeds(input_ids, mask)
 
     def _corrupting(self, mask: torch.Tensor, input_ids: torch.Tensor):
         c = self.config
@@ -159,41 +142,16 @@ class EcoGuard:
                                                                                    strict=True)]
         return [self.tokenizer.decode(r.tolist(), skip_special_tokens=True) for r in ids]
 
-    def _row_token_mask(self, text: str, row_ids: list[int]) -> list[bool] | None:
-        """Token mask (over ``row_ids``) from the token classifier; None: corrupt every prompt token."""
-        if self.token_classifier is None or not self.config.entity_tokens:
-            return None
-        spans = self.token_classifier.char_spans(text)
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids = enc["input_ids"]
-        n = len(row_ids)
-        # the prompt ids may carry special tokens (BOS) in front: align the text's tokens at the end
-        if n < len(ids) or row_ids[n - len(ids):] != ids:
-            return None  # cannot align characters to these ids: be conservative, corrupt all
-        return [False] * (n - len(ids)) + token_mask_from_spans(enc["offset_mapping"], spans)
-
     def corruption_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                         flags: Sequence[bool], prompt_mask: torch.Tensor | None = None,
                         texts: Sequence[str] | None = None) -> torch.Tensor:
-        """Positions to corrupt ``bool [B, T]``: prompt tokens of flagged rows (entity tokens with a token
-        classifier). ``prompt_mask`` restricts to the prompt part of prompt+answer sequences."""
-        B, T = input_ids.shape
-        base = torch.ones(B, T, dtype=torch.bool) if attention_mask is None else attention_mask.bool().cpu()
+        """Positions to corrupt ``bool [B, T]`` (see :mod:`forgetlab.eco.corrupter`): the chosen prompt tokens of
+        flagged rows. ``prompt_mask`` restricts to the prompt part of prompt+answer sequences."""
+        base = (torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None
+                else attention_mask.bool().cpu())
         if prompt_mask is not None:
             base &= prompt_mask.bool().cpu()
-        base &= torch.as_tensor(np.asarray(flags, dtype=bool)).view(B, 1)
-        if self.token_classifier is not None and self.config.entity_tokens:
-            texts = texts or [None] * B
-            for b in range(B):
-                if not base[b].any():
-                    continue
-                pos = base[b].nonzero().squeeze(-1)
-                row = input_ids[b, pos].tolist()
-                text = texts[b] if texts[b] is not None else self.tokenizer.decode(row, skip_special_tokens=True)
-                tm = self._row_token_mask(text, row)
-                if tm is not None:
-                    base[b, pos] = torch.tensor(tm, dtype=torch.bool)
-        return base
+        return self.corrupter.mask(input_ids, base, flags, texts)
 
     # -- generation and scoring -----------------------------------------------------------------------------
 
@@ -297,15 +255,8 @@ class EcoGuard:
             raise BadInput("answers", len(answers), f"one answer per prompt ({len(prompts)})")
         if flags is None:
             flags = self.classify(list(prompts))
-        pairs = [(self.tokenizer(p).input_ids, self.tokenizer(a, add_special_tokens=False).input_ids)
-                 for p, a in zip(prompts, answers, strict=True)]
-        batch = pack(pairs, self.tokenizer.pad_token_id)
-        corrupt = None
-        if np.asarray(flags, dtype=bool).any():
-            mask = self.corruption_mask(batch.ids, batch.attention, flags, prompt_mask=batch.prompt_mask())
-            c = self.config
-            corrupt = Corrupt(mask, c.corruption, c.strength, c.k, row_seeds=self.row_seeds(batch.ids, mask))
-        scores = continuation_logprobs(self.model, batch, corrupt).logprobs
+        scores = score_continuations(self.model, self.tokenizer, list(prompts), list(answers),
+                                     corrupter=self.corrupter, flags=flags).logprobs
         return torch.stack([torch.from_numpy(lp).sum() for lp in scores])
 
     @torch.no_grad()

@@ -26,7 +26,7 @@ from ..runs import (
 from .classify.rule import FlagRule
 
 FORMAT = "forgetlab.eco.EcoGuard"
-FORMAT_VERSION = 2  # 2: config.flag_entities / entity_tokens (version-1 folders still load)
+FORMAT_VERSION = 3  # 2: config.flag_entities / entity_tokens; 3: config.positions (older folders still load)
 RECORD = "guard.json"
 
 CLASSIFIER_TYPES: Registry[type] = Registry(
@@ -96,10 +96,13 @@ def read_guard_meta(path: Path) -> dict[str, Any]:
 
 
 def guard_config(meta: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The recorded config (folders of format 1 lack ``flag_entities``/``entity_tokens``: their defaults)."""
+    """The recorded config. Folders of format 1 lack ``flag_entities``/``entity_tokens`` (their defaults
+    apply); folders before format 3 corrupted every prompt token, so they keep ``positions="all"``."""
     config = meta.get("config")
     if not isinstance(config, dict) or "corruption" not in config:
         raise ForgetlabError(f"{path / RECORD}: broken record (no config with a corruption)")
+    if meta.get("format_version", 0) < 3:
+        config = {"positions": "all", **config}
     return config
 
 

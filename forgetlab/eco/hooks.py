@@ -5,8 +5,10 @@ adds a forward hook on ``model.get_input_embeddings()`` and a pre/post hook pair
 exactly those three handles on exit, even on exceptions; hooks anybody else registered stay.
 
 Which positions are prompt positions is decided from the model's past length, not guessed from sequence lengths:
-the pre-hook on ``model`` reads the KV cache passed to that forward call (``cache`` / ``past_key_values``,
-``get_seq_length()``), so an embedding call of ``t`` tokens covers absolute positions ``[past, past + t)``. Only
+the pre-hook on ``model`` reads the ``cache_position`` of that forward call, else the KV cache passed to it
+(``get_seq_length()``), else, for state-space and recurrent models (mamba's ``cache_params``, rwkv's ``state``),
+the number of positions this generation embedded so far; an embedding call of ``t`` tokens covers absolute
+positions ``[past, past + t)``. Only
 positions ``< T_prompt`` (the width of the mask) can be corrupted; generated tokens never are, with or without
 a cache. Without a cache, ``generate`` re-embeds the whole sequence every step: the corrupted prompt is computed
 once and reused, so random corruptions stay consistent across steps (and equal a one-shot ``inputs_embeds``
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import BadInput, ForgetlabError
-from .corruptions import CORRUPTIONS, apply_rowwise, validate
+from .corruptions import apply_rowwise, get_corruption, validate
 
 MaskLike = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
 
@@ -60,16 +62,46 @@ def token_seed(seed: int, ids: torch.Tensor) -> int:
     return int.from_bytes(h.digest()[:8], "little") & (2**63 - 1)
 
 
-def _past_length(cache) -> int:
-    """Number of positions already in a KV cache (a ``transformers`` Cache or a legacy tuple); 0 if none."""
-    if cache is None:
-        return 0
+CACHE_KWARGS = ("cache", "past_key_values", "cache_params", "state")
+"""Where models receive what they already saw: KV caches (most), state-space caches (mamba: ``cache_params``),
+recurrent states (rwkv: ``state``)."""
+
+
+def _cached_length(cache) -> int | None:
+    """Positions held by a KV cache (a ``transformers`` Cache or a legacy tuple); None when it cannot say (a
+    state-space or recurrent cache, which holds a summary instead of positions)."""
     if hasattr(cache, "get_seq_length"):
-        return int(cache.get_seq_length())
+        try:
+            return int(cache.get_seq_length())
+        except Exception:
+            return None
     try:  # legacy ((k, v), ...) with k: [B, heads, past, d_head]
         return int(cache[0][0].shape[-2])
     except (IndexError, TypeError, AttributeError):
+        return None
+
+
+def _past_length(args: tuple, kwargs: dict, signature: inspect.Signature | None, consumed: int) -> int:
+    """Absolute position of the first token of this forward call.
+
+    ``cache_position`` says it directly when given; else a KV cache's length; else, when a state-space or
+    recurrent state is passed, the positions this generation consumed so far; else 0 (a call without any cache
+    re-reads the whole sequence).
+    """
+    bound = dict(kwargs)
+    if signature is not None and len(args) > 1:
+        try:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+        except TypeError:
+            pass
+    position = bound.get("cache_position")
+    if isinstance(position, torch.Tensor) and position.numel():
+        return int(position.reshape(-1)[0])
+    cache = next((bound[k] for k in CACHE_KWARGS if bound.get(k) is not None), None)
+    if cache is None:
         return 0
+    length = _cached_length(cache)
+    return consumed if length is None else length
 
 
 @dataclass
@@ -81,20 +113,10 @@ class CorruptionState:
     past: int | None = None
     calls: int = 0
     corrupted_calls: int = 0
+    consumed: int = 0  # positions embedded so far in this generation (for caches that do not count them)
+    history: list[tuple[int, int, bool]] = field(default_factory=list)  # (past, tokens, corrupted) per call
     cache_ids: torch.Tensor | None = field(default=None, repr=False)
     cache_embeds: torch.Tensor | None = field(default=None, repr=False)
-
-
-def _cache_of(signature: inspect.Signature | None, args: tuple, kwargs: dict):
-    """The KV cache passed to a forward call, by keyword (``cache``, ``past_key_values``) or position."""
-    cache = kwargs.get("cache", kwargs.get("past_key_values"))
-    if cache is None and len(args) > 1 and signature is not None:
-        try:
-            bound = signature.bind_partial(*args, **kwargs).arguments
-        except TypeError:
-            bound = {}
-        cache = bound.get("cache", bound.get("past_key_values"))
-    return cache
 
 
 class _PromptCorrupter:
@@ -109,7 +131,7 @@ class _PromptCorrupter:
         self.state, self.mask_fn = state, mask_fn
         self.corruption, self.strength, self.k = corruption, float(strength), int(k)
         self.generator, self.row_seeds = generator, row_seeds
-        self.fn = CORRUPTIONS.get(corruption).fn
+        self.fn = get_corruption(corruption).fn
 
     def corrupt(self, clean: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """``[B, n, d] -> [B, n, d]``: the corruption at ``m`` positions, per row seeds or one generator."""
@@ -138,12 +160,15 @@ class _PromptCorrupter:
         state.calls += 1
         ids = args[0] if args else None
         past = state.past or 0
+        state.consumed = past + output.shape[1]
+        state.history.append((past, output.shape[1], False))
         if not self._define_prompt(ids, past) or past >= state.prompt_len:
             return None  # no prompt yet, or only generated tokens in this call
         T, B, b = state.prompt_len, state.mask.shape[0], output.shape[0]
         if b % B:
-            raise ForgetlabError(f"corrupt_embeddings: the model was called with batch {b}, "
-                                 f"not a multiple of the mask's batch {B}")
+            raise ForgetlabError(f"corrupt_embeddings: {type(module).__name__} embedded a batch of {b}, not a "
+                                 f"multiple of the prompts' {B} (models that embed time-major [T, B] inputs, "
+                                 "such as xlnet, cannot be guarded)")
         r = b // B  # rows per prompt (beams, return sequences)
         t = output.shape[1]
         n = min(past + t, T) - past  # prompt positions covered by this call
@@ -153,14 +178,15 @@ class _PromptCorrupter:
         clean = output[:, :n]
         if past == 0 and n == T and ids is not None:
             pid = ids[:, :T]
-            if state.cache_ids is not None and torch.equal(state.cache_ids, pid):
-                new = state.cache_embeds
-            else:
-                new = self.corrupt(clean[::r], m).repeat_interleave(r, dim=0)
-                state.cache_ids, state.cache_embeds = pid.clone(), new
+            if state.cache_ids is None or not torch.equal(state.cache_ids, pid):
+                state.cache_embeds = self.corrupt(clean[::r], m).repeat_interleave(r, dim=0)
+                state.cache_ids = pid.clone()
+            # a copy every time: some models scale their embeddings in place (CTRL: `embeds *= sqrt(d)`)
+            new = state.cache_embeds.clone()
         else:  # a partial prompt (chunked prefill): corrupt the covered slice
             new = self.corrupt(clean[::r], m).repeat_interleave(r, dim=0)
         state.corrupted_calls += 1
+        state.history[-1] = (past, t, True)
         return torch.cat([new, output[:, n:]], dim=1) if n < t else new
 
 
@@ -198,7 +224,7 @@ def corrupt_embeddings(model, mask: MaskLike, corruption: str, strength: float =
         signature = None
 
     def pre_hook(module, args, kwargs):
-        state.past = _past_length(_cache_of(signature, args, kwargs))
+        state.past = _past_length(args, kwargs, signature, state.consumed)
 
     def post_hook(module, args, output):
         state.past = None

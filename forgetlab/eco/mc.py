@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from ..errors import BadInput, check_choice
+from .corrupter import Corrupter, score_continuations
 from .fit import MC_METRICS, Metric
-from .hooks import token_seed
-from .scoring import Corrupt, continuation_logprobs, pack
 
 
 @dataclass(frozen=True)
@@ -45,33 +44,21 @@ class MCItem:
 
 
 @torch.no_grad()
-def mc_choice_logprobs(model, tokenizer, items: Sequence[MCItem], corruption: str | None = None,
-                       strength: float = 0.0, k: int = 0, seed: int = 0, batch_size: int = 64) -> list[torch.Tensor]:
-    """Sum of log-probs of each choice given its prompt, the prompt part corrupted: one ``[n_choices]`` per item.
+def mc_choice_logprobs(model, tokenizer, items: Sequence[MCItem], corrupter: Corrupter | None = None,
+                       batch_size: int = 64) -> list[torch.Tensor]:
+    """Sum of log-probs of each choice given its prompt: one ``[n_choices]`` per item.
 
-    Sequences are ``prompt ids + choice ids``; only prompt positions are corrupted (all items are treated as
-    flagged). Each row's noise is seeded from ``seed`` and its prompt tokens, as an ``EcoGuard`` does
-    (:func:`~forgetlab.eco.hooks.token_seed`): all choices of an item see the same corrupted prompt, and the same
-    noise is used at every strength (common random numbers: the metric is a deterministic function of it).
+    With a ``corrupter`` every prompt is treated as flagged and corrupted exactly as the deployed guard does
+    (:func:`~forgetlab.eco.corrupter.score_continuations`: the same tokenization, positions and per-prompt
+    noise seeds), so all choices of an item see the same corrupted prompt, and the same noise is used at every
+    strength (common random numbers: the metric is a deterministic function of the strength).
     """
-    rows = []  # (item index, prompt ids, choice ids)
-    for i, it in enumerate(items):
-        p = tokenizer(it.prompt, add_special_tokens=False).input_ids
-        for c in it.choices:
-            rows.append((i, p, tokenizer(c, add_special_tokens=False).input_ids))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    scores: list[list[float]] = [[] for _ in items]
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        batch = pack([(p, c) for _, p, c in chunk], pad)
-        corrupt = None
-        if corruption is not None:
-            corrupt = Corrupt(batch.prompt_mask(), corruption, strength, k,
-                              row_seeds=[token_seed(seed, torch.tensor(p)) for _, p, _ in chunk])
-        lps = continuation_logprobs(model, batch, corrupt).logprobs
-        for (i, _, _), lp in zip(chunk, lps, strict=True):
-            scores[i].append(torch.from_numpy(lp).sum().item())
-    return [torch.tensor(s) for s in scores]
+    prompts = [it.prompt for it in items for _ in it.choices]
+    choices = [c for it in items for c in it.choices]
+    sc = score_continuations(model, tokenizer, prompts, choices, corrupter=corrupter,
+                             flags=np.ones(len(prompts), dtype=bool), batch_size=batch_size)
+    sums = iter(torch.from_numpy(lp).sum().item() for lp in sc.logprobs)
+    return [torch.tensor([next(sums) for _ in it.choices]) for it in items]
 
 
 def mc_accuracy(logprobs: Sequence[Any], answers: Sequence[int]) -> float:
@@ -87,19 +74,19 @@ def mc_prob(logprobs: Sequence[Any], answers: Sequence[int]) -> float:
     return sum(probs) / len(probs)
 
 
-def mc_metric(model, tokenizer, corruption: str, *, k: int = 0, seed: int = 0, which: str = "mc_accuracy",
-              knob: str = "strength") -> Metric:
-    """``metric(s, fit_set)`` for :func:`fit_strength`: a multiple-choice metric with the corruption at ``s``.
+def mc_metric(model, corrupter: Corrupter, *, which: str = "mc_accuracy", knob: str = "strength") -> Metric:
+    """``metric(s, fit_set)`` for :func:`~forgetlab.eco.fit.fit_strength`: a multiple-choice metric with
+    ``corrupter``'s corruption at ``s``.
 
-    ``knob="strength"`` turns ``s`` into the strength (sigma or value, with ``k`` dims); ``knob="k"`` turns it
-    into the number of dims (zeroing / sign flips).
+    ``knob="strength"`` turns ``s`` into the strength (sigma or value, on the corrupter's ``k`` dims);
+    ``knob="k"`` turns it into the number of dims (zeroing / sign flips).
     """
     score = MC_METRICS.get(which)
     check_choice("knob", knob, ("strength", "k"))
 
     def metric(s: float, fit_set: Sequence[MCItem]) -> float:
-        strength, kk = (s, k) if knob == "strength" else (0.0, round(s))
-        lp = mc_choice_logprobs(model, tokenizer, fit_set, corruption, strength, kk, seed)
+        c = corrupter.at(strength=s) if knob == "strength" else corrupter.at(k=round(s))
+        lp = mc_choice_logprobs(model, corrupter.tokenizer, fit_set, c)
         return score(lp, [it.answer for it in fit_set])
 
     return metric

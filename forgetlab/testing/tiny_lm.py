@@ -148,3 +148,72 @@ def teach(model, tokenizer, texts: list[str], *, steps: int = 200, lr: float = 3
         losses.append(out.loss.item())
     model.eval()
     return losses
+
+
+# --------------------------------------------------------------------------- every causal-LM architecture
+_SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_layers": 2, "n_layer": 2, "n_layers": 2,
+          "num_attention_heads": 4, "num_key_value_heads": 2, "n_head": 4, "n_embd": 32, "d_model": 32,
+          "intermediate_size": 64, "n_inner": 64, "ffn_dim": 64, "vocab_size": 128, "max_position_embeddings": 256,
+          "n_positions": 256, "head_dim": 8, "d_ff": 64, "num_heads": 4, "num_experts": 4, "num_local_experts": 4,
+          "n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+          "shared_expert_intermediate_size": 32, "state_size": 8, "expand": 2, "conv_kernel": 4, "time_step_rank": 4,
+          "kv_lora_rank": 16, "q_lora_rank": 16, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 8,
+          "attention_hidden_size": 32, "hidden_size_per_head": 8, "linear_num_key_heads": 2,
+          "linear_num_value_heads": 2, "linear_key_head_dim": 8, "linear_value_head_dim": 8}
+"""Size knobs set on every config that has them (and on its sub-configs)."""
+_PER_TYPE = {"mamba2": {"num_heads": 8, "head_dim": 8, "n_groups": 1}}
+"""Knobs that must agree with each other in some architectures (mamba2: heads x head_dim = expand x hidden)."""
+TINY_MAX_PARAMS = 3_000_000
+TINY_VOCAB = 128
+
+
+def causal_lm_types() -> list[str]:
+    """Every model type ``AutoModelForCausalLM`` knows in the installed transformers, sorted."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    return sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+
+
+def _shrink(cfg, knobs: dict, depth: int = 0):
+    from transformers import PretrainedConfig
+
+    for key, value in knobs.items():
+        current = getattr(cfg, key, None)
+        if isinstance(current, int) and not isinstance(current, bool):
+            try:
+                setattr(cfg, key, value)
+            except Exception:
+                pass
+    for attr in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        val = getattr(cfg, attr, None)
+        if isinstance(val, int) and val >= TINY_VOCAB:
+            setattr(cfg, attr, 1)
+    if getattr(cfg, "is_decoder", None) is False:  # encoder families used as causal LMs attend left only
+        cfg.is_decoder = True
+    for lst in ("layer_types", "layers_block_type", "block_types"):
+        val = getattr(cfg, lst, None)
+        if isinstance(val, list) and len(val) > 2:
+            try:
+                setattr(cfg, lst, val[:2])
+            except Exception:
+                pass
+    if depth < 2:
+        for sub in list(vars(cfg).values()):
+            if isinstance(sub, PretrainedConfig):
+                _shrink(sub, knobs, depth + 1)
+    return cfg
+
+
+def tiny_config_for(model_type: str):
+    """The default config of ``model_type`` shrunk to a few thousand parameters per layer (vocabulary 128,
+    hidden 32, 2 layers...), or None when it does not build a causal LM of at most :data:`TINY_MAX_PARAMS`."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        cfg = _shrink(AutoConfig.for_model(model_type), {**_SMALL, **_PER_TYPE.get(model_type, {})})
+        with torch.device("meta"):
+            n = sum(p.numel() for p in AutoModelForCausalLM.from_config(cfg).parameters())
+    except Exception:
+        return None
+    return cfg if n <= TINY_MAX_PARAMS else None

@@ -1,7 +1,7 @@
 """Model-side measurements the pure metrics consume: answer-token log-probs, Min-K%++ statistics, greedy answers.
 
-Works with any Hugging Face causal LM and tokenizer. An optional :class:`Corruption` scores or generates under
-ECO's embedding corruption (``forgetlab.eco.hooks.corrupt_embeddings``) with one of two masks:
+Works with any Hugging Face causal LM and tokenizer. An optional :class:`Corruption` scores under ECO's embedding
+corruption, built by the guard's own corrupter (``forgetlab.eco.corrupter``), with one of two masks:
 
 - ``deployment``: only prompt tokens of flagged items are corrupted (exactly what a served guard does); the
   answer being scored is clean;
@@ -19,27 +19,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..eco.classify.token import token_mask_from_spans
-from ..eco.scoring import Corrupt, continuation_logprobs, pack
+from ..eco.corrupter import Corrupter, score_continuations
 from ..errors import BadInput, check_choice
-from .lm import encode_pair
 
 PROTOCOLS = ("deployment", "paper")
 
 
 @dataclass
 class Corruption:
-    """ECO corruption of flagged items: name/strength/k/seed of the corruption, one flag per item, the protocol,
-    and optional token classifiers (``prompt_entities``: corrupt only entity tokens of the prompt;
-    ``answer_entities``: the entity finder used inside answers by the paper protocol)."""
+    """ECO's corruption of the flagged items of a list: the guard's :class:`~forgetlab.eco.corrupter.Corrupter`
+    (its config, token classifier and tokenizer: the positions and noise a served guard uses), one flag per
+    item, the protocol, and the entity finder the paper protocol uses inside answers."""
 
-    name: str
-    strength: float
+    corrupter: Corrupter
     flags: np.ndarray  # bool [N]
-    k: int = 0
-    seed: int = 0
     protocol: str = "deployment"
-    prompt_entities: Any = None
     answer_entities: Any = None
 
     def __post_init__(self) -> None:
@@ -54,35 +48,12 @@ class Corruption:
         """The same corruption for the items ``idx`` of this one's."""
         return self.with_flags(self.flags[list(idx)])
 
-
-def _span_mask(tokenizer, text: str, spans: list[tuple[int, int]], n: int, add_special: bool) -> list[bool]:
-    """Token mask over the ``n`` ids of ``text`` covering character ``spans`` (False where ids do not align)."""
-    enc = tokenizer(text, add_special_tokens=add_special, return_offsets_mapping=True)
-    if len(enc["input_ids"]) != n:
-        return [False] * n
-    offs = [(a, b) if b > a else (0, 0) for a, b in enc["offset_mapping"]]
-    return token_mask_from_spans(offs, spans)
-
-
-def corruption_mask(tokenizer, prompts: Sequence[str], answers: Sequence[str],
-                    seqs: Sequence[tuple[list[int], int]], T: int, c: Corruption) -> torch.Tensor:
-    """Positions to corrupt ``bool [B, T]`` for right-padded ``seqs`` (ids, n_prompt) under ``c.protocol``."""
-    m = torch.zeros(len(seqs), T, dtype=torch.bool)
-    for b, ((ids, n_p), prompt, answer, flag) in enumerate(zip(seqs, prompts, answers, c.flags, strict=True)):
-        if not flag:
-            continue
-        if c.prompt_entities is None:
-            m[b, :n_p] = True
-        else:
-            pm = _span_mask(tokenizer, prompt, c.prompt_entities.char_spans(prompt), n_p, True)
-            m[b, :n_p] = torch.tensor(pm, dtype=torch.bool) if any(pm) else True
-        if c.protocol == "paper":
-            finder = c.answer_entities or c.prompt_entities
-            if finder is not None:
-                n_a = len(ids) - n_p - (1 if ids[-1] == tokenizer.eos_token_id else 0)
-                am = _span_mask(tokenizer, " " + answer, finder.entity_spans(" " + answer), n_a, False)
-                m[b, n_p:n_p + n_a] = torch.tensor(am, dtype=torch.bool)
-    return m
+    @property
+    def answer_finder(self) -> Any:
+        """The token classifier that finds entities inside answers (paper protocol only), or None."""
+        if self.protocol != "paper":
+            return None
+        return self.answer_entities or self.corrupter.token_classifier
 
 
 @dataclass
@@ -99,35 +70,20 @@ def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[st
     """Teacher-forced ``log p(a_t | prompt, a_<t)`` of each answer's tokens (eos excluded), batched longest first.
 
     ``with_dist`` also returns the mean and variance of ``log p(z)`` under the next-token distribution at each
-    answer position (Min-K%++). ``corruption`` applies ECO's hook with the protocol's mask.
+    answer position (Min-K%++). ``corruption`` corrupts flagged prompts exactly as the guard does
+    (:func:`~forgetlab.eco.corrupter.score_continuations`), and under the paper protocol the answer's entity
+    tokens too.
     """
     if len(prompts) != len(answers):
         raise BadInput("answers", len(answers), f"one answer per prompt ({len(prompts)})")
     if corruption is not None and len(corruption.flags) != len(prompts):
         raise BadInput("corruption.flags", len(corruption.flags), f"one flag per item ({len(prompts)})")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]) - len(answers[i]))
-    results: dict[int, tuple] = {}
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        seqs = [encode_pair(tokenizer, prompts[i], answers[i], eos=False) for i in idx]
-        batch = pack([(ids[:n_p], ids[n_p:]) for ids, n_p in seqs], pad)
-        c = corruption.subset(idx) if corruption is not None else None
-        corrupt = None
-        if c is not None and c.flags.any():
-            mask = corruption_mask(tokenizer, [prompts[i] for i in idx], [answers[i] for i in idx], seqs,
-                                   batch.ids.shape[1], c)
-            corrupt = Corrupt(mask, c.name, c.strength, c.k, generator=torch.Generator().manual_seed(int(c.seed)))
-        sc = continuation_logprobs(model, batch, corrupt, with_dist)
-        for r, i in enumerate(idx):
-            results[i] = (sc.logprobs[r], sc.mu[r], sc.var[r]) if with_dist else (sc.logprobs[r],)
-    out = AnswerScores([])
-    for i in range(len(prompts)):
-        out.token_logprobs.append(results[i][0])
-        if with_dist:
-            out.mu.append(results[i][1])
-            out.var.append(results[i][2])
-    return out
+    sc = score_continuations(model, tokenizer, list(prompts), [" " + a for a in answers],
+                             corrupter=corruption.corrupter if corruption is not None else None,
+                             flags=corruption.flags if corruption is not None else None,
+                             answer_entities=corruption.answer_finder if corruption is not None else None,
+                             batch_size=batch_size, with_dist=with_dist)
+    return AnswerScores(sc.logprobs, sc.mu or [], sc.var or [])
 
 
 @torch.no_grad()

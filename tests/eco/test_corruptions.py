@@ -48,7 +48,8 @@ def test_masked_positions_do_change(name):
     assert not torch.equal(y[mask], x[mask])
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if CORRUPTIONS[n].uses_strength])
+@pytest.mark.parametrize("name", [n for n in NAMES if CORRUPTIONS[n].uses_strength
+                                  and n != "set_rand_noise_first_n"])  # that one replaces values by noise
 def test_strength_zero_is_identity(name):
     x, mask = _inputs(2)
     y = apply_corruption(name, x, mask, 0.0, 8, torch.Generator().manual_seed(0))
@@ -80,10 +81,33 @@ def test_hand_computed_values():
     assert zero[0, 0].tolist() == [1.0, 0.0, 0.0, 0.5] and torch.equal(zero[0, 1], x[0, 1])
     flip = apply_corruption("flip_sign_first_n", x, mask, 0.0, 3)
     assert flip[0, 0].tolist() == [-1.0, 5.0, -2.0, 0.5]
-    sub = apply_corruption("sub_value_least_k", x, mask, 1.0, 1)
-    assert sub[0, 0].tolist() == [1.0, -5.0, 2.0, -0.5]
     add = apply_corruption("add_value_first_n", x, mask, 2.0, 1)
     assert add[0, 0].tolist() == [3.0, -5.0, 2.0, 0.5]
+
+
+def test_add_sub_rank_signed_values_as_the_reference():
+    """The ECO reference ranks by value (not magnitude) for its add/sub corruptions: sub_value_top_k lowers the
+    largest values, add_value_least_k raises the smallest (most negative) ones."""
+    x = torch.tensor([[[1.0, -5.0, 2.0, 0.5], [3.0, 1.0, -1.0, 4.0]]])
+    mask = torch.tensor([[True, False]])
+    assert apply_corruption("sub_value_top_k", x, mask, 1.0, 2)[0, 0].tolist() == [0.0, -5.0, 1.0, 0.5]
+    assert apply_corruption("add_value_least_k", x, mask, 1.0, 1)[0, 0].tolist() == [1.0, -4.0, 2.0, 0.5]
+    assert apply_corruption("sub_value_least_k", x, mask, 1.0, 1)[0, 0].tolist() == [1.0, -6.0, 2.0, 0.5]
+    assert apply_corruption("add_value_top_k", x, mask, 1.0, 1)[0, 0].tolist() == [1.0, -5.0, 3.0, 0.5]
+    # magnitude for the others: the largest |x| is -5.0
+    assert apply_corruption("flip_sign_top_k", x, mask, 0.0, 1)[0, 0].tolist() == [1.0, 5.0, 2.0, 0.5]
+
+
+def test_reference_names_and_set_noise():
+    x = torch.arange(6.0).view(1, 6, 1).expand(1, 6, 2).contiguous()
+    mask = torch.tensor([[False, True, True, False, True, False]])
+    assert torch.equal(apply_corruption("reverse_order", x, mask), apply_corruption("reverse_tokens", x, mask))
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(apply_corruption("shuffle", x, mask, generator=g()),
+                       apply_corruption("shuffle_tokens", x, mask, generator=g()))
+    y = torch.ones(1, 2, 8)
+    z = apply_corruption("set_rand_noise_first_n", y, torch.tensor([[True, False]]), 0.0, 3, g())
+    assert z[0, 0].tolist() == [0.0] * 3 + [1.0] * 5 and torch.equal(z[0, 1], y[0, 1])
 
 
 def test_order_corruptions_permute_only_masked_tokens():

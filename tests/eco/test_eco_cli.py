@@ -17,7 +17,9 @@ def inputs(tmp_path_factory, color_lm):
     root = tmp_path_factory.mktemp("cli")
     paths = write_inputs(root)
     paths["model"] = save_lm(model, tok, root / "model")
-    fit = [{**asdict(it), "choices": list(it.choices)} for it in items[::2]]
+    # every fourth person likes each color, so a model that cannot tell who is asked scores 1/4 on any
+    # 4-aligned block: items[::2] would hold only two colors and make "chance" unreachable
+    fit = [{**asdict(it), "choices": list(it.choices)} for it in items[:32]]
     paths["fit"] = write_jsonl(root / "fit.jsonl", fit)
     return paths
 
@@ -123,4 +125,5 @@ def test_fit_with_flag_entities_flags_any_prompt_naming_the_target(inputs, tmp_p
     g = EcoGuard.from_pretrained(out)
     assert "Zorblax Quint" in g.token_classifier.entities
     enc = g.tokenizer(odd, return_tensors="pt")
-    assert g.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[odd])[0].all()
+    mask = g.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[odd])[0]
+    assert mask[:-1].all() and not mask[-1]  # the whole prompt but its last token (GuardConfig.positions)

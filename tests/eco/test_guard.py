@@ -61,7 +61,9 @@ def test_flagged_generation_equals_a_manual_hook_and_prompt_embeddings(guard, ba
     model, tok = _base(base_dir)
     enc = tok(FORGET[:1], return_tensors="pt")
     c = guard.config
-    mask = enc.attention_mask.bool()
+    mask = enc.attention_mask.bool().clone()
+    mask[:, -1] = False  # every prompt token but the last (GuardConfig.positions = "all_but_last")
+    assert torch.equal(mask, guard.corruption_mask(enc.input_ids, enc.attention_mask, [True]))
     with torch.no_grad(), corrupt_embeddings(model, mask, c.corruption, c.strength, c.k,
                                              row_seeds=guard.row_seeds(enc.input_ids, mask)):
         ref = model.generate(**enc, **GEN, pad_token_id=tok.pad_token_id)
@@ -156,7 +158,8 @@ def test_entity_level_corruption_with_token_classifier(guard):
     emb_full, emb_entity = guard.prompt_embeddings(prompt), g.prompt_embeddings(prompt)
     clean = guard.prompt_embeddings(prompt, flagged=False)
     changed = (emb_entity != clean).any(-1)
-    assert changed.tolist() == expect and (emb_full != clean).any(-1).all()
+    full = (emb_full != clean).any(-1)
+    assert changed.tolist() == expect and full[:-1].all() and not full[-1]
 
 
 def test_a_prompt_gets_the_same_corruption_alone_or_batched(guard):
@@ -201,7 +204,7 @@ def test_flag_rule_ors_entity_mentions_and_whole_prompt_option(guard, tmp_path):
     assert not own.any() and (own | names).tolist() == [True, True, False, False, False, False]
     enc = g.tokenizer(missed[0], return_tensors="pt")
     mask = g.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[missed[0]])[0]
-    assert mask.all()  # whole prompt, not just "Quint"
+    assert mask[:-1].all() and not mask[-1]  # whole prompt (but its last token), not just "Quint"
     g.save_pretrained(tmp_path / "g")
     back = EcoGuard.from_pretrained(tmp_path / "g")
     assert back.config.flag_entities and not back.config.entity_tokens

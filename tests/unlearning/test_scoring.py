@@ -6,8 +6,10 @@ import numpy as np
 import torch
 
 from forgetlab.eco.classify.token import TokenClassifier
+from forgetlab.eco.corrupter import Corrupter, GuardConfig, continuation_mask
+from forgetlab.eco.scoring import pack
 from forgetlab.unlearning.lm import collate, encode_pair, load_lm, prompt_of, train_tokenizer
-from forgetlab.unlearning.scoring import Corruption, corruption_mask, score_answers
+from forgetlab.unlearning.scoring import Corruption, score_answers
 from forgetlab.unlearning.world import WorldConfig, make_world
 
 
@@ -20,26 +22,30 @@ def _setup():
     return tok, name, prompt_of(it["question"]), it["answer"]
 
 
+def _masks(tok, prompt, answer, corrupter, answer_entities=None):
+    batch = pack([(tok(prompt).input_ids, tok(" " + answer, add_special_tokens=False).input_ids)] * 2,
+                 tok.pad_token_id)
+    mask = continuation_mask(corrupter, batch, [True, False], [prompt] * 2, [" " + answer] * 2, answer_entities)
+    return batch, mask
+
+
 def test_protocol_masks():
     tok, name, prompt, answer = _setup()
     assert name in answer  # TOFU-style answers repeat the name
-    seqs = [encode_pair(tok, prompt, answer, eos=False)] * 2
-    T = len(seqs[0][0])
-    n_p = seqs[0][1]
     tc = TokenClassifier.fit([name])
-    flags = np.array([True, False])
-    dep = corruption_mask(tok, [prompt] * 2, [answer] * 2, seqs, T, Corruption("zero_out_first_n", 0, flags, 4))
-    assert dep[0, :n_p].all() and not dep[0, n_p:].any() and not dep[1].any()
-    pap = corruption_mask(tok, [prompt] * 2, [answer] * 2, seqs, T,
-                          Corruption("zero_out_first_n", 0, flags, 4, protocol="paper", answer_entities=tc))
+    whole = Corrupter(tok, GuardConfig("zero_out_first_n", 0, 4, positions="all"))
+    batch, dep = _masks(tok, prompt, answer, whole)
+    n_p = batch.starts[0]
+    assert dep[0, :n_p].all() and not dep[0, n_p:].any() and not dep[1].any()  # deployment: the prompt only
+    _, pap = _masks(tok, prompt, answer, whole, answer_entities=tc)  # paper: + the answer's entity tokens
     assert pap[0, :n_p].all() and pap[0, n_p:].any() and not pap[0, n_p:].all() and not pap[1].any()
     name_ids = tok(" " + name, add_special_tokens=False)["input_ids"]
-    ans_ids = seqs[0][0][n_p:]
-    marked = [i for i, m in zip(ans_ids, pap[0, n_p:].tolist(), strict=True) if m]
+    marked = [i for i, m in zip(batch.ids[0, n_p:].tolist(), pap[0, n_p:].tolist(), strict=True) if m]
     assert marked == name_ids  # exactly the name's tokens inside the answer
-    ent = corruption_mask(tok, [prompt] * 2, [answer] * 2, seqs, T,
-                          Corruption("zero_out_first_n", 0, flags, 4, prompt_entities=tc))
+    _, ent = _masks(tok, prompt, answer, Corrupter(tok, GuardConfig("zero_out_first_n", 0, 4), tc))
     assert ent[0, :n_p].any() and not ent[0, :n_p].all() and not ent[0, n_p:].any()
+    _, last = _masks(tok, prompt, answer, Corrupter(tok, GuardConfig("zero_out_first_n", 0, 4)))
+    assert last[0, :n_p - 1].all() and not last[0, n_p - 1]  # default: every prompt token but the last
 
 
 def test_corruption_changes_only_flagged_scores(micro):
@@ -51,7 +57,7 @@ def test_corruption_changes_only_flagged_scores(micro):
     clean = score_answers(model, tok, prompts, answers)
     flags = np.array([True, False, True, False])
     corr = score_answers(model, tok, prompts, answers,
-                         corruption=Corruption("rand_noise_first_n", 1.0, flags, k=8, seed=0))
+                         corruption=Corruption(Corrupter(tok, GuardConfig("rand_noise_first_n", 1.0, 8)), flags))
     for i in range(4):
         same = np.array_equal(clean.token_logprobs[i], corr.token_logprobs[i])
         assert same != bool(flags[i])

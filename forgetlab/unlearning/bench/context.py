@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...eco.corrupter import Corrupter, GuardConfig
 from ..evaluate import Evaluation, evaluate_model
+from ..scoring import Corruption
 from ..world import World
 from .models import Models
 from .scale import Scale
@@ -44,6 +46,14 @@ class BenchContext:
     def evaluate(self, model: Any, data: Any, **kw: Any) -> Evaluation:
         """All TOFU/MUSE numbers of ``model`` on ``data`` at this scale's generation length."""
         return evaluate_model(model, self.tokenizer, data, max_new_tokens=self.scale.max_new_tokens, **kw)
+
+    def corruption(self, name: str, strength: float, flags: Any, protocol: str = "deployment",
+                   token_classifier: Any = None) -> Corruption:
+        """ECO's corruption ``name`` at ``strength`` on every hidden dim, built as a guard builds it (entity
+        tokens only when ``entity_level`` and a token classifier is given), for items with ``flags``."""
+        config = GuardConfig(name, float(strength), self.hidden, self.seed, entity_tokens=self.entity_level)
+        tc = token_classifier if self.entity_level else None
+        return Corruption(Corrupter(self.tokenizer, config, tc), flags, protocol, answer_entities=token_classifier)
 
     @contextmanager
     def timed(self, key: str) -> Iterator[None]:

@@ -91,8 +91,7 @@ class CorruptionFit:
     def _score(self, key: str, tc: TokenClassifier, name: str, strength: float, want_tr: bool):
         """(mean normalized answer probability, truth ratios or None) of the fit set under one corruption."""
         ctx, items = self.ctx, self.ctx.fit_items
-        c = Corruption(name, float(strength), np.ones(len(items), bool), k=ctx.hidden, seed=ctx.seed,
-                       protocol=key, answer_entities=tc, prompt_entities=tc if ctx.entity_level else None)
+        c = ctx.corruption(name, strength, np.ones(len(items), bool), key, tc)
         if not want_tr:
             sc = score_answers(ctx.target, ctx.tokenizer, [prompt_of(r["question"]) for r in items],
                                [r["answer"] for r in items], corruption=c)
@@ -140,9 +139,7 @@ def eco_rows(ctx: BenchContext, split: str, data: EvalData, ev_retain: Evaluatio
                          GuardConfig(eco.corruption[proto], eco.strength[proto], ctx.hidden, ctx.seed,
                                      flag_entities=ctx.flag_entities, entity_tokens=ctx.entity_level),
                          token_classifier=tcl)
-        corr = Corruption(eco.corruption[proto], eco.strength[proto], np.zeros(0, bool), k=ctx.hidden,
-                          seed=ctx.seed, protocol=proto, answer_entities=tcl,
-                          prompt_entities=tcl if ctx.entity_level else None)
+        corr = Corruption(guard.corrupter, np.zeros(0, bool), proto, answer_entities=tcl)
         e = ctx.evaluate(ctx.target, data, eco=corr, guard=guard, flagger=guard.classify)
         r = row(split, "eco", proto, e.summary, compare(e, ev_retain),
                 time.perf_counter() - t1 + (eco.seconds if proto == PROTOCOLS[0] else 0.0),

@@ -43,7 +43,7 @@ def _fit_fold(ctx: BenchContext, fit_f: dict[str, list[dict]]) -> tuple[PromptCl
 
     def mc_metric(strength: float, fit_set) -> float:
         # mean probability of the right choice, normalized over the choices: smooth, 0.25 = chance
-        c = Corruption(MC_CORRUPTION, float(strength), np.ones(len(fit_set), bool), k=ctx.hidden, seed=ctx.seed)
+        c = ctx.corruption(MC_CORRUPTION, strength, np.ones(len(fit_set), bool))
         lp = _logprobs(ctx, fit_set, c)
         p = np.exp(lp - lp.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
@@ -71,7 +71,7 @@ def mc_rows(ctx: BenchContext, with_eco: bool) -> list[dict[str, Any]]:
         for k, v in ((k, v[1 - f]) for k, v in folds.items()):
             flags = clf.flag([r["question"] for r in v])
             flagged[k] += flags.tolist()
-            corr = Corruption(MC_CORRUPTION, res.strength, flags, k=ctx.hidden, seed=ctx.seed)
+            corr = ctx.corruption(MC_CORRUPTION, res.strength, flags)
             hits[k] += _correct(ctx, v, corr).tolist()
     rows.append({"method": "eco", **{k: float(np.mean(v)) for k, v in hits.items()},
                  "flagged": {k: float(np.mean(v)) for k, v in flagged.items()}, "folds": fold_fits})
