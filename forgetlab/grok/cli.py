@@ -69,6 +69,8 @@ def prune_command(
     cfg = load_config(run_dir)
     if cfg.model != "mlp":
         raise BadInput("model", cfg.model, "mlp (pruning acts on hidden neurons of the MLP)")
+    if cfg.depth != 2:
+        raise BadInput("depth", cfg.depth, "2 (pruning by IPR acts on the 2-layer MLP's neurons)")
     state = load_state(run_dir)
     p, n = check_state(state, str(run_dir / "model.safetensors"))
     if (p, n) != (cfg.p, cfg.width):

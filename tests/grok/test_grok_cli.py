@@ -79,3 +79,14 @@ def test_console_script_entry_point(tmp_path):
     res = subprocess.run([sys.executable, "-m", "forgetlab.cli", "grok", "analytic", "--width", "0"],
                          capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("arch", [["--model", "transformer", "--act", "relu", "--layernorm"],
+                                  ["--depth", "3", "--act", "relu", "--batchnorm", "--batch-size", "16"]])
+def test_train_other_architectures_and_prune_refuses_them(tmp_path, capsys, arch):
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(["grok", "train", *TINY, *arch, "--out", str(out)], capsys)
+    assert code == 0, err
+    assert json.loads(stdout.strip().splitlines()[-1])["phase"]
+    code, _, err = run_cli(["grok", "prune", str(out)], capsys)
+    assert code == 2 and ("model" in err or "depth" in err) and len(err.strip().splitlines()) == 1

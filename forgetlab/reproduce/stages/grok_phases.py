@@ -21,11 +21,11 @@ INVERSION = ("Partial Inversion", "Full Inversion")
 # The demo panel (see docs/benchmarks/phases.md for the probe that chose it) and its bands: the minimum number
 # of cells of each phase over the whole panel.
 DEMO: dict[str, Any] = {
-    "spec": {"sweep": {"name": "demo", "panel": ["wd"], "keep_history": True, "max_batch_runs": 25},
-             "fixed": {"p": 31, "op": "add", "width": 128, "act": "quadratic", "loss": "mse", "lr": 0.01,
-                       "batch_size": 0, "steps": 1000, "log_every": 50},
-             "grid": {"alpha": {"start": 0.1, "stop": 0.9, "num": 5}, "xi": {"start": 0.1, "stop": 0.9, "num": 5},
-                      "wd": [0.0, 6.0, 8.0, 10.0]}},
+    "spec": {"sweep": {"name": "demo", "panel": ["wd"], "keep_history": True, "max_batch_runs": 38},
+             "fixed": {"p": 41, "op": "add", "width": 128, "act": "quadratic", "loss": "mse", "lr": 0.01,
+                       "batch_size": 0, "steps": 800, "log_every": 50},
+             "grid": {"alpha": {"start": 0.5, "stop": 0.9, "num": 5}, "xi": {"start": 0.1, "stop": 0.5, "num": 5},
+                      "wd": [0.0, 8.0, 12.0]}},
     "min_cells": {"Coexistence": 3, "Partial Inversion": 2, "Full Inversion": 3, "Memorization": 10},
 }
 SMOKE: dict[str, Any] = {
