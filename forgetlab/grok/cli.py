@@ -69,6 +69,8 @@ def prune_command(
     cfg = load_config(run_dir)
     if cfg.model != "mlp":
         raise BadInput("model", cfg.model, "mlp (pruning acts on hidden neurons of the MLP)")
+    if cfg.depth != 2:
+        raise BadInput("depth", cfg.depth, "2 (pruning by IPR acts on the 2-layer MLP's neurons)")
     state = load_state(run_dir)
     p, n = check_state(state, str(run_dir / "model.safetensors"))
     if (p, n) != (cfg.p, cfg.width):
@@ -112,22 +114,38 @@ def analytic_command(
 @app.command("reproduce")
 def reproduce_command(
     out: Path = typer.Option(Path("out/grok-reproduce"), "--out", help="Output folder."),
-    cases: str = typer.Option("", help="Comma-separated subset of A0..A8 (default all)."),
+    cases: str = typer.Option("", help="Comma-separated cases: A0..A9 (the paper's MLP results), T1..T4 and "
+                              "D1..D4 (App. G: Transformer, 3-layer MLP; 3 seeds each). Default: A0..A9."),
+    p: int = typer.Option(97, "--p", help="Modulus (the paper's 97; another p changes what the bands mean)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
     threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
 ) -> None:
-    """Run the paper's cases A0-A8, write reproduce.json and reproduce.md; exit 1 if a case misses its band."""
-    from .cases import run_cases
+    """Run the paper's cases, write reproduce.json/.md (A cases) and arch.json/.md (T, D cases) into
+    subfolders; exit 1 if a case misses its band."""
+    from ..errors import BadInput
+    from .arch_cases import ARCH_CASES, run_arch_cases
+    from .cases import CASES, run_cases
 
-    wanted = [c.strip() for c in cases.split(",") if c.strip()] or None
+    wanted = [c.strip() for c in cases.split(",") if c.strip()] or list(CASES)
+    unknown = [c for c in wanted if c not in CASES and c not in ARCH_CASES]
+    if unknown:
+        raise BadInput("cases", unknown[0], "any of " + ", ".join([*CASES, *ARCH_CASES]))
     _set_threads(threads)
-    results = run_cases(out, wanted, progress=not quiet, overwrite=overwrite)
+    paper = [c for c in wanted if c in CASES]
+    arch = [c for c in wanted if c in ARCH_CASES]
+    results = []
+    if paper:
+        results += run_cases(out / "cases" if arch else out, paper, p=p, progress=not quiet, overwrite=overwrite)
+    if arch:
+        results += run_arch_cases(out / "arch" if paper else out, arch, p=p, progress=not quiet,
+                                  overwrite=overwrite)
     for r in results:
         print(f"{r.name} {'PASS' if r.passed else 'FAIL'} {r.seconds:7.1f}s  {r.claim}")
-    print(f"wrote {out / 'reproduce.json'} and {out / 'reproduce.md'}")
+    print(f"wrote {out}")
     if not all(r.passed for r in results):
         raise typer.Exit(1)
+
 
 app.command("sweep")(sweep_command)
 app.command("phase-diagram")(phase_diagram_command)

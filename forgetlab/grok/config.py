@@ -48,9 +48,11 @@ def n_pairs(p: int, op: str) -> int:
 
 
 LOSSES = ("mse", "ce")
+MAX_DEPTH = 8
 MODELS = ("mlp", "transformer")
 SUMMARY_KEYS = ("train_acc", "test_acc", "corrupted_acc", "clean_acc", "inversion_acc", "mean_ipr",
-                "weight_norm", "phase", "steps", "seconds", "n_corrupted", "n_corrupted_unchanged")
+                "weight_norm", "phase", "steps", "seconds", "n_corrupted", "n_corrupted_unchanged",
+                "weight_norm_init")
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,17 @@ class TrainConfig:
     op: str = setting("add", "Operation.", choices=tuple(OPS))
     alpha: float = setting(0.5, "Training fraction of all pairs, in (0, 1).")
     xi: float = setting(0.35, "Fraction of training labels corrupted, in [0, 1).")
-    width: int = setting(500, "Hidden width N.")
+    width: int = setting(500, "Hidden width N of the MLP (the Transformer's sizes are the paper's: d=128, "
+                                 "4 heads, MLP 4d).")
+    depth: int = setting(2, "MLP layers (linear maps): 2 = the paper's W phi(U e_m + V e_n); 3 = App. G's deep "
+                            "MLP (one N x N hidden layer).", identity="when_set")
     act: str = setting("quadratic", "Activation.", choices=tuple(ACTIVATIONS))
     wd: float = setting(0.0, "AdamW weight decay.")
-    dropout: float = setting(0.0, "Dropout rate on the pre-activation.")
-    batchnorm: bool = setting(False, "BatchNorm after the activation.")
+    dropout: float = setting(0.0, "Dropout rate: on each hidden pre-activation (MLP); on the embeddings, the "
+                                  "attention weights and both residual branches (Transformer).")
+    batchnorm: bool = setting(False, "BatchNorm after each hidden activation (MLP).")
+    layernorm: bool = setting(False, "LayerNorm before attention, before the MLP block and before the head "
+                                     "(Transformer; the authors' if_ln).", identity="when_set")
     batch_size: int = setting(0, "Minibatch size; 0 = full batch.")
     lr: float = setting(0.01, "Learning rate.")
     steps: int = setting(500, "AdamW updates.")
@@ -112,11 +120,22 @@ class TrainConfig:
             raise BadInput("batch_size", self.batch_size, f"an integer in [0, {n_train}] (0 = full batch)")
         if n_train < 1:
             raise BadInput("alpha", self.alpha, "a fraction leaving at least one training pair")
-        if self.model == "transformer" and self.batchnorm:
-            raise BadInput("batchnorm", True, "false for model 'transformer'")
-        if self.model == "transformer" and self.act != "quadratic" and self.act != "relu":
-            raise BadInput("act", self.act, "quadratic or relu")
+        self._validate_architecture()
         return self
+
+    def _validate_architecture(self) -> None:
+        """Options that belong to one architecture only: depth to the MLP, LayerNorm to the Transformer."""
+        if not isinstance(self.depth, int) or isinstance(self.depth, bool) or not 2 <= self.depth <= MAX_DEPTH:
+            raise BadInput("depth", self.depth, f"an integer in [2, {MAX_DEPTH}]")
+        if not isinstance(self.layernorm, bool):
+            raise BadInput("layernorm", self.layernorm, "true or false")
+        if self.model == "transformer":
+            if self.batchnorm:
+                raise BadInput("batchnorm", True, "false for model 'transformer' (use layernorm)")
+            if self.depth != 2:
+                raise BadInput("depth", self.depth, "2 for model 'transformer' (one block, as the paper)")
+        elif self.layernorm:
+            raise BadInput("layernorm", True, "false for model 'mlp' (use batchnorm)")
 
 
 def paper_minibatch_steps(steps: int, batch_size: int) -> int:
@@ -127,11 +146,12 @@ def paper_minibatch_steps(steps: int, batch_size: int) -> int:
 def batch_key(config: TrainConfig) -> tuple:
     """Fields that must be equal for runs to share one batch: the tensor shapes and the control flow.
 
-    (model, p, number of pairs, width, act, loss, steps, batchnorm, batch_size, log_every). Everything else
-    (op with the same pair count, alpha, xi, data seeds, seed, wd, dropout, lr) may differ inside a batch.
+    (model, p, number of pairs, width, depth, act, loss, steps, batchnorm, layernorm, batch_size, log_every).
+    Everything else (op with the same pair count, alpha, xi, data seeds, seed, wd, dropout, lr) may differ
+    inside a batch.
     """
     c = config
-    return (c.model, c.p, n_pairs(c.p, c.op), c.width, c.act, c.loss, c.steps, c.batchnorm, c.batch_size,
-            c.log_every)
+    return (c.model, c.p, n_pairs(c.p, c.op), c.width, c.depth, c.act, c.loss, c.steps, c.batchnorm,
+            c.layernorm, c.batch_size, c.log_every)
 
 

@@ -4,7 +4,8 @@ IPR, paper Eq. 3-4 with the official code's convention (`calculate_ipr(|rfft(x)|
 of the one-sided real FFT of a weight vector over the p residues (floor(p/2)+1 coefficients, DC kept) and
 compute ``sum |x|^4 / (sum |x|^2)^2``. A pure cosine scores 1; a one-hot vector 1/(floor(p/2)+1); an i.i.d.
 Gaussian vector about 0.04 at p=97. A hidden neuron k is described by row k of U, row k of V and column k of
-W; its IPR is the mean of the three, and the network's IPR is the mean over neurons.
+W; its IPR is the mean of the three, and the network's IPR is the mean over neurons. In a deeper MLP the input
+and output layers hold different neurons (:func:`layered_neuron_ipr`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ def neuron_ipr(U: torch.Tensor, V: torch.Tensor, W: torch.Tensor) -> torch.Tenso
     Shapes: U, V ``[..., N, p]``, W ``[..., p, N]`` (any leading runs axes) -> ``[..., N]``.
     """
     return (ipr(U) + ipr(V) + ipr(W.transpose(-1, -2))) / 3.0
+
+
+def layered_neuron_ipr(U: torch.Tensor, V: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Per-neuron IPR of a deeper MLP, whose input and output layers hold different neurons: the first-layer
+    neurons (mean of U's and V's rows) followed by the last-layer neurons (W's columns).
+
+    Shapes: U, V ``[..., N, p]``, W ``[..., p, N]`` -> ``[..., 2N]``; the network's IPR is the mean.
+    """
+    return torch.cat([(ipr(U) + ipr(V)) / 2.0, ipr(W.transpose(-1, -2))], dim=-1)
 
 
 def mean_ipr(U: torch.Tensor, V: torch.Tensor, W: torch.Tensor) -> torch.Tensor:

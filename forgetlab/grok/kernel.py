@@ -14,6 +14,7 @@ BatchNorm and for evaluation; :class:`StackedAdamW` is AdamW with per-run learni
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -69,21 +70,31 @@ def _batchnorm(h: torch.Tensor, bn: dict[str, torch.Tensor], rows: torch.Tensor 
 
 
 def batched_forward(E: torch.Tensor, Wt: torch.Tensor, M: torch.Tensor, Nn: torch.Tensor, act: str, *,
-                    dmask: torch.Tensor | None = None, bn: dict[str, torch.Tensor] | None = None,
-                    rows: torch.Tensor | None = None, train: bool = False) -> torch.Tensor:
+                    dmask: torch.Tensor | Sequence[torch.Tensor] | None = None,
+                    bn: dict[str, torch.Tensor] | Sequence[dict[str, torch.Tensor]] | None = None,
+                    rows: torch.Tensor | None = None, train: bool = False,
+                    hidden: Sequence[torch.Tensor] = ()) -> torch.Tensor:
     """Autograd-friendly batched MLP: logits ``[R, B, p]`` for operands ``M, Nn [R, B]``.
 
-    E ``[R, 2p, N]``, Wt ``[R, N, p]``; dmask ``[R, B, N]`` (already scaled by 1/(1-q)) or None.
+    E ``[R, 2p, N]``, Wt ``[R, N, p]``; ``hidden`` the ``[R, N, N]`` maps of a deeper MLP (input-major:
+    ``h @ H``). Each hidden layer: dropout on its pre-activation, phi, BatchNorm. ``dmask`` (scaled by 1/(1-q))
+    and ``bn`` are one mask ``[R, B, N]`` / one BN dict for the 2-layer MLP, or one per hidden layer.
     """
     R, B = M.shape
     p = Wt.shape[-1]
+    n_hidden = len(hidden) + 1
+    masks = [dmask] * n_hidden if dmask is None or isinstance(dmask, torch.Tensor) else list(dmask)
+    bns = [bn] * n_hidden if bn is None or isinstance(bn, dict) else list(bn)
     gm, gn = flat_index(M, Nn, p)
     a = _gather_preact(E, gm, gn).view(R, B, -1)
-    if dmask is not None:
-        a = a * dmask
-    h = ACTIVATIONS[act](a)
-    if bn is not None:
-        h = _batchnorm(h, bn, rows, train)
+    for layer in range(n_hidden):
+        if masks[layer] is not None:
+            a = a * masks[layer]
+        h = ACTIVATIONS[act](a)
+        if bns[layer] is not None:
+            h = _batchnorm(h, bns[layer], rows, train)
+        if layer < len(hidden):
+            a = torch.bmm(h, hidden[layer])
     return torch.bmm(h, Wt)
 
 

@@ -1,4 +1,5 @@
-"""Models: the 2-layer MLP f = W phi(U e_m + V e_n) (paper Eq. 1, 5) and a small Transformer.
+"""Models: the 2-layer MLP f = W phi(U e_m + V e_n) (paper Eq. 1, 5), deeper MLPs' initialization and the
+authors' Transformer (single-run reference; the batched one is :mod:`forgetlab.grok.transformer`).
 
 Because the input is two one-hot vectors, ``U e_m + V e_n`` is the sum of two columns: we gather them
 (an embedding lookup) instead of multiplying by one-hot vectors; ``MLP.forward_onehot`` keeps the dense
@@ -46,6 +47,27 @@ def init_mlp_weights(p: int, width: int, generator: torch.Generator
     return fc1[:, :p].contiguous(), fc1[:, p:].contiguous(), fc2.contiguous()
 
 
+def init_deep_weights(p: int, width: int, depth: int, generator: torch.Generator
+                      ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """Initial U ``[N, p]``, V ``[N, p]``, hidden maps ``[N, N]`` (depth - 2 of them, ``[out, in]``) and
+    W ``[p, N]`` of a deeper MLP, drawn from ``generator``.
+
+    The official code's only deep MLP (`fcn_norm_only`) is followed: ``nn.Linear`` layers without bias
+    constructed in order (consuming their default uniform draws), then re-drawn with He initialization
+    (``kaiming_normal_``, fan_in, ReLU gain: std = sqrt(2 / fan_in)), the last layer halved.
+    """
+    shapes = [(width, 2 * p)] + [(width, width)] * (depth - 2) + [(p, width)]
+    mats = [torch.empty(s) for s in shapes]
+    for m in mats:
+        bound = 1.0 / math.sqrt(m.shape[1])
+        m.uniform_(-bound, bound, generator=generator)
+    for m in mats:
+        m.normal_(0.0, math.sqrt(2.0 / m.shape[1]), generator=generator)
+    mats[-1].mul_(0.5)
+    fc1 = mats[0]
+    return fc1[:, :p].contiguous(), fc1[:, p:].contiguous(), [m.contiguous() for m in mats[1:-1]], mats[-1]
+
+
 class MLP(nn.Module):
     """Single-run MLP with parameters U ``[N, p]``, V ``[N, p]``, W ``[p, N]`` (no biases).
 
@@ -87,37 +109,37 @@ class MLP(nn.Module):
 
 
 class Transformer(nn.Module):
-    """One pre-residual block (attention + MLP), no LayerNorm, learned positions, two input tokens;
-    the logits are read out at the last position. ``d=128``, 4 heads, MLP width 4d, ReLU."""
+    """Single-run reference of the authors' encoder-only Transformer, written as their modules are (embeddings,
+    one block of full-sequence attention and MLP over both positions, optional LayerNorms, scaled head); the
+    logits are those of the last position. Training uses the batched :mod:`forgetlab.grok.transformer`, which
+    tests prove equal to this module.
+    """
 
-    def __init__(self, p: int, d: int = 128, heads: int = 4, dropout: float = 0.0,
+    def __init__(self, p: int, act: str = "relu", dropout: float = 0.0, layernorm: bool = False,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
+        from .transformer import N_EMBD, N_HEAD, init_transformer_weights
+
+        check_choice("act", act, ACTIVATIONS)
         gen = generator if generator is not None else torch.Generator().manual_seed(1)
-        self.p, self.d, self.heads, self.dropout = p, d, heads, dropout
-        self.tok = nn.Parameter(torch.randn(p, d, generator=gen))
-        self.pos = nn.Parameter(torch.randn(2, d, generator=gen))
+        w = init_transformer_weights(p, gen, layernorm)
+        self.p, self.d, self.heads, self.act, self.layernorm = p, N_EMBD, N_HEAD, act, layernorm
+        self.weights = nn.ParameterDict({k: nn.Parameter(v) for k, v in w.items()})
+        self.drop = nn.Dropout(dropout)
 
-        def lin(fan_out: int, fan_in: int) -> nn.Parameter:
-            return nn.Parameter(torch.randn(fan_out, fan_in, generator=gen) / math.sqrt(fan_in))
-
-        self.qkv, self.o = lin(3 * d, d), lin(d, d)
-        self.fc1, self.fc2 = lin(4 * d, d), lin(d, 4 * d)
-        self.head = lin(p, d)
+    def _ln(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        if not self.layernorm:
+            return x
+        return F.layer_norm(x, (self.d,), self.weights[f"{name}_weight"], self.weights[f"{name}_bias"])
 
     def forward(self, m: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, p]`` for operand ids m, n ``[B]``."""
-        x = self.tok[torch.stack([m, n], dim=1)] + self.pos  # [B, 2, d]
+        """Logits ``[B, p]`` for operand ids m, n ``[B]`` (the last position of ``[B, 2, p]``)."""
+        w = self.weights
+        x = self.drop(w["wte"][torch.stack([m, n], dim=1)] + w["wpe"])  # [B, 2, d]
         B, T, d = x.shape
-        q, k, v = (x @ self.qkv.T).split(d, dim=-1)
-        q, k, v = (t.view(B, T, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
-        att = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        x = x + att.transpose(1, 2).reshape(B, T, d) @ self.o.T
-        x = x + torch.relu(x @ self.fc1.T) @ self.fc2.T
-        return x[:, -1] @ self.head.T
-
-    def ipr_views(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(U, V, W) analogues for IPR: the token embedding's columns (as both U and V) and the head's
-        columns, one "neuron" per embedding dimension: ``[d, p], [d, p], [p, d]``."""
-        emb = self.tok.detach().T.contiguous()
-        return emb, emb, self.head.detach()
+        q, k, v = (self._ln(x, "ln1") @ w["qkv"].T).split(d, dim=-1)
+        q, k, v = (t.view(B, T, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))  # [B, h, T, dh]
+        att = self.drop(torch.softmax(q @ k.transpose(-2, -1) / (d // self.heads), dim=-1))
+        x = x + self.drop((att @ v).transpose(1, 2).reshape(B, T, d) @ w["o"].T)
+        x = x + self.drop(ACTIVATIONS[self.act](self._ln(x, "ln2") @ w["fc"].T) @ w["proj"].T)
+        return (self._ln(x, "lnf") @ w["head"].T / d)[:, -1]

@@ -1,4 +1,5 @@
-"""Figures of one run: accuracy curves, IPR histograms, pruning curves (PNG, written atomically)."""
+"""Figures of runs: accuracy curves, IPR histograms and mean IPR over training, pruning curves, |gamma_k| against
+IPR_k with and without BatchNorm (PNG, written atomically)."""
 
 from __future__ import annotations
 
@@ -73,3 +74,44 @@ def plot_prune(curves: dict[str, list[dict[str, Any]]], path: str | os.PathLike,
             ax.plot(f, [100 * c for c in corr], color=colors.get(name), linestyle="--",
                     label=f"{name}: corrupted subset")
     _finish_accuracy_axes(fig, ax, "neurons pruned (%)", title, path)
+
+
+def plot_ipr_over_training(histories: dict[str, list[dict[str, Any]]], path: str | os.PathLike,
+                           title: str = "mean IPR over training") -> None:
+    """The network's mean IPR against step (paper Fig. 2), one line per named run history."""
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    for name, history in histories.items():
+        pts = [(h["step"], h["mean_ipr"]) for h in history if h.get("mean_ipr") is not None]
+        if pts:
+            ax.plot([s for s, _ in pts], [v for _, v in pts], label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean IPR")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _pearson(x: torch.Tensor, y: torch.Tensor) -> float:
+    return float(torch.corrcoef(torch.stack([x.double(), y.double()]))[0, 1])
+
+
+def plot_gamma_ipr(with_bn: Any, without_bn: Any, path: str | os.PathLike) -> None:
+    """Side by side, per hidden neuron k against its IPR_k (paper Fig. 5): |gamma_k| of the BatchNorm run and,
+    for the same setting without BatchNorm, the norm of the neuron's output weights ``||W[:, k]||``.
+
+    ``with_bn`` and ``without_bn`` are :class:`~forgetlab.grok.result.TrainResult` s of 2-layer MLPs.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    ipr_bn, gamma = with_bn.ipr_final, with_bn.state["bn_weight"].abs()
+    ipr_plain, w_norm = without_bn.ipr_final, without_bn.state["W"].norm(dim=0)
+    for ax, x, y, label, name in ((axes[0], ipr_bn, gamma, r"$|\gamma_k|$", "with BatchNorm"),
+                                  (axes[1], ipr_plain, w_norm, r"$\|W_{:,k}\|$", "without BatchNorm")):
+        ax.scatter(x.numpy(), y.numpy(), s=6, alpha=0.6)
+        ax.set_xlabel(r"neuron IPR$_k$")
+        ax.set_ylabel(label)
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{name}: corr = {_pearson(x, y):.2f}", fontsize=10)
+        ax.grid(alpha=0.3)
+    _save(fig, path)

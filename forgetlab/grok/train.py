@@ -5,9 +5,10 @@ seeds), weight decay, dropout rate and learning rate. Runs are independent: the 
 the runs' losses, and every random draw of run r comes from run r's own ``torch.Generator`` in a fixed order,
 so a run trained inside a batch equals the same run trained alone (up to float summation order).
 
-Two code paths compute gradients (:mod:`forgetlab.grok.kernel`): without BatchNorm a hand-written
-forward/backward (three batched matmuls, a gather and a scatter-add); with BatchNorm autograd through the same
-batched forward. The Transformer is trained one run at a time inside ``train_many`` (no runs axis).
+Two code paths compute gradients (:mod:`forgetlab.grok.kernel`): for the 2-layer MLP without BatchNorm a
+hand-written forward/backward (three batched matmuls, a gather and a scatter-add); with BatchNorm or deeper MLPs
+(``depth`` > 2) autograd through the same batched forward. Transformers have their own batched loop
+(:mod:`forgetlab.grok.train_transformer`) with the same step definition.
 
 What a "step" is: one AdamW update. Full batch (``batch_size=0``): a step sees the whole training set. Minibatch
 (``batch_size=B``): each epoch draws a fresh permutation of the run's own training set from the run's
@@ -23,20 +24,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import BadInput
 from ..progress import Bar
-from .config import SUMMARY_KEYS, TrainConfig, batch_key, n_pairs
-from .data import Dataset, RunsData, make_dataset, stack_datasets
-from .fourier import neuron_ipr
+from .config import TrainConfig, batch_key, n_pairs
+from .data import RunsData, make_dataset, stack_datasets
+from .fourier import layered_neuron_ipr, neuron_ipr
 from .kernel import (
-    BETAS,
-    EPS,
     StackedAdamW,
     batched_forward,
     fast_grads,
@@ -45,36 +43,22 @@ from .kernel import (
     loss_targets,
 )
 from .metrics import run_metrics
-from .models import Transformer, init_mlp_weights
-from .phases import classify_phase, is_collapsed
+from .minibatch import Minibatches
+from .models import init_deep_weights, init_mlp_weights
+from .result import TrainResult, make_result
+from .train_transformer import train_transformer_batch
 
 # The trainer contract of sweeps (forgetlab.grok.sweep.spec.load_trainer): this module provides these four.
 __all__ = ["TrainConfig", "TrainResult", "batch_key", "estimate_batch_bytes", "train", "train_many"]
 
 
-@dataclass
-class TrainResult:
-    """Outcome of one run: summary (the ``summary.json`` keys), history (one dict per logged step), state
-    (tensors for ``model.safetensors``: U ``[N, p]``, V ``[N, p]``, W ``[p, N]``, BN tensors if any) and the
-    per-neuron IPR at init and at the end (``[N]``). ``summary["seconds"]`` is the wall time of the batch's
-    training loop divided by the number of runs in the batch; ``extra`` holds final losses, ``collapsed``
-    and ``n_train``."""
-
-    config: TrainConfig
-    summary: dict[str, Any]
-    history: list[dict[str, Any]]
-    state: dict[str, torch.Tensor]
-    ipr_init: torch.Tensor
-    ipr_final: torch.Tensor
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 def estimate_batch_bytes(configs: list[TrainConfig]) -> int:
     """Upper estimate of the peak memory (bytes) of ``train_many(configs)`` for one batch of same-shape runs.
 
-    Counts the float32 tensors alive at once: per run about eight ``[n, N]`` activations/gradients (n = the
-    largest n_train, or the batch size), the ``[P, N]`` and ``[P, p]`` evaluation tensors, and parameters
-    with AdamW moments and gradients.
+    Counts the float32 tensors alive at once, per run: for the MLP about eight ``[n, N]`` activations and
+    gradients per hidden layer (n = the largest n_train, or the batch size), the ``[P, N]`` and ``[P, p]``
+    evaluation tensors, and parameters with AdamW moments and gradients; for the Transformer about 54 ``[n, d]``
+    activations and gradients saved by autograd, 16 ``[P, d]`` evaluation tensors and its parameters.
     """
     if not configs:
         return 0
@@ -83,11 +67,14 @@ def estimate_batch_bytes(configs: list[TrainConfig]) -> int:
     n = c0.batch_size or max(int(c.alpha * n_pairs(c.p, c.op)) for c in configs)
     N, p = c0.width, c0.p
     if c0.model == "transformer":
-        d = 128
-        per_run = 4 * (12 * P * 4 * d + 3 * P * p + 4 * 14 * d * d)
-        return per_run  # trained one run at a time
-    factor = 2 if c0.batchnorm else 1
-    per_run = 4 * (factor * 8 * n * N + 3 * n * p + 2 * P * N + 3 * P * p + 4 * 3 * p * N + 4 * N)
+        from .transformer import N_EMBD as d
+
+        per_run = 4 * (54 * n * d + 6 * n * p + 16 * P * d + 3 * P * p + 4 * (12 * d * d + 2 * p * d + 6 * d))
+        return len(configs) * per_run + (1 << 20)
+    factor = 2 if c0.batchnorm or c0.depth > 2 else 1
+    layers = c0.depth - 1
+    per_run = 4 * (layers * factor * 8 * n * N + 3 * n * p + layers * 2 * P * N + 3 * P * p
+                   + 4 * (3 * p * N + (c0.depth - 2) * N * N) + 4 * layers * N)
     return len(configs) * per_run + (1 << 20)
 
 
@@ -119,7 +106,8 @@ class _Runs:
 
     E: torch.Tensor  # [R, 2p, N]
     Wt: torch.Tensor  # [R, N, p]
-    bn: dict[str, torch.Tensor] | None  # each [R, N]
+    H: list[torch.Tensor]  # hidden maps of a deeper MLP, each [R, N, N] (input-major: h @ H)
+    bn: list[dict[str, torch.Tensor]] | None  # one per hidden layer, each tensor [R, N]
     opt: StackedAdamW
     gflat: torch.Tensor  # flat gradient buffer
     gviews: list[torch.Tensor]  # views of gflat shaped like the parameters
@@ -130,28 +118,39 @@ class _Runs:
         return self.opt.params
 
 
+def _initial_weights(c0: TrainConfig, gens: list[torch.Generator]) -> list[torch.Tensor]:
+    """E ``[R, 2p, N]``, Wt ``[R, N, p]`` and the hidden maps ``[R, N, N]``, each run from its own generator."""
+    p, Nw = c0.p, c0.width
+    per_run = []
+    for g in gens:
+        if c0.depth == 2:
+            U, V, W = init_mlp_weights(p, Nw, g)
+            hidden: list[torch.Tensor] = []
+        else:
+            U, V, hidden, W = init_deep_weights(p, Nw, c0.depth, g)
+        per_run.append([torch.cat([U.T, V.T]), W.T, *(h.T for h in hidden)])
+    return [torch.stack(ts).contiguous() for ts in zip(*per_run, strict=True)]
+
+
 def _init_runs(configs: list[TrainConfig]) -> _Runs:
     """Initial weights from each run's own generator (the official random stream) and the stacked AdamW."""
     c0 = configs[0]
-    R, p, Nw = len(configs), c0.p, c0.width
+    R, Nw, n_hidden = len(configs), c0.width, c0.depth - 1
     gens = [torch.Generator().manual_seed(c.seed) for c in configs]
-    E_list, W_list = [], []
-    for g in gens:
-        U, V, W = init_mlp_weights(p, Nw, g)
-        E_list.append(torch.cat([U.T, V.T]))
-        W_list.append(W.T)
-    params = [torch.stack(E_list).contiguous(), torch.stack(W_list).contiguous()]
+    params = _initial_weights(c0, gens)
+    n_mats = len(params)
     bn = None
     if c0.batchnorm:
-        bn = {"weight": torch.ones(R, Nw), "bias": torch.zeros(R, Nw),
-              "running_mean": torch.zeros(R, Nw), "running_var": torch.ones(R, Nw)}
-        params += [bn["weight"], bn["bias"]]
+        bn = [{"weight": torch.ones(R, Nw), "bias": torch.zeros(R, Nw), "running_mean": torch.zeros(R, Nw),
+               "running_var": torch.ones(R, Nw)} for _ in range(n_hidden)]
+        params += [t for layer in bn for t in (layer["weight"], layer["bias"])]
     opt = StackedAdamW(params, torch.tensor([c.lr for c in configs]), torch.tensor([c.wd for c in configs]))
     views = opt.params  # the parameters now live in the optimizer's flat buffer
     if bn is not None:
-        bn["weight"], bn["bias"] = views[2], views[3]
+        for i, layer in enumerate(bn):
+            layer["weight"], layer["bias"] = views[n_mats + 2 * i], views[n_mats + 2 * i + 1]
     gflat, gviews = opt.new_flat_grad()
-    return _Runs(views[0], views[1], bn, opt, gflat, gviews, gens)
+    return _Runs(views[0], views[1], list(views[2:n_mats]), bn, opt, gflat, gviews, gens)
 
 
 @dataclass
@@ -180,41 +179,27 @@ def _full_batch(b: RunsData, p: int, loss: str) -> _FullBatch:
     return _FullBatch(M, Nn, Y, valid, rows, gm, gn, loss_targets(Y, rows, p, loss), groups)
 
 
-class _Minibatches:
-    """Per-run minibatch order: each epoch a fresh permutation of the run's own training set from its own
-    generator, cut into ``n_train // bs`` batches (the remainder dropped), as the official code."""
-
-    def __init__(self, b: RunsData, bs: int, gens: list[torch.Generator]) -> None:
-        self.b, self.bs, self.gens = b, bs, gens
-        self.spe = [int(n) // bs for n in b.n_train]  # steps per epoch
-        self.perms: list[torch.Tensor | None] = [None] * len(gens)
-
-    def indices(self, step: int) -> torch.Tensor:
-        """Pair indices ``[R, bs]`` of the minibatch of ``step`` (1-based)."""
-        idx = []
-        for r, gen in enumerate(self.gens):
-            k = (step - 1) % self.spe[r]
-            if k == 0:
-                self.perms[r] = torch.randperm(int(self.b.n_train[r]), generator=gen)[
-                    : self.spe[r] * self.bs].view(self.spe[r], self.bs)
-            idx.append(self.perms[r][k])
-        return torch.stack(idx)
-
-
-def _draw_dropout(buf: torch.Tensor, q: list[float], n_rows: list[int], gens: list[torch.Generator]) -> None:
-    """Fill ``buf [R, B, N]`` with scaled dropout masks, each run's rows from its own generator."""
-    for r, rate in enumerate(q):
-        if rate > 0:
-            buf[r, :n_rows[r]].bernoulli_(1 - rate, generator=gens[r]).mul_(1.0 / (1 - rate))
+def _draw_dropout(bufs: list[torch.Tensor], q: list[float], n_rows: list[int],
+                  gens: list[torch.Generator]) -> None:
+    """Fill each ``[R, B, N]`` buffer (one per hidden layer) with scaled dropout masks, each run's rows from its
+    own generator (layer by layer)."""
+    for buf in bufs:
+        for r, rate in enumerate(q):
+            if rate > 0:
+                buf[r, :n_rows[r]].bernoulli_(1 - rate, generator=gens[r]).mul_(1.0 / (1 - rate))
 
 
 def _evaluate(runs: _Runs, b: RunsData, act: str, loss: str) -> tuple[list[dict[str, Any]], torch.Tensor]:
-    """Metrics of every run on all pairs, with mean IPR and weight norm; and the per-neuron IPR ``[R, N]``."""
+    """Metrics of every run on all pairs, with mean IPR and weight norm; and the per-neuron IPR ``[R, N]``
+    (``[R, 2N]`` for a deeper MLP: first-layer neurons, then last-layer neurons)."""
     with torch.no_grad():
-        out = batched_forward(runs.E, runs.Wt, b.M, b.Nn, act, bn=runs.bn, train=False)
+        out = batched_forward(runs.E, runs.Wt, b.M, b.Nn, act, bn=runs.bn, train=False, hidden=runs.H)
         mets = run_metrics(out, b, loss)
-        iprs = neuron_ipr(*_uvw(runs.E, runs.Wt))
-        norms = torch.sqrt(runs.E.double().square().sum((1, 2)) + runs.Wt.double().square().sum((1, 2)))
+        iprs = layered_neuron_ipr(*_uvw(runs.E, runs.Wt)) if runs.H else neuron_ipr(*_uvw(runs.E, runs.Wt))
+        sq = runs.E.double().square().sum((1, 2)) + runs.Wt.double().square().sum((1, 2))
+        for H in runs.H:
+            sq = sq + H.double().square().sum((1, 2))
+        norms = torch.sqrt(sq)
     for r, mt in enumerate(mets):
         mt["mean_ipr"] = float(iprs[r].mean())
         mt["weight_norm"] = float(norms[r])
@@ -222,11 +207,11 @@ def _evaluate(runs: _Runs, b: RunsData, act: str, loss: str) -> tuple[list[dict[
 
 
 def _step_grads(runs: _Runs, c0: TrainConfig, M: torch.Tensor, Nn: torch.Tensor, Y: torch.Tensor,
-                rows: torch.Tensor, dmask: torch.Tensor | None, fb: _FullBatch | None) -> list[torch.Tensor]:
-    """Gradients of one step: the fused kernel without BatchNorm, autograd with it."""
-    if runs.bn is None:
+                rows: torch.Tensor, dmask: list[torch.Tensor] | None, fb: _FullBatch | None) -> list[torch.Tensor]:
+    """Gradients of one step: the fused kernel for the 2-layer MLP without BatchNorm, autograd otherwise."""
+    if runs.bn is None and not runs.H:
         gm, gn = (fb.gm, fb.gn) if fb is not None else flat_index(M, Nn, c0.p)
-        fast_grads(runs.E, runs.Wt, gm, gn, Y, rows, c0.act, c0.loss, dmask,
+        fast_grads(runs.E, runs.Wt, gm, gn, Y, rows, c0.act, c0.loss, dmask[0] if dmask else None,
                    fb.groups if fb is not None else None, fb.target if fb is not None else None,
                    out=(runs.gviews[0], runs.gviews[1]))
         return [runs.gflat]
@@ -234,7 +219,7 @@ def _step_grads(runs: _Runs, c0: TrainConfig, M: torch.Tensor, Nn: torch.Tensor,
         t.requires_grad_(True)
     with torch.enable_grad():
         out = batched_forward(runs.E, runs.Wt, M, Nn, c0.act, dmask=dmask, bn=runs.bn,
-                              rows=fb.valid if fb is not None else None, train=True)
+                              rows=fb.valid if fb is not None else None, train=True, hidden=runs.H)
         g = loss_grad_weights(out.detach(), Y, rows, c0.loss)
         grads = list(torch.autograd.grad(out, runs.params, g))
     for t in runs.params:
@@ -251,13 +236,15 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
                                      label_seed=c.label_seed) for c in configs])
     runs = _init_runs(configs)
     fb = _full_batch(b, p, c0.loss) if bs == 0 else None
-    batches = _Minibatches(b, bs, runs.gens) if bs else None
+    batches = Minibatches(b.n_train.tolist(), bs, runs.gens) if bs else None
     q = [c.dropout for c in configs]
     n_rows = [int(n) if bs == 0 else bs for n in b.n_train]
-    dmask = torch.ones(R, int(b.n_train.max()) if bs == 0 else bs, c0.width) if any(q) else None
+    B = int(b.n_train.max()) if bs == 0 else bs
+    dmask = [torch.ones(R, B, c0.width) for _ in range(c0.depth - 1)] if any(q) else None
 
     histories: list[list[dict]] = [[] for _ in range(R)]
     mets, ipr_init = _evaluate(runs, b, c0.act, c0.loss)
+    norm_init = [mt["weight_norm"] for mt in mets]
     if keep_history:
         for r in range(R):
             histories[r].append({"step": 0, **mets[r]})
@@ -284,16 +271,21 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
                     callback(step, mets)
             bar.advance()
     seconds = (time.perf_counter() - t0) / R
-    return [_result(c, b.datasets[r], mets[r], histories[r], _state_of(runs, r), ipr_init[r], ipr_now[r],
-                    seconds) for r, c in enumerate(configs)]
+    return [make_result(c, b.datasets[r], mets[r], histories[r], _state_of(runs, r), ipr_init[r], ipr_now[r],
+                        seconds, norm_init[r]) for r, c in enumerate(configs)]
 
 
 def _state_of(runs: _Runs, r: int) -> dict[str, torch.Tensor]:
-    """Run ``r``'s tensors in the paper's layout: U ``[N, p]``, V ``[N, p]``, W ``[p, N]`` (+ BN tensors)."""
+    """Run ``r``'s tensors in the paper's layout: U ``[N, p]``, V ``[N, p]``, W ``[p, N]``, hidden maps
+    ``H1, H2, ...`` ``[N, N]`` (``[out, in]``), BN tensors (``bn_*``; ``bn1_*, bn2_*, ...`` when deeper)."""
     U, V, W = _uvw(runs.E, runs.Wt)
     state = {"U": U[r].contiguous().clone(), "V": V[r].contiguous().clone(), "W": W[r].contiguous().clone()}
+    for i, H in enumerate(runs.H, start=1):
+        state[f"H{i}"] = H[r].T.contiguous().clone()
     if runs.bn is not None:
-        state.update({f"bn_{k}": v[r].clone() for k, v in runs.bn.items()})
+        for i, layer in enumerate(runs.bn, start=1):
+            prefix = "bn" if len(runs.bn) == 1 else f"bn{i}"
+            state.update({f"{prefix}_{k}": v[r].clone() for k, v in layer.items()})
     return state
 
 
@@ -301,75 +293,6 @@ def _uvw(E: torch.Tensor, Wt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
     """Paper-layout views: U, V ``[R, N, p]`` and W ``[R, p, N]``."""
     p = Wt.shape[-1]
     return E[:, :p].transpose(1, 2), E[:, p:].transpose(1, 2), Wt.transpose(1, 2)
-
-
-def _result(c: TrainConfig, ds: Dataset, mt: dict, history: list, state: dict, ipr0: torch.Tensor,
-            ipr1: torch.Tensor, seconds: float) -> TrainResult:
-    collapsed = is_collapsed(mt["weight_norm"], mt["output_spread"])
-    summary = {k: mt[k] for k in SUMMARY_KEYS[:SUMMARY_KEYS.index("phase")]}
-    summary.update(phase=classify_phase(mt["train_acc"], mt["test_acc"], c.xi, collapsed), steps=c.steps,
-                   seconds=seconds, n_corrupted=ds.n_corrupted,
-                   n_corrupted_unchanged=ds.n_corrupted_unchanged)
-    extra = {"train_loss": mt["train_loss"], "test_loss": mt["test_loss"], "collapsed": collapsed,
-             "n_train": ds.n_train}
-    return TrainResult(c, summary, history, state, ipr0.clone(), ipr1.clone(), extra)
-
-
-def _train_transformer(c: TrainConfig, keep_history: bool, progress: bool,
-                       callback: Callable | None) -> TrainResult:
-    """Single-run Transformer training with torch's AdamW (same betas, eps, loss and step definition)."""
-    ds = make_dataset(c.p, c.op, c.alpha, c.xi, split_seed=c.split_seed, label_seed=c.label_seed)
-    b = stack_datasets([ds])
-    gen = torch.Generator().manual_seed(c.seed)
-    model = Transformer(c.p, dropout=c.dropout, generator=gen)
-    opt = torch.optim.AdamW(model.parameters(), lr=c.lr, betas=BETAS, eps=EPS, weight_decay=c.wd)
-    m_all, n_all, y_all = ds.m, ds.n, ds.y
-
-    def evaluate():
-        model.eval()
-        with torch.no_grad():
-            out = model(m_all, n_all)[None]
-            mt = run_metrics(out, b, c.loss)[0]
-            U, V, W = model.ipr_views()
-            iprs = neuron_ipr(U, V, W)
-            mt["mean_ipr"] = float(iprs.mean())
-            mt["weight_norm"] = float(torch.sqrt(sum(t.double().square().sum() for t in model.parameters())))
-        model.train()
-        return mt, iprs
-
-    mt, ipr0 = evaluate()
-    history = [{"step": 0, **mt}] if keep_history else []
-    t0 = time.perf_counter()
-    spe = ds.n_train // c.batch_size if c.batch_size else 1
-    perm = None
-    with Bar("training transformer", c.steps, progress) as bar:
-        for step in range(1, c.steps + 1):
-            if c.batch_size:
-                k = (step - 1) % spe
-                if k == 0:
-                    perm = torch.randperm(ds.n_train, generator=gen)[: spe * c.batch_size].view(spe, -1)
-                idx = perm[k]
-            else:
-                idx = torch.arange(ds.n_train)
-            out = model(m_all[idx], n_all[idx])
-            y = y_all[idx]
-            if c.loss == "mse":
-                lossv = F.mse_loss(out, F.one_hot(y, c.p).float())
-            else:
-                lossv = F.cross_entropy(out, y)
-            opt.zero_grad(set_to_none=True)
-            lossv.backward()
-            opt.step()
-            if (keep_history and (step % c.log_every == 0)) or step == c.steps:
-                mt, ipr1 = evaluate()
-                if keep_history:
-                    history.append({"step": step, **mt})
-                if callback is not None:
-                    callback(step, [mt])
-            bar.advance()
-    seconds = time.perf_counter() - t0
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return _result(c, ds, mt, history, state, ipr0, ipr1, seconds)
 
 
 def train_many(configs: list[TrainConfig], *, keep_history: bool = True, progress: bool = False,
@@ -389,8 +312,8 @@ def train_many(configs: list[TrainConfig], *, keep_history: bool = True, progres
     key = batch_key(configs[0])
     for c in configs[1:]:
         if batch_key(c) != key:
-            diff = {k: (getattr(configs[0], k), getattr(c, k)) for k in ("model", "p", "op", "width", "act",
-                    "loss", "steps", "batchnorm", "batch_size", "log_every")
+            diff = {k: (getattr(configs[0], k), getattr(c, k)) for k in ("model", "p", "op", "width", "depth",
+                    "act", "loss", "steps", "batchnorm", "layernorm", "batch_size", "log_every")
                     if getattr(configs[0], k) != getattr(c, k)}
             raise BadInput("configs", diff, "runs of one batch must share batch_key(config); split them")
     # flush-to-zero keeps float32 fast when weights decay towards zero (denormals); restored afterwards so the
@@ -398,7 +321,7 @@ def train_many(configs: list[TrainConfig], *, keep_history: bool = True, progres
     torch.set_flush_denormal(True)
     try:
         if key[0] == "transformer":
-            return [_train_transformer(c, keep_history, progress, callback) for c in configs]
+            return train_transformer_batch(list(configs), keep_history, progress, callback)
         return _train_mlp_batch(list(configs), keep_history, progress, callback)
     finally:
         torch.set_flush_denormal(False)

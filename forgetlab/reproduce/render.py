@@ -21,6 +21,12 @@ def _claims_table_md(claims: list[Claim]) -> list[str]:
     return rows
 
 
+def _not_run_note(results: list[StageResult]) -> str:
+    """"; not run at this scale: A, B" for stages that did not run (their sections say how to run them)."""
+    skipped = [r.title for r in results if r.not_run]
+    return "; not run at this scale: " + ", ".join(skipped) if skipped else ""
+
+
 def render_markdown(results: list[StageResult], meta: dict[str, Any]) -> str:
     """The report as Markdown, figures linked by relative path."""
     claims = [c for r in results for c in r.claims]
@@ -28,7 +34,7 @@ def render_markdown(results: list[StageResult], meta: dict[str, Any]) -> str:
     lines = ["# forgetlab reproduce", "",
              f"{len(claims) - len(failed)} of {len(claims)} claims inside their bands "
              f"({'all pass' if not failed else str(len(failed)) + ' missed'}); "
-             f"scale `{meta['scale']}`, total wall time {meta['seconds']:.0f} s.", ""]
+             f"scale `{meta['scale']}`, total wall time {meta['seconds']:.0f} s{_not_run_note(results)}.", ""]
     if failed:
         lines += ["## Missed claims", ""]
         lines += [f"- {c.case} {c.quantity}: ours {c.ours}, band {c.band}: {c.miss or 'outside the band'}"
@@ -43,6 +49,9 @@ def render_markdown(results: list[StageResult], meta: dict[str, Any]) -> str:
         lines.append("")
         for r in paper_results:
             lines += [f"### {r.title}", "", f"Wall time {r.seconds:.1f} s{' (cached)' if r.cached else ''}."]
+            if r.not_run:
+                lines += ["", f"**Not run:** {r.not_run} To run it: " + "; ".join(f"`{c}`" for c in r.commands)
+                          + "."]
             lines += [""] + [f"![{f.caption}]({f.path})\n\n*{f.caption}*\n" for f in r.figures]
     lines += ["## How this was made", "", "Commands:", ""]
     lines += [f"    {c}" for c in meta["commands"]] + [""]
@@ -81,7 +90,7 @@ def render_html(results: list[StageResult], meta: dict[str, Any], root: Path) ->
              "<h1>forgetlab reproduce</h1>",
              f"<div class='banner {'ok' if not failed else 'bad'}'>{len(claims) - len(failed)} of {len(claims)} "
              f"claims inside their bands; scale <code>{esc(meta['scale'])}</code>; total wall time "
-             f"{meta['seconds']:.0f} s.</div>"]
+             f"{meta['seconds']:.0f} s{esc(_not_run_note(results))}.</div>"]
     if failed:
         parts.append("<h2>Missed claims</h2><ul>")
         parts += [f"<li>{esc(c.case)} {esc(c.quantity)}: ours {esc(c.ours)}, band {esc(c.band)}: "
@@ -104,6 +113,9 @@ def render_html(results: list[StageResult], meta: dict[str, Any], root: Path) ->
         for r in paper_results:
             parts.append(f"<h3>{esc(r.title)}</h3><p>Wall time {r.seconds:.1f} s"
                          f"{' (cached)' if r.cached else ''}.</p>")
+            if r.not_run:
+                parts.append(f"<p><strong>Not run:</strong> {esc(r.not_run)} To run it: "
+                             + "; ".join(f"<code>{esc(c)}</code>" for c in r.commands) + ".</p>")
             for f in r.figures:
                 parts.append(f"<figure><img src='{_img_data_uri(root / f.path)}' alt='{esc(f.caption)}'>"
                              f"<figcaption>{esc(f.caption)}</figcaption></figure>")

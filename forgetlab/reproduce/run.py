@@ -56,11 +56,12 @@ def load_cached(folder: Path, key: str) -> StageResult | None:
 
 
 def select_stages(only: str | None) -> list[Stage]:
-    """Stages to run, in order: all, or those of one paper (``grok`` or ``eco``)."""
-    if only is not None and only not in PAPERS:
-        raise BadInput("only", only, "one of " + ", ".join(PAPERS))
-    stages = [stage.STAGES.get(name) for name in stage.STAGES.in_order()]
-    return [s for s in stages if only is None or s.paper == only]
+    """Stages to run, in order: all, those of one paper (``grok`` or ``eco``), or one stage by name."""
+    names = stage.STAGES.in_order()
+    if only is not None and only not in PAPERS and only not in names:
+        raise BadInput("only", only, "a paper (" + ", ".join(PAPERS) + ") or a stage (" + ", ".join(names) + ")")
+    stages = [stage.STAGES.get(name) for name in names]
+    return [s for s in stages if only is None or only in (s.paper, s.name)]
 
 
 def run_stages(out: Path, stages: list[Stage], scale: str, *, quiet: bool = False) -> list[StageResult]:

@@ -62,6 +62,7 @@ class StageResult:
     commands: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     cached: bool = False
+    not_run: str = ""  # why the stage did not run at this scale (its commands say how to run it); "" = it ran
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StageResult:
@@ -88,7 +89,8 @@ class Stage:
 
 STAGES: Registry[Stage] = Registry("stage", {
     "grok_cases": "forgetlab.reproduce.stages.grok:GROK_CASES",
-    "grok_phases": "forgetlab.reproduce.stages.grok:GROK_PHASES",
+    "grok_arch": "forgetlab.reproduce.stages.grok_arch:GROK_ARCH",
+    "grok_phases": "forgetlab.reproduce.stages.grok_phases:GROK_PHASES",
     "eco_bench": "forgetlab.reproduce.stages.eco:ECO_BENCH",
 })
 """The stages of the job, in run order (lazy: a stage's code is imported when it runs)."""

@@ -39,3 +39,47 @@ def test_bimodality_and_bad_case(tmp_path):
     with pytest.raises(BadInput):
         run_cases(tmp_path / "x", ["A42"])
     assert not (tmp_path / "x").exists()
+
+
+def test_a8_and_a9_cite_the_official_notebook_with_one_point_bands():
+    c = case_configs()
+    assert (c["A9"].batch_size, c["A9"].lr, c["A9"].steps, c["A9"].batchnorm) == (64, 0.005, 2000, False)
+    assert (c["A9"].alpha, c["A9"].xi) == (0.65, 0.2)
+    from forgetlab.grok import cases
+
+    assert "A9" in CASES and "A9" in cases._CHECKS
+    import inspect
+
+    src = inspect.getsource(cases._a8) + inspect.getsource(cases._a9)
+    assert "unresolved" not in src and "80.43%" in src and "81.85%" in src and "1 point" in src
+
+
+def test_arch_cases_structure_three_seeds_and_outputs(tmp_path):
+    """Structure only at tiny sizes (the bands are meant for the paper's sizes)."""
+    from forgetlab.grok.arch_cases import ARCH_CASES, arch_case_configs, run_arch_cases
+
+    cfgs = arch_case_configs()
+    assert set(cfgs) == set(ARCH_CASES) and all([c.seed for c in v] == [1, 2, 3] for v in cfgs.values())
+    t, d = cfgs["T2"][0], cfgs["D4"][0]
+    assert (t.model, t.act, t.lr, t.steps, t.loss, t.p) == ("transformer", "relu", 1e-3, 3000, "mse", 97)
+    assert (d.depth, d.width, d.act, d.steps, d.batchnorm) == (3, 500, "relu", 5000, True)
+    assert cfgs["T4"][0].layernorm and cfgs["T3"][0].dropout > 0 and cfgs["D3"][0].dropout > 0
+    res = run_arch_cases(tmp_path / "a", ["T1", "D3"], p=7, width=8, steps={"transformer": 4, "deep": 4})
+    assert [r.name for r in res] == ["T1", "D3"] and res[0].ours["n_seeds"] == 3
+    assert res[0].passed == (res[0].ours["n_in_phase"] == 3)
+    assert (tmp_path / "a" / "T1" / "seed3" / "summary.json").is_file()
+    assert (tmp_path / "a" / "ipr_over_training.png").stat().st_size > 5000
+    data = json.loads((tmp_path / "a" / "arch.json").read_text())
+    assert [c["name"] for c in data["cases"]] == ["T1", "D3"] and len(data["configs"]["D3"]) == 3
+
+
+def test_gamma_ipr_and_ipr_over_training_figures(tmp_path):
+    from forgetlab.grok.config import TrainConfig
+    from forgetlab.grok.plots import plot_gamma_ipr, plot_ipr_over_training
+    from forgetlab.grok.train import train
+
+    base = dict(p=13, width=16, alpha=0.8, batch_size=16, steps=20, log_every=5)
+    bn, plain = train(TrainConfig(**base, batchnorm=True)), train(TrainConfig(**base))
+    plot_gamma_ipr(bn, plain, tmp_path / "g.png")
+    plot_ipr_over_training({"bn": bn.history, "plain": plain.history}, tmp_path / "i.png")
+    assert (tmp_path / "g.png").stat().st_size > 5000 and (tmp_path / "i.png").stat().st_size > 5000

@@ -18,7 +18,7 @@ def test_train_prune_end_to_end(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) == {"train_acc", "test_acc", "corrupted_acc", "clean_acc", "inversion_acc",
                             "mean_ipr", "weight_norm", "phase", "steps", "seconds", "n_corrupted",
-                            "n_corrupted_unchanged"}
+                            "n_corrupted_unchanged", "weight_norm_init"}
     hist = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in hist] == [0, 5, 10, 15, 20]
     code, _stdout, err = run_cli(["grok", "prune", str(out)], capsys)
@@ -70,11 +70,23 @@ def test_prune_refuses_corrupted_checkpoint(tmp_path, capsys):
 
 
 def test_reproduce_rejects_unknown_case(tmp_path, capsys):
-    code, _, err = run_cli(["grok", "reproduce", "--out", str(tmp_path / "r"), "--cases", "A9"], capsys)
-    assert code == 2 and "cases" in err
+    code, _, err = run_cli(["grok", "reproduce", "--out", str(tmp_path / "r"), "--cases", "A1,T9"], capsys)
+    assert code == 2 and "cases" in err and "T9" in err and "D4" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
 
 
 def test_console_script_entry_point(tmp_path):
     res = subprocess.run([sys.executable, "-m", "forgetlab.cli", "grok", "analytic", "--width", "0"],
                          capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("arch", [["--model", "transformer", "--act", "relu", "--layernorm"],
+                                  ["--depth", "3", "--act", "relu", "--batchnorm", "--batch-size", "16"]])
+def test_train_other_architectures_and_prune_refuses_them(tmp_path, capsys, arch):
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(["grok", "train", *TINY, *arch, "--out", str(out)], capsys)
+    assert code == 0, err
+    assert json.loads(stdout.strip().splitlines()[-1])["phase"]
+    code, _, err = run_cli(["grok", "prune", str(out)], capsys)
+    assert code == 2 and ("model" in err or "depth" in err) and len(err.strip().splitlines()) == 1

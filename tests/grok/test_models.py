@@ -1,7 +1,7 @@
 import torch
 
 from forgetlab.grok.data import make_dataset
-from forgetlab.grok.models import MLP, Transformer, init_mlp_weights, init_std
+from forgetlab.grok.models import MLP, Transformer, init_deep_weights, init_mlp_weights, init_std
 
 
 def test_gather_equals_onehot_matmul():
@@ -37,5 +37,20 @@ def test_transformer_shapes_and_determinism():
     out = a(ds.m[:7], ds.n[:7])
     assert out.shape == (7, 23)
     assert torch.equal(out, b(ds.m[:7], ds.n[:7]))
-    U, _, W = a.ipr_views()
-    assert U.shape == (128, 23) and W.shape == (23, 128)
+    assert a.weights["wte"].shape == (23, 128) and a.weights["head"].shape == (23, 128)
+
+
+def test_deep_mlp_initial_weights_equal_the_official_deep_mlp():
+    """The official `fcn_norm_only` stream: bias-free nn.Linear layers constructed in order, re-drawn with
+    kaiming_normal_(fan_in, relu), the last layer halved."""
+    p, N = 11, 24
+    torch.manual_seed(4)
+    layers = [torch.nn.Linear(2 * p, N, bias=False), torch.nn.Linear(N, N, bias=False),
+              torch.nn.Linear(N, p, bias=False)]
+    for layer in layers:
+        torch.nn.init.kaiming_normal_(layer.weight, a=0, mode="fan_in", nonlinearity="relu")
+    layers[-1].weight.data *= 0.5
+    U, V, hidden, W = init_deep_weights(p, N, 3, torch.Generator().manual_seed(4))
+    assert torch.equal(torch.cat([U, V], 1), layers[0].weight.data)
+    assert len(hidden) == 1 and torch.equal(hidden[0], layers[1].weight.data)
+    assert torch.equal(W, layers[2].weight.data)

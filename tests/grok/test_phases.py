@@ -29,3 +29,12 @@ def test_collapse_and_bad_input():
         classify_phase(1.5, 0.5, 0.2)
     with pytest.raises(BadInput):
         classify_phase(0.5, 0.5, 1.2)
+
+
+def test_collapsing_counts_against_the_initial_norm():
+    """Forgetting at finite steps: a run whose weights fell below half their initial norm is collapsing even
+    before the absolute 1e-2 (p = 47, wd 20 passes 13.3 -> 1.3 -> 0.02); one that kept them is Confusion."""
+    assert is_collapsed(1.3, None, 13.3) and is_collapsed(6.0, None, 13.3)
+    assert not is_collapsed(9.1, None, 13.3) and not is_collapsed(1.3, None, None)
+    assert classify_phase(0.3, 0.2, 0.5, is_collapsed(1.3, 0.5, 13.3)) == "Forgetting"
+    assert classify_phase(0.3, 0.2, 0.5, is_collapsed(20.0, 0.5, 13.3)) == "Confusion"

@@ -146,7 +146,8 @@ def test_batch_key_and_mismatch():
     (dict(steps=0), "steps"), (dict(op="pow"), "op"), (dict(act="tanh"), "act"), (dict(model="rnn"), "model"),
     (dict(loss="l1"), "loss"), (dict(batch_size=-1), "batch_size"), (dict(batch_size=10**6), "batch_size"),
     (dict(dropout=1.0), "dropout"), (dict(wd=-1.0), "wd"), (dict(lr=0.0), "lr"),
-    (dict(model="transformer", batchnorm=True), "batchnorm"),
+    (dict(model="transformer", batchnorm=True), "batchnorm"), (dict(depth=1), "depth"), (dict(depth=9), "depth"),
+    (dict(model="transformer", depth=3), "depth"), (dict(layernorm=True), "layernorm"),
 ])
 def test_bad_config(kw, field):
     with pytest.raises(BadInput) as e:
@@ -181,3 +182,60 @@ def test_batched_batchnorm_matches_nn_batchnorm1d():
     assert torch.allclose(bn["weight"].grad[0], model.bn.weight.grad, rtol=1e-4, atol=1e-5)
     assert torch.allclose(bn["running_mean"][0], model.bn.running_mean, rtol=1e-4, atol=1e-6)
     assert torch.allclose(bn["running_var"][0], model.bn.running_var, rtol=1e-4, atol=1e-6)
+
+
+def _deep_reference(p, N, seed, batchnorm):
+    """The 3-layer ReLU MLP written with nn modules on one-hot inputs (post-activation BatchNorm per layer)."""
+    from forgetlab.grok.models import init_deep_weights
+
+    U, V, (H,), W = init_deep_weights(p, N, 3, torch.Generator().manual_seed(seed))
+    lin = [torch.nn.Linear(2 * p, N, bias=False), torch.nn.Linear(N, N, bias=False), torch.nn.Linear(N, p, bias=False)]
+    for layer, w in zip(lin, (torch.cat([U, V], 1), H, W), strict=True):
+        layer.weight.data.copy_(w)
+    mods = [lin[0], torch.nn.ReLU()] + ([torch.nn.BatchNorm1d(N)] if batchnorm else [])
+    mods += [lin[1], torch.nn.ReLU()] + ([torch.nn.BatchNorm1d(N)] if batchnorm else []) + [lin[2]]
+    return torch.nn.Sequential(*mods), lin
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_deep_mlp_training_equals_torch_reference(batchnorm):
+    from forgetlab.grok.data import make_dataset
+
+    p, N = 11, 24
+    c = TrainConfig(p=p, width=N, depth=3, act="relu", alpha=0.6, xi=0.2, lr=3e-3, wd=1.0, batchnorm=batchnorm,
+                    batch_size=16 if batchnorm else 0, steps=6, log_every=3, seed=2)
+    ours = train(c)
+    net, lin = _deep_reference(p, N, 2, batchnorm)
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, betas=(0.9, 0.98), eps=1e-8, weight_decay=1.0,
+                            foreach=False)
+    ds = make_dataset(p, "add", 0.6, 0.2)
+    x, y = ds.one_hot_inputs()[:ds.n_train], ds.y[:ds.n_train]
+    gen = torch.Generator().manual_seed(2)
+    from forgetlab.grok.models import init_deep_weights
+
+    init_deep_weights(p, N, 3, gen)  # the run's generator continues with the minibatch order
+    per_epoch = ds.n_train // 16
+    for step in range(6):
+        if batchnorm and step % per_epoch == 0:  # a fresh permutation each epoch, remainder dropped
+            perm = torch.randperm(ds.n_train, generator=gen)
+        idx = perm[step % per_epoch * 16:(step % per_epoch + 1) * 16] if batchnorm else slice(None)
+        loss = torch.nn.functional.mse_loss(net(x[idx]), torch.nn.functional.one_hot(y[idx], p).float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.allclose(ours.state["U"], lin[0].weight.data[:, :p], rtol=1e-4, atol=1e-5)
+    assert torch.allclose(ours.state["H1"], lin[1].weight.data, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(ours.state["W"], lin[2].weight.data, rtol=1e-4, atol=1e-5)
+    if batchnorm:
+        assert torch.allclose(ours.state["bn2_weight"], net[5].weight.data, rtol=1e-4, atol=1e-5)
+        assert torch.allclose(ours.state["bn1_running_var"], net[2].running_var, rtol=1e-4, atol=1e-5)
+    assert ours.ipr_final.shape == (2 * N,)
+
+
+def test_deep_mlp_run_in_a_batch_equals_the_run_alone_with_dropout():
+    base = dict(p=11, width=16, depth=3, act="relu", steps=10, log_every=5, lr=3e-3)
+    configs = [TrainConfig(**base, seed=1, dropout=0.3, alpha=0.5), TrainConfig(**base, seed=2, alpha=0.8, wd=2.0)]
+    for c, rb in zip(configs, train_many(configs), strict=True):
+        alone = train(c)
+        for k, v in alone.state.items():
+            assert torch.allclose(rb.state[k], v, rtol=1e-5, atol=1e-6), (c.seed, k)

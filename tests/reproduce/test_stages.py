@@ -9,17 +9,34 @@ from forgetlab.reproduce.run import reproduce
 
 def test_grok_stages_end_to_end(tmp_path):
     results, paths = reproduce(tmp_path / "r", scale="smoke", only="grok", quiet=True, argv=["reproduce"])
-    assert [r.name for r in results] == ["grok_cases", "grok_phases"]
-    cases, phases = results
+    assert [r.name for r in results] == ["grok_cases", "grok_arch", "grok_phases"]
+    cases, arch, phases = results
     assert [c.case for c in cases.claims] == ["A0", "A1"]
     assert "accuracy_all_pairs" in cases.claims[0].ours and "mean_ipr" in cases.claims[0].ours
-    assert all(c.passed or c.miss for c in cases.claims + phases.claims), "a missed claim must say by how much"
-    assert len(phases.claims) == 2 and phases.numbers["n_runs"] == 8
+    assert [c.case for c in arch.claims] == ["T1", "D4"] and "all 3 seeds" in arch.claims[0].band
+    every = cases.claims + arch.claims + phases.claims
+    assert all(c.passed or c.miss for c in every), "a missed claim must say by how much"
+    assert [c.case for c in phases.claims] == ["phases: Coexistence", "phases: Partial Inversion",
+                                               "phases: Full Inversion", "phases: Memorization"]
+    assert phases.numbers["wd"]["n_runs"] == 8
     for r in results:
+        assert r.figures and not r.not_run
         for fig in r.figures:
             assert (tmp_path / "r" / fig.path).is_file(), fig.path
     data = json.loads(paths["json"].read_text())
-    assert len(data["claims"]) == 4 and "Grokking cases" in paths["md"].read_text()
+    assert len(data["claims"]) == len(every) and "Grokking cases" in paths["md"].read_text()
+
+
+def test_grok_arch_is_not_run_at_small_scale_and_the_report_says_how_to_run_it(tmp_path):
+    from forgetlab.reproduce.render import render_markdown
+    from forgetlab.reproduce.run import select_stages
+    from forgetlab.reproduce.stages.grok_arch import grok_arch
+
+    assert [s.name for s in select_stages("grok_arch")] == ["grok_arch"]
+    res = grok_arch(tmp_path, "small", lambda f: None)
+    assert res.not_run and not res.claims and any("--scale paper" in c for c in res.commands)
+    md = render_markdown([res], {"scale": "small", "seconds": 1.0, "commands": [], "versions": {}})
+    assert "not run at this scale: " + res.title in md and "**Not run:**" in md
 
 
 def test_eco_stage_end_to_end(tmp_path):

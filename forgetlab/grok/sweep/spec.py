@@ -453,10 +453,22 @@ def make_configs(spec: SweepSpec, trainer: types.ModuleType) -> list[Any]:
 
 
 def config_dict(config: Any) -> dict[str, Any]:
-    """A config as a plain dict of its fields (the stored and hashed form)."""
-    return {f.name: _norm(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    """A config as a plain dict of its fields (the stored and hashed form).
+
+    A field declared with ``identity="when_set"`` (a field added after runs were stored, e.g. ``depth``) is
+    left out while it holds its default, so every run stored before the field existed keeps its id and its
+    stored form; a run that sets it gets a new id.
+    """
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get("identity") == "when_set" and value == f.default:
+            continue
+        out[f.name] = _norm(value)
+    return out
 
 
 def run_id(config: Any) -> str:
-    """Stable identity of one run: hash of its full config (every field, defaults included)."""
+    """Stable identity of one run: hash of :func:`config_dict` (every field, defaults included, except fields
+    marked ``identity="when_set"`` at their default)."""
     return stable_hash(config_dict(config))

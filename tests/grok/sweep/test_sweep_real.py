@@ -36,6 +36,11 @@ def test_presets_load_and_expand():
     mb = sizes["minibatch"]
     assert 0 in mb.zip["batch_size"]  # the full-batch column the official script never trained
     assert mb.panel_keys() == ["batch_size"] and sizes["wd"].grid["alpha"][1] == 0.15
+    reduced = {name: build_spec(preset=f"{name}_p47", config_cls=cls) for name in sizes}
+    assert {k: s.n_runs() for k, s in reduced.items()} == {"wd": 196, "dropout": 100, "bn": 100, "minibatch": 75}
+    for s in reduced.values():  # every batch size fits the smallest training set (alpha 0.1: 220 pairs)
+        assert s.fixed["p"] == 47 and max(s.zip.get("batch_size", [0])) <= int(0.1 * 47 * 47)
+        assert all(c.validate() for c in [cls(**d) for d in s.expand()])
 
 
 def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
@@ -60,6 +65,17 @@ def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
     assert names == ["dynamics_wd=0.png", "dynamics_wd=15.png", "phase_diagram.png", "phase_wd=0.png",
                      "phase_wd=15.png"]
     assert all((tmp_path / "s" / "plots" / n).stat().st_size > 5000 for n in names)
+    with pytest.raises(SystemExit) as exc:
+        main(["grok", "phase-diagram", str(out), "--table"])
+    assert exc.value.code == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| panel | Coexistence |") and len(table) == 4 and table[2].startswith("| wd=0 |")
+    assert all(row.endswith("| 4 |") for row in table[2:])  # 2 x 2 cells per panel
+    with pytest.raises(SystemExit) as exc:
+        main(["grok", "sweep", "--out", str(tmp_path / "e"), "--estimate", *args[4:]])
+    assert exc.value.code == 0
+    est = capsys.readouterr().out
+    assert est.startswith("8 runs, estimated") and "ms per step" in est and not (tmp_path / "e").exists()
 
 
 @pytest.mark.parametrize("args, words", [

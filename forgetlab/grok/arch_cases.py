@@ -1,0 +1,162 @@
+"""The paper's App. G claims for other architectures, as checked cases with 3 seeds each.
+
+"For Transformers and 3-layer ReLU MLPs only weight decay gives Full Inversion; dropout mostly gives Confusion;
+BatchNorm only Coexistence" (paper App. G, Fig. 7). Each case trains one setting with seeds 1, 2 and 3 and
+passes when every seed lands in the claimed phase (:mod:`forgetlab.grok.phases`), so one lucky seed cannot
+pass it:
+
+- T1-T4: the authors' encoder-only Transformer (:mod:`forgetlab.grok.transformer`; d = 128, 4 heads, ReLU,
+  MSE, AdamW lr 1e-3, betas (0.9, 0.98), 3,000 full-batch steps): no regularization, weight decay, dropout,
+  LayerNorm (the Transformer's normalization: the authors' Transformer has no BatchNorm).
+- D1-D4: the 3-layer ReLU MLP (``depth = 3``, width 500, 5,000 full-batch steps): no regularization, weight
+  decay, dropout, BatchNorm.
+
+The regularization strengths and the (alpha, xi) point are ours (the paper gives panels, not points): chosen
+from a probe where the paper's phases sit, documented with the probe in ``docs/benchmarks/grok.md``. The
+modulus defaults to the paper's 97; a smaller p is allowed and recorded (the time grows with p^2).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInput
+from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir
+from .cases import PAPER, CaseResult, markdown_table
+from .config import TrainConfig, batch_key
+from .record import save_run
+from .train import TrainResult, train_many
+
+SEEDS = (1, 2, 3)
+SOURCE = "paper App. G, Fig. 7 (Transformers and 3-layer ReLU MLPs)"
+
+
+@dataclass(frozen=True)
+class ArchCase:
+    """One claimed phase of one architecture under one regularizer: the overrides of its base setting."""
+
+    name: str
+    model: str  # "transformer" or "deep"
+    regularizer: str
+    phase: str
+    authors: str
+    overrides: dict[str, Any]
+
+
+TRANSFORMER = dict(model="transformer", act="relu", loss="mse", lr=1e-3, steps=3000, alpha=0.5, xi=0.2,
+                   log_every=100)
+DEEP = dict(model="mlp", depth=3, act="relu", loss="mse", width=500, lr=1e-3, steps=5000, alpha=0.5, xi=0.2,
+            log_every=100)
+ARCH_CASES: dict[str, ArchCase] = {c.name: c for c in (
+    ArchCase("T1", "transformer", "none", "Coexistence", "Coexistence without regularization", {}),
+    ArchCase("T2", "transformer", "weight decay 1", "Full Inversion", "only weight decay gives Full Inversion",
+             {"wd": 1.0}),
+    ArchCase("T3", "transformer", "dropout 0.5", "Confusion", "dropout mostly gives Confusion",
+             {"dropout": 0.5}),
+    ArchCase("T4", "transformer", "LayerNorm", "Coexistence", "normalization gives only Coexistence",
+             {"layernorm": True}),
+    ArchCase("D1", "deep", "none", "Coexistence", "Coexistence without regularization", {}),
+    ArchCase("D2", "deep", "weight decay 1", "Full Inversion", "only weight decay gives Full Inversion",
+             {"wd": 1.0}),
+    ArchCase("D3", "deep", "dropout 0.5", "Confusion", "dropout mostly gives Confusion", {"dropout": 0.5}),
+    ArchCase("D4", "deep", "BatchNorm", "Coexistence", "BatchNorm gives only Coexistence", {"batchnorm": True}),
+)}
+
+
+def arch_case_configs(p: int = 97, width: int = 500, steps: dict[str, int] | None = None
+                      ) -> dict[str, list[TrainConfig]]:
+    """The three seeds' configs of every case; ``steps`` may override the steps per model ("transformer",
+    "deep") for pipeline tests."""
+    out = {}
+    for name, case in ARCH_CASES.items():
+        base = dict(TRANSFORMER if case.model == "transformer" else DEEP, p=p)
+        if case.model == "deep":
+            base["width"] = width
+        if steps and case.model in steps:
+            base["steps"] = steps[case.model]
+            base["log_every"] = max(1, steps[case.model] // 20)
+        out[name] = [TrainConfig(**base, **case.overrides, seed=s).validate() for s in SEEDS]
+    return out
+
+
+def _check(case: ArchCase, results: list[TrainResult]) -> CaseResult:
+    """Every seed in the claimed phase; ours: each seed's phase, train and test accuracy."""
+    phases = [r.summary["phase"] for r in results]
+    ours: dict[str, Any] = {"phases": ", ".join(phases), "n_in_phase": sum(ph == case.phase for ph in phases),
+                            "n_seeds": len(results)}
+    for key in ("train_acc", "test_acc", "mean_ipr"):
+        vals = [r.summary[key] for r in results]
+        ours[f"{key}_min"], ours[f"{key}_max"] = min(vals), max(vals)
+    c0 = results[0].config
+    what = "Transformer" if c0.model == "transformer" else f"{c0.depth}-layer {c0.act} MLP (N={c0.width})"
+    setting = f"p={c0.p}, alpha {c0.alpha}, xi {c0.xi}, {c0.steps} steps, lr {c0.lr}"
+    claim = f"{what}, {case.regularizer} ({setting}): {case.phase}"
+    band = f"all {len(results)} seeds (1, 2, 3) in {case.phase}"
+    return CaseResult(case.name, claim, case.authors, SOURCE, ours, band,
+                      ours["n_in_phase"] == len(results), 0.0)
+
+
+def run_arch_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, p: int = 97, width: int = 500,
+                   steps: dict[str, int] | None = None, progress: bool = False, overwrite: bool = False,
+                   advance: Callable[[float], None] | None = None) -> list[CaseResult]:
+    """Train the selected cases (default all; runs of one shape as one batch), write each seed's run folder,
+    ``arch.json``, ``arch.md`` and ``ipr_over_training.png`` under ``out_dir``; return the results in order.
+
+    ``advance(fraction)`` is called after each batch with the fraction of run-steps done.
+    """
+    wanted = list(ARCH_CASES) if not cases else list(dict.fromkeys(cases))
+    for c in wanted:
+        if c not in ARCH_CASES:
+            raise BadInput("cases", c, "any of " + ", ".join(ARCH_CASES))
+    out = prepare_out_dir(out_dir, overwrite=overwrite)
+    cfgs = arch_case_configs(p, width, steps)
+    groups: dict[tuple, list[tuple[str, TrainConfig]]] = {}
+    for name in wanted:
+        for cfg in cfgs[name]:
+            groups.setdefault(batch_key(cfg), []).append((name, cfg))
+    trained: dict[str, list[TrainResult]] = {name: [] for name in wanted}
+    secs: dict[str, float] = dict.fromkeys(wanted, 0.0)
+    total = sum(c.steps for name in wanted for c in cfgs[name])
+    done = 0
+    for members in groups.values():
+        t0 = time.perf_counter()
+        results = train_many([c for _, c in members], progress=progress)
+        dt = (time.perf_counter() - t0) / len(members)
+        for (name, cfg), r in zip(members, results, strict=True):
+            trained[name].append(r)
+            secs[name] += dt
+            folder = out / name / f"seed{cfg.seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            save_run(folder, r)
+            done += cfg.steps
+        if advance is not None:
+            advance(done / total)
+    checked = []
+    for name in wanted:
+        res = _check(ARCH_CASES[name], trained[name])
+        res.seconds = secs[name]
+        res.figures = [str(out / name / "seed1" / f) for f in ("accuracy.png", "ipr.png")]
+        checked.append(res)
+    _write_outputs(out, checked, trained)
+    return checked
+
+
+IPR_FIGURE = "ipr_over_training.png"
+
+
+def _write_outputs(out: Path, checked: list[CaseResult], trained: dict[str, list[TrainResult]]) -> None:
+    """``arch.json``, ``arch.md`` and the mean IPR over training of each case's first seed."""
+    from .plots import plot_ipr_over_training
+
+    plot_ipr_over_training({f"{n} ({rs[0].summary['phase']})": rs[0].history for n, rs in trained.items()},
+                           out / IPR_FIGURE, "mean IPR over training, App. G cases (seed 1)")
+    configs = {n: [asdict(r.config) for r in rs] for n, rs in trained.items()}
+    atomic_write_json(out / "arch.json", {"paper": PAPER, "cases": [asdict(r) for r in checked],
+                                          "configs": configs, "passed": all(r.passed for r in checked)})
+    atomic_write_text(out / "arch.md", markdown_table(checked))
+

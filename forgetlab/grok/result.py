@@ -1,0 +1,43 @@
+"""What a finished run returns (:class:`TrainResult`) and how its summary and phase are computed from its final
+metrics: shared by the MLP and Transformer training loops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .config import SUMMARY_KEYS, TrainConfig
+from .data import Dataset
+from .phases import classify_phase, is_collapsed
+
+
+@dataclass
+class TrainResult:
+    """Outcome of one run: summary (the ``summary.json`` keys), history (one dict per logged step), state
+    (tensors for ``model.safetensors``: U ``[N, p]``, V ``[N, p]``, W ``[p, N]``, BN tensors if any; the
+    Transformer's named matrices) and the per-neuron IPR at init and at the end. ``summary["seconds"]`` is the
+    wall time of the batch's training loop divided by the number of runs in the batch; ``extra`` holds final
+    losses, ``collapsed`` and ``n_train``."""
+
+    config: TrainConfig
+    summary: dict[str, Any]
+    history: list[dict[str, Any]]
+    state: dict[str, torch.Tensor]
+    ipr_init: torch.Tensor
+    ipr_final: torch.Tensor
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_result(c: TrainConfig, ds: Dataset, mt: dict, history: list, state: dict, ipr0: torch.Tensor,
+                ipr1: torch.Tensor, seconds: float, weight_norm_init: float) -> TrainResult:
+    """The result of one finished run from its final metrics ``mt`` and its initial weight norm."""
+    collapsed = is_collapsed(mt["weight_norm"], mt["output_spread"], weight_norm_init)
+    summary = {k: mt[k] for k in SUMMARY_KEYS[:SUMMARY_KEYS.index("phase")]}
+    summary.update(phase=classify_phase(mt["train_acc"], mt["test_acc"], c.xi, collapsed), steps=c.steps,
+                   seconds=seconds, n_corrupted=ds.n_corrupted,
+                   n_corrupted_unchanged=ds.n_corrupted_unchanged, weight_norm_init=weight_norm_init)
+    extra = {"train_loss": mt["train_loss"], "test_loss": mt["test_loss"], "collapsed": collapsed,
+             "n_train": ds.n_train}
+    return TrainResult(c, summary, history, state, ipr0.clone(), ipr1.clone(), extra)

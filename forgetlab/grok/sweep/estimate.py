@@ -1,0 +1,99 @@
+"""How long a sweep will take on this machine, measured before it starts.
+
+For every batch shape of the sweep (runs sharing the trainer's ``batch_key``) a probe trains the shape's first
+planned batch for ``s1`` and ``s2`` steps: the difference gives the seconds of one batch step on this machine
+now, the rest the batch's fixed cost (data, initialization, the first and last evaluation); with kept
+histories a third probe logs every step to cost one evaluation. Each planned batch is then costed as
+``fixed + steps x step + evaluations x evaluation``, scaled by its size relative to the probe. The probe runs
+in this process with the current torch thread count, so the estimate is for one worker; ``workers`` divides
+it when the cores are free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .run import available_memory_bytes, plan_batches
+from .spec import DEFAULT_TRAINER, SweepSpec, load_trainer, make_configs, run_id
+
+
+@dataclass(frozen=True)
+class ShapeCost:
+    """The measured cost of one batch shape: seconds of one step and of the fixed part of a probe batch of
+    ``probe_runs`` runs, one evaluation, and the shape's planned work in seconds."""
+
+    shape: str
+    runs: int
+    probe_runs: int
+    step_seconds: float
+    fixed_seconds: float
+    eval_seconds: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SweepEstimate:
+    """Estimated seconds of a sweep's remaining runs for one worker, per batch shape."""
+
+    n_runs: int
+    seconds: float
+    shapes: list[ShapeCost]
+    probe_seconds: float
+
+    def describe(self, workers: int = 1) -> str:
+        """One line: runs, estimated wall time with ``workers`` workers on free cores, and the probe's cost."""
+        wall = self.seconds / max(1, workers)
+        return (f"{self.n_runs} runs, estimated {_hms(wall)} with {workers} worker(s) on free cores "
+                f"({_hms(self.seconds)} of single-worker time; measured by a {self.probe_seconds:.0f} s probe "
+                f"of {len(self.shapes)} batch shape(s))")
+
+
+def _hms(seconds: float) -> str:
+    h, rem = divmod(round(seconds), 3600)
+    return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min {rem % 60:02d} s"
+
+
+def _time(trainer: Any, configs: list[Any], steps: int, log_every: int, history: bool) -> float:
+    probe = [dataclasses.replace(c, steps=steps, log_every=log_every) for c in configs]
+    t0 = time.perf_counter()
+    trainer.train_many(probe, keep_history=history)
+    return time.perf_counter() - t0
+
+
+def _probe(trainer: Any, configs: list[Any], steps: tuple[int, int], history: bool) -> tuple[float, float, float]:
+    """(seconds per batch step, fixed seconds, seconds per evaluation) of training ``configs`` as one batch."""
+    s1, s2 = steps
+    t1 = _time(trainer, configs, s1, s1, False)
+    t2 = _time(trainer, configs, s2, s2, False)
+    step = max(0.0, (t2 - t1) / (s2 - s1))
+    fixed = max(0.0, t1 - s1 * step)
+    evaluation = max(0.0, (_time(trainer, configs, s1, 1, True) - t1) / s1) if history else 0.0
+    return step, fixed, evaluation
+
+
+def estimate_sweep(spec: SweepSpec, *, trainer: str = DEFAULT_TRAINER, finished: set[str] | frozenset = frozenset(),
+                   probe_steps: tuple[int, int] = (2, 10)) -> SweepEstimate:
+    """Estimate the single-worker seconds of the runs of ``spec`` not in ``finished`` (run ids)."""
+    mod = load_trainer(trainer)
+    configs = [c for c in make_configs(spec, mod) if run_id(c) not in finished]
+    budget = int(spec.max_memory_gb * 2**30) if spec.max_memory_gb else available_memory_bytes() // 2
+    jobs = plan_batches(spec, configs, mod, trainer, budget) if configs else []
+    by_shape: dict[Any, list[list[Any]]] = {}
+    for job in jobs:
+        cfgs = [mod.TrainConfig(**c) for c in job.configs]
+        by_shape.setdefault(mod.batch_key(cfgs[0]), []).append(cfgs)
+    t0 = time.perf_counter()
+    shapes = []
+    for key, batches in by_shape.items():
+        probe = batches[0]
+        step, fixed, evaluation = _probe(mod, probe, probe_steps, spec.keep_history)
+        seconds = 0.0
+        for batch in batches:
+            c = batch[0]
+            evals = c.steps // c.log_every if spec.keep_history else 0
+            seconds += (fixed + c.steps * step + evals * evaluation) * len(batch) / len(probe)
+        shapes.append(ShapeCost(str(key), sum(map(len, batches)), len(probe), step, fixed, evaluation, seconds))
+    return SweepEstimate(len(configs), sum(s.seconds for s in shapes), shapes, time.perf_counter() - t0)
