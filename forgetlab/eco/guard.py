@@ -37,7 +37,7 @@ from .guard_folder import (
     write_guard_folder,
 )
 from .hooks import corrupt_embeddings, hidden_size, input_embeddings, token_seed
-from .scoring import Corrupt, continuation_logprobs, pack
+from .scoring import Corrupt, TokenScores, continuation_logprobs, pack
 
 __all__ = ["EcoGuard", "FlagRule", "GuardConfig", "GuardLike", "PlainModel", "load_base_model",
            "register_classifier_type"]
@@ -78,6 +78,16 @@ class PlainModel:
         ids = torch.tensor([list(prompt_ids)], device=self.model.device)
         with torch.no_grad():
             return self.model.get_input_embeddings()(ids)[0]
+
+    def score_sequences(self, sequences: Sequence[Sequence[int]], prompt_lengths: Sequence[int],
+                        flags: Sequence[bool] | None = None, *, starts: Sequence[int] | None = None,
+                        top_k: int = 0) -> TokenScores:
+        """Teacher-forced log-probs of the base model (nothing is ever corrupted): see
+        :meth:`EcoGuard.score_sequences`."""
+        starts = list(prompt_lengths if starts is None else starts)
+        batch = pack([(s[:a], s[a:]) for s, a in zip(sequences, starts, strict=True)],
+                     self.tokenizer.pad_token_id or 0)
+        return continuation_logprobs(self.model, batch, None, top_k=top_k)
 
 
 @dataclass
@@ -299,14 +309,30 @@ class EcoGuard:
             flags = self.classify(list(prompts))
         pairs = [(self.tokenizer(p).input_ids, self.tokenizer(a, add_special_tokens=False).input_ids)
                  for p, a in zip(prompts, answers, strict=True)]
-        batch = pack(pairs, self.tokenizer.pad_token_id)
+        scores = self.score_sequences([[*p, *a] for p, a in pairs], [len(p) for p, _ in pairs], flags).logprobs
+        return torch.stack([torch.from_numpy(lp).sum() for lp in scores])
+
+    @torch.no_grad()
+    def score_sequences(self, sequences: Sequence[Sequence[int]], prompt_lengths: Sequence[int],
+                        flags: Sequence[bool], *, starts: Sequence[int] | None = None,
+                        top_k: int = 0) -> TokenScores:
+        """Teacher-forced log-probs of tokens ``[starts[r], len)`` of each token sequence under the guard.
+
+        The first ``prompt_lengths[r]`` positions of a flagged row are corrupted exactly as :meth:`generate`
+        corrupts that prompt (same mask, same noise seed); the rest (an answer, or generated tokens) never is.
+        ``starts`` defaults to the prompt lengths (score the continuation); ``starts[r] = 1`` scores the prompt's
+        own tokens too (an API's ``echo``). ``top_k`` adds the k most likely tokens at each scored position.
+        """
+        starts = list(prompt_lengths if starts is None else starts)
+        batch = pack([(s[:a], s[a:]) for s, a in zip(sequences, starts, strict=True)], self.tokenizer.pad_token_id)
         corrupt = None
         if np.asarray(flags, dtype=bool).any():
-            mask = self.corruption_mask(batch.ids, batch.attention, flags, prompt_mask=batch.prompt_mask())
+            positions = torch.arange(batch.ids.shape[1])[None]
+            prompt_mask = positions < torch.tensor(list(prompt_lengths))[:, None]
+            mask = self.corruption_mask(batch.ids, batch.attention, flags, prompt_mask=prompt_mask)
             c = self.config
             corrupt = Corrupt(mask, c.corruption, c.strength, c.k, row_seeds=self.row_seeds(batch.ids, mask))
-        scores = continuation_logprobs(self.model, batch, corrupt).logprobs
-        return torch.stack([torch.from_numpy(lp).sum() for lp in scores])
+        return continuation_logprobs(self.model, batch, corrupt, top_k=top_k)
 
     @torch.no_grad()
     def prompt_embeddings(self, prompt: str | Sequence[int], flagged: bool | None = None) -> torch.Tensor:
