@@ -8,8 +8,10 @@ exit code 2, never a traceback.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 try:  # typer >= 0.20 vendors click; older releases use the real package
     from typer._click import exceptions as click_exc
@@ -18,12 +20,47 @@ except ImportError:  # pragma: no cover - typer < 0.20
 
 from .errors import ForgetlabError
 
+
+class _PlainHelp:
+    """Help as Unix tools write it: flags without a ``<bool>`` value placeholder (they take none), and
+    positional arguments in the usage line as ``RUN_DIR`` (required) or ``[RUN_DIR]`` (optional)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []  # type: ignore[attr-defined]
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = (param.metavar or param.name).upper()
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+class Command(_PlainHelp, TyperCommand):
+    """Every ``forgetlab`` command (see :class:`_PlainHelp`)."""
+
+
+class Group(_PlainHelp, TyperGroup):
+    """Every ``forgetlab`` command group (see :class:`_PlainHelp`)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), self.subcommand_metavar]
+
+
 app = typer.Typer(
     name="forgetlab",
     help="Make neural networks forget, and watch them forget.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=Group,
 )
 
 
@@ -37,12 +74,24 @@ def _mount_subcommands() -> None:
 
     if _MOUNTED:
         return
-    app.add_typer(grok_app, name="grok", help="Corrupted modular arithmetic: train, prune, phases, sweeps.")
     for cmd in unlearning_app.registered_commands:
         eco_app.registered_commands.append(cmd)
-    app.add_typer(eco_app, name="eco", help="ECO: guard a causal LM with embedding-corrupted prompts.")
-    app.command("reproduce")(reproduce_command)
+    for sub in (grok_app, eco_app):
+        for cmd in sub.registered_commands:
+            if cmd.cls in (None, TyperCommand):
+                cmd.cls = Command
+    app.add_typer(grok_app, name="grok", help="Corrupted modular arithmetic: train, prune, phases, sweeps.",
+                  cls=Group)
+    app.add_typer(eco_app, name="eco", help="ECO: guard a causal LM with embedding-corrupted prompts.", cls=Group)
+    app.command("reproduce", cls=Command)(reproduce_command)
     _MOUNTED.append(True)
+
+
+def command() -> Any:
+    """The click command of the whole ``forgetlab`` app (every sub-command mounted): what ``main`` runs and what
+    the help tests walk."""
+    _mount_subcommands()
+    return typer.main.get_command(app)
 
 
 _MOUNTED: list[bool] = []
@@ -72,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: run the app, turning bad input into one line and exit code 2."""
     _mount_subcommands()
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False, prog_name="forgetlab")
     except ForgetlabError as exc:
         fail(str(exc))
     except click_exc.NoArgsIsHelpError as exc:

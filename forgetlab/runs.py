@@ -1,7 +1,11 @@
 """Run folders: atomic writes, config and metadata records, safetensors checkpoints.
 
 Every artifact is written to a temporary file in the same folder, flushed, fsynced and renamed into place,
-so a reader (or a resumed run) never sees a half-written file, even after SIGKILL.
+so a reader (or a resumed run) never sees a half-written file, even after SIGKILL. Temporary files and folders
+are created with modes 0666 / 0777 masked by the process umask (as ``open`` and ``mkdir`` do, unlike
+``tempfile.mkstemp``'s 0600), so published results are as readable as any other file the user creates; their
+hidden names carry the writer's host and pid (``.NAME.HOST-PID-RANDOM.tmp``), which is how
+:func:`clean_stale_temps` tells a killed writer's leftovers from a live writer's files.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ import json
 import math
 import os
 import platform
+import re
+import secrets
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,15 +28,41 @@ from typing import Any
 
 from .errors import BadInput, ForgetlabError
 
+TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-(?P<rand>[0-9a-f]{8})\.(?P<kind>tmp|old)$")
+"""Names of the hidden temporary files and folders this module creates: ``.NAME.HOST-PID-RANDOM.tmp|old``
+(HOST: 6 hex digits of the SHA-256 of the host name)."""
+
+
+def host_tag() -> str:
+    """6 hex digits naming this host in temporary names (a hash: host names may hold any character)."""
+    return hashlib.sha256(platform.node().encode("utf-8")).hexdigest()[:6]
+
+
+def make_temp(parent: str | os.PathLike, name: str, *, folder: bool = False, kind: str = "tmp") -> Path:
+    """Create a hidden temporary file (or folder) in ``parent`` for a future ``parent/name``.
+
+    Mode 0666 (0777 for a folder) masked by the umask, exclusive creation, a name carrying this pid.
+    """
+    parent = Path(parent)
+    for _ in range(100):
+        tmp = parent / f".{name}.{host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.{kind}"
+        try:
+            if folder:
+                os.mkdir(tmp, 0o777)
+            else:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise ForgetlabError(f"{parent}: could not create a temporary {'folder' if folder else 'file'}")
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``, on error delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = make_temp(path.parent, path.name)
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
@@ -216,13 +247,13 @@ def write_folder_atomically(final: str | os.PathLike, write: Callable[[Path], No
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tmp = make_temp(final.parent, final.name, folder=True)
     try:
         write(tmp)
         if final.exists() and replace is not None:
             if not replace(final):
                 raise BadInput(field, str(final), "a new folder, or one this command wrote before")
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            old = make_temp(final.parent, final.name, folder=True, kind="old")
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)

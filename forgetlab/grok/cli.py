@@ -5,12 +5,12 @@ once, on the fields)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from ..options import config_command
+from ..output import emit, status
 from .config import TrainConfig
 from .sweep.cli import phase_diagram_command, sweep_command
 
@@ -34,11 +34,14 @@ def _set_threads(threads: int) -> None:
 def train_command(
     config: TrainConfig,
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder (its files are "
+                                   "replaced)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or status lines on stderr."),
     threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
 ) -> None:
-    """Train one network and write config.json, history.jsonl, model.safetensors, summary.json and plots."""
+    """Train one network and write config.json, history.jsonl, model.safetensors, summary.json and plots.
+
+    Prints the run's summary as one JSON object on stdout."""
     from ..runs import prepare_out_dir
     from .record import save_run
     from .train import train
@@ -48,15 +51,18 @@ def train_command(
     _set_threads(threads)
     result = train(cfg, progress=not quiet)
     save_run(out_dir, result)
-    print(json.dumps(result.summary))
+    status(not quiet)(f"wrote {out_dir}")
+    emit(result.summary)
 
 
 @app.command("prune")
 def prune_command(
-    run_dir: Path = typer.Argument(..., help="A folder written by `forgetlab grok train`."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A folder written by `forgetlab grok train`."),
     seed: int = typer.Option(0, help="Seed of the random pruning order."),
 ) -> None:
-    """Pruning curves by IPR order (low, high, random): writes prune.json and prune.png into RUN_DIR."""
+    """Pruning curves by IPR order (low, high, random): writes prune.json and prune.png into RUN_DIR.
+
+    Prints the curves (fraction pruned -> test accuracy) as one JSON object on stdout."""
     from ..errors import BadInput
     from ..runs import atomic_write_json
     from .data import make_dataset
@@ -77,8 +83,7 @@ def prune_command(
     curves = prune_curves(state, ds, act=cfg.act, seed=seed)
     atomic_write_json(run_dir / "prune.json", curves)
     plot_prune(curves, run_dir / "prune.png", f"pruning {run_dir.name}")
-    for name, pts in curves.items():
-        print(name, " ".join(f"{x['fraction']:.2f}:{x['test_acc']:.3f}" for x in pts[::4]))
+    emit({"prune_json": str(run_dir / "prune.json"), "prune_png": str(run_dir / "prune.png"), "curves": curves})
 
 
 @app.command("analytic")
@@ -87,7 +92,8 @@ def analytic_command(
     width: int = typer.Option(500, help="Hidden width N."),
     seed: int = typer.Option(0, help="Seed of frequencies and phases."),
 ) -> dict:
-    """Accuracy on all p^2 pairs and mean IPR of the analytic periodic solution (Gromov 2023)."""
+    """Accuracy on all p^2 pairs and mean IPR of the analytic periodic solution (Gromov 2023), as one JSON
+    object on stdout."""
     import torch
 
     from ..errors import BadInput
@@ -105,27 +111,34 @@ def analytic_command(
     res = {"p": p, "width": width, "seed": seed,
            "accuracy": (m["train_acc"] * ds.n_train + m["test_acc"] * ds.n_test) / ds.size,
            "mean_ipr": float(neuron_ipr(U, V, W).mean())}
-    print(json.dumps(res))
+    emit(res)
     return res
 
 
 @app.command("reproduce")
 def reproduce_command(
     out: Path = typer.Option(Path("out/grok-reproduce"), "--out", help="Output folder."),
-    cases: str = typer.Option("", help="Comma-separated subset of A0..A8 (default all)."),
+    cases: str = typer.Option("", help="Comma-separated subset of A0, A1, A2, A3, A4, A5, A6, A7, A8 "
+                              "(default: all)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or status lines on stderr."),
     threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
 ) -> None:
-    """Run the paper's cases A0-A8, write reproduce.json and reproduce.md; exit 1 if a case misses its band."""
+    """Run the paper's cases A0-A8, write reproduce.json and reproduce.md; exit 1 if a case misses its band.
+
+    Prints one JSON object on stdout: every case's verdict and the files written."""
     from .cases import run_cases
 
     wanted = [c.strip() for c in cases.split(",") if c.strip()] or None
     _set_threads(threads)
     results = run_cases(out, wanted, progress=not quiet, overwrite=overwrite)
+    say = status(not quiet)
     for r in results:
-        print(f"{r.name} {'PASS' if r.passed else 'FAIL'} {r.seconds:7.1f}s  {r.claim}")
-    print(f"wrote {out / 'reproduce.json'} and {out / 'reproduce.md'}")
+        say(f"{r.name} {'PASS' if r.passed else 'FAIL'} {r.seconds:7.1f}s  {r.claim}")
+    files = [str(out / "reproduce.json"), str(out / "reproduce.md")]
+    say(f"wrote {files[0]} and {files[1]}")
+    emit({"passed": all(r.passed for r in results), "files": files,
+          "cases": [{"case": r.name, "passed": r.passed, "seconds": r.seconds, "claim": r.claim} for r in results]})
     if not all(r.passed for r in results):
         raise typer.Exit(1)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..output import emit, status
 from .stage import SCALES
 
 
@@ -13,17 +14,24 @@ def reproduce_command(
     out: Path = typer.Option(Path("out/reproduce"), "--out", help="Report folder (reused as a cache)."),
     scale: str = typer.Option("small", "--scale", help="One of " + ", ".join(SCALES) + ": small (a laptop, "
                               "<= 20 min on 2 cores), paper (the papers' sizes), smoke (tiny sizes, pipeline check)."),
-    only: str | None = typer.Option(None, "--only", help="Only one paper: grok or eco."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
+    only: str | None = typer.Option(None, "--only", help="Only one paper, one of: grok, eco (default: both)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display or status lines on stderr."),
 ) -> None:
-    """Reproduce both papers' headline results and write report.md, report.html and results.json."""
+    """Reproduce both papers' headline results and write report.md, report.html and results.json.
+
+    Prints one JSON object on stdout: claims passed, the missed ones, and the report files; exit 1 if a claim
+    is missed."""
     from .run import reproduce
 
     results, paths = reproduce(out, scale, only, quiet)
     claims = [c for r in results for c in r.claims]
     failed = [c for c in claims if not c.passed]
-    print(f"{len(claims) - len(failed)}/{len(claims)} claims pass; report: {paths['html']}")
+    say = status(not quiet)
+    say(f"{len(claims) - len(failed)}/{len(claims)} claims pass; report: {paths['html']}")
     for c in failed:
-        print(f"MISSED {c.case} {c.quantity}: ours {c.ours}, band {c.band} ({c.miss})")
+        say(f"MISSED {c.case} {c.quantity}: ours {c.ours}, band {c.band} ({c.miss})")
+    emit({"claims": len(claims), "passed": len(claims) - len(failed), "files": {k: str(v) for k, v in paths.items()},
+          "missed": [{"case": c.case, "quantity": c.quantity, "ours": c.ours, "band": c.band, "miss": c.miss}
+                     for c in failed]})
     if failed:
         raise typer.Exit(1)

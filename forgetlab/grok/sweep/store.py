@@ -290,7 +290,8 @@ def results_csv_text(records: list[Mapping[str, Any]], sort_keys: Iterable[str] 
             if k not in cfg_cols:
                 cfg_cols.append(k)
     extra_summary = sorted({k for r in records for k in r.get("summary", {})} - set(SUMMARY_KEYS))
-    cols = ["run_id", *cfg_cols, *SUMMARY_KEYS, *extra_summary, *IPR_COLUMNS]
+    summary_cols = _summary_columns(records, [*SUMMARY_KEYS, *extra_summary], set(cfg_cols))
+    cols = ["run_id", *cfg_cols, *summary_cols.values(), *IPR_COLUMNS]
     order = sort_keys + [k for k in cfg_cols if k not in sort_keys]
 
     def key(r: Mapping[str, Any]) -> tuple:
@@ -300,9 +301,24 @@ def results_csv_text(records: list[Mapping[str, Any]], sort_keys: Iterable[str] 
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
     for r in sorted(records, key=key):
-        row = {"run_id": r["run_id"], **r["config"], **r.get("summary", {}), **r.get("ipr", {})}
+        summary = r.get("summary", {})
+        row = {"run_id": r["run_id"], **r["config"], **r.get("ipr", {}),
+               **{col: summary.get(k) for k, col in summary_cols.items()}}
         w.writerow([fmt(row.get(c), "csv") for c in cols])
     return buf.getvalue()
+
+
+def _summary_columns(records: list[Mapping[str, Any]], keys: list[str], config_cols: set[str]) -> dict[str, str]:
+    """``{summary key: CSV column}``, every column name unique: a summary value that repeats a config field of
+    the same name in every record (``steps``) is left to the config column; one that differs somewhere gets
+    the column ``summary_<key>``."""
+    out = {}
+    for k in keys:
+        if k not in config_cols:
+            out[k] = k
+        elif any(r.get("summary", {}).get(k, r["config"].get(k)) != r["config"].get(k) for r in records):
+            out[k] = f"summary_{k}"
+    return out
 
 
 def read_results_csv(path: str | os.PathLike) -> list[dict[str, str]]:
