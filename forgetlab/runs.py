@@ -18,6 +18,7 @@ import platform
 import re
 import secrets
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -174,7 +175,9 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any],
 
     clean = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
+        mode = stat.S_IMODE(tmp.stat().st_mode)  # per the umask; safetensors writes a file of its own (0600)
         save_file(clean, str(tmp), metadata=dict(metadata or {}))
+        os.chmod(tmp, mode)
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, Any]:

@@ -56,7 +56,8 @@ def fit_cmd(
     forget: Path = typer.Option(..., "--forget", help="JSONL of prompts about the forget target ({'prompt': ...})."),
     retain: Path = typer.Option(..., "--retain", help="JSONL of prompts that must not be flagged."),
     fit: Path | None = typer.Option(None, "--fit", help="JSONL of multiple-choice forget questions to fit the "
-                                    "strength on ({'prompt', 'choices', 'answer'}); never the evaluation split."),
+                                    "strength on ({'prompt', 'choices', 'answer'}); never the evaluation split "
+                                    "(default: none, --strength is used as given)."),
     corruption: str = typer.Option("rand_noise_first_n", "--corruption",
                                    help="Corruption, one of: " + ", ".join(CORRUPTIONS.names()) + "."),
     target: str = typer.Option("chance", "--target", help="Metric value to reach on --fit: 'chance' (the mean of "

@@ -53,8 +53,10 @@ def evaluate_cmd(model: Path = typer.Option(..., "--model", help="A Hugging Face
                  data: Path = typer.Option(..., "--data", help="Folder of TOFU-format JSONL (see `world`)."),
                  split: str = typer.Option("forget10", "--split", help="Forget split file stem in DATA."),
                  retain_model: Path = typer.Option(None, "--retain-model",
-                                                   help="Retain model folder: adds forget quality and PrivLeak."),
-                 out: Path = typer.Option(None, "--out", help="Write metrics JSON here."),
+                                                   help="Retain model folder: adds forget quality and PrivLeak "
+                                                        "(default: none, those are left out)."),
+                 out: Path = typer.Option(None, "--out", help="Write every metric, with the run record, to this JSON "
+                                          "file (default: none; stdout has the scalar metrics)."),
                  no_generate: bool = typer.Option(False, "--no-generate", help="Skip generation (ROUGE)."),
                  quiet: bool = typer.Option(False, "--quiet", help="No status lines on stderr.")) -> None:
     """Score any model on any TOFU-format data: forget truth ratio, ROUGE, model utility, MIA AUCs.

@@ -30,9 +30,10 @@ def _preset_sizes() -> str:
 
 def sweep_command(
     out: Path = typer.Option(..., "--out", help="Sweep folder (created; an existing one of the same sweep resumes)."),
-    spec: Path | None = typer.Option(None, "--spec", help="Sweep spec TOML file."),
+    spec: Path | None = typer.Option(None, "--spec", help="Sweep spec TOML file (default: none; give --spec, "
+                                     "--preset or --grid)."),
     preset: str | None = typer.Option(None, "--preset", help="A shipped spec, one of: " + _preset_sizes()
-                                      + ". The p=97 presets take hours on a CPU; small takes minutes."),
+                                      + ". The p=97 presets take hours on a CPU; small takes minutes (default: none)."),
     set_: list[str] = typer.Option([], "--set", help="Fix a TrainConfig field: key=value (repeatable)."),
     grid: list[str] = typer.Option([], "--grid", help="Sweep a field: key=start:stop:num or key=a,b,c "
                                    "(repeatable)."),

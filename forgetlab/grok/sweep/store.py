@@ -19,7 +19,6 @@ import io
 import json
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -27,7 +26,15 @@ from typing import Any
 
 from ...errors import BadInput, ForgetlabError
 from ...fmt import fmt
-from ...runs import atomic_write_json, atomic_write_text, read_json, save_tensors, to_jsonable, versions
+from ...runs import (
+    atomic_write_json,
+    atomic_write_text,
+    make_temp,
+    read_json,
+    save_tensors,
+    to_jsonable,
+    versions,
+)
 from ..config import SUMMARY_KEYS
 
 MANIFEST = "sweep.json"
@@ -105,8 +112,8 @@ class SweepStore:
                 root.mkdir(parents=True, exist_ok=True)
                 for d in (store.runs_dir, store.claims_dir):
                     d.mkdir(exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".sweep.", suffix=".tmp", dir=root)
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                tmp = make_temp(root, MANIFEST)
+                with open(tmp, "w", encoding="utf-8") as fh:
                     json.dump(to_jsonable(manifest), fh, indent=2)
                     fh.write("\n")
                     fh.flush()
@@ -176,7 +183,7 @@ class SweepStore:
               "time": time.time()}
         for _ in range(3):
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             except FileExistsError:
                 if not self.claim_is_stale(batch_id):
                     return False
