@@ -1,12 +1,17 @@
 """The ``forgetlab`` command line: thin wrappers that parse, validate, call the library and print.
 
 Sub-commands live beside the science they drive (``forgetlab/grok/cli.py``, ``forgetlab/eco/cli.py``,
-``forgetlab/unlearning/cli.py``, ``forgetlab/reproduce/cli.py``) and are mounted here, the only place that does. Any :class:`~forgetlab.errors.ForgetlabError` (and any usage error) becomes one line on stderr and
-exit code 2, never a traceback.
+``forgetlab/unlearning/cli.py``, ``forgetlab/reproduce/cli.py``) and are mounted here, the only place that does.
+
+Exit codes: 0 done; 1 a fault of the environment (no space left, disk quota, read-only file system, I/O error,
+out of memory), or a result that missed its claims (``reproduce``); 2 bad input (any
+:class:`~forgetlab.errors.ForgetlabError`, a usage error, a path that cannot be used: missing, not a folder,
+permission denied). Every error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Any
 
@@ -111,10 +116,22 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Make neural networks forget, and watch them forget."""
 
 
-def fail(message: str) -> None:
-    """Print one line to stderr and exit with code 2 (bad input)."""
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.ENOMEM, errno.EMFILE,
+                                errno.ENFILE})
+"""OS errors that are faults of the machine, not of the command's input: exit code 1."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line to stderr and exit with ``code`` (2: bad input; 1: a fault of the environment)."""
     print(f"error: {message}".replace("\n", " "), file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OS error: what failed, on which path."""
+    where = f": {exc.filename}" if exc.filename else ""
+    what = exc.strerror or type(exc).__name__
+    return f"{what}{where}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -124,6 +141,10 @@ def main(argv: list[str] | None = None) -> None:
         rv = app(args=argv, standalone_mode=False, prog_name="forgetlab")
     except ForgetlabError as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(os_error_line(exc), 1 if exc.errno in ENVIRONMENT_ERRNOS else 2)
+    except MemoryError:
+        fail("out of memory", 1)
     except click_exc.NoArgsIsHelpError as exc:
         if exc.ctx is not None:
             print(exc.ctx.get_help())

@@ -89,20 +89,42 @@ def fit_cmd(
     """Train the prompt classifier, fit the corruption strength, and save a guard folder.
 
     Prints one JSON object on stdout: the guard folder, the classifier's threshold and report, the corruption
-    and its fitted strength."""
-    spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol, out, overwrite)
-    from .classify.prompt import PromptClassifier
+    and its fitted strength. The guard folder appears whole or not at all; a second command writing the same
+    folder is refused while this one runs."""
+    from ..folders import claim_out_dir
     from .classify.prompts import load_prompts
-    from .classify.token import TokenClassifier
-    from .guard import EcoGuard, GuardConfig, load_base_model
-    from .hooks import hidden_size
 
+    spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol)
     forget_prompts, retain_prompts = load_prompts(forget), load_prompts(retain)
     items = _read_mc_jsonl(fit) if fit is not None else None
     goal = _parse_target(target, items) if items is not None else None
     if quiet:
         quiet_transformers()
     say = status(not quiet)
+    with claim_out_dir(out, overwrite=overwrite):  # before any work: a second writer is refused at once
+        guard, fit_record = _build_guard(model, forget_prompts, retain_prompts, items, spec, corruption, strength,
+                                         k, goal, metric, method, tol, fpr, seed, entity_level, flag_entities,
+                                         fit, quiet, say)
+        write_folder_atomically(out, lambda tmp: guard.save_pretrained(tmp, copy_model=copy_model,
+                                                                         overwrite=True),
+                                replace=lambda old: overwrite or (old / "guard.json").is_file())
+    summary = None if fit_record is None else {x: fit_record[x] for x in ("method", "metric", "target", "n_evals",
+                                                                          "converged", "fit_set_sha256")}
+    say(f"wrote {out}")
+    clf, c = guard.classifier, guard.config
+    emit({"guard": str(out), "threshold": getattr(clf, "threshold", None),
+          "classifier_report": getattr(clf, "report", {}) or {}, "corruption": corruption,
+          "strength": float(c.strength), "k": int(c.k), "fit": summary})
+
+
+def _build_guard(model, forget_prompts, retain_prompts, items, spec, corruption, strength, k, goal, metric, method,
+                 tol, fpr, seed, entity_level, flag_entities, fit, quiet, say):
+    """Load the base model, train the classifiers, fit the strength (or k): the guard and its fit record."""
+    from .classify.prompt import PromptClassifier
+    from .classify.token import TokenClassifier
+    from .guard import EcoGuard, GuardConfig, load_base_model
+    from .hooks import hidden_size
+
     say(f"loading the base model from {model}")
     lm, tok = load_base_model(model)
     d = hidden_size(lm)
@@ -120,19 +142,11 @@ def fit_cmd(
         strength, k = _report_fit(fit_record, spec, strength, k, metric, goal, tol, say)
     config = GuardConfig(corruption, float(strength), int(k), seed, flag_entities=flag_entities,
                          entity_tokens=entity_level)
-    guard = EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_path=model, fit=fit_record)
-    write_folder_atomically(out, lambda tmp: guard.save_pretrained(tmp, copy_model=copy_model, overwrite=True),
-                            replace=lambda old: (old / "guard.json").is_file())
-    summary = None if fit_record is None else {x: fit_record[x] for x in ("method", "metric", "target", "n_evals",
-                                                                          "converged", "fit_set_sha256")}
-    say(f"wrote {out}")
-    emit({"guard": str(out), "threshold": getattr(clf, "threshold", None),
-          "classifier_report": getattr(clf, "report", {}) or {}, "corruption": corruption,
-          "strength": float(strength), "k": int(k), "fit": summary})
+    return EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_path=model, fit=fit_record), fit_record
 
 
 def _check_fit_options(corruption: str, strength: float, fit: Path | None, fpr: float, metric: str, method: str,
-                       tol: float, out: Path, overwrite: bool):
+                       tol: float):
     """Validate ``eco fit``'s options before any work; returns the corruption's spec."""
     from .fit import FIT_METHODS
 
@@ -147,10 +161,6 @@ def _check_fit_options(corruption: str, strength: float, fit: Path | None, fpr: 
     check_choice("method", method, FIT_METHODS)
     if not (tol > 0 and math.isfinite(tol)):
         raise BadInput("tol", tol, "a finite number > 0")
-    if out.exists() and not out.is_dir():
-        raise BadInput("out", str(out), "a folder path (this is a file)")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise BadInput("out", str(out), "an empty or new folder (pass --overwrite to reuse it)")
     return spec
 
 

@@ -34,25 +34,41 @@ def _set_threads(threads: int) -> None:
 def train_command(
     config: TrainConfig,
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder (its files are "
-                                   "replaced)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace what a non-empty output folder holds "
+                                   "(the new run is swapped in whole when it is written)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or status lines on stderr."),
     threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
 ) -> None:
     """Train one network and write config.json, history.jsonl, model.safetensors, summary.json and plots.
 
-    Prints the run's summary as one JSON object on stdout."""
-    from ..runs import prepare_out_dir
+    Prints the run's summary as one JSON object on stdout. The run folder appears whole or not at all; a second
+    command writing the same folder is refused while this one runs."""
+    from ..folders import claim_out_dir
+    from ..runs import write_folder_atomically
     from .record import save_run
     from .train import train
 
     cfg = config.validate()
-    out_dir = prepare_out_dir(out, overwrite=overwrite)
+    _check_memory(cfg)
     _set_threads(threads)
-    result = train(cfg, progress=not quiet)
-    save_run(out_dir, result)
+    with claim_out_dir(out, overwrite=overwrite) as out_dir:
+        result = train(cfg, progress=not quiet)
+        write_folder_atomically(out_dir, lambda tmp: save_run(tmp, result), replace=lambda old: overwrite)
     status(not quiet)(f"wrote {out_dir}")
     emit(result.summary)
+
+
+def _check_memory(cfg) -> None:
+    """Refuse a run whose estimated peak memory exceeds the memory available now, before allocating any."""
+    from ..errors import BadInput
+    from .sweep.run import available_memory_bytes
+    from .train import estimate_batch_bytes
+
+    need, have = estimate_batch_bytes([cfg]), available_memory_bytes()
+    if need > have:
+        raise BadInput("p/width", f"p={cfg.p}, width={cfg.width}, batch_size={cfg.batch_size}",
+                       f"a run that fits in memory: this one needs about {need / 2**30:.1f} GiB and "
+                       f"{have / 2**30:.1f} GiB are available (lower p, width or batch size)")
 
 
 @app.command("prune")
@@ -71,7 +87,10 @@ def prune_command(
     from .record import load_config, load_state
 
     if not run_dir.is_dir():
-        raise BadInput("run_dir", str(run_dir), "a folder written by `forgetlab grok train`")
+        raise BadInput("RUN_DIR", str(run_dir), "a folder written by `forgetlab grok train`")
+    if not (run_dir / "summary.json").is_file():
+        raise BadInput("RUN_DIR", str(run_dir), "a finished run of `forgetlab grok train` (no summary.json here: "
+                       "the run did not finish)")
     cfg = load_config(run_dir)
     if cfg.model != "mlp":
         raise BadInput("model", cfg.model, "mlp (pruning acts on hidden neurons of the MLP)")
@@ -127,11 +146,13 @@ def reproduce_command(
     """Run the paper's cases A0-A8, write reproduce.json and reproduce.md; exit 1 if a case misses its band.
 
     Prints one JSON object on stdout: every case's verdict and the files written."""
+    from ..folders import claim_out_dir
     from .cases import run_cases
 
     wanted = [c.strip() for c in cases.split(",") if c.strip()] or None
     _set_threads(threads)
-    results = run_cases(out, wanted, progress=not quiet, overwrite=overwrite)
+    with claim_out_dir(out, resume=True):  # run_cases checks the folder's content itself
+        results = run_cases(out, wanted, progress=not quiet, overwrite=overwrite)
     say = status(not quiet)
     for r in results:
         say(f"{r.name} {'PASS' if r.passed else 'FAIL'} {r.seconds:7.1f}s  {r.claim}")

@@ -21,9 +21,11 @@ def reproduce_command(
 
     Prints one JSON object on stdout: claims passed, the missed ones, and the report files; exit 1 if a claim
     is missed."""
+    from ..folders import claim_out_dir
     from .run import reproduce
 
-    results, paths = reproduce(out, scale, only, quiet)
+    with claim_out_dir(out, resume=True):  # the report folder is reused as a cache: one writer at a time
+        results, paths = reproduce(out, scale, only, quiet)
     claims = [c for r in results for c in r.claims]
     failed = [c for c in claims if not c.passed]
     say = status(not quiet)

@@ -36,12 +36,12 @@ def world_cmd(out: Path = typer.Option(..., "--out", help="Folder for the JSONL 
     """Export the synthetic fictitious-author world as JSONL in TOFU's format.
 
     Prints one JSON object on stdout: the files written and the size of each forget split."""
-    from ..runs import prepare_out_dir
+    from ..folders import claim_out_dir
     from .world import WorldConfig, export_world, make_world
 
     w = make_world(WorldConfig(n_authors=authors, answer_style=answers, seed=seed))
-    prepare_out_dir(out, overwrite=overwrite)
-    files = export_world(w, out)
+    with claim_out_dir(out, overwrite=overwrite):
+        files = export_world(w, out)
     sizes = {s: len(w.forget(s)) for s in w.splits}
     status(not quiet)(f"wrote {len(files)} files to {out}")
     emit({"out": str(out), "files": [str(f) for f in files], "forget_split_sizes": sizes,
@@ -122,11 +122,12 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
     """Run the unlearning benchmark: target, retain, ECO (deployment + paper protocols), GA, GD, NPO.
 
     Prints one JSON object on stdout: the files written, the models (and guards) it scored, and the time."""
+    from ..folders import claim_out_dir
     from .bench.run import run_bench
 
     quiet_transformers()
     ms = tuple(m.strip() for m in methods.split(",") if m.strip())
-    with Tasks(not quiet) as tasks:
+    with claim_out_dir(out, resume=True), Tasks(not quiet) as tasks:  # run_bench checks the content itself
         res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite,
                         progress=None if quiet else tasks, seed=seed,
                         splits=tuple(x.strip() for x in splits.split(",") if x.strip()) or None,

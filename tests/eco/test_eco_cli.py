@@ -37,8 +37,10 @@ def fit_args(p, out, **over):
 
 @pytest.fixture(scope="module")
 def fitted(inputs, tmp_path_factory):
-    """(guard folder, what `eco fit` printed on stdout)."""
+    """(guard folder, what `eco fit` printed on stdout); --out is an existing empty folder (accepted, as a new
+    one is)."""
     out = tmp_path_factory.mktemp("g") / "guard"
+    out.mkdir()
     stdout, stderr = io.StringIO(), io.StringIO()
     with redirect_stdout(stdout), redirect_stderr(stderr), pytest.raises(SystemExit) as exc:
         main(fit_args(inputs, out))

@@ -208,6 +208,14 @@ def test_flag_rule_ors_entity_mentions_and_whole_prompt_option(guard, tmp_path):
     assert back.classify(missed).tolist() == [True, True]
 
 
+def reseal(folder):
+    """Record the checksum of an edited guard.json again (what a deliberate edit must do to load)."""
+    import hashlib
+
+    digest = hashlib.sha256((folder / "guard.json").read_bytes()).hexdigest()
+    (folder / "guard.sha256").write_text(f"{digest}  guard.json\n")
+
+
 def test_guard_json_without_the_flag_rule_fields_loads_with_the_old_behaviour(guard, tmp_path):
     """A version-1 guard folder (no flag_entities / entity_tokens) loads as before: classifier alone, entity
     tokens when a token classifier is present; wrongly typed fields are one-line errors."""
@@ -223,6 +231,9 @@ def test_guard_json_without_the_flag_rule_fields_loads_with_the_old_behaviour(gu
     del meta["config"]["flag_entities"], meta["config"]["entity_tokens"]
     meta["format_version"] = 1
     path.write_text(json.dumps(meta))
+    with pytest.raises(ForgetlabError, match=r"guard\.json does not match its checksum in guard\.sha256"):
+        EcoGuard.from_pretrained(tmp_path / "g")  # an edited record is refused ...
+    reseal(tmp_path / "g")  # ... unless its checksum is recorded again (here: the record of a version-1 folder)
     old = EcoGuard.from_pretrained(tmp_path / "g")
     assert old.config.flag_entities is False and old.config.entity_tokens is True
     assert old.classify(["Where does Zorblux Quint live?"]).tolist() == [False]  # names do not flag

@@ -167,7 +167,7 @@ def _scoring_options(engine: ServeEngine, body: CommonBody, chat: bool) -> tuple
         k, field, echo = body.logprobs, "logprobs", bool(body.echo)
     if k is not None and k > limit:
         raise ApiError(400, f"{field}={k} is larger than the limit of {limit}", param=field, code="invalid_value")
-    if (k is not None or echo) and not engine.backend.supports_logprobs:
+    if (k is not None or echo) and not getattr(engine.backend, "supports_logprobs", False):
         param = "echo" if echo else "logprobs"
         raise ApiError(400, f"{param}: not supported by the {engine.backend.name} backend", param=param,
                        code="unsupported_parameter")

@@ -76,7 +76,7 @@ def sweep_command(
         f"{res.n_trained} trained in {res.seconds:.1f} s ({res.backend}) -> {res.results_csv}")
     say("phases: " + ", ".join(f"{k} {v}" for k, v in sorted(phases.items())))
     emit({"out": str(res.out_dir), "n_runs": res.n_runs, "n_batches": res.n_batches, "n_skipped": res.n_skipped,
-          "n_trained": res.n_trained, "seconds": res.seconds, "backend": res.backend,
+          "n_trained": res.n_trained, "n_damaged": res.n_damaged, "seconds": res.seconds, "backend": res.backend,
           "results_csv": str(res.results_csv), "phases": dict(sorted(phases.items()))})
 
 

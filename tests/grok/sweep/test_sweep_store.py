@@ -13,7 +13,7 @@ from forgetlab.errors import BadInput
 from forgetlab.grok.sweep.run import run_sweep
 from forgetlab.grok.sweep.spec import spec_from_dict
 from forgetlab.grok.sweep.store import SweepStore, read_results_csv, results_csv_text
-from forgetlab.runs import load_tensors
+from forgetlab.runs import host_tag, load_tensors
 
 FAKE = "sweep_fake_trainer"
 
@@ -53,7 +53,10 @@ def test_lost_runs_are_retrained_and_identical(tmp_path):
     runs = sorted((tmp_path / "s" / "runs").glob("*.json"))
     for p in runs[::3]:
         p.unlink()
-    (tmp_path / "s" / "runs" / ".x.json.123.tmp").write_text("{half")  # a killed writer's temp file
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    # a killed writer's temp file (its pid is gone)
+    (tmp_path / "s" / "runs" / f".x.json.{host_tag()}-{dead}-0123abcd.tmp").write_text("{half")
     res = sweep(spec, tmp_path / "s")
     assert res.n_trained == len(runs[::3]) and res.n_skipped == 12 - len(runs[::3])
     assert res.results_csv.read_text() == full
