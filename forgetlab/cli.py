@@ -1,15 +1,22 @@
 """The ``forgetlab`` command line: thin wrappers that parse, validate, call the library and print.
 
 Sub-commands live beside the science they drive (``forgetlab/grok/cli.py``, ``forgetlab/eco/cli.py``,
-``forgetlab/unlearning/cli.py``, ``forgetlab/reproduce/cli.py``) and are mounted here, the only place that does. Any :class:`~forgetlab.errors.ForgetlabError` (and any usage error) becomes one line on stderr and
-exit code 2, never a traceback.
+``forgetlab/unlearning/cli.py``, ``forgetlab/reproduce/cli.py``) and are mounted here, the only place that does.
+
+Exit codes: 0 done; 1 a fault of the environment (no space left, disk quota, read-only file system, I/O error,
+out of memory), or a result that missed its claims (``reproduce``); 2 bad input (any
+:class:`~forgetlab.errors.ForgetlabError`, a usage error, a path that cannot be used: missing, not a folder,
+permission denied). Every error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 try:  # typer >= 0.20 vendors click; older releases use the real package
     from typer._click import exceptions as click_exc
@@ -18,12 +25,47 @@ except ImportError:  # pragma: no cover - typer < 0.20
 
 from .errors import ForgetlabError
 
+
+class _PlainHelp:
+    """Help as Unix tools write it: flags without a ``<bool>`` value placeholder (they take none), and
+    positional arguments in the usage line as ``RUN_DIR`` (required) or ``[RUN_DIR]`` (optional)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []  # type: ignore[attr-defined]
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = (param.metavar or param.name).upper()
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+class Command(_PlainHelp, TyperCommand):
+    """Every ``forgetlab`` command (see :class:`_PlainHelp`)."""
+
+
+class Group(_PlainHelp, TyperGroup):
+    """Every ``forgetlab`` command group (see :class:`_PlainHelp`)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), self.subcommand_metavar]
+
+
 app = typer.Typer(
     name="forgetlab",
     help="Make neural networks forget, and watch them forget.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=Group,
 )
 
 
@@ -37,12 +79,24 @@ def _mount_subcommands() -> None:
 
     if _MOUNTED:
         return
-    app.add_typer(grok_app, name="grok", help="Corrupted modular arithmetic: train, prune, phases, sweeps.")
     for cmd in unlearning_app.registered_commands:
         eco_app.registered_commands.append(cmd)
-    app.add_typer(eco_app, name="eco", help="ECO: guard a causal LM with embedding-corrupted prompts.")
-    app.command("reproduce")(reproduce_command)
+    for sub in (grok_app, eco_app):
+        for cmd in sub.registered_commands:
+            if cmd.cls in (None, TyperCommand):
+                cmd.cls = Command
+    app.add_typer(grok_app, name="grok", help="Corrupted modular arithmetic: train, prune, phases, sweeps.",
+                  cls=Group)
+    app.add_typer(eco_app, name="eco", help="ECO: guard a causal LM with embedding-corrupted prompts.", cls=Group)
+    app.command("reproduce", cls=Command)(reproduce_command)
     _MOUNTED.append(True)
+
+
+def command() -> Any:
+    """The click command of the whole ``forgetlab`` app (every sub-command mounted): what ``main`` runs and what
+    the help tests walk."""
+    _mount_subcommands()
+    return typer.main.get_command(app)
 
 
 _MOUNTED: list[bool] = []
@@ -62,19 +116,35 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Make neural networks forget, and watch them forget."""
 
 
-def fail(message: str) -> None:
-    """Print one line to stderr and exit with code 2 (bad input)."""
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.ENOMEM, errno.EMFILE,
+                                errno.ENFILE})
+"""OS errors that are faults of the machine, not of the command's input: exit code 1."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line to stderr and exit with ``code`` (2: bad input; 1: a fault of the environment)."""
     print(f"error: {message}".replace("\n", " "), file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OS error: what failed, on which path."""
+    where = f": {exc.filename}" if exc.filename else ""
+    what = exc.strerror or type(exc).__name__
+    return f"{what}{where}"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: run the app, turning bad input into one line and exit code 2."""
     _mount_subcommands()
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False, prog_name="forgetlab")
     except ForgetlabError as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(os_error_line(exc), 1 if exc.errno in ENVIRONMENT_ERRNOS else 2)
+    except MemoryError:
+        fail("out of memory", 1)
     except click_exc.NoArgsIsHelpError as exc:
         if exc.ctx is not None:
             print(exc.ctx.get_help())

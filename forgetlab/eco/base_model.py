@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -33,7 +34,8 @@ def load_base_model(path: str | Path, *, dtype: torch.dtype | str | None = None,
     try:
         kwargs = {"dtype": dtype} if dtype is not None else {}
         model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:  # unknown architecture, damaged weights
+    except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
+        # unknown architecture, damaged weights, a pickle .bin that torch's weights-only loader refuses
         raise BadInput("model", str(path), f"a loadable causal-LM folder ({type(exc).__name__}: "
                        f"{_first_line(exc)})") from None
     input_embeddings(model)

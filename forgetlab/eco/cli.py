@@ -9,15 +9,14 @@ The unlearning judge's commands (``world``, ``evaluate``, ``bench``) are mounted
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import typer
 
 from ..errors import BadInput, ForgetlabError, check_choice, check_range
+from ..output import emit, status, warn
 from ..progress import Bar, quiet_transformers
 from ..runs import iter_jsonl, write_folder_atomically
 from .classify.config import ClassifierConfig
@@ -58,51 +57,83 @@ def fit_cmd(
     forget: Path = typer.Option(..., "--forget", help="JSONL of prompts about the forget target ({'prompt': ...})."),
     retain: Path = typer.Option(..., "--retain", help="JSONL of prompts that must not be flagged."),
     fit: Path | None = typer.Option(None, "--fit", help="JSONL of multiple-choice forget questions to fit the "
-                                    "strength on ({'prompt', 'choices', 'answer'}); never the evaluation split."),
+                                    "strength on ({'prompt', 'choices', 'answer'}); never the evaluation split "
+                                    "(default: none, --strength is used as given)."),
     corruption: str = typer.Option("rand_noise_first_n", "--corruption",
-                                   help="Corruption name: " + ", ".join(CORRUPTIONS.names()) + " (the reference's "
-                                   + ", ".join(ALIASES) + " also)."),
-    target: str = typer.Option("chance", "--target", help="Metric value to reach on --fit: 'chance' or a number."),
-    metric: str = typer.Option("mc_accuracy", "--metric", help="Metric to fit on: "
+                                   help="Corruption, one of: " + ", ".join(CORRUPTIONS.names()) + " (the "
+                                   "reference's names " + ", ".join(ALIASES) + " also)."),
+    target: str = typer.Option("chance", "--target", help="Metric value to reach on --fit: 'chance' (the mean of "
+                               "1 / number of choices) or a number."),
+    metric: str = typer.Option("mc_accuracy", "--metric", help="Metric to fit on, one of: "
                                + ", ".join(MC_METRICS.names()) + "."),
-    method: str = typer.Option("bracket", "--method", help="bracket (root finder) or zo (zeroth-order)."),
+    method: str = typer.Option("bracket", "--method", help="Fitting method, one of: bracket (root finder), zo "
+                               "(zeroth-order)."),
     tol: float = typer.Option(0.05, "--tol", help="Tolerance on the metric."),
     strength: float = typer.Option(0.0, "--strength", help="Strength when not fitting (no --fit)."),
     k: int | None = typer.Option(None, "--k", help="Dims to corrupt (default: the hidden size)."),
     fpr: float = typer.Option(ClassifierConfig.fpr, "--fpr",
                               help="Classifier false-positive rate on retain prompts, in (0, 1)."),
     entity_level: bool = typer.Option(False, "--entity-level", help="Corrupt only forget entity tokens "
-                                      "(mined from the prompts)."),
+                                      "(mined from the prompts). Off by default: the paper's ECO corrupts the "
+                                      "whole prompt (`eco bench` turns it on, where it measures better)."),
     flag_entities: bool = typer.Option(False, "--flag-entities", help="Also flag every prompt that names a forget "
                                        "entity (mined from the prompts): the flag rule becomes classifier OR "
-                                       "name match."),
+                                       "name match. Off by default: the paper's rule is the classifier alone, "
+                                       "and names mined from arbitrary prompts can add false positives (`eco "
+                                       "bench` turns it on: docs/benchmarks/unlearning.md)."),
     copy_model: bool = typer.Option(False, "--copy-model", help="Copy the base model into the guard folder."),
     seed: int = typer.Option(ClassifierConfig.seed, "--seed",
                              help="Seed of the classifier's splits and of the corruption's noise."),
-    out: Path = typer.Option(..., "--out", help="Guard folder to write."),
+    out: Path = typer.Option(..., "--out", help="Guard folder to write (new or empty)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier guard folder at --out."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or status lines."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or status lines on stderr."),
 ) -> None:
-    """Train the prompt classifier, fit the corruption strength, and save a guard folder."""
-    spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol, out, overwrite)
-    from .classify.prompt import PromptClassifier
-    from .classify.prompts import load_prompts
-    from .classify.token import TokenClassifier
-    from .corrupter import Corrupter
-    from .guard import EcoGuard, GuardConfig, load_base_model
-    from .hooks import hidden_size
+    """Train the prompt classifier, fit the corruption strength, and save a guard folder.
 
+    Prints one JSON object on stdout: the guard folder, the classifier's threshold and report, the corruption
+    and its fitted strength. The guard folder appears whole or not at all; a second command writing the same
+    folder is refused while this one runs."""
+    from ..folders import claim_out_dir
+    from .classify.prompts import load_prompts
+
+    spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol)
     forget_prompts, retain_prompts = load_prompts(forget), load_prompts(retain)
     items = _read_mc_jsonl(fit) if fit is not None else None
     goal = _parse_target(target, items) if items is not None else None
     if quiet:
         quiet_transformers()
+    say = status(not quiet)
+    with claim_out_dir(out, overwrite=overwrite):  # before any work: a second writer is refused at once
+        guard, fit_record = _build_guard(model, forget_prompts, retain_prompts, items, spec, corruption, strength,
+                                         k, goal, metric, method, tol, fpr, seed, entity_level, flag_entities,
+                                         fit, quiet, say)
+        write_folder_atomically(out, lambda tmp: guard.save_pretrained(tmp, copy_model=copy_model,
+                                                                         overwrite=True),
+                                replace=lambda old: overwrite or (old / "guard.json").is_file())
+    summary = None if fit_record is None else {x: fit_record[x] for x in ("method", "metric", "target", "n_evals",
+                                                                          "converged", "fit_set_sha256")}
+    say(f"wrote {out}")
+    clf, c = guard.classifier, guard.config
+    emit({"guard": str(out), "threshold": getattr(clf, "threshold", None),
+          "classifier_report": getattr(clf, "report", {}) or {}, "corruption": corruption,
+          "strength": float(c.strength), "k": int(c.k), "fit": summary})
+
+
+def _build_guard(model, forget_prompts, retain_prompts, items, spec, corruption, strength, k, goal, metric, method,
+                 tol, fpr, seed, entity_level, flag_entities, fit, quiet, say):
+    """Load the base model, train the classifiers, fit the strength (or k): the guard and its fit record."""
+    from .classify.prompt import PromptClassifier
+    from .classify.token import TokenClassifier
+    from .corrupter import Corrupter
+    from .guard import EcoGuard, GuardConfig, load_base_model
+    from .hooks import hidden_size
+
+    say(f"loading the base model from {model}")
     lm, tok = load_base_model(model)
     d = hidden_size(lm)
     k = d if k is None else k
     if k < 0 or k > d:
         raise BadInput("k", k, f"an integer in [0, {d}] (the hidden size)")
-    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     say(f"training the prompt classifier on {len(forget_prompts)} forget / {len(retain_prompts)} retain prompts")
     clf = PromptClassifier.fit(forget_prompts, retain_prompts, fpr=fpr, seed=seed, progress=not quiet)
     tclf = (TokenClassifier.fit(forget=forget_prompts, retain=retain_prompts)
@@ -115,18 +146,11 @@ def fit_cmd(
         fit_record["fit_file"] = str(fit)
         strength, k = _report_fit(fit_record, spec, strength, k, metric, goal, tol, say)
         config = replace(config, strength=float(strength), k=int(k))
-    guard = EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_path=model, fit=fit_record)
-    write_folder_atomically(out, lambda tmp: guard.save_pretrained(tmp, copy_model=copy_model, overwrite=True),
-                            replace=lambda old: (old / "guard.json").is_file())
-    summary = None if fit_record is None else {x: fit_record[x] for x in ("method", "metric", "target", "n_evals",
-                                                                          "converged", "fit_set_sha256")}
-    print(json.dumps({"guard": str(out), "threshold": getattr(clf, "threshold", None),
-                      "classifier_report": getattr(clf, "report", {}) or {}, "corruption": corruption,
-                      "strength": float(strength), "k": int(k), "fit": summary}, default=str))
+    return EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_path=model, fit=fit_record), fit_record
 
 
 def _check_fit_options(corruption: str, strength: float, fit: Path | None, fpr: float, metric: str, method: str,
-                       tol: float, out: Path, overwrite: bool):
+                       tol: float):
     """Validate ``eco fit``'s options before any work; returns the corruption's spec."""
     from .fit import FIT_METHODS
 
@@ -141,10 +165,6 @@ def _check_fit_options(corruption: str, strength: float, fit: Path | None, fpr: 
     check_choice("method", method, FIT_METHODS)
     if not (tol > 0 and math.isfinite(tol)):
         raise BadInput("tol", tol, "a finite number > 0")
-    if out.exists() and not out.is_dir():
-        raise BadInput("out", str(out), "a folder path (this is a file)")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise BadInput("out", str(out), "an empty or new folder (pass --overwrite to reuse it)")
     return spec
 
 
@@ -158,9 +178,9 @@ def _report_fit(rec: dict, spec, strength: float, k: int, metric: str, goal: flo
     say(f"fitted {'strength' if spec.uses_strength else 'k'} = {rec['strength']:.4g}: "
         f"{metric} {rec['metric']:.3f} (target {goal:.3f}) after {rec['n_evals']} evaluations")
     if not rec["converged"]:
-        print(f"warning: the fit did not reach {metric} = {goal:.3f} +- {tol} (best {rec['metric']:.3f} "
-              f"at {rec['strength']:.4g}); the metric may not be monotone in it: try --method zo, "
-              "another corruption, or a larger --tol", file=sys.stderr)
+        warn(f"the fit did not reach {metric} = {goal:.3f} +- {tol} (best {rec['metric']:.3f} "
+             f"at {rec['strength']:.4g}); the metric may not be monotone in it: try --method zo, "
+             "another corruption, or a larger --tol")
     return strength, k
 
 
@@ -198,8 +218,8 @@ def classify_cmd(
     guard: Path = typer.Option(..., "--guard", help="Guard folder written by 'forgetlab eco fit'."),
     prompt: list[str] = typer.Option(..., "--prompt", help="Prompt text (repeat for several)."),
 ) -> None:
-    """Print one JSON line per prompt: whether the guard flags it (its whole flag rule), the classifier score,
-    and whether the prompt names a forget entity (guards fitted with --flag-entities)."""
+    """Print one JSON object per prompt and line on stdout: whether the guard flags it (its whole flag rule),
+    the classifier score, and whether the prompt names a forget entity (guards fitted with --flag-entities)."""
     from .guard_folder import load_flag_rule
 
     quiet_transformers()
@@ -209,7 +229,7 @@ def classify_cmd(
     for p, f, s, n in zip(prompt, flags, scores, names, strict=True):
         # a prompt cleared by the cheap first stage scores -inf: JSON has no infinity, so report null
         score = float(s) if math.isfinite(float(s)) else None
-        print(json.dumps({"prompt": p, "flagged": bool(f), "score": score, "name_match": bool(n)}))
+        emit({"prompt": p, "flagged": bool(f), "score": score, "name_match": bool(n)})
 
 
 @app.command("generate")
@@ -217,20 +237,24 @@ def generate_cmd(
     guard: Path = typer.Option(..., "--guard", help="Guard folder written by 'forgetlab eco fit'."),
     prompt: list[str] = typer.Option(..., "--prompt", help="Prompt text (repeat for several)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Most new tokens to generate per prompt."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON line per prompt instead of text."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per prompt and line ({prompt, flagged, "
+                                 "text}) instead of text lines."),
+    quiet: bool = typer.Option(False, "--quiet", help="No status lines on stderr."),
 ) -> None:
-    """Generate greedily under the guard; prints whether each prompt was flagged."""
+    """Generate greedily under the guard; prints one line per prompt on stdout: "[flagged: yes|no] PROMPT
+    ANSWER", or JSON with --json."""
     if max_new_tokens < 1:
         raise BadInput("max_new_tokens", max_new_tokens, "an integer >= 1")
     from .guard import EcoGuard
 
     quiet_transformers()
+    status(not quiet)(f"loading the guard {guard}")
     g = EcoGuard.from_pretrained(guard)
     for row in g.generate_text(prompt, max_new_tokens=max_new_tokens, do_sample=False):
         if as_json:
-            print(json.dumps(row))
+            emit(row)
         else:
-            print(f"[flagged: {'yes' if row['flagged'] else 'no'}] {row['prompt']}{row['text']}")
+            print(f"[flagged: {'yes' if row['flagged'] else 'no'}] {row['prompt']}{row['text']}".replace("\n", " "))
 
 
 app.command("serve")(serve_command)

@@ -37,6 +37,7 @@ from .guard_folder import (
     write_guard_folder,
 )
 from .hooks import corrupt_embeddings, hidden_size, input_embeddings
+from .scoring import TokenScores, continuation_logprobs, pack
 
 __all__ = ["EcoGuard", "FlagRule", "GuardConfig", "GuardLike", "PlainModel", "load_base_model",
            "register_classifier_type"]
@@ -77,6 +78,16 @@ class PlainModel:
         ids = torch.tensor([list(prompt_ids)], device=self.model.device)
         with torch.no_grad():
             return self.model.get_input_embeddings()(ids)[0]
+
+    def score_sequences(self, sequences: Sequence[Sequence[int]], prompt_lengths: Sequence[int],
+                        flags: Sequence[bool] | None = None, *, starts: Sequence[int] | None = None,
+                        top_k: int = 0) -> TokenScores:
+        """Teacher-forced log-probs of the base model (nothing is ever corrupted): see
+        :meth:`EcoGuard.score_sequences`."""
+        starts = list(prompt_lengths if starts is None else starts)
+        batch = pack([(s[:a], s[a:]) for s, a in zip(sequences, starts, strict=True)],
+                     self.tokenizer.pad_token_id or 0)
+        return continuation_logprobs(self.model, batch, None, top_k=top_k)
 
 
 class EcoGuard:
@@ -258,6 +269,27 @@ class EcoGuard:
         scores = score_continuations(self.model, self.tokenizer, list(prompts), list(answers),
                                      corrupter=self.corrupter, flags=flags).logprobs
         return torch.stack([torch.from_numpy(lp).sum() for lp in scores])
+
+    @torch.no_grad()
+    def score_sequences(self, sequences: Sequence[Sequence[int]], prompt_lengths: Sequence[int],
+                        flags: Sequence[bool], *, starts: Sequence[int] | None = None,
+                        top_k: int = 0) -> TokenScores:
+        """Teacher-forced log-probs of tokens ``[starts[r], len)`` of each token sequence under the guard.
+
+        The first ``prompt_lengths[r]`` positions of a flagged row are corrupted exactly as :meth:`generate`
+        corrupts that prompt (the corrupter's mask and seeds); the rest (an answer, or generated tokens) never
+        is. ``starts`` defaults to the prompt lengths (score the continuation); ``starts[r] = 1`` scores the
+        prompt's own tokens too (an API's ``echo``). ``top_k`` adds the k most likely tokens at each position.
+        """
+        starts = list(prompt_lengths if starts is None else starts)
+        batch = pack([(s[:a], s[a:]) for s, a in zip(sequences, starts, strict=True)], self.tokenizer.pad_token_id)
+        corrupt = None
+        if np.asarray(flags, dtype=bool).any():
+            positions = torch.arange(batch.ids.shape[1])[None]
+            prompt_mask = (positions < torch.tensor(list(prompt_lengths))[:, None]) & batch.attention.bool()
+            mask = self.corrupter.mask(batch.ids, prompt_mask, flags)
+            corrupt = self.corrupter.corrupt(batch.ids, mask, prompt_mask)
+        return continuation_logprobs(self.model, batch, corrupt, top_k=top_k)
 
     @torch.no_grad()
     def prompt_embeddings(self, prompt: str | Sequence[int], flagged: bool | None = None) -> torch.Tensor:

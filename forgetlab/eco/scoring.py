@@ -60,16 +60,19 @@ class Corrupt:
 @dataclass
 class TokenScores:
     """Per-row continuation scores (ragged ``[B][T_b]``): log-probs, and with ``with_dist`` the mean and
-    variance of ``log p(z)`` under each position's next-token distribution (for Min-K%++)."""
+    variance of ``log p(z)`` under each position's next-token distribution (for Min-K%++); with ``top_k`` the
+    ``k`` most likely tokens at each position, ids and log-probs ``[B][T_b, k]`` (for an API's top_logprobs)."""
 
     logprobs: list[np.ndarray]
     mu: list[np.ndarray] | None = None
     var: list[np.ndarray] | None = None
+    top_ids: list[np.ndarray] | None = None
+    top_logprobs: list[np.ndarray] | None = None
 
 
 @torch.no_grad()
 def continuation_logprobs(model, batch: Packed, corrupt: Corrupt | None = None,
-                          with_dist: bool = False) -> TokenScores:
+                          with_dist: bool = False, top_k: int = 0) -> TokenScores:
     """``log p(c_t | prompt, c_<t)`` of each row's continuation tokens, one forward pass for the batch."""
     dev = next(model.parameters()).device
     kw = {"input_ids": batch.ids.to(dev), "attention_mask": batch.attention.to(dev)}
@@ -80,11 +83,16 @@ def continuation_logprobs(model, batch: Packed, corrupt: Corrupt | None = None,
     else:
         logits = model(**kw).logits
     logp = torch.log_softmax(logits.float(), -1).cpu()
-    out = TokenScores([], [] if with_dist else None, [] if with_dist else None)
+    out = TokenScores([], [] if with_dist else None, [] if with_dist else None, [] if top_k else None,
+                      [] if top_k else None)
     for r, (a, b) in enumerate(zip(batch.starts, batch.ends, strict=True)):
         rows = logp[r, a - 1:b - 1]  # [T_r, V]: the distribution predicting each continuation token
         tgt = batch.ids[r, a:b]
         out.logprobs.append(rows[torch.arange(b - a), tgt].numpy())
+        if top_k:
+            top = rows.topk(min(top_k, rows.shape[-1]), dim=-1)
+            out.top_ids.append(top.indices.numpy())
+            out.top_logprobs.append(top.values.numpy())
         if with_dist:
             p = rows.exp()
             mu = (p * rows).sum(-1)

@@ -5,12 +5,12 @@ once, on the fields)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from ..options import config_command
+from ..output import emit, status
 from .config import TrainConfig
 from .sweep.cli import phase_diagram_command, sweep_command
 
@@ -34,29 +34,51 @@ def _set_threads(threads: int) -> None:
 def train_command(
     config: TrainConfig,
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace what a non-empty output folder holds "
+                                   "(the new run is swapped in whole when it is written)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or status lines on stderr."),
     threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
 ) -> None:
-    """Train one network and write config.json, history.jsonl, model.safetensors, summary.json and plots."""
-    from ..runs import prepare_out_dir
+    """Train one network and write config.json, history.jsonl, model.safetensors, summary.json and plots.
+
+    Prints the run's summary as one JSON object on stdout. The run folder appears whole or not at all; a second
+    command writing the same folder is refused while this one runs."""
+    from ..folders import claim_out_dir
+    from ..runs import write_folder_atomically
     from .record import save_run
     from .train import train
 
     cfg = config.validate()
-    out_dir = prepare_out_dir(out, overwrite=overwrite)
+    _check_memory(cfg)
     _set_threads(threads)
-    result = train(cfg, progress=not quiet)
-    save_run(out_dir, result)
-    print(json.dumps(result.summary))
+    with claim_out_dir(out, overwrite=overwrite) as out_dir:
+        result = train(cfg, progress=not quiet)
+        write_folder_atomically(out_dir, lambda tmp: save_run(tmp, result), replace=lambda old: overwrite)
+    status(not quiet)(f"wrote {out_dir}")
+    emit(result.summary)
+
+
+def _check_memory(cfg) -> None:
+    """Refuse a run whose estimated peak memory exceeds the memory available now, before allocating any."""
+    from ..errors import BadInput
+    from .sweep.run import available_memory_bytes
+    from .train import estimate_batch_bytes
+
+    need, have = estimate_batch_bytes([cfg]), available_memory_bytes()
+    if need > have:
+        raise BadInput("p/width", f"p={cfg.p}, width={cfg.width}, batch_size={cfg.batch_size}",
+                       f"a run that fits in memory: this one needs about {need / 2**30:.1f} GiB and "
+                       f"{have / 2**30:.1f} GiB are available (lower p, width or batch size)")
 
 
 @app.command("prune")
 def prune_command(
-    run_dir: Path = typer.Argument(..., help="A folder written by `forgetlab grok train`."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A folder written by `forgetlab grok train`."),
     seed: int = typer.Option(0, help="Seed of the random pruning order."),
 ) -> None:
-    """Pruning curves by IPR order (low, high, random): writes prune.json and prune.png into RUN_DIR."""
+    """Pruning curves by IPR order (low, high, random): writes prune.json and prune.png into RUN_DIR.
+
+    Prints the curves (fraction pruned -> test accuracy) as one JSON object on stdout."""
     from ..errors import BadInput
     from ..runs import atomic_write_json
     from .data import make_dataset
@@ -65,7 +87,10 @@ def prune_command(
     from .record import load_config, load_state
 
     if not run_dir.is_dir():
-        raise BadInput("run_dir", str(run_dir), "a folder written by `forgetlab grok train`")
+        raise BadInput("RUN_DIR", str(run_dir), "a folder written by `forgetlab grok train`")
+    if not (run_dir / "summary.json").is_file():
+        raise BadInput("RUN_DIR", str(run_dir), "a finished run of `forgetlab grok train` (no summary.json here: "
+                       "the run did not finish)")
     cfg = load_config(run_dir)
     if cfg.model != "mlp":
         raise BadInput("model", cfg.model, "mlp (pruning acts on hidden neurons of the MLP)")
@@ -79,8 +104,7 @@ def prune_command(
     curves = prune_curves(state, ds, act=cfg.act, seed=seed)
     atomic_write_json(run_dir / "prune.json", curves)
     plot_prune(curves, run_dir / "prune.png", f"pruning {run_dir.name}")
-    for name, pts in curves.items():
-        print(name, " ".join(f"{x['fraction']:.2f}:{x['test_acc']:.3f}" for x in pts[::4]))
+    emit({"prune_json": str(run_dir / "prune.json"), "prune_png": str(run_dir / "prune.png"), "curves": curves})
 
 
 @app.command("analytic")
@@ -89,7 +113,8 @@ def analytic_command(
     width: int = typer.Option(500, help="Hidden width N."),
     seed: int = typer.Option(0, help="Seed of frequencies and phases."),
 ) -> dict:
-    """Accuracy on all p^2 pairs and mean IPR of the analytic periodic solution (Gromov 2023)."""
+    """Accuracy on all p^2 pairs and mean IPR of the analytic periodic solution (Gromov 2023), as one JSON
+    object on stdout."""
     import torch
 
     from ..errors import BadInput
@@ -107,7 +132,7 @@ def analytic_command(
     res = {"p": p, "width": width, "seed": seed,
            "accuracy": (m["train_acc"] * ds.n_train + m["test_acc"] * ds.n_test) / ds.size,
            "mean_ipr": float(neuron_ipr(U, V, W).mean())}
-    print(json.dumps(res))
+    emit(res)
     return res
 
 
@@ -118,12 +143,15 @@ def reproduce_command(
                               "D1..D4 (App. G: Transformer, 3-layer MLP; 3 seeds each). Default: A0..A9."),
     p: int = typer.Option(97, "--p", help="Modulus (the paper's 97; another p changes what the bands mean)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or status lines on stderr."),
     threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
 ) -> None:
     """Run the paper's cases, write reproduce.json/.md (A cases) and arch.json/.md (T, D cases) into
-    subfolders; exit 1 if a case misses its band."""
+    subfolders; exit 1 if a case misses its band.
+
+    Prints one JSON object on stdout: every case's verdict and the files written."""
     from ..errors import BadInput
+    from ..folders import claim_out_dir
     from .arch_cases import ARCH_CASES, run_arch_cases
     from .cases import CASES, run_cases
 
@@ -134,15 +162,22 @@ def reproduce_command(
     _set_threads(threads)
     paper = [c for c in wanted if c in CASES]
     arch = [c for c in wanted if c in ARCH_CASES]
-    results = []
-    if paper:
-        results += run_cases(out / "cases" if arch else out, paper, p=p, progress=not quiet, overwrite=overwrite)
-    if arch:
-        results += run_arch_cases(out / "arch" if paper else out, arch, p=p, progress=not quiet,
-                                  overwrite=overwrite)
+    results, files = [], []
+    with claim_out_dir(out, resume=True):  # the runners check the folder's content themselves
+        if paper:
+            where = out / "cases" if arch else out
+            results += run_cases(where, paper, p=p, progress=not quiet, overwrite=overwrite)
+            files += [str(where / "reproduce.json"), str(where / "reproduce.md")]
+        if arch:
+            where = out / "arch" if paper else out
+            results += run_arch_cases(where, arch, p=p, progress=not quiet, overwrite=overwrite)
+            files += [str(where / "arch.json"), str(where / "arch.md")]
+    say = status(not quiet)
     for r in results:
-        print(f"{r.name} {'PASS' if r.passed else 'FAIL'} {r.seconds:7.1f}s  {r.claim}")
-    print(f"wrote {out}")
+        say(f"{r.name} {'PASS' if r.passed else 'FAIL'} {r.seconds:7.1f}s  {r.claim}")
+    say("wrote " + ", ".join(files))
+    emit({"passed": all(r.passed for r in results), "files": files,
+          "cases": [{"case": r.name, "passed": r.passed, "seconds": r.seconds, "claim": r.claim} for r in results]})
     if not all(r.passed for r in results):
         raise typer.Exit(1)
 

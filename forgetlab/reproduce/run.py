@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import BadInput, ForgetlabError
 from ..progress import Tasks
-from ..runs import atomic_write_json, read_json, versions
+from ..runs import atomic_write_json, is_empty_folder, read_json, versions
 from . import stage
 from .render import write_report
 from .stage import PAPERS, SCALES, Stage, StageResult
@@ -110,7 +110,7 @@ def prepare_report_dir(out: Path) -> Path:
     """Accept a new or empty folder, or one holding an earlier reproduce (its cache is reused)."""
     if out.exists() and not out.is_dir():
         raise BadInput("out", str(out), "a folder path (this is a file)")
-    if out.is_dir() and any(out.iterdir()) and not (out / "stages").is_dir():
+    if out.is_dir() and not is_empty_folder(out) and not (out / "stages").is_dir():
         raise BadInput("out", str(out), "an empty folder or one written by an earlier `forgetlab reproduce`")
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ TYPES = causal_lm_types()
 NEW = 4
 MIN_PASSING = 55
 PASSED: list[str] = []
+IDS = torch.tensor([[5, 9, 12, 7, 30, 11], [6, 14, 8, 21, 9, 17]])  # two prompts, no padding
 MUST_PASS = ("mamba", "mamba2", "falcon_mamba", "rwkv", "llama", "gpt2", "gpt_neox", "qwen2", "mistral")
 
 
@@ -67,7 +68,7 @@ def _reference_logits(model, guard, seq, T):
         handle.remove()
 
 
-def _batch_dependent(model) -> bool:
+def _batch_dependent(model, use_cache: bool) -> bool:
     """Does the base model's output for one row depend on the other rows of its batch (mixture-of-experts
     routing; rwkv's recurrent step in transformers; batched reductions in a different order)? Probed by
     noising row 0's input embeddings: then an unflagged row is compared in a batch of its own."""
@@ -83,10 +84,10 @@ def _batch_dependent(model) -> bool:
         out[0, :6, :32] += noise.to(out.dtype)
         return out
 
-    clean = model(input_ids=ids, use_cache=False).logits[1], _generate(model, ids, True)[1][1]
+    clean = model(input_ids=ids, use_cache=False).logits[1], _generate(model, ids, use_cache)[1][1]
     handle = input_embeddings(model).register_forward_hook(noisy)
     try:
-        noised = model(input_ids=ids, use_cache=False).logits[1], _generate(model, ids, True)[1][1]
+        noised = model(input_ids=ids, use_cache=False).logits[1], _generate(model, ids, use_cache)[1][1]
     finally:
         handle.remove()
     return not all(torch.equal(a, b) for a, b in zip(clean, noised, strict=True))
@@ -116,8 +117,8 @@ def _uses_cache(model, ids) -> bool:
 def _check(model, tokenizer, use_cache):
     guard = EcoGuard(model, tokenizer, KeywordClassifier(["never"]),
                      GuardConfig("rand_noise_first_n", 2.0, 32, seed=3))
-    batch_dependent = _batch_dependent(model)
-    ids = torch.tensor([[5, 9, 12, 7, 30, 11], [6, 14, 8, 21, 9, 17]])
+    batch_dependent = _batch_dependent(model, use_cache)
+    ids = IDS
     T = ids.shape[1]
     base_seq, base_logits = _generate(model, ids, use_cache)
     mask = guard.corruption_mask(ids, torch.ones_like(ids), [True, False])
@@ -176,7 +177,7 @@ def test_guard_on_architecture(model_type, tokenizer):
     for use_cache in (True, False):
         try:
             with torch.no_grad():
-                _generate(model, torch.tensor([[5, 9, 12]]), use_cache)
+                _generate(model, IDS, use_cache)  # the batch _check generates
             modes.append(use_cache)
         except Exception:  # the base model itself cannot generate this way at this size
             pass

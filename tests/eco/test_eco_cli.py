@@ -1,6 +1,8 @@
 """`forgetlab eco fit/classify/generate` end to end, and every bad input of the issue -> one line, exit 2."""
 
+import io
 import json
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict
 
 import pytest
@@ -36,12 +38,29 @@ def fit_args(p, out, **over):
 
 
 @pytest.fixture(scope="module")
-def guard_dir(inputs, tmp_path_factory):
+def fitted(inputs, tmp_path_factory):
+    """(guard folder, what `eco fit` printed on stdout); --out is an existing empty folder (accepted, as a new
+    one is)."""
     out = tmp_path_factory.mktemp("g") / "guard"
-    with pytest.raises(SystemExit) as exc:
+    out.mkdir()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr), pytest.raises(SystemExit) as exc:
         main(fit_args(inputs, out))
-    assert exc.value.code == 0
-    return out
+    assert exc.value.code == 0, stderr.getvalue()
+    return out, stdout.getvalue()
+
+
+@pytest.fixture(scope="module")
+def guard_dir(fitted):
+    return fitted[0]
+
+
+def test_fit_prints_only_its_json_result(fitted):
+    out, stdout = fitted
+    assert stdout.count("\n") == 1
+    res = json.loads(stdout)
+    meta = json.loads((out / "guard.json").read_text())
+    assert res["guard"] == str(out) and res["strength"] == meta["config"]["strength"]
 
 
 def test_fit_classify_generate(guard_dir, capsys):
@@ -57,8 +76,13 @@ def test_fit_classify_generate(guard_dir, capsys):
     code, out, err = run_cli(["eco", "generate", "--guard", str(guard_dir), "--prompt", "Who is Zorblax Quint?",
                           "--prompt", "What is the capital of Peru?", "--max-new-tokens", "3"], capsys)
     assert code == 0, err
-    lines = out.splitlines()
+    lines = out.splitlines()  # exactly one line per prompt
+    assert len(lines) == 2 and out.endswith("\n")
     assert lines[0].startswith("[flagged: yes]") and lines[1].startswith("[flagged: no] What is the capital of Peru?")
+    code, out, err = run_cli(["eco", "generate", "--guard", str(guard_dir), "--prompt", "Who is Zorblax Quint?",
+                              "--max-new-tokens", "3", "--json", "--quiet"], capsys)
+    assert code == 0 and err == ""
+    assert [json.loads(x)["flagged"] for x in out.splitlines()] == [True]
 
 
 def _bad(tmp_path, name, text):

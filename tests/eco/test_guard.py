@@ -211,6 +211,14 @@ def test_flag_rule_ors_entity_mentions_and_whole_prompt_option(guard, tmp_path):
     assert back.classify(missed).tolist() == [True, True]
 
 
+def reseal(folder):
+    """Record the checksum of an edited guard.json again (what a deliberate edit must do to load)."""
+    import hashlib
+
+    digest = hashlib.sha256((folder / "guard.json").read_bytes()).hexdigest()
+    (folder / "guard.sha256").write_text(f"{digest}  guard.json\n")
+
+
 def test_guard_json_without_the_flag_rule_fields_loads_with_the_old_behaviour(guard, tmp_path):
     """A version-1 guard folder (no flag_entities / entity_tokens) loads as before: classifier alone, entity
     tokens when a token classifier is present; wrongly typed fields are one-line errors."""
@@ -223,11 +231,17 @@ def test_guard_json_without_the_flag_rule_fields_loads_with_the_old_behaviour(gu
     g.save_pretrained(tmp_path / "g")
     path = tmp_path / "g" / "guard.json"
     meta = json.loads(path.read_text())
-    del meta["config"]["flag_entities"], meta["config"]["entity_tokens"]
+    del meta["config"]["flag_entities"], meta["config"]["entity_tokens"], meta["config"]["positions"]
     meta["format_version"] = 1
     path.write_text(json.dumps(meta))
+    with pytest.raises(ForgetlabError, match=r"guard\.json does not match its checksum in guard\.sha256"):
+        EcoGuard.from_pretrained(tmp_path / "g")  # an edited record is refused ...
+    reseal(tmp_path / "g")  # ... unless its checksum is recorded again (here: the record of a version-1 folder)
     old = EcoGuard.from_pretrained(tmp_path / "g")
     assert old.config.flag_entities is False and old.config.entity_tokens is True
+    assert old.config.positions == "all"  # what folders before format 3 corrupted
+    (tmp_path / "g" / "guard.sha256").unlink()  # folders before format 4 were written without one
+    assert EcoGuard.from_pretrained(tmp_path / "g").config == old.config
     assert old.classify(["Where does Zorblux Quint live?"]).tolist() == [False]  # names do not flag
     enc = old.tokenizer(FORGET[0], return_tensors="pt")
     assert not old.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[FORGET[0]])[0].all()

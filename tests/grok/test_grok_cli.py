@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cli_runner import run_cli
@@ -10,8 +11,10 @@ TINY = ["--p", "13", "--width", "16", "--steps", "20", "--log-every", "5", "--qu
 
 def test_train_prune_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
-    code, _, err = run_cli(["grok", "train", *TINY, "--wd", "1", "--out", str(out)], capsys)
+    code, stdout, err = run_cli(["grok", "train", *TINY, "--wd", "1", "--out", str(out)], capsys)
     assert code == 0, err
+    # stdout is exactly the result: one JSON object, the run's summary
+    assert stdout.count("\n") == 1 and json.loads(stdout) == json.loads((out / "summary.json").read_text())
     names = {p.name for p in out.iterdir()}
     assert {"config.json", "history.jsonl", "model.safetensors", "summary.json", "accuracy.png",
             "ipr.png"} <= names
@@ -21,9 +24,10 @@ def test_train_prune_end_to_end(tmp_path, capsys):
                             "n_corrupted_unchanged", "weight_norm_init"}
     hist = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in hist] == [0, 5, 10, 15, 20]
-    code, _stdout, err = run_cli(["grok", "prune", str(out)], capsys)
+    code, stdout, err = run_cli(["grok", "prune", str(out)], capsys)
     assert code == 0, err
     prune = json.loads((out / "prune.json").read_text())
+    assert stdout.count("\n") == 1 and json.loads(stdout)["curves"] == prune
     assert set(prune) == {"low", "high", "random"} and (out / "prune.png").stat().st_size > 1000
     # refusing a non-empty folder, accepting it with --overwrite
     code, _, err = run_cli(["grok", "train", *TINY, "--out", str(out)], capsys)
@@ -35,7 +39,8 @@ def test_train_prune_end_to_end(tmp_path, capsys):
 def test_analytic_command(capsys):
     code, stdout, err = run_cli(["grok", "analytic", "--p", "23", "--width", "128"], capsys)
     assert code == 0, err
-    res = json.loads(stdout.strip().splitlines()[-1])
+    assert stdout.count("\n") == 1
+    res = json.loads(stdout)
     assert res["accuracy"] == 1.0 and res["mean_ipr"] > 0.99
 
 
@@ -67,6 +72,14 @@ def test_prune_refuses_corrupted_checkpoint(tmp_path, capsys):
     code, _, err = run_cli(["grok", "prune", str(out)], capsys)
     assert code == 2 and "model.safetensors" in err and len(err.strip().splitlines()) == 1
     assert not (out / "prune.json").exists()
+
+
+def test_reproduce_prints_only_its_json_result(tmp_path, capsys):
+    code, stdout, err = run_cli(["grok", "reproduce", "--out", str(tmp_path / "r"), "--cases", "A0"], capsys)
+    assert code == 0, err
+    res = json.loads(stdout)
+    assert stdout.count("\n") == 1 and res["passed"] and [c["case"] for c in res["cases"]] == ["A0"]
+    assert all(Path(f).is_file() for f in res["files"]) and "A0 PASS" in err  # the human summary on stderr
 
 
 def test_reproduce_rejects_unknown_case(tmp_path, capsys):

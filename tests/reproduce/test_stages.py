@@ -3,11 +3,12 @@
 import json
 
 import pytest
+from cli_runner import run_cli
 
 from forgetlab.reproduce.run import reproduce
 
 
-def test_grok_stages_end_to_end(tmp_path):
+def test_grok_stages_end_to_end(tmp_path, capsys):
     results, paths = reproduce(tmp_path / "r", scale="smoke", only="grok", quiet=True, argv=["reproduce"])
     assert [r.name for r in results] == ["grok_cases", "grok_arch", "grok_phases"]
     cases, arch, phases = results
@@ -25,6 +26,13 @@ def test_grok_stages_end_to_end(tmp_path):
             assert (tmp_path / "r" / fig.path).is_file(), fig.path
     data = json.loads(paths["json"].read_text())
     assert len(data["claims"]) == len(every) and "Grokking cases" in paths["md"].read_text()
+    # the command line on the same folder (its stages cached): stdout is exactly one JSON object
+    code, stdout, _err = run_cli(["reproduce", "--out", str(tmp_path / "r"), "--scale", "smoke", "--only", "grok",
+                                 "--quiet"], capsys)
+    printed = json.loads(stdout)
+    assert stdout.count("\n") == 1 and code == (0 if printed["passed"] == printed["claims"] else 1)
+    assert printed["claims"] == len(every) and printed["files"]["json"] == str(paths["json"])
+    assert len(printed["missed"]) == printed["claims"] - printed["passed"] and printed["not_run"] == []
 
 
 def test_grok_arch_is_not_run_at_small_scale_and_the_report_says_how_to_run_it(tmp_path):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cli_runner import run_cli
 
+from forgetlab.cli import main
 from forgetlab.unlearning.bench.models import build_models
-from forgetlab.unlearning.bench.run import run_bench
 from forgetlab.unlearning.bench.scale import scale_config
 from forgetlab.unlearning.bench.table import ROW_FIELDS
 from forgetlab.unlearning.world import QA_FIELDS, export_world, make_world
@@ -17,8 +21,29 @@ from forgetlab.unlearning.world import QA_FIELDS, export_world, make_world
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, cache_dir):
-    out = tmp_path_factory.mktemp("bench")
-    return run_bench(out / "res", "tiny", "name-free", cache_dir=cache_dir)
+    """The tiny bench through the command line: what it printed on stdout, and the files it names."""
+    out = tmp_path_factory.mktemp("bench") / "res"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr), pytest.raises(SystemExit) as exc:
+        main(["eco", "bench", "--scale", "tiny", "--answers", "name-free", "--out", str(out), "--cache",
+              str(cache_dir), "--quiet"])
+    assert exc.value.code == 0, stderr.getvalue()
+    printed = json.loads(stdout.getvalue())  # stdout is exactly one JSON object
+    assert stdout.getvalue().count("\n") == 1
+    return SimpleNamespace(files={k: Path(v) for k, v in printed["files"].items()}, printed=printed)
+
+
+def test_tiny_bench_records_its_models_and_guards(tiny):
+    from forgetlab.eco.guard import EcoGuard
+
+    data = json.loads(tiny.files["json"].read_text())
+    models = data["config"]["models"]
+    assert models == tiny.printed["models"] and (Path(models["target"]) / "config.json").is_file()
+    assert set(models["retain"]) == {"forget10"} and "versions" in data
+    guards = data["config"]["guards"]
+    assert set(guards) == {"forget10/deployment", "forget10/paper"} and guards == tiny.printed["guards"]
+    rule = EcoGuard.load_flag_rule(guards["forget10/deployment"])  # checksums verified: a usable guard folder
+    assert rule.flag_entities
 
 
 def test_tiny_bench_writes_the_table(tiny):
@@ -57,17 +82,20 @@ def test_cli_world_and_evaluate(tmp_path, capsys, tiny, cache_dir):
     code, out, err = run_cli(["eco", "world", "--out", str(tmp_path / "w"), "--authors", "20", "--answers",
                            "name-free"], capsys)
     assert code == 0, err
-    assert "forget split sizes" in out
+    printed = json.loads(out)  # stdout is exactly one JSON object
+    assert printed["forget_split_sizes"]["forget10"] > 0 and str(tmp_path / "w" / "forget10.jsonl") in printed["files"]
     assert (tmp_path / "w" / "forget10.jsonl").is_file()
     # evaluate the tiny target model on the tiny world's data (its tokenizer covers it)
     s = scale_config("tiny", "name-free")
     w = make_world(s.world)
     export_world(w, tmp_path / "d")
     target = build_models(w, s, cache_dir).target  # a cache hit: the bench trained it
-    code, _, err = run_cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "d"),
-                         "--no-generate", "--quiet", "--out", str(tmp_path / "m.json")], capsys)
+    code, out, err = run_cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "d"),
+                              "--no-generate", "--out", str(tmp_path / "m.json")], capsys)
     assert code == 0, err
     m = json.loads((tmp_path / "m.json").read_text())["metrics"]
+    assert json.loads(out)["model_utility"] == round(m["model_utility"], 4)  # stdout: only the JSON result
+    assert err  # the progress lines went to stderr
     assert 0 <= m["model_utility"] <= 1 and "min_k_pp" in m["mia_auc"]
     # bad inputs: one line, exit 2
     lines = (tmp_path / "d" / "forget10.jsonl").read_text().splitlines()

@@ -22,17 +22,24 @@ def serve_command(
     guard: Path = typer.Option(..., "--guard", help="Guard folder written by EcoGuard.save_pretrained."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
-    backend: str = typer.Option("transformers", help="Generation backend: transformers or vllm."),
+    backend: str = typer.Option("transformers", help="Generation backend, one of: transformers, vllm."),
     model_name: str = typer.Option("", help="Model id clients send and /v1/models lists "
                                    "(default: the guard folder's name)."),
     vllm_url: str = typer.Option("", help="Base URL of a `vllm serve --enable-prompt-embeds` server "
                                  "(backend vllm; default: run vLLM in process)."),
     vllm_model: str = typer.Option("", help="Model name/path for vLLM (default: the guard's base model)."),
-    log_level: str = typer.Option("info", help="uvicorn log level: " + ", ".join(LOG_LEVELS) + "."),
+    log_level: str = typer.Option("info", help="uvicorn log level (on stderr), one of: " + ", ".join(LOG_LEVELS)
+                                  + "."),
+    api_key: str = typer.Option("", envvar="FORGETLAB_API_KEY", show_envvar=True,
+                                help="Require 'Authorization: Bearer KEY' on every /v1 route, as vLLM's --api-key "
+                                "(/health and /metrics stay open). Prefer the environment variable: a command "
+                                "line is visible to other users of the machine (default: no key)."),
     torch_threads: int = typer.Option(0, min=0, help="torch intra-op threads (0: torch's default; 1 is "
                                       "often fastest for small models on a shared CPU)."),
 ) -> None:
-    """Serve GUARD over HTTP: /v1/completions, /v1/chat/completions (streaming), /v1/models, /health."""
+    """Serve GUARD over HTTP: /v1/completions, /v1/chat/completions (streaming), /v1/models, /health, /metrics.
+
+    Prints nothing on stdout: status and logs go to stderr."""
     from ...errors import check_choice
     from .backends import BACKENDS
     from .engine import ServeEngine, load_guard
@@ -49,4 +56,4 @@ def serve_command(
     engine = ServeEngine(loaded, backend, limits, model_name=model_name or guard.resolve().name,
                          backend_options=options)
     typer.echo(f"serving {guard} ({backend}) on http://{host}:{port}/v1", err=True)
-    run_server(engine, host=host, port=port, log_level=log_level)
+    run_server(engine, host=host, port=port, log_level=log_level, api_key=api_key or None)

@@ -1,23 +1,33 @@
 """The serving engine: a batching queue in a worker thread, admission control, and the guard and backend.
 
 :class:`Batcher` is a request queue with a small batching window feeding one backend call per batch, in a
-worker thread; :class:`ServeEngine` holds guard + backend + batcher + admission control, and is what the HTTP
-layer (:mod:`forgetlab.eco.serve.http`) talks to.
+worker thread; :class:`ServeEngine` holds guard + backend + batcher + admission control + metrics, and is what
+the HTTP layer (:mod:`forgetlab.eco.serve.http`) talks to. Tokenizing a request (and applying a chat template)
+runs on the engine's own tokenizer thread with its own copy of the tokenizer, never on the event loop (a long
+prompt would stall every client) and never on the batcher's copy (HF tokenizers are not safe to share between
+threads).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import queue
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ...errors import BadInput
 from ..guard import EcoGuard, GuardLike
 from .backends import make_backend
+from .metrics import ServerMetrics
 from .types import Backend, Event, Failed, GenRequest, ServeLimits
+
+T = TypeVar("T")
+NORMALIZATION_MARGIN = 2  # a tokenizer's normalizer may merge a character pair (NFKC) before tokenizing
 
 
 class Batcher:
@@ -28,8 +38,10 @@ class Batcher:
     of that batch with a :class:`Failed` event; the worker keeps serving.
     """
 
-    def __init__(self, backend: Backend, max_rows: int, window_s: float) -> None:
+    def __init__(self, backend: Backend, max_rows: int, window_s: float,
+                 on_batch: Callable[[float], None] | None = None) -> None:
         self.backend, self.max_rows, self.window_s = backend, max_rows, window_s
+        self.on_batch = on_batch
         self._queue: queue.Queue[GenRequest | None] = queue.Queue()
         self._carry: GenRequest | None = None
         self._thread = threading.Thread(target=self._loop, name="forgetlab-batcher", daemon=True)
@@ -39,6 +51,10 @@ class Batcher:
 
     def submit(self, req: GenRequest) -> None:
         self._queue.put(req)
+
+    def depth(self) -> int:
+        """Requests waiting for a batch (queued, or carried over to the next batch)."""
+        return self._queue.qsize() + (self._carry is not None)
 
     def close(self, timeout: float = 30.0) -> None:
         self._queue.put(None)
@@ -75,6 +91,7 @@ class Batcher:
             batch = [r for r in batch if not r.cancelled]
             if not batch:
                 continue
+            t0 = time.perf_counter()
             try:
                 self.backend.run_batch(batch)
                 self.batches += 1
@@ -82,6 +99,8 @@ class Batcher:
             except Exception as exc:  # report to the waiting requests, keep the worker alive
                 for req in batch:
                     req.emit(Failed(f"generation failed ({type(exc).__name__})"))
+            if self.on_batch is not None:
+                self.on_batch(time.perf_counter() - t0)
 
 
 class ServeEngine:
@@ -91,15 +110,24 @@ class ServeEngine:
                  limits: ServeLimits | None = None, model_name: str = "forgetlab-eco",
                  backend_options: dict[str, Any] | None = None) -> None:
         self.guard = guard
-        self.tokenizer = guard.tokenizer
+        self.tokenizer = copy.deepcopy(guard.tokenizer)  # the HTTP side's own copy (see the module docstring)
         self.limits = limits or ServeLimits()
         self.model_name = model_name
         self.backend = (make_backend(backend, guard, **(backend_options or {}))
                         if isinstance(backend, str) else backend)
-        self.batcher = Batcher(self.backend, self.limits.max_batch_size, self.limits.batch_window_ms / 1000)
         self.in_flight = 0
+        self.metrics = ServerMetrics(queue_depth=lambda: self.batcher.depth(), in_flight=lambda: self.in_flight)
+        self.batcher = Batcher(self.backend, self.limits.max_batch_size, self.limits.batch_window_ms / 1000,
+                               on_batch=self.metrics.batch.observe)
         self._lock = threading.Lock()
+        self._tokenize_pool = ThreadPoolExecutor(1, thread_name_prefix="forgetlab-tokenize")
         self.context_length = _context_length(guard)
+        self.max_prompt_chars = self.limits.max_prompt_tokens * longest_token_chars(guard.tokenizer) \
+            * NORMALIZATION_MARGIN
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` (tokenizing) on the engine's tokenizer thread, awaiting it from the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._tokenize_pool, fn, *args)
 
     def try_admit(self) -> bool:
         """Count one more in-flight request, or say no when ``max_concurrent`` are already in flight."""
@@ -128,6 +156,16 @@ class ServeEngine:
 
     def close(self) -> None:
         self.batcher.close()
+        self._tokenize_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def longest_token_chars(tokenizer: Any) -> int:
+    """Characters of the longest vocabulary entry: no token covers more characters of a text, so a prompt of
+    more than ``max_prompt_tokens`` times this many characters is too long without tokenizing it."""
+    try:
+        return max(1, max(len(t) for t in tokenizer.get_vocab()))
+    except (AttributeError, TypeError, ValueError):  # no vocabulary to read: no bound from it
+        return 1 << 20
 
 
 def _context_length(guard: GuardLike) -> int | None:

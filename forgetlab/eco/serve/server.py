@@ -1,8 +1,13 @@
-"""Running the ECO server: uvicorn in the foreground (the CLI) or in a background thread (tests, benchmarks)."""
+"""Running the ECO server: uvicorn in the foreground (the CLI) or in a background thread (tests, benchmarks).
+
+Every log line (uvicorn's access log included, which uvicorn sends to stdout by default) goes to stderr: a
+server has no result to print.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import socket
 import threading
 import time
@@ -23,6 +28,15 @@ def free_loopback_socket(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+def log_config() -> dict[str, Any]:
+    """uvicorn's default logging configuration with the access log on stderr too."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
+
+
 @dataclass
 class RunningServer:
     """A server started by :func:`serve_in_thread`: its base URL and engine."""
@@ -39,7 +53,7 @@ def serve_app_in_thread(app: Any, host: str = "127.0.0.1", log_level: str = "war
     sock = free_loopback_socket(host)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                            lifespan="off", timeout_graceful_shutdown=5)
+                            lifespan="off", timeout_graceful_shutdown=5, log_config=log_config())
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="forgetlab-uvicorn",
                               daemon=True)
@@ -59,26 +73,26 @@ def serve_app_in_thread(app: Any, host: str = "127.0.0.1", log_level: str = "war
 
 
 @contextlib.contextmanager
-def serve_in_thread(engine: ServeEngine, host: str = "127.0.0.1",
-                    log_level: str = "warning") -> Iterator[RunningServer]:
+def serve_in_thread(engine: ServeEngine, host: str = "127.0.0.1", log_level: str = "warning",
+                    api_key: str | None = None) -> Iterator[RunningServer]:
     """Serve ``engine`` in a background thread on a free port (tests, the load benchmark); stop on exit.
 
     The engine's batcher is closed on exit too.
     """
     try:
-        with serve_app_in_thread(create_app(engine), host, log_level) as url:
+        with serve_app_in_thread(create_app(engine, api_key=api_key), host, log_level) as url:
             yield RunningServer(url, engine)
     finally:
         engine.close()
 
 
 def run_server(engine: ServeEngine, host: str = "127.0.0.1", port: int = 8000,
-               log_level: str = "info") -> None:
+               log_level: str = "info", api_key: str | None = None) -> None:
     """Serve in the foreground until interrupted (the CLI's ``forgetlab eco serve``)."""
     import uvicorn
 
     try:
-        uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level,
-                    timeout_graceful_shutdown=5)
+        uvicorn.run(create_app(engine, api_key=api_key), host=host, port=port, log_level=log_level,
+                    timeout_graceful_shutdown=5, log_config=log_config())
     finally:
         engine.close()

@@ -2,7 +2,8 @@
 
 A backend gets a batch of :class:`GenRequest` (tokenized and limit-checked by the HTTP layer), and reports
 through each request's ``emit``: :class:`Flagged` once per request first, then :class:`Delta` pieces of text
-and one :class:`Done` per choice (or :class:`Failed`).
+and one :class:`Done` per choice (or :class:`Failed`). A choice that asked for log-probabilities carries them
+on its ``Done`` (:class:`Logprobs`).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ class ServeLimits:
     max_batch_size: int = setting(16, "Rows per batched generate call.")
     batch_window_ms: float = setting(5.0, "How long the batcher waits to fill a batch, in milliseconds.")
     max_n: int = setting(8, "Largest n (choices per prompt) a request may ask for.")
+    max_logprobs: int = setting(20, "Largest logprobs (completions) or top_logprobs (chat) a request may ask "
+                                "for.")
 
     def __post_init__(self) -> None:
         for name in ("max_prompt_tokens", "max_tokens", "max_body_bytes", "max_concurrent",
-                     "max_batch_size", "max_n"):
+                     "max_batch_size", "max_n", "max_logprobs"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise BadInput(name, value, "an integer >= 1")
@@ -56,12 +59,25 @@ class Delta:
 
 
 @dataclass(frozen=True)
+class Logprobs:
+    """Log-probabilities of one choice's tokens ``[T]``: the echoed prompt's first (``n_prompt`` of them; the
+    first has no log-prob: nothing predicts it), then the generated tokens; ``top`` holds the most likely
+    ``(token id, log-prob)`` pairs at each position (None for the first prompt token)."""
+
+    token_ids: list[int]
+    logprobs: list[float | None]
+    top: list[list[tuple[int, float]] | None]
+    n_prompt: int = 0
+
+
+@dataclass(frozen=True)
 class Done:
-    """Choice ``index`` finished: ``finish_reason`` is ``stop`` or ``length``."""
+    """Choice ``index`` finished: ``finish_reason`` is ``stop`` or ``length``; ``logprobs`` when asked for."""
 
     index: int
     finish_reason: str
     completion_tokens: int
+    logprobs: Logprobs | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,8 @@ class GenRequest:
     """One prompt with its sampling settings; ``n`` choices numbered ``index_base .. index_base + n - 1``.
 
     ``classify_text`` is what the classifier sees (the raw prompt, or a chat's message contents).
+    ``logprobs``: None (not asked), else how many alternatives per position (0 = only the chosen token);
+    ``echo``: score the prompt's own tokens too (``max_tokens`` may then be 0: score only).
     """
 
     prompt_ids: list[int]
@@ -89,6 +107,8 @@ class GenRequest:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     n: int = 1
+    logprobs: int | None = None
+    echo: bool = False
     index_base: int = 0
     emit: Callable[[Event], None] = field(default=lambda event: None, repr=False)
     cancelled: bool = False
@@ -99,8 +119,12 @@ class GenRequest:
 
 
 class Backend(Protocol):
-    """Runs one batch of requests in the worker thread, reporting through each request's ``emit``."""
+    """Runs one batch of requests in the worker thread, reporting through each request's ``emit``.
+
+    ``supports_logprobs``: whether it honours ``logprobs`` and ``echo`` (the HTTP layer refuses them
+    otherwise, naming the field)."""
 
     name: str
+    supports_logprobs: bool
 
     def run_batch(self, requests: list[GenRequest]) -> None: ...

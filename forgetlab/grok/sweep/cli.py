@@ -8,29 +8,53 @@ from pathlib import Path
 import typer
 
 from ...errors import BadInput
-from .spec import DEFAULT_TRAINER
+from ...output import emit, status
+from .spec import DEFAULT_TRAINER, preset_names, preset_path
+
+
+def _preset_sizes() -> str:
+    """``name (N runs at p=P)`` for each shipped preset, read from the presets themselves (help text)."""
+    import tomllib
+
+    out = []
+    for name in preset_names():
+        data = tomllib.loads(preset_path(name).read_text(encoding="utf-8"))
+        n = 1
+        for values in data.get("grid", {}).values():
+            n *= values["num"] if isinstance(values, dict) else len(values)
+        if data.get("zip"):
+            n *= len(next(iter(data["zip"].values())))
+        out.append(f"{name} ({n:,} runs at p={data.get('fixed', {}).get('p', 97)})")
+    return ", ".join(out)
 
 
 def sweep_command(
     out: Path = typer.Option(..., "--out", help="Sweep folder (created; an existing one of the same sweep resumes)."),
-    spec: Path | None = typer.Option(None, "--spec", help="Sweep spec TOML file."),
-    preset: str | None = typer.Option(None, "--preset", help="A shipped spec: the paper's panels wd, dropout, bn, "
-                                      "minibatch; reduced ones wd_p47, dropout_p47, bn_p47, minibatch_p47; small."),
+    spec: Path | None = typer.Option(None, "--spec", help="Sweep spec TOML file (default: none; give --spec, "
+                                     "--preset or --grid)."),
+    preset: str | None = typer.Option(None, "--preset", help="A shipped spec, one of: " + _preset_sizes()
+                                      + ". The p=97 presets take hours on a CPU; small takes minutes (default: none)."),
     set_: list[str] = typer.Option([], "--set", help="Fix a TrainConfig field: key=value (repeatable)."),
-    grid: list[str] = typer.Option([], "--grid", help="Sweep a field: key=start:stop:num or key=a,b,c."),
-    backend: str = typer.Option("local", "--backend", help="local or ray."),
+    grid: list[str] = typer.Option([], "--grid", help="Sweep a field: key=start:stop:num or key=a,b,c "
+                                   "(repeatable)."),
+    backend: str = typer.Option("local", "--backend", help="Where batches train, one of: local, ray."),
     workers: int = typer.Option(1, "--workers", help="Parallel worker processes (local) or CPUs (ray, 0=all)."),
-    max_memory: float | None = typer.Option(None, "--max-memory", help="GiB per batch (default: half free)."),
+    max_memory: float | None = typer.Option(None, "--max-memory", help="GiB per batch (default: the spec's "
+                                            "max_memory_gb, else half the free memory)."),
     keep_history: bool | None = typer.Option(None, "--keep-history/--no-keep-history",
-                                             help="Store each run's history (every log_every steps)."),
+                                             help="Store each run's history (every log_every steps) "
+                                                  "(default: the spec's keep_history)."),
     save_weights: bool | None = typer.Option(None, "--save-weights/--no-save-weights",
-                                             help="Store each run's final weights as safetensors."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+                                             help="Store each run's final weights as safetensors "
+                                                  "(default: the spec's save_weights)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or status lines on stderr."),
     estimate: bool = typer.Option(False, "--estimate", help="Only print the estimated wall time on this "
                                   "machine (timed by a short probe of each batch shape) and exit."),
-    trainer: str = typer.Option(DEFAULT_TRAINER, "--trainer", hidden=True),
+    trainer: str = typer.Option(DEFAULT_TRAINER, "--trainer", hidden=True, help="Trainer module (tests)."),
 ) -> None:
-    """Train a grid of runs as batches, resumably; write DIR/runs/*.json and DIR/results.csv."""
+    """Train a grid of runs as batches, resumably; write DIR/runs/*.json and DIR/results.csv.
+
+    Prints one JSON object on stdout: run counts, seconds, the results.csv path and the phase counts."""
     import dataclasses
     from collections import Counter
 
@@ -49,30 +73,38 @@ def sweep_command(
         from .store import SweepStore
 
         est = estimate_sweep(sweep_spec, trainer=trainer, finished=SweepStore(out).finished())
-        typer.echo(est.describe(workers))
+        say = status(not quiet)
+        say(est.describe(workers))
         for sh in est.shapes:
-            typer.echo(f"  {sh.runs} runs of shape {sh.shape}: {sh.step_seconds * 1e3:.1f} ms per step of a batch "
-                       f"of {sh.probe_runs}, {sh.seconds:.0f} s")
+            say(f"  {sh.runs} runs of shape {sh.shape}: {sh.step_seconds * 1e3:.1f} ms per step of a batch "
+                f"of {sh.probe_runs}, {sh.seconds:.0f} s")
+        emit({"estimate": dataclasses.asdict(est), "workers": workers})
         return
     res = run_sweep(sweep_spec, out, backend=backend, workers=workers, progress=not quiet, trainer=trainer,
                     max_memory_gb=max_memory)
     from .store import read_results_csv
 
     phases = Counter(r["phase"] for r in read_results_csv(res.results_csv))
-    typer.echo(f"{res.n_runs} runs in {res.n_batches} batches: {res.n_skipped} done earlier (skipped), "
-               f"{res.n_trained} trained in {res.seconds:.1f} s ({res.backend}) -> {res.results_csv}")
-    typer.echo("phases: " + ", ".join(f"{k} {v}" for k, v in sorted(phases.items())))
+    say = status(not quiet)
+    say(f"{res.n_runs} runs in {res.n_batches} batches: {res.n_skipped} done earlier (skipped), "
+        f"{res.n_trained} trained in {res.seconds:.1f} s ({res.backend}) -> {res.results_csv}")
+    say("phases: " + ", ".join(f"{k} {v}" for k, v in sorted(phases.items())))
+    emit({"out": str(res.out_dir), "n_runs": res.n_runs, "n_batches": res.n_batches, "n_skipped": res.n_skipped,
+          "n_trained": res.n_trained, "n_damaged": res.n_damaged, "seconds": res.seconds, "backend": res.backend,
+          "results_csv": str(res.results_csv), "phases": dict(sorted(phases.items()))})
 
 
 def phase_diagram_command(
-    sweep_dir: Path = typer.Argument(..., help="A sweep folder (with sweep.json and runs/)."),
+    sweep_dir: Path = typer.Argument(..., metavar="SWEEP_DIR", help="A sweep folder (with sweep.json and runs/)."),
     out: Path | None = typer.Option(None, "--out", help="Where to write PNGs (default: DIR/plots)."),
     dynamics: bool = typer.Option(True, "--dynamics/--no-dynamics",
                                   help="Also plot training curves of runs that kept their history."),
     table: bool = typer.Option(False, "--table", help="Only print the phase counts per panel as a Markdown "
                                "table (read from DIR/results.csv; no plots)."),
 ) -> None:
-    """Draw the alpha x xi phase diagram of each panel, one combined figure, and training dynamics."""
+    """Draw the alpha x xi phase diagram of each panel, one combined figure, and training dynamics.
+
+    Prints the written PNG paths as one JSON object on stdout."""
     from .plots import plot_dynamics, plot_phase_diagram
 
     if table:
@@ -81,9 +113,8 @@ def phase_diagram_command(
         typer.echo(phase_counts_markdown(sweep_dir), nl=False)
         return
     if not (sweep_dir / "sweep.json").is_file():
-        raise BadInput("DIR", str(sweep_dir), "a sweep folder (no sweep.json there)")
+        raise BadInput("SWEEP_DIR", str(sweep_dir), "a sweep folder (no sweep.json there)")
     paths = plot_phase_diagram(sweep_dir, out)
     if dynamics:
         paths += plot_dynamics(sweep_dir, out)
-    for p in paths:
-        typer.echo(str(p))
+    emit({"files": [str(p) for p in paths]})

@@ -13,6 +13,7 @@ missing is retrained whole; only its missing runs are written.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import BadInput
+from ...output import warn
 from ...progress import Bar
 from .backends import BACKENDS, BatchJob, get_backend
 from .spec import (
@@ -52,6 +54,7 @@ class SweepResult:
     results_csv: Path
     seconds: float
     backend: str
+    n_damaged: int = 0  # run records found damaged, set aside and retrained
 
 
 def available_memory_bytes() -> int:
@@ -127,8 +130,8 @@ def _unique_configs(spec: SweepSpec, trainer: Any) -> dict[str, Any]:
 def _memory_budget(spec: SweepSpec, max_memory_gb: float | None) -> int:
     """Bytes one batch may use: ``max_memory_gb``, else the spec's, else half the available memory."""
     gb = max_memory_gb if max_memory_gb is not None else spec.max_memory_gb
-    if gb is not None and gb <= 0:
-        raise BadInput("max_memory", gb, "a positive number of GiB")
+    if gb is not None and not (math.isfinite(gb) and gb > 0):
+        raise BadInput("max_memory", gb, "a positive, finite number of GiB")
     return int(gb * 2**30) if gb is not None else available_memory_bytes() // 2
 
 
@@ -173,7 +176,8 @@ def _drain(store: SweepStore, jobs: list[BatchJob], run_ids: set[str], backend: 
                 mine.append(j)
         if mine:
             try:
-                run_backend(mine, workers=workers, on_done=writer)
+                with store.claims.holding([j.batch_id for j in mine]):  # the heartbeat keeps our leases
+                    run_backend(mine, workers=workers, on_done=writer)
             finally:
                 for j in mine:  # batches not finished (error, interrupt): let others take them
                     if not set(j.run_ids) <= store.finished():
@@ -202,14 +206,26 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
     configs = list(unique.values())
     jobs = plan_batches(spec, configs, mod, trainer, _memory_budget(spec, max_memory_gb))
     store = SweepStore.open(out_dir, spec.to_dict(), spec.spec_hash(), len(configs))
+    n_damaged = _set_aside_damaged(store)
     n_skipped = len(store.finished() & set(unique))
     with Bar(spec.name, len(configs), progress, extra=("{task.fields[skipped]} skipped (done earlier)",),
              completed=n_skipped, skipped=n_skipped) as bar:
         writer = _Writer(store, bar, backend)
         _drain(store, jobs, set(unique), backend, workers, writer, poll_s)
     csv_path = store.write_results_csv(_sort_keys(spec))
-    if not store.live_claims():
-        store.clean_temp_files()
+    store.clean_temp_files()
     return SweepResult(out_dir=Path(out_dir), n_runs=len(configs), n_skipped=n_skipped, n_trained=writer.trained,
                        n_batches=len(jobs), results_csv=csv_path, seconds=time.perf_counter() - t0,
-                       backend=backend)
+                       backend=backend, n_damaged=n_damaged)
+
+
+def _set_aside_damaged(store: SweepStore) -> int:
+    """Report every damaged run record on stderr and move it aside, so that its run is trained again."""
+    damaged = store.damaged()
+    for rid, why in damaged.items():
+        try:
+            aside = store.set_aside(rid)
+        except FileNotFoundError:  # another process on this folder set it aside first
+            continue
+        warn(f"{store.run_path(rid)} is damaged ({why}); kept as {aside.name} and the run is trained again")
+    return len(damaged)

@@ -308,6 +308,9 @@ def spec_from_dict(data: Mapping[str, Any], *, config_cls: type, source: str = "
     line: unknown keys, wrong types, empty or ragged lists, a field both fixed and swept."""
     settings = _check_tables(data, source, text)
     fixed, grid, zipped = _fields(data, config_cls, source, text)
+    if not (fixed or grid or zipped):
+        raise BadInput("spec", source, "a spec with at least one [fixed], [grid] or [zip] entry (an empty one "
+                       "would silently train only the default configuration)")
     panel = settings.get("panel")
     _check_axes(fixed, grid, zipped, panel, source, text)
     spec = SweepSpec(
@@ -333,6 +336,8 @@ def load_spec(path: str | Path, *, config_cls: type) -> SweepSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BadInput("spec", str(path), f"a readable TOML file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput("spec", str(path), f"a UTF-8 TOML file (byte {exc.start} is not UTF-8)") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

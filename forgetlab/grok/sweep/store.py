@@ -5,21 +5,22 @@ Layout of a sweep folder::
     sweep.json                 manifest: the spec and its hash (a folder holding another sweep is refused)
     runs/<run_id>.json         one finished run: config, summary, IPR statistics, optional history
     weights/<run_id>.safetensors   optional final weights (written before the run's JSON)
-    claims/<batch_id>.json     a batch some live process is training (O_EXCL create; stale ones are taken)
+    claims/<batch_id>.json     a batch some live process is training (:mod:`.claims`: by lease)
     results.csv                regenerated from runs/ (sorted, deterministic)
 
 A run exists once its JSON exists: the JSON is written by an atomic rename named by the run's hash, so a
-killed writer leaves nothing (or a hidden temp file), and two writers of the same run write the same name.
+killed writer leaves nothing (or a hidden temp file, removed later by :meth:`SweepStore.clean_temp_files`
+once its writer is gone), and two writers of the same run write the same name. A record damaged after it was
+written is found by :meth:`SweepStore.damaged`, set aside and retrained (:func:`~.run.run_sweep` reports it).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
-import socket
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -27,9 +28,21 @@ from typing import Any
 
 from ...errors import BadInput, ForgetlabError
 from ...fmt import fmt
-from ...runs import atomic_write_json, atomic_write_text, read_json, save_tensors, to_jsonable, versions
+from ...runs import (
+    TEMP_RE,
+    atomic_write_json,
+    atomic_write_text,
+    clean_stale_temps,
+    make_temp,
+    read_json,
+    save_tensors,
+    to_jsonable,
+    versions,
+)
 from ..config import SUMMARY_KEYS
+from .claims import LEASE_S, Claims
 
+ENV_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)  # faults of the machine, reported as such
 MANIFEST = "sweep.json"
 RESULTS_CSV = "results.csv"
 IPR_COLUMNS = ("ipr_median", "ipr_q10", "ipr_q90", "ipr_frac_above_half")
@@ -51,34 +64,15 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix}: {json.dumps(old)} -> {json.dumps(new)}"]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _process_start(pid: int) -> float | None:
-    """Start time of a process (to tell a reused pid from the claimer), or None if unknown."""
-    try:
-        import psutil
-
-        return psutil.Process(pid).create_time()
-    except Exception:
-        return None
-
-
 class SweepStore:
     """A sweep folder. Open with :meth:`open`, which checks or writes the manifest."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, lease_s: float = LEASE_S) -> None:
         self.root = Path(root)
         self.runs_dir = self.root / "runs"
         self.weights_dir = self.root / "weights"
         self.claims_dir = self.root / "claims"
+        self.claims = Claims(self.claims_dir, lease_s)
 
     # ------------------------------------------------------------------ manifest
     @classmethod
@@ -86,53 +80,64 @@ class SweepStore:
              n_runs: int) -> SweepStore:
         """Create the folder and manifest, or check that an existing manifest holds the same sweep.
 
-        A folder with files but no manifest, or a manifest of another sweep, is refused naming the
-        difference; creating the manifest is atomic and race-free (``os.link`` of a finished temp file).
+        The manifest is created first (``os.link`` of a finished temp file: atomic, and the first of several
+        processes wins), then ``runs/`` and ``claims/``; so another process opening the same new folder at the
+        same moment sees either nothing of ours or the manifest, and a folder is only refused as "not a sweep"
+        after looking for the manifest again. A folder with other files but no manifest, or a manifest of
+        another sweep, is refused naming the difference.
         """
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise BadInput("out", str(root), "a folder path (this is a file)")
         store = cls(root)
-        manifest = {"kind": "forgetlab.grok.sweep", "spec_hash": spec_hash, "n_runs": n_runs,
-                    "spec": dict(spec_dict), "versions": versions(),
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         path = root / MANIFEST
-        if not path.exists():
-            if root.is_dir() and any(p.name != MANIFEST for p in root.iterdir()):
-                raise BadInput("out", str(root), "an empty folder or a sweep folder (no sweep.json here, "
-                               "but other files are)")
-            try:
-                root.mkdir(parents=True, exist_ok=True)
-                for d in (store.runs_dir, store.claims_dir):
-                    d.mkdir(exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".sweep.", suffix=".tmp", dir=root)
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(to_jsonable(manifest), fh, indent=2)
-                    fh.write("\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                try:
-                    os.link(tmp, path)  # fails if another process created it first
-                except FileExistsError:
-                    pass
-                finally:
-                    os.unlink(tmp)
-            except OSError as exc:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                store._create_manifest(spec_dict, spec_hash, n_runs)
+            for d in (store.runs_dir, store.claims_dir):
+                d.mkdir(exist_ok=True)
+        except OSError as exc:
+            if exc.errno not in ENV_ERRNOS:
                 raise BadInput("out", str(root), f"a writable folder ({exc.strerror})") from None
-        old = read_json(path)
+            raise
+        store._check_manifest(spec_dict, spec_hash)
+        return store
+
+    def _create_manifest(self, spec_dict: Mapping[str, Any], spec_hash: str, n_runs: int) -> None:
+        """Write ``sweep.json`` unless another process did first; refuse a folder holding something else."""
+        path = self.root / MANIFEST
+        foreign = [p.name for p in self.root.iterdir() if not _ours_before_manifest(p.name)]
+        if foreign and not path.exists():  # look again: another process may have just created the manifest
+            raise BadInput("out", str(self.root), "an empty folder or a sweep folder (no sweep.json here, but "
+                           f"other files are: {', '.join(sorted(foreign)[:3])})")
+        manifest = {"kind": "forgetlab.grok.sweep", "spec_hash": spec_hash, "n_runs": n_runs,
+                    "spec": dict(spec_dict), "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        tmp = make_temp(self.root, MANIFEST)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(to_jsonable(manifest), fh, indent=2)
+                fh.write("\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)  # fails if another process created it first
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _check_manifest(self, spec_dict: Mapping[str, Any], spec_hash: str) -> None:
+        old = read_json(self.root / MANIFEST)
         if not isinstance(old, dict) or old.get("kind") != "forgetlab.grok.sweep":
-            raise BadInput("out", str(root), "a folder holding a forgetlab sweep (sweep.json is something else)")
+            raise BadInput("out", str(self.root), "a folder holding a forgetlab sweep (sweep.json is something else)")
         if old.get("spec_hash") != spec_hash:
-            old_spec = {k: old.get("spec", {}).get(k) for k in ("fixed", "grid", "zip", "keep_history",
-                                                                  "save_weights")}
+            old_spec = {k: (old.get("spec") or {}).get(k) for k in ("fixed", "grid", "zip", "keep_history",
+                                                                    "save_weights")}
             new_spec = {k: spec_dict.get(k) for k in old_spec}
             diff = _diff(to_jsonable(old_spec), to_jsonable(new_spec)) or ["spec hash differs"]
-            raise BadInput("out", str(root), "a new folder, or one holding this same sweep; it holds "
-                           "a different sweep (" + "; ".join(diff[:5]) + (" ..." if len(diff) > 5 else "")
-                           + ")")
-        for d in (store.runs_dir, store.claims_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        return store
+            raise BadInput("out", str(self.root), "a new folder, or one holding this same sweep; it holds "
+                           "a different sweep (" + "; ".join(diff[:5]) + (" ..." if len(diff) > 5 else "") + ")")
 
     def manifest(self) -> dict[str, Any]:
         return read_json(self.root / MANIFEST)
@@ -154,112 +159,52 @@ class SweepStore:
             save_tensors(self.weights_dir / f"{rid}.safetensors", weights, {"run_id": rid})
         atomic_write_json(self.run_path(rid), record)
 
-    def records(self) -> list[dict[str, Any]]:
-        """All finished run records (read fresh from disk)."""
-        out = []
+    def damaged(self) -> dict[str, str]:
+        """``{run id: what is wrong}`` for every run record that cannot be trusted: not valid JSON, not a record
+        of that run (its ``run_id``), no config or summary. Records are written atomically, so a damaged one
+        was damaged later (by a disk, a copy, a hand); it must be retrained, never silently left out."""
+        out = {}
         for rid in sorted(self.finished()):
             try:
-                out.append(read_json(self.run_path(rid)))
-            except ForgetlabError:  # cannot happen with atomic writes; treat as unfinished
+                rec = read_json(self.run_path(rid))
+            except ForgetlabError as exc:
+                out[rid] = str(exc).split(": ", 1)[-1]
                 continue
+            if not isinstance(rec, dict) or rec.get("run_id") != rid:
+                out[rid] = "not the record of this run"
+            elif not isinstance(rec.get("config"), dict) or not isinstance(rec.get("summary"), dict):
+                out[rid] = "no config or summary"
         return out
 
-    # ------------------------------------------------------------------ claims
-    def _claim_path(self, batch_id: str) -> Path:
-        return self.claims_dir / f"{batch_id}.json"
+    def set_aside(self, rid: str) -> Path:
+        """Move a damaged run record out of the way (kept, hidden, for inspection) so the run is retrained."""
+        aside = self.runs_dir / f".{rid}.json.damaged-{int(time.time())}"
+        os.replace(self.run_path(rid), aside)
+        return aside
 
+    def records(self) -> list[dict[str, Any]]:
+        """All finished run records (read fresh from disk); a damaged one is an error naming it."""
+        return [read_json(self.run_path(rid)) for rid in sorted(self.finished())]
+
+    # ------------------------------------------------------------------ claims and leftovers
     def claim(self, batch_id: str) -> bool:
-        """Claim a batch for this process; True if we hold it now. A claim by a dead process on this host
-        (or by a reused pid) is taken over."""
-        path = self._claim_path(batch_id)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "start": _process_start(os.getpid()),
-              "time": time.time()}
-        for _ in range(3):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self.claim_is_stale(batch_id):
-                    return False
-                # Move the stale claim aside, then check what we moved: if a live process re-claimed it in
-                # between, put its claim back (os.link never overwrites) and give way.
-                grave = path.with_name(f".{path.name}.{os.getpid()}.stale")
-                try:
-                    os.replace(path, grave)
-                except FileNotFoundError:
-                    continue
-                if not self._stale(self._read_owner(grave), grave):
-                    try:
-                        os.link(grave, path)
-                    except FileExistsError:
-                        pass
-                    grave.unlink(missing_ok=True)
-                    return False
-                grave.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(me, fh)
-            return True
-        return False
-
-    @staticmethod
-    def _read_owner(path: Path) -> dict[str, Any] | None:
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (json.JSONDecodeError, OSError):
-            return {}  # being written right now (or torn by a kill): judged by age
-
-    def claim_owner(self, batch_id: str) -> dict[str, Any] | None:
-        """The claim's owner record, None if unclaimed, {} if unreadable."""
-        return self._read_owner(self._claim_path(batch_id))
+        return self.claims.claim(batch_id)
 
     def claim_is_stale(self, batch_id: str) -> bool:
-        """True if the batch's claim is missing or its owner is gone (see :meth:`_stale`)."""
-        path = self._claim_path(batch_id)
-        return self._stale(self._read_owner(path), path)
+        return self.claims.is_stale(batch_id)
 
-    @staticmethod
-    def _stale(owner: dict[str, Any] | None, path: Path, max_age_s: float = 24 * 3600) -> bool:
-        """A claim is stale if its owner is gone: a dead pid on this host, a reused pid (other start time),
-        an unreadable claim older than 10 s, or (other hosts) a claim older than ``max_age_s``."""
-        if owner is None:
-            return True
-        try:
-            age = time.time() - path.stat().st_mtime
-        except FileNotFoundError:
-            return True
-        if not owner:
-            return age > 10
-        if owner.get("host") != socket.gethostname():
-            return age > max_age_s
-        pid = int(owner.get("pid", -1))
-        if pid == os.getpid():
-            return False
-        if not _pid_alive(pid):
-            return True
-        start, now_start = owner.get("start"), _process_start(pid)
-        return start is not None and now_start is not None and abs(start - now_start) > 1e-3
+    def claim_owner(self, batch_id: str) -> dict[str, Any] | None:
+        return self.claims.owner(batch_id)
 
     def release(self, batch_id: str) -> None:
-        self._claim_path(batch_id).unlink(missing_ok=True)
+        self.claims.release(batch_id)
 
     def live_claims(self) -> list[str]:
-        if not self.claims_dir.is_dir():
-            return []
-        return [p.stem for p in self.claims_dir.glob("*.json")
-                if not p.name.startswith(".") and not self.claim_is_stale(p.stem)]
+        return self.claims.live()
 
     def clean_temp_files(self) -> int:
-        """Delete hidden temp files left by killed writers (only call when no live claims remain)."""
-        n = 0
-        for d in (self.root, self.runs_dir, self.weights_dir, self.claims_dir):
-            if d.is_dir():
-                for p in d.glob(".*"):
-                    if p.name.endswith((".tmp", ".stale")):
-                        p.unlink(missing_ok=True)
-                        n += 1
-        return n
+        """Delete temporaries left by killed writers (never a live writer's: :func:`clean_stale_temps`)."""
+        return sum(clean_stale_temps(d) for d in (self.root, self.runs_dir, self.weights_dir, self.claims_dir))
 
     # ------------------------------------------------------------------ results.csv
     def write_results_csv(self, sort_keys: Iterable[str] = ()) -> Path:
@@ -269,6 +214,12 @@ class SweepStore:
         path = self.root / RESULTS_CSV
         atomic_write_text(path, text)
         return path
+
+
+def _ours_before_manifest(name: str) -> bool:
+    """Entries a sweep may hold before its manifest exists: a manifest being written, by any process."""
+    m = TEMP_RE.match(name)
+    return name == MANIFEST or (m is not None and m["name"] == MANIFEST)
 
 
 def _sortable(v: Any) -> tuple:
@@ -290,7 +241,8 @@ def results_csv_text(records: list[Mapping[str, Any]], sort_keys: Iterable[str] 
             if k not in cfg_cols:
                 cfg_cols.append(k)
     extra_summary = sorted({k for r in records for k in r.get("summary", {})} - set(SUMMARY_KEYS))
-    cols = ["run_id", *cfg_cols, *SUMMARY_KEYS, *extra_summary, *IPR_COLUMNS]
+    summary_cols = _summary_columns(records, [*SUMMARY_KEYS, *extra_summary], set(cfg_cols))
+    cols = ["run_id", *cfg_cols, *summary_cols.values(), *IPR_COLUMNS]
     order = sort_keys + [k for k in cfg_cols if k not in sort_keys]
 
     def key(r: Mapping[str, Any]) -> tuple:
@@ -300,9 +252,24 @@ def results_csv_text(records: list[Mapping[str, Any]], sort_keys: Iterable[str] 
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
     for r in sorted(records, key=key):
-        row = {"run_id": r["run_id"], **r["config"], **r.get("summary", {}), **r.get("ipr", {})}
+        summary = r.get("summary", {})
+        row = {"run_id": r["run_id"], **r["config"], **r.get("ipr", {}),
+               **{col: summary.get(k) for k, col in summary_cols.items()}}
         w.writerow([fmt(row.get(c), "csv") for c in cols])
     return buf.getvalue()
+
+
+def _summary_columns(records: list[Mapping[str, Any]], keys: list[str], config_cols: set[str]) -> dict[str, str]:
+    """``{summary key: CSV column}``, every column name unique: a summary value that repeats a config field of
+    the same name in every record (``steps``) is left to the config column; one that differs somewhere gets
+    the column ``summary_<key>``."""
+    out = {}
+    for k in keys:
+        if k not in config_cols:
+            out[k] = k
+        elif any(r.get("summary", {}).get(k, r["config"].get(k)) != r["config"].get(k) for r in records):
+            out[k] = f"summary_{k}"
+    return out
 
 
 def read_results_csv(path: str | os.PathLike) -> list[dict[str, str]]:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ...eco.corrupter import Corrupter, GuardConfig
@@ -37,6 +38,7 @@ class BenchContext:
     progress: Callable[[str, int, int], None] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     target_utility: dict[str, float] | None = None
+    guards_dir: Path | None = None  # where ECO's fitted guards are saved (None: not saved)
 
     @property
     def hidden(self) -> int:

@@ -138,7 +138,9 @@ def eco_rows(ctx: BenchContext, split: str, data: EvalData, ev_retain: Evaluatio
         guard = EcoGuard(ctx.target, ctx.tokenizer, eco.rule.classifier,
                          GuardConfig(eco.corruption[proto], eco.strength[proto], ctx.hidden, ctx.seed,
                                      flag_entities=ctx.flag_entities, entity_tokens=ctx.entity_level),
-                         token_classifier=tcl)
+                         token_classifier=tcl, model_path=ctx.models.target)
+        saved = (guard.save_pretrained(ctx.guards_dir / f"{split}-{proto}", overwrite=True)
+                 if ctx.guards_dir is not None else None)
         corr = Corruption(guard.corrupter, np.zeros(0, bool), proto, answer_entities=tcl)
         e = ctx.evaluate(ctx.target, data, eco=corr, guard=guard, flagger=guard.classify)
         r = row(split, "eco", proto, e.summary, compare(e, ev_retain),
@@ -148,6 +150,6 @@ def eco_rows(ctx: BenchContext, split: str, data: EvalData, ev_retain: Evaluatio
                  classifier_only_fnr=eco.classifier_fnr, classifier_fpr_unseen_authors=eco.fpr_unseen,
                  corruption_fit_reused=fit_reused,  # then `seconds` holds no fit time
                  classifier_only_fpr_unseen_authors=eco.classifier_fpr_unseen,
-                 classifier_report=eco.rule.classifier.report)
+                 classifier_report=eco.rule.classifier.report, guard=None if saved is None else str(saved))
         rows.append(r)
     return rows

@@ -57,7 +57,10 @@ def _fit_fold(ctx: BenchContext, fit_f: dict[str, list[dict]]) -> tuple[PromptCl
 def mc_rows(ctx: BenchContext, with_eco: bool) -> list[dict[str, Any]]:
     """Accuracy per subject for the target and (cross-fitted) ECO."""
     mc = ctx.world.mc
+    steps = 5 if with_eco else 1  # the target, then per fold: fit, score
+    ctx.say("multiple choice", 0, steps)
     rows = [{"method": "target", **{k: float(np.mean(_correct(ctx, v))) for k, v in mc.items()}}]
+    ctx.say("multiple choice", 1, steps)
     if not with_eco:
         return rows
     folds = {k: (v[0::2], v[1::2]) for k, v in mc.items()}
@@ -66,6 +69,7 @@ def mc_rows(ctx: BenchContext, with_eco: bool) -> list[dict[str, Any]]:
     fold_fits = []
     for f in (0, 1):
         clf, res = _fit_fold(ctx, {k: v[f] for k, v in folds.items()})
+        ctx.say("multiple choice", 2 + 2 * f, steps)
         fold_fits.append({"strength": res.strength, "n_evals": res.n_evals, "metric": res.metric,
                           "converged": res.converged})
         for k, v in ((k, v[1 - f]) for k, v in folds.items()):
@@ -73,6 +77,7 @@ def mc_rows(ctx: BenchContext, with_eco: bool) -> list[dict[str, Any]]:
             flagged[k] += flags.tolist()
             corr = ctx.corruption(MC_CORRUPTION, res.strength, flags)
             hits[k] += _correct(ctx, v, corr).tolist()
+        ctx.say("multiple choice", 3 + 2 * f, steps)
     rows.append({"method": "eco", **{k: float(np.mean(v)) for k, v in hits.items()},
                  "flagged": {k: float(np.mean(v)) for k, v in flagged.items()}, "folds": fold_fits})
     return rows

@@ -61,15 +61,18 @@ def _context(s, answers: str, cache_dir, progress: Progress | None, seed: int, e
 
 def _reference_rows(ctx: BenchContext, split: str, data: EvalData) -> tuple[list[dict[str, Any]], Evaluation]:
     """The target's and the retain model's rows; returns the retain model's evaluation for comparisons."""
-    ctx.say(f"{split}: evaluate target and retain", 0, 1)
+    step = f"{split}: evaluate target and retain"
+    ctx.say(step, 0, 2)
     t0 = time.perf_counter()
     ev_target = ctx.evaluate(ctx.target, data, utility=ctx.target_utility)
     ctx.target_utility = ev_target.utility_parts
     t_target = time.perf_counter() - t0
+    ctx.say(step, 1, 2)
     retain_model, _ = load_lm(ctx.models.retain[split])
     t0 = time.perf_counter()
     ev_retain = ctx.evaluate(retain_model, data)
     t_retain = time.perf_counter() - t0
+    ctx.say(step, 2, 2)
     rows = [row(split, "target", "-", ev_target.summary, compare(ev_target, ev_retain), t_target),
             row(split, "retain", "-", ev_retain.summary, compare(ev_retain, ev_retain), t_retain)]
     return rows, ev_retain
@@ -105,6 +108,7 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
     out = prepare_out_dir(out_dir, overwrite=overwrite)
     t_all = time.perf_counter()
     ctx = _context(s, answers, cache_dir, progress, seed, entity_level, flag_entities)
+    ctx.guards_dir = out / "guards"
     fitter = CorruptionFit(ctx) if "eco" in methods else None
     rows: list[dict[str, Any]] = []
     for split in s.splits:
@@ -116,6 +120,7 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
             ctx.say(f"{split}: ECO classifier and fit", 0, 1)
             with ctx.timed(f"eco/{split}"):
                 rows += eco_rows(ctx, split, data, ev_retain, fitter)
+            ctx.say(f"{split}: ECO classifier and fit", 1, 1)
         for m in (m for m in methods if m != "eco"):
             with ctx.timed(f"{m}/{split}"):
                 rows.append(_baseline_row(ctx, split, m, data, ev_retain))
@@ -126,7 +131,10 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
               "train": s.train, "splits": list(s.splits), "eco_candidates": list(ECO_CANDIDATES),
               "eco_fit": {k: v[2] for k, v in (fitter.records if fitter else {}).items()},
               "flag_entities": flag_entities, "mc_chance": MC_CHANCE, "forget_subject": ctx.world.forget_subject,
-              "fit_target_holdout_prob": fitter.holdout_prob if fitter else None, "entity_level": entity_level}
+              "fit_target_holdout_prob": fitter.holdout_prob if fitter else None, "entity_level": entity_level,
+              "models": {"tokenizer": str(ctx.models.tokenizer), "target": str(ctx.models.target),
+                         "retain": {k: str(v) for k, v in ctx.models.retain.items()}},
+              "guards": {f"{r['split']}/{r['protocol']}": r["guard"] for r in rows if r.get("guard")}}
     files = {"json": out / "results.json", "md": out / "results.md", "png": out / "tradeoff.png"}
     atomic_write_json(files["json"], {**run_record(config, seed=seed), "rows": rows, "mc_rows": mcr,
                                       "timings": ctx.timings, "training": ctx.models.records})

@@ -24,14 +24,14 @@ FORGET_WORD = "Voldemort"
 
 
 
-def save_tiny_guard(root: Path) -> tuple[Path, Path]:
+def save_tiny_guard(root: Path, max_positions: int = 512) -> tuple[Path, Path]:
     """Save a tiny random Llama (with a chat template) and a fitted-looking EcoGuard over it; return both folders.
 
     The guard corrupts flagged prompts with strong noise on every embedding dim, so flagged answers change.
     """
     tok = build_tokenizer()
     tok.chat_template = CHAT_TEMPLATE
-    model = build_tiny_lm("llama", tok, seed=0, max_positions=512)
+    model = build_tiny_lm("llama", tok, seed=0, max_positions=max_positions)
     base = save_lm(model, tok, root / "base")
     cfg = GuardConfig(corruption="rand_noise_first_n", strength=3.0, k=hidden_size(model), seed=7)
     guard = EcoGuard.from_base(base, KeywordClassifier([FORGET_WORD]), cfg)

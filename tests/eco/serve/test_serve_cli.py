@@ -44,9 +44,9 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_serve_command_end_to_end(guard_dirs, tiny_model, tiny_tokenizer):
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "FORGETLAB_API_KEY": "k"}
     argv = ["eco", "serve", "--guard", str(guard_dirs[1]), "--port", str(port), "--model-name", "g",
-            "--log-level", "warning"]
+            "--log-level", "info"]
     # the real entry point, in a fresh process
     proc = subprocess.Popen([sys.executable, "-m", "forgetlab", *argv], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -62,7 +62,8 @@ def test_serve_command_end_to_end(guard_dirs, tiny_model, tiny_tokenizer):
                 pass
             assert time.monotonic() < deadline, "server did not come up"
             time.sleep(0.2)
-        with httpx.Client(base_url=url, timeout=60) as http:
+        assert httpx.get(url + "/v1/models", timeout=30).status_code == 401  # the key from the environment
+        with httpx.Client(base_url=url, timeout=60, headers={"Authorization": "Bearer k"}) as http:
             assert http.get("/v1/models").json()["data"][0]["id"] == "g"
             r = http.post("/v1/completions", json={"model": "g", "prompt": "Paris is", "max_tokens": 6,
                                                    "temperature": 0})
@@ -75,7 +76,9 @@ def test_serve_command_end_to_end(guard_dirs, tiny_model, tiny_tokenizer):
     finally:
         proc.terminate()
         try:
-            proc.wait(20)
+            out, err = proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            out, err = proc.communicate()
+    # a server has no result: stdout stays empty; status and the access log are on stderr
+    assert out == b"" and b"POST /v1/completions" in err

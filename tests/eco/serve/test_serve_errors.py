@@ -93,6 +93,34 @@ def test_oversized_bodies_declared_or_chunked(http):
     _ok(http)
 
 
+def test_deeply_nested_or_undecodable_bodies_are_400(http):
+    """Within the body limit (4096 bytes here): nested 2,000 deep (Python's JSON parser gives up), not UTF-8."""
+    for body in (b'{"prompt": ' + b"[" * 2000 + b"]" * 2000 + b"}", b"[" * 2000 + b"]" * 2000,
+                 b'{"prompt": "caf\xe9"}'):
+        r = http.post("/v1/completions", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json", r.text
+    _ok(http)
+
+
+def test_a_huge_prompt_is_refused_by_its_length_without_blocking_other_clients(guard):
+    """A 900 KB prompt is refused before any tokenizing, and /health answers meanwhile."""
+    engine = ServeEngine(guard, "transformers", ServeLimits(max_prompt_tokens=256), model_name="m")
+    prompt = "word " * 180_000
+    with serve_in_thread(engine) as srv, httpx.Client(base_url=srv.url, timeout=60) as http:
+        def huge(_):
+            t0 = time.perf_counter()
+            r = http.post("/v1/completions", json={"prompt": prompt})
+            return r, time.perf_counter() - t0
+
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(huge, range(3)))
+            health = [http.get("/health") for _ in range(5)]
+        for r, seconds in answers:
+            assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+            assert "characters" in r.json()["error"]["message"] and seconds < 5
+        assert all(h.status_code == 200 for h in health)
+
+
 def test_unknown_routes_and_methods(http):
     assert http.get("/v1/nothing").status_code == 404
     r = http.get("/v1/completions")

@@ -48,7 +48,8 @@ def test_stop_string_across_tokens_is_cut_and_never_streamed(tiny_tokenizer):
 def test_eos_stops_and_length_counts(tiny_tokenizer):
     ids = tiny_tokenizer("Paris is", add_special_tokens=False)["input_ids"]
     _, text, done = _track(tiny_tokenizer, [*ids, tiny_tokenizer.eos_token_id, *ids])
-    assert text == "Paris is" and done[0].finish_reason == "stop" and done[0].completion_tokens == len(ids)
+    # the end-of-sequence token counts as a completion token (as in OpenAI's and vLLM's usage), never as text
+    assert text == "Paris is" and done[0].finish_reason == "stop" and done[0].completion_tokens == len(ids) + 1
     _, text, done = _track(tiny_tokenizer, ids * 5, max_tokens=len(ids))
     assert text == "Paris is" and done[0].finish_reason == "length"
 

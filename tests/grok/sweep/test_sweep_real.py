@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,15 +54,17 @@ def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 0
-    text = capsys.readouterr().out
-    assert "8 runs" in text and "8 trained" in text and "phases:" in text
+    res = json.loads(capsys.readouterr().out)  # stdout is exactly one JSON object
+    assert (res["n_runs"], res["n_trained"], res["n_skipped"]) == (8, 8, 0) and sum(res["phases"].values()) == 8
+    assert Path(res["results_csv"]).is_file()
     with pytest.raises(SystemExit):
         main(args)
-    assert "8 done earlier (skipped), 0 trained" in capsys.readouterr().out
+    cap = capsys.readouterr()
+    assert (json.loads(cap.out)["n_skipped"], json.loads(cap.out)["n_trained"]) == (8, 0) and cap.err == ""
     with pytest.raises(SystemExit) as exc:
         main(["grok", "phase-diagram", str(out)])
     assert exc.value.code == 0
-    pngs = capsys.readouterr().out.split()
+    pngs = json.loads(capsys.readouterr().out)["files"]
     names = sorted(p.rsplit("/", 1)[-1] for p in pngs)
     assert names == ["dynamics_wd=0.png", "dynamics_wd=15.png", "phase_diagram.png", "phase_wd=0.png",
                      "phase_wd=15.png"]
@@ -74,8 +78,10 @@ def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["grok", "sweep", "--out", str(tmp_path / "e"), "--estimate", *args[4:]])
     assert exc.value.code == 0
-    est = capsys.readouterr().out
-    assert est.startswith("8 runs, estimated") and "ms per step" in est and not (tmp_path / "e").exists()
+    cap = capsys.readouterr()
+    est = json.loads(cap.out)["estimate"]  # stdout: the result; stderr: the description
+    assert cap.err.startswith("8 runs, estimated") and "ms per step" in cap.err and not (tmp_path / "e").exists()
+    assert est["n_runs"] == 8 and est["seconds"] > 0 and est["shapes"]
 
 
 @pytest.mark.parametrize("args, words", [

@@ -13,7 +13,7 @@ from forgetlab.errors import BadInput
 from forgetlab.grok.sweep.run import run_sweep
 from forgetlab.grok.sweep.spec import spec_from_dict
 from forgetlab.grok.sweep.store import SweepStore, read_results_csv, results_csv_text
-from forgetlab.runs import load_tensors
+from forgetlab.runs import host_tag, load_tensors
 
 FAKE = "sweep_fake_trainer"
 
@@ -53,7 +53,10 @@ def test_lost_runs_are_retrained_and_identical(tmp_path):
     runs = sorted((tmp_path / "s" / "runs").glob("*.json"))
     for p in runs[::3]:
         p.unlink()
-    (tmp_path / "s" / "runs" / ".x.json.123.tmp").write_text("{half")  # a killed writer's temp file
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    # a killed writer's temp file (its pid is gone)
+    (tmp_path / "s" / "runs" / f".x.json.{host_tag()}-{dead}-0123abcd.tmp").write_text("{half")
     res = sweep(spec, tmp_path / "s")
     assert res.n_trained == len(runs[::3]) and res.n_skipped == 12 - len(runs[::3])
     assert res.results_csv.read_text() == full
@@ -144,3 +147,24 @@ def test_two_processes_on_one_folder_share_work_without_duplicates(tmp_path):
     ref = sweep(load_spec(spec_path, config_cls=TrainConfig), tmp_path / "ref")
     assert (tmp_path / "s" / "results.csv").read_text() == ref.results_csv.read_text()
     assert not list((tmp_path / "s" / "claims").iterdir())
+
+
+def test_a_sweep_store_follows_the_umask(tmp_path):
+    old = os.umask(0o002)
+    try:
+        sweep(make_spec(), tmp_path / "s")
+    finally:
+        os.umask(old)
+    for p in [tmp_path / "s", *(tmp_path / "s").rglob("*")]:
+        want = 0o775 if p.is_dir() else 0o664
+        assert p.stat().st_mode & 0o777 == want, p
+
+
+def test_results_csv_columns_are_unique():
+    recs = [{"run_id": f"r{i}", "config": {"alpha": 0.5, "steps": 10, "seed": i},
+             "summary": {"train_acc": 1.0, "steps": 10, "phase": "Coexistence"}, "ipr": {}} for i in range(2)]
+    header = results_csv_text(recs).splitlines()[0].split(",")
+    assert len(header) == len(set(header)) and header.count("steps") == 1
+    recs[1]["summary"]["steps"] = 7  # a run that stopped early: both numbers kept, apart
+    header = results_csv_text(recs).splitlines()[0].split(",")
+    assert len(header) == len(set(header)) and "summary_steps" in header

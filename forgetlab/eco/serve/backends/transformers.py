@@ -3,6 +3,18 @@
 Per-row sampling settings (temperature, top-p, seed), per-row ``max_tokens`` and stop strings are handled by a
 logits processor and a stopping criterion of our own, so requests with different settings share a batch. It
 runs in the batcher's worker thread, never on the event loop.
+
+Library pieces: nucleus filtering is transformers' ``TopPLogitsWarper``, applied row by row (each request has
+its own top-p). Stop strings are matched on the decoded text by :class:`TextTracker`, not by transformers'
+``StopStringCriteria``: that criterion takes one set of stop strings for the whole batch (our rows each have
+their own), and it says *that* a row stopped, not *where* its text must be cut or which text may already be
+streamed while a stop string is still half-written; the tracker needs both, so the library piece would add a
+second check, not replace this one.
+
+Log-probabilities (``logprobs``, ``echo``) come from one teacher-forced pass of the guard over prompt +
+generated tokens after generation (:meth:`~forgetlab.eco.guard.EcoGuard.score_sequences`: the prompt corrupted
+exactly as in generation, the generated tokens never), so they are the same numbers the guard's own scoring
+gives; a choice that asked for them gets its ``Done`` only after that pass.
 """
 
 from __future__ import annotations
@@ -13,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor, StoppingCriteria
+from transformers import LogitsProcessor, StoppingCriteria, TopPLogitsWarper
 
 from ...guard import GuardLike
-from ..types import Delta, Done, GenRequest
+from ..types import Delta, Done, GenRequest, Logprobs
 from . import classify_batch
 
 # ---------------------------------------------------------------- per-row text tracking
@@ -42,6 +54,8 @@ class _Row:
     tokens: list[int] = field(default_factory=list)
     sent: int = 0
     done: bool = False
+    text: str = ""  # the final text, once done
+    held: Done | None = None  # a Done kept back until the row's log-probs are computed
 
 
 class TextTracker:
@@ -61,8 +75,12 @@ class TextTracker:
         if len(text) > row.sent:
             row.req.emit(Delta(row.index, text[row.sent:]))
             row.sent = len(text)
-        row.done = True
-        row.req.emit(Done(row.index, reason, len(row.tokens)))
+        row.done, row.text = True, text
+        done = Done(row.index, reason, len(row.tokens))
+        if row.req.logprobs is not None:
+            row.held = done  # sent with its log-probs after the scoring pass
+        else:
+            row.req.emit(done)
 
     def step(self, new_tokens: Sequence[int]) -> list[bool]:
         for row, tok in zip(self.rows, new_tokens, strict=True):
@@ -71,7 +89,8 @@ class TextTracker:
             if row.req.cancelled:
                 row.done = True
                 continue
-            if tok in self.eos_ids:
+            if tok in self.eos_ids:  # counted and scored like any token (as OpenAI and vLLM do), never shown
+                row.tokens.append(int(tok))
                 self._finish(row, "stop")
                 continue
             row.tokens.append(int(tok))
@@ -113,14 +132,11 @@ class _TrackerCriteria(StoppingCriteria):
 
 
 def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Nucleus filter on one row ``[V]``: keep the smallest set of tokens whose probability reaches ``top_p``."""
+    """Nucleus filter on one row ``[V]`` (transformers' ``TopPLogitsWarper``): keep the smallest set of tokens
+    whose probability reaches ``top_p``, the rest set to -inf."""
     if top_p >= 1.0:
         return logits
-    sorted_logits, order = torch.sort(logits, descending=True)
-    cum = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
-    drop = cum - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the token that crosses top_p
-    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-    return torch.empty_like(logits).scatter_(0, order, sorted_logits)
+    return TopPLogitsWarper(top_p)(None, logits[None])[0]
 
 
 class RowSampler(LogitsProcessor):
@@ -183,23 +199,38 @@ class TransformersBackend:
         pad = self.tokenizer.pad_token_id
         self.eos_ids = eos_ids_of(self.tokenizer, self.model)
         self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
+        self.supports_logprobs = callable(getattr(guard, "score_sequences", None))
 
     def run_batch(self, requests: list[GenRequest]) -> None:
+        flags = classify_batch(self.guard, requests)
+        rows = [_Row(req, req.index_base + choice) for req in requests for choice in range(req.n)]
+        row_flags = [flag for req, flag in zip(requests, flags, strict=True) for _ in range(req.n)]
+        generating = [(r, f) for r, f in zip(rows, row_flags, strict=True) if r.req.max_tokens > 0]
+        tracker = TextTracker([r for r, _ in generating], self.tokenizer, self.eos_ids)
+        if generating:
+            self._generate(generating, tracker)
+        for row in rows:
+            if row.req.max_tokens == 0 and not row.req.cancelled:  # echo only: nothing to generate
+                row.done = True
+                if row.req.logprobs is None:
+                    row.req.emit(Done(row.index, "length", 0))
+                else:
+                    row.held = Done(row.index, "length", 0)
+        scored = [(r, f) for r, f in zip(rows, row_flags, strict=True) if r.held is not None and not r.req.cancelled]
+        if scored:
+            for (row, _), lp in zip(scored, self._logprobs(scored), strict=True):
+                row.req.emit(Done(row.held.index, row.held.finish_reason, row.held.completion_tokens, lp))
+
+    def _generate(self, generating: list[tuple[_Row, bool]], tracker: TextTracker) -> None:
+        """One left-padded ``generate`` call for the rows that generate (flagged rows corrupted)."""
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
-        flags = classify_batch(self.guard, requests)
-        rows: list[_Row] = []
-        row_flags: list[bool] = []
-        temps: list[float] = []
-        top_ps: list[float] = []
-        gens: list[torch.Generator | None] = []
-        for req, flag in zip(requests, flags, strict=True):
-            for choice in range(req.n):
-                rows.append(_Row(req, req.index_base + choice))
-                row_flags.append(flag)
-                temps.append(req.temperature)
-                top_ps.append(req.top_p)
-                gens.append(row_generator(req.seed, choice) if req.temperature > 0 else None)
+        rows = [r for r, _ in generating]
+        row_flags = [f for _, f in generating]
+        temps = [r.req.temperature for r in rows]
+        top_ps = [r.req.top_p for r in rows]
+        gens = [row_generator(r.req.seed, r.index - r.req.index_base) if r.req.temperature > 0 else None
+                for r in rows]
         width = max(len(r.req.prompt_ids) for r in rows)
         device = self.model.device
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -208,7 +239,6 @@ class TransformersBackend:
             ids = row.req.prompt_ids
             input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
             attention[i, width - len(ids):] = 1
-        tracker = TextTracker(rows, self.tokenizer, self.eos_ids)
         # the model's own generation config stays in force (as for a plain greedy HF generate); sampling is
         # ours (RowSampler), so do_sample is off
         hf = {"max_new_tokens": max(r.req.max_tokens for r in rows), "do_sample": False,
@@ -221,3 +251,40 @@ class TransformersBackend:
                                 logits_processor=LogitsProcessorList([RowSampler(temps, top_ps, gens)]),
                                 stopping_criteria=StoppingCriteriaList([_TrackerCriteria(tracker)]))
         tracker.finish_all()
+
+    def _logprobs(self, scored: list[tuple[_Row, bool]]) -> list[Logprobs]:
+        """Log-probs of each row's scored tokens: the echoed prompt (from its second token) and the generated
+        tokens that made it into the text, from one teacher-forced pass of the guard."""
+        seqs, lens, starts, flags, tops = [], [], [], [], []
+        for row, flag in scored:
+            prompt = list(row.req.prompt_ids)
+            seqs.append(prompt + _kept_tokens(self.tokenizer, row.tokens, row.text))
+            lens.append(len(prompt))
+            starts.append(1 if row.req.echo else len(prompt))
+            flags.append(flag)
+            tops.append(row.req.logprobs or 0)
+        with torch.inference_mode():
+            scores = self.guard.score_sequences(seqs, lens, flags, starts=starts, top_k=max(tops))
+        out = []
+        for i, (seq, start, k) in enumerate(zip(seqs, starts, tops, strict=True)):
+            lps = [float(x) for x in scores.logprobs[i]]
+            top = [[(int(t), float(v)) for t, v in zip(ids[:k], vals[:k], strict=True)]
+                   for ids, vals in zip(scores.top_ids[i], scores.top_logprobs[i], strict=True)] if k else \
+                [[] for _ in lps]
+            lead = [None] if start == 1 else []  # the first prompt token: nothing predicts it
+            out.append(Logprobs(seq[start - len(lead):], [*lead, *lps], [*lead, *top],
+                                n_prompt=lens[i] if start == 1 else 0))
+        return out
+
+
+def _kept_tokens(tokenizer: Any, tokens: list[int], text: str) -> list[int]:
+    """The shortest prefix of the generated tokens whose text covers the choice's final ``text`` (all of them
+    unless a stop string cut the text short)."""
+    if not text:
+        return []
+    if len(tokenizer.decode(tokens, skip_special_tokens=True)) <= len(text):
+        return list(tokens)
+    for i in range(1, len(tokens) + 1):
+        if len(tokenizer.decode(tokens[:i], skip_special_tokens=True)) >= len(text):
+            return tokens[:i]
+    return list(tokens)

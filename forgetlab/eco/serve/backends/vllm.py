@@ -60,6 +60,7 @@ class VllmBackend:
     """Generation on vLLM; the guard only classifies and, for flagged prompts, builds corrupted embeddings."""
 
     name = "vllm"
+    supports_logprobs = False  # logprobs and echo are refused with a 400 naming the field
 
     def __init__(self, guard: GuardLike, url: str | None = None, model: str | None = None,
                  timeout_s: float = 600.0, **engine_kwargs: Any) -> None:

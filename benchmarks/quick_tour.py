@@ -1,0 +1,173 @@
+"""Time every command of the README's quick tour, as a user runs it, and write the README's table of times.
+
+Runs each command in a fresh process (``python -m forgetlab ...``) in a scratch folder, in the README's order,
+and records its wall time, exit code and the load average before and after, with the machine (CPU model,
+cores, torch threads) and versions, into ``docs/benchmarks/quick_tour.json``. The ECO commands need a model and
+data: the tour's own ``eco bench`` trains the target model (into ``--cache``), ``eco world`` exports the data,
+and the forget/retain prompts and multiple-choice fit items for ``eco fit`` are taken from that export (forget10
+authors' questions; retain authors' questions; the forget subject's multiple-choice questions). The paper-size
+sweep presets take about a day on 2 cores, so the tour times ``--preset small`` and the README states the size
+of the others. ``--render`` rewrites the table between the ``quick-tour-times`` markers of README.md from the
+JSON (no timing).
+
+Usage::
+
+    nice -n 10 .venv/bin/python benchmarks/quick_tour.py --work /tmp/tour --cache /tmp/tour-cache
+    .venv/bin/python benchmarks/quick_tour.py --render
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULT = ROOT / "docs" / "benchmarks" / "quick_tour.json"
+README = ROOT / "README.md"
+MARK_START, MARK_END = "<!-- quick-tour-times:start -->", "<!-- quick-tour-times:end -->"
+
+
+def tour(w: Path) -> list[tuple[str, list[str]]]:
+    """(label, argv after ``forgetlab``) of each quick-tour command, in the README's order; ``{target}`` is the
+    bench's target model, filled in when the bench has run."""
+    return [
+        ("grok train (p=97, 500 steps)", ["grok", "train", "--p", "97", "--op", "add", "--alpha", "0.5", "--xi",
+                                          "0.35", "--wd", "5", "--steps", "500", "--out", f"{w}/runs/a4"]),
+        ("grok prune", ["grok", "prune", f"{w}/runs/a4"]),
+        ("grok analytic", ["grok", "analytic", "--p", "97", "--width", "500"]),
+        ("grok reproduce (cases A0-A8)", ["grok", "reproduce", "--out", f"{w}/runs/grok-cases"]),
+        ("grok sweep --preset small (75 runs)", ["grok", "sweep", "--preset", "small", "--out", f"{w}/runs/small"]),
+        ("grok phase-diagram", ["grok", "phase-diagram", f"{w}/runs/small"]),
+        ("eco world", ["eco", "world", "--out", f"{w}/runs/world"]),
+        ("eco bench (default scale, empty cache)", ["eco", "bench", "--out", f"{w}/runs/bench"]),
+        ("eco fit", ["eco", "fit", "--model", "{target}", "--forget", f"{w}/forget.jsonl", "--retain",
+                     f"{w}/retain.jsonl", "--fit", f"{w}/fit_mc.jsonl", "--corruption", "rand_noise_first_n",
+                     "--target", "chance", "--fpr", "0.01", "--out", f"{w}/guard"]),
+        ("eco classify", ["eco", "classify", "--guard", f"{w}/guard", "--prompt", "{forget_question}"]),
+        ("eco generate", ["eco", "generate", "--guard", f"{w}/guard", "--prompt", "{forget_question}"]),
+        ("eco serve (until /health answers)", ["eco", "serve", "--guard", f"{w}/guard", "--port", "0"]),
+        ("eco evaluate", ["eco", "evaluate", "--model", "{target}", "--data", f"{w}/runs/world"]),
+        ("reproduce (make demo)", ["reproduce", "--out", f"{w}/out/reproduce"]),
+    ]
+
+
+def machine() -> dict:
+    """CPU model, cores, torch threads, versions: recorded with every time."""
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="ascii", errors="replace")
+                if line.startswith("model name")), platform.processor())
+    import torch
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
+
+
+def fit_inputs(w: Path) -> str:
+    """forget/retain prompts and MC fit items for `eco fit`, from the exported world; returns a forget question."""
+    world = json.loads((w / "runs" / "world" / "world.json").read_text())
+    rows = {name: [json.loads(x) for x in (w / "runs" / "world" / name).read_text().splitlines() if x.strip()]
+            for name in ("forget10.jsonl", "retain_eval.jsonl")}
+    (w / "forget.jsonl").write_text("".join(json.dumps({"prompt": r["question"]}) + "\n" for r in rows["forget10.jsonl"]))
+    (w / "retain.jsonl").write_text("".join(json.dumps({"prompt": r["question"]}) + "\n"
+                                            for r in rows["retain_eval.jsonl"]))
+    subject = world.get("forget_subject") or next(p.stem[3:] for p in (w / "runs" / "world").glob("mc_*.jsonl"))
+    mc = [json.loads(x) for x in (w / "runs" / "world" / f"mc_{subject}.jsonl").read_text().splitlines() if x.strip()]
+    items = [{"prompt": r["question"], "choices": [" " + c for c in r["choices"]], "answer": r["label"]} for r in mc]
+    (w / "fit_mc.jsonl").write_text("".join(json.dumps(it) + "\n" for it in items))
+    return rows["forget10.jsonl"][0]["question"]
+
+
+def run_one(argv: list[str], env: dict) -> tuple[float, int, str]:
+    """Wall seconds, exit code and stderr tail of one command; `eco serve` is timed to its first /health."""
+    t0 = time.perf_counter()
+    if argv[:2] != ["eco", "serve"]:
+        res = subprocess.run([sys.executable, "-m", "forgetlab", *argv], env=env, capture_output=True, text=True)
+        return time.perf_counter() - t0, res.returncode, res.stderr[-400:]
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [*argv[:-1], str(port)]
+    proc = subprocess.Popen([sys.executable, "-m", "forgetlab", *argv], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        while proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    return time.perf_counter() - t0, 0, ""
+            except httpx.TransportError:
+                time.sleep(0.2)
+        return time.perf_counter() - t0, proc.returncode, proc.stderr.read()[-400:]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def measure(work: Path, cache: Path) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "FORGETLAB_CACHE": str(cache),
+           "PYTHONPATH": str(ROOT)}
+    rows, fills = [], {}
+    for label, argv in tour(work):
+        if label == "eco fit":
+            fills["target"] = json.loads((work / "runs" / "bench" / "results.json").read_text())["config"][
+                "models"]["target"]
+            fills["forget_question"] = fit_inputs(work)
+        argv = [a.format(**fills) if "{" in a else a for a in argv]
+        load0 = os.getloadavg()[0]
+        print(f"{label} ...", file=sys.stderr, flush=True)
+        seconds, code, err = run_one(argv, env)
+        rows.append({"label": label, "command": "forgetlab " + " ".join(argv).replace(str(work), "WORK"),
+                     "seconds": seconds, "exit_code": code, "load_before": load0, "load_after": os.getloadavg()[0],
+                     **({"stderr_tail": err} if code not in (0,) else {})})
+        print(f"  {seconds:.1f} s, exit {code}, load {load0:.1f} -> {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    return {"machine": machine(), "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}
+
+
+def table(data: dict) -> str:
+    """The README's table, from the result file."""
+    m = data["machine"]
+    lines = [f"Measured {data['measured'][:10]} on {m['cores']} cores ({m['cpu']}), torch {m['torch_threads']} "
+             "threads, on a machine shared with other jobs (load average in the table): "
+             "`python benchmarks/quick_tour.py` (table: `--render`).", "",
+             "| command | wall time | load average (before / after) |", "|---|---|---|"]
+    for r in data["rows"]:
+        s = r["seconds"]
+        t = f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+        note = "" if r["exit_code"] == 0 else f" (exit {r['exit_code']})"
+        lines.append(f"| `{r['label']}` | {t}{note} | {r['load_before']:.1f} / {r['load_after']:.1f} |")
+    return "\n".join(lines)
+
+
+def render() -> None:
+    data = json.loads(RESULT.read_text())
+    text = README.read_text()
+    start, end = text.index(MARK_START) + len(MARK_START), text.index(MARK_END)
+    README.write_text(text[:start] + "\n" + table(data) + "\n" + text[end:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/forgetlab-tour"))
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/forgetlab-tour-cache"))
+    ap.add_argument("--render", action="store_true", help="only rewrite the README table from the JSON")
+    args = ap.parse_args()
+    if not args.render:
+        for p in (args.work, args.cache):
+            if p.exists() and any(p.iterdir()):
+                sys.exit(f"{p} is not empty: the tour times commands from scratch")
+        args.work.mkdir(parents=True, exist_ok=True)
+        RESULT.write_text(json.dumps(measure(args.work, args.cache), indent=2) + "\n")
+    render()
+    print(table(json.loads(RESULT.read_text())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Nothing lost, nothing silent (grok commands and the shared file helpers): a second writer of an output folder
+is refused, every listed bad input and fault is one line with the stated exit code, and nothing is left
+half-written or created before the checks that refuse a command."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from cli_runner import run_cli
+
+from forgetlab.errors import ForgetlabError
+from forgetlab.folders import claim_out_dir
+from forgetlab.runs import host_tag, iter_jsonl, read_json, write_folder_atomically
+
+TINY = ["--p", "7", "--width", "8", "--steps", "3", "--quiet"]
+
+
+def one_line(err: str) -> bool:
+    return err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_second_writer_of_a_run_folder_is_refused_and_the_first_result_kept(tmp_path, capsys):
+    out = tmp_path / "run"
+    with claim_out_dir(out):  # another command is writing this folder right now
+        code, stdout, err = run_cli(["grok", "train", *TINY, "--out", str(out)], capsys)
+        assert code == 2 and one_line(err) and "writing it now" in err and stdout == ""
+        code, _, err = run_cli(["grok", "train", *TINY, "--out", str(out), "--overwrite"], capsys)
+        assert code == 2 and "writing it now" in err  # --overwrite does not break a live claim
+    assert not out.exists()  # the holder wrote nothing and its folder went with it
+    assert run_cli(["grok", "train", *TINY, "--out", str(out)], capsys)[0] == 0
+    first = (out / "summary.json").read_text()
+    code, _, err = run_cli(["grok", "train", *TINY, "--seed", "5", "--out", str(out)], capsys)
+    assert code == 2 and "empty or new folder" in err and (out / "summary.json").read_text() == first
+    assert not (out / ".forgetlab.lock").exists()
+
+
+def test_two_processes_training_into_one_folder(tmp_path):
+    """Two real processes on one --out: exactly one result, written whole; the other is refused or finds it."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "forgetlab", "grok", "train", *TINY, "--out", str(out)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(120), *p.communicate()) for p in procs]
+    codes = sorted(r[0] for r in results)
+    assert codes == [0, 2], results
+    winner = next(r for r in results if r[0] == 0)
+    loser = next(r for r in results if r[0] == 2)
+    assert json.loads(winner[1]) == json.loads((out / "summary.json").read_text())
+    assert one_line(loser[2]) and ("writing it now" in loser[2] or "empty or new folder" in loser[2])
+
+
+def test_a_run_too_large_for_memory_is_refused_before_anything_is_created(tmp_path, capsys):
+    out = tmp_path / "never"
+    code, _, err = run_cli(["grok", "train", "--p", "9973", "--width", "100000", "--out", str(out)], capsys)
+    assert code == 2 and one_line(err) and "GiB" in err and "p/width" in err
+    assert not out.exists()
+
+
+def test_a_full_disk_is_one_line_exit_1_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    import forgetlab.grok.record as record
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x"))
+
+    monkeypatch.setattr(record, "save_tensors", full)
+    out = tmp_path / "run"
+    code, _, err = run_cli(["grok", "train", *TINY, "--out", str(out)], capsys)
+    assert code == 1 and one_line(err) and "No space left on device" in err
+    assert not out.exists() and not list(tmp_path.glob(".run.*"))
+
+
+def test_prune_refuses_an_unfinished_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(["grok", "train", *TINY, "--out", str(out)], capsys)[0] == 0
+    (out / "summary.json").unlink()
+    code, _, err = run_cli(["grok", "prune", str(out)], capsys)
+    assert code == 2 and one_line(err) and "did not finish" in err and not (out / "prune.json").exists()
+
+
+def test_prune_with_a_config_that_is_not_utf8(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(["grok", "train", *TINY, "--out", str(out)], capsys)[0] == 0
+    (out / "config.json").write_bytes(b'{"config": "\xff\xfe"}')
+    code, _, err = run_cli(["grok", "prune", str(out)], capsys)
+    assert code == 2 and one_line(err) and "not UTF-8" in err
+
+
+def test_json_and_jsonl_readers_refuse_bad_bytes_and_deep_nesting(tmp_path):
+    p = tmp_path / "a.json"
+    p.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ForgetlabError, match="not UTF-8"):
+        read_json(p)
+    p.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ForgetlabError, match="nested too deeply"):
+        read_json(p)
+    q = tmp_path / "a.jsonl"
+    q.write_text('{"prompt": "x"}\n' + '{"a": ' * 100_000 + "1" + "}" * 100_000 + "\n")
+    with pytest.raises(ForgetlabError, match=r"line 2.*nested too deeply"):
+        list(iter_jsonl(q))
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--grid", "alpha=0.5", "--set", "p=7", "--max-memory", "nan"], "max_memory"),
+    (["--grid", "alpha=0.5", "--set", "p=7", "--max-memory", "inf"], "max_memory"),
+])
+def test_sweep_memory_limit_must_be_finite(tmp_path, capsys, args, words):
+    code, _, err = run_cli(["grok", "sweep", "--out", str(tmp_path / "s"), "--quiet", *args], capsys)
+    assert code == 2 and one_line(err) and words in err and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (b"[fixed]\np = 7\n\xff\n", "UTF-8"),
+    (b"# nothing but a comment\n", "at least one"),
+    (b"[sweep]\nname = 'x'\n", "at least one"),
+    (b"[sweep]\nmax_memory_gb = nan\n[grid]\nalpha = [0.5]\n", "max_memory"),
+])
+def test_bad_sweep_specs_are_one_line(tmp_path, capsys, text, words):
+    spec = tmp_path / "spec.toml"
+    spec.write_bytes(text)
+    code, _, err = run_cli(["grok", "sweep", "--spec", str(spec), "--out", str(tmp_path / "s"), "--quiet"], capsys)
+    assert code == 2 and one_line(err) and words in err and not (tmp_path / "s").exists()
+
+
+def test_killed_writers_temp_folders_are_cleaned_live_ones_kept(tmp_path):
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        killed = tmp_path / f".guard.{host_tag()}-{dead}-0123abcd.tmp"
+        running = tmp_path / f".guard.{host_tag()}-{live.pid}-4567cdef.tmp"
+        other = tmp_path / f".other.{host_tag()}-{dead}-89abcdef.tmp"
+        for d in (killed, running, other):
+            d.mkdir()
+            (d / "half.bin").write_bytes(b"x")
+        write_folder_atomically(tmp_path / "guard", lambda d: (d / "f").write_text("1"))
+        assert not killed.exists() and running.exists() and other.exists()  # only this folder's, only dead ones
+        assert (tmp_path / "guard" / "f").read_text() == "1"
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_an_existing_empty_folder_is_replaced_by_a_folder_write(tmp_path):
+    (tmp_path / "g").mkdir()
+    assert write_folder_atomically(tmp_path / "g", lambda d: (d / "f").write_text("1"), replace=lambda old: False)
+    assert (tmp_path / "g" / "f").read_text() == "1"
+
+
+def test_os_errors_reaching_the_command_line_are_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(["grok", "train", *TINY, "--out", str(blocker / "sub")], capsys)
+    assert code == 2 and one_line(err)
+    assert not os.path.exists(blocker / "sub")
