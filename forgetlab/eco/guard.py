@@ -7,7 +7,11 @@ corrupt only the forget-entity characters of a flagged prompt) and the corruptio
 ``answer_logprobs`` score teacher-forced sequences with only the prompt part corrupted; ``prompt_embeddings`` gives
 the ``[T, d]`` embeddings a prompt-embeds backend (vLLM) should be fed. Unflagged prompts never go through the
 corruption hook, so they get the base model's exact logits and outputs. ``save_pretrained`` /
-``from_pretrained`` write and read a checksummed guard folder (:mod:`forgetlab.eco.guard_folder`).
+``from_pretrained`` write and read a checksummed guard folder (:mod:`forgetlab.eco.guard_folder`); the base model
+may be referenced relative to the guard folder or by hub id and revision, and may be loaded on any device and in
+any dtype (:class:`~forgetlab.eco.placement.Placement`). A guard behaves like the model it wraps: ``.device``,
+``.dtype``, ``generate``, ``forward`` / ``__call__``, and any other model attribute (``generation_config``,
+``name_or_path``...) read through to the model.
 
 :class:`GuardLike` is the contract a server needs from a guard; :class:`PlainModel` is an unguarded model behind
 it (the "without guard" baseline).
@@ -24,7 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import BadInput, ForgetlabError
-from .base_model import load_base_model
+from .base_model import ModelSource, input_device, load_base_model, resolve_model
 from .classify.rule import FlagRule
 from .classify.token import token_mask_from_spans
 from .corruptions import apply_rowwise, validate
@@ -37,7 +41,8 @@ from .guard_folder import (
     write_guard_folder,
 )
 from .hooks import corrupt_embeddings, hidden_size, input_embeddings, token_seed
-from .scoring import Corrupt, continuation_logprobs, pack
+from .placement import Placement
+from .scoring import Corrupt, Packed, TokenScores, continuation_logprobs, pack
 
 __all__ = ["EcoGuard", "FlagRule", "GuardConfig", "GuardLike", "PlainModel", "load_base_model",
            "register_classifier_type"]
@@ -75,9 +80,23 @@ class PlainModel:
         return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
     def prompt_embeddings(self, prompt_ids: Sequence[int], flagged: bool = False) -> torch.Tensor:
-        ids = torch.tensor([list(prompt_ids)], device=self.model.device)
+        ids = torch.tensor([list(prompt_ids)], device=input_device(self.model))
         with torch.no_grad():
             return self.model.get_input_embeddings()(ids)[0]
+
+    @property
+    def device(self) -> torch.device:
+        return input_device(self.model)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return input_embeddings(self.model).weight.dtype
+
+    @torch.no_grad()
+    def score_packed(self, batch: Packed, flags: Sequence[bool] | None = None, *, texts=None, whole: bool = False,
+                     with_dist: bool = False) -> TokenScores:
+        """Teacher-forced continuation scores of the plain model (nothing is ever corrupted)."""
+        return continuation_logprobs(self.model, batch, None, with_dist)
 
 
 @dataclass
@@ -106,11 +125,14 @@ class EcoGuard:
     """A causal LM guarded by ECO: flagged prompts have their input embeddings corrupted (prompt positions only)."""
 
     def __init__(self, model, tokenizer, classifier, config: GuardConfig, *, token_classifier=None,
-                 model_path: str | Path | None = None, fit: dict | None = None) -> None:
+                 model_path: str | Path | None = None, fit: dict | None = None,
+                 model_source: ModelSource | None = None) -> None:
         self.model, self.tokenizer, self.classifier = model, tokenizer, classifier
         self.token_classifier = token_classifier
         self.config = config
-        self.model_path = Path(model_path).resolve() if model_path is not None else None
+        if model_source is None and model_path is not None:
+            model_source = ModelSource(Path(model_path).resolve())
+        self.model_source = model_source
         self.fit = fit
         self.flag_rule = FlagRule(classifier, token_classifier, config.flag_entities)
         d = hidden_size(model)
@@ -121,11 +143,37 @@ class EcoGuard:
 
     @classmethod
     def from_base(cls, model_path: str | Path, classifier, config: GuardConfig, *, token_classifier=None,
-                  fit: dict | None = None, dtype=None, device: str | None = None) -> EcoGuard:
-        """Guard the HF causal LM stored in the local folder ``model_path``."""
-        model, tokenizer = load_base_model(model_path, dtype=dtype, device=device)
+                  fit: dict | None = None, dtype=None, device: str | None = None, revision: str | None = None,
+                  placement: Placement | None = None) -> EcoGuard:
+        """Guard the HF causal LM in the local folder ``model_path``, or the hub id ``model_path`` at ``revision``
+        (from the local hub cache), placed by ``placement`` (``dtype`` / ``device`` override it)."""
+        source = resolve_model(model_path, revision)
+        model, tokenizer = load_base_model(source.folder, dtype=dtype, device=device, placement=placement)
         return cls(model, tokenizer, classifier, config, token_classifier=token_classifier,
-                   model_path=model_path, fit=fit)
+                   model_source=source, fit=fit)
+
+    # -- the wrapped model's face ---------------------------------------------------------------------------
+
+    @property
+    def model_path(self) -> Path | None:
+        """The local folder of the base model (None for a model built in memory)."""
+        return None if self.model_source is None else self.model_source.folder
+
+    @property
+    def device(self) -> torch.device:
+        """Where input ids go: the device of the model's input embeddings (its first stage under a device map)."""
+        return input_device(self.model)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the model's input embeddings: the dtype every corruption is applied in."""
+        return input_embeddings(self.model).weight.dtype
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other attribute reads through to the wrapped model (``generation_config``, ``name_or_path``...)."""
+        if name.startswith("__") or "model" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["model"], name)
 
     # -- classification -------------------------------------------------------------------------------------
 
@@ -152,7 +200,7 @@ class EcoGuard:
                                   row_seeds=self.row_seeds(input_ids, mask))
 
     def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return input_device(self.model)
 
     def _texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[str]:
         ids = input_ids if attention_mask is None else [r[m.bool()] for r, m in zip(input_ids, attention_mask,
@@ -290,6 +338,25 @@ class EcoGuard:
         return self.forward(*args, **kwargs).logits
 
     @torch.no_grad()
+    def score_packed(self, batch: Packed, flags: Sequence[bool], *, texts: Sequence[str] | None = None,
+                     whole: bool = False, with_dist: bool = False) -> TokenScores:
+        """Teacher-forced continuation scores of a packed batch under the guard (the one scorer,
+        :func:`~forgetlab.eco.scoring.continuation_logprobs`): the prompt positions of flagged rows corrupted,
+        with this guard's token mask and noise seeds; the continuation is never corrupted. ``whole``: corrupt
+        every real token of a flagged row (a text scored as the prompt it would be in deployment). ``texts``:
+        the prompts as text, for the token classifier (decoded from the ids otherwise)."""
+        flags = np.asarray(flags, dtype=bool).reshape(-1)
+        if flags.shape[0] != batch.ids.shape[0]:
+            raise BadInput("flags", len(flags), f"one flag per row ({batch.ids.shape[0]})")
+        corrupt = None
+        if flags.any():
+            pm = None if whole else batch.prompt_mask()
+            mask = self.corruption_mask(batch.ids, batch.attention, flags, prompt_mask=pm, texts=texts)
+            c = self.config
+            corrupt = Corrupt(mask, c.corruption, c.strength, c.k, row_seeds=self.row_seeds(batch.ids, mask))
+        return continuation_logprobs(self.model, batch, corrupt, with_dist)
+
+    @torch.no_grad()
     def answer_logprobs(self, prompts: Sequence[str], answers: Sequence[str],
                         flags: Sequence[bool] | None = None) -> torch.Tensor:
         """Sum of log-probs ``[B]`` of each answer given its prompt, under the guard (only prompts corrupted)."""
@@ -300,12 +367,7 @@ class EcoGuard:
         pairs = [(self.tokenizer(p).input_ids, self.tokenizer(a, add_special_tokens=False).input_ids)
                  for p, a in zip(prompts, answers, strict=True)]
         batch = pack(pairs, self.tokenizer.pad_token_id)
-        corrupt = None
-        if np.asarray(flags, dtype=bool).any():
-            mask = self.corruption_mask(batch.ids, batch.attention, flags, prompt_mask=batch.prompt_mask())
-            c = self.config
-            corrupt = Corrupt(mask, c.corruption, c.strength, c.k, row_seeds=self.row_seeds(batch.ids, mask))
-        scores = continuation_logprobs(self.model, batch, corrupt).logprobs
+        scores = self.score_packed(batch, flags, texts=list(prompts)).logprobs
         return torch.stack([torch.from_numpy(lp).sum() for lp in scores])
 
     @torch.no_grad()
@@ -335,8 +397,10 @@ class EcoGuard:
     # -- persistence ----------------------------------------------------------------------------------------
 
     def save_pretrained(self, path: str | Path, *, copy_model: bool = False, overwrite: bool = False) -> Path:
-        """Write the guard folder (:mod:`forgetlab.eco.guard_folder`); ``guard.json`` last, atomically."""
-        if not copy_model and self.model_path is None:
+        """Write the guard folder (:mod:`forgetlab.eco.guard_folder`); ``guard.json`` last, atomically. The base
+        model is copied in (``copy_model``) or referenced: by hub id and commit, or by its path relative to
+        ``path`` (a temporary sibling of the final folder gives the same relative path)."""
+        if not copy_model and self.model_source is None:
             raise BadInput("copy_model", False, "True: this guard's model was not loaded from a folder")
 
         def save_model(folder: Path) -> None:
@@ -344,7 +408,7 @@ class EcoGuard:
             self.tokenizer.save_pretrained(folder)
 
         return write_guard_folder(path, config=asdict(self.config), classifier=self.classifier,
-                                  token_classifier=self.token_classifier, model_dir=self.model_path,
+                                  token_classifier=self.token_classifier, model_source=self.model_source,
                                   save_model=save_model if copy_model else None, fit=self.fit, overwrite=overwrite)
 
     @staticmethod
@@ -361,14 +425,15 @@ class EcoGuard:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, dtype=None, device: str | None = None,
-                        verify: bool = True) -> EcoGuard:
-        """Load a guard folder; every recorded checksum is verified first (``verify=False`` skips the base
-        model's, e.g. for a huge referenced model already trusted)."""
+                        placement: Placement | None = None, verify: bool = True) -> EcoGuard:
+        """Load a guard folder on ``placement`` (``dtype`` / ``device`` override it); every recorded checksum is
+        verified first (``verify=False`` skips the base model's, e.g. for a huge referenced model already
+        trusted). A moved guard finds a model referenced relative to it; a missing or changed model is refused."""
         parts = read_guard_folder(path, verify=verify)
         try:
             config = GuardConfig(**parts.config)
         except TypeError as exc:
             raise ForgetlabError(f"{Path(path) / 'guard.json'}: broken record ({exc})") from None
-        model, tokenizer = load_base_model(parts.model_dir, dtype=dtype, device=device)
+        model, tokenizer = load_base_model(parts.model_dir, dtype=dtype, device=device, placement=placement)
         return cls(model, tokenizer, parts.classifier, config, token_classifier=parts.token_classifier,
-                   model_path=parts.model_dir, fit=parts.fit)
+                   model_source=parts.model_source, fit=parts.fit)

@@ -1,14 +1,24 @@
 """The guard folder: one shippable directory holding everything a guard is, checked on every load.
 
 Layout: ``guard.json`` (format, the guard's config, fitted parameters, fit record, versions, the SHA-256 of
-every file), ``classifier/``, optional ``token_classifier/``, and the base model either copied to ``model/`` or
-referenced by path with the checksums of its files. Every recorded checksum is verified before anything is
-loaded; a mismatch is a :class:`~forgetlab.errors.ForgetlabError` naming the file. Safetensors and JSON only.
+every file), ``classifier/``, optional ``token_classifier/``, and the base model in one of three ways, always
+with checksums (:func:`model_record`):
+
+- ``copied``: inside the folder, in ``model/`` (covered by the folder's own checksums);
+- ``local``: a folder referenced by its path *relative to the guard folder* (``../models/llama``), so moving the
+  two folders together keeps the guard loadable; the absolute path at save time is kept as a second place to
+  look; the SHA-256 of every model file is recorded;
+- ``hub``: a Hugging Face hub id and the exact commit (``revision``) its files came from, read from the local
+  hub cache (or downloaded when the hub is reachable), with the SHA-256 of every file.
+
+Every recorded checksum is verified before anything is loaded; a mismatch, a missing file or a missing model is
+a :class:`~forgetlab.errors.ForgetlabError` naming it. Safetensors and JSON only.
 Classifier types are looked up by name in :data:`CLASSIFIER_TYPES` / :data:`TOKEN_CLASSIFIER_TYPES`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +36,7 @@ from ..runs import (
 from .classify.rule import FlagRule
 
 FORMAT = "forgetlab.eco.EcoGuard"
-FORMAT_VERSION = 2  # 2: config.flag_entities / entity_tokens (version-1 folders still load)
+FORMAT_VERSION = 3  # 3: relative or hub model references; 2: config.flag_entities / entity_tokens (older load)
 RECORD = "guard.json"
 
 CLASSIFIER_TYPES: Registry[type] = Registry(
@@ -59,12 +69,28 @@ class GuardParts:
     token_classifier: Any
     model_dir: Path
     fit: dict[str, Any] | None
+    model_source: Any = None  # forgetlab.eco.base_model.ModelSource of the base model
+
+
+def model_record(source: Any, guard_dir: Path) -> dict[str, Any]:
+    """How ``guard.json`` references a base model (``source``: a ModelSource) from the guard folder ``guard_dir``:
+    a hub id and commit, or a path relative to the guard folder; always with the checksums of its files.
+
+    ``guard_dir`` may be a temporary sibling of the final folder (same parent): relative paths are the same.
+    """
+    files = folder_checksums(source.folder)
+    if source.hub_id is not None:
+        return {"kind": "hub", "hub_id": source.hub_id, "revision": source.revision, "files": files}
+    folder = Path(source.folder).resolve()
+    rel = Path(os.path.relpath(folder, Path(guard_dir).resolve())).as_posix()
+    return {"kind": "local", "path": rel, "absolute": str(folder), "files": files}
 
 
 def write_guard_folder(path: str | Path, *, config: dict[str, Any], classifier: Any, token_classifier: Any,
-                       model_dir: Path | None, save_model: Any = None, fit: dict | None = None,
+                       model_source: Any = None, save_model: Any = None, fit: dict | None = None,
                        overwrite: bool = False) -> Path:
-    """Write a guard folder; ``save_model(folder)`` copies the base model in, else ``model_dir`` is referenced.
+    """Write a guard folder; ``save_model(folder)`` copies the base model in, else ``model_source`` (a
+    :class:`~forgetlab.eco.base_model.ModelSource`) is referenced (:func:`model_record`).
 
     ``guard.json`` is written last, atomically: a folder without it is not a guard.
     """
@@ -77,12 +103,11 @@ def write_guard_folder(path: str | Path, *, config: dict[str, Any], classifier: 
         token_classifier.save_pretrained(path / "token_classifier", overwrite=True)
     if save_model is not None:
         save_model(path / "model")
-        model_ref, model_files, copied = "model", {}, True
+        model = {"kind": "copied", "path": "model", "files": {}}
     else:
-        model_ref, model_files, copied = str(model_dir), folder_checksums(model_dir), False
+        model = model_record(model_source, path)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **run_record(config, seed=config.get("seed")),
-            "classifier_type": ctype, "token_classifier_type": ttype,
-            "model": {"path": model_ref, "copied": copied, "files": model_files},
+            "classifier_type": ctype, "token_classifier_type": ttype, "model": model,
             "fit": fit, "files": folder_checksums(path, exclude=(RECORD,))}
     atomic_write_json(path / RECORD, meta)
     return path
@@ -131,19 +156,58 @@ def load_flag_rule(path: str | Path) -> FlagRule:
     return FlagRule(load_classifier(meta, path), token_classifier, flag_entities)
 
 
+def _model_candidates(info: dict[str, Any], path: Path) -> list[Path]:
+    """The folders to look for the base model a guard folder references in, in order."""
+    kind = info.get("kind") or ("copied" if info.get("copied") else "absolute")  # format <= 2: no kind
+    rel = info.get("path")
+    if kind == "copied":
+        return [path / "model"]
+    if kind == "local":
+        if not isinstance(rel, str):
+            raise ForgetlabError(f"{path / RECORD}: broken record (a local model without a path)")
+        extra = [Path(info["absolute"])] if isinstance(info.get("absolute"), str) else []
+        return [(path.resolve() / rel).resolve(), *extra]
+    if kind == "absolute" and isinstance(rel, str):
+        return [Path(rel)]
+    raise ForgetlabError(f"{path / RECORD}: broken record (model kind {kind!r}; expected copied, local or hub)")
+
+
+def resolve_guard_model(info: Any, path: Path, verify: bool = True) -> Any:
+    """The base model of a guard folder as a ModelSource, its checksums verified (``verify``): the copied
+    folder, the referenced folder (relative to the guard, then the absolute path at save time) or the hub
+    snapshot at the recorded commit. A missing or changed model is a :class:`ForgetlabError` naming it."""
+    from .base_model import ModelSource, resolve_model
+
+    if not isinstance(info, dict):
+        raise ForgetlabError(f"{path / RECORD}: broken record (no model)")
+    if info.get("kind") == "hub":
+        hub_id, rev = info.get("hub_id"), info.get("revision")
+        if not isinstance(hub_id, str) or not isinstance(rev, str):
+            raise ForgetlabError(f"{path / RECORD}: broken record (a hub model needs hub_id and revision)")
+        try:
+            source = resolve_model(hub_id, rev)
+        except BadInput:
+            raise ForgetlabError(f"guard {path}: its base model {hub_id} at revision {rev} is not in the local "
+                                 "Hugging Face cache and the hub cannot be reached") from None
+    else:
+        candidates = _model_candidates(info, path)
+        found = next((c for c in candidates if c.is_dir()), None)
+        if found is None:
+            where = " or ".join(str(c) for c in candidates)
+            raise ForgetlabError(f"guard {path}: its base model folder is missing (looked for {where}; move the "
+                                 "model together with the guard folder, or copy it in with --copy-model)")
+        source = ModelSource(found)
+    if verify and info.get("kind") != "copied" and not info.get("copied"):
+        verify_checksums(source.folder, info.get("files", {}), f"base model of guard {path}", RECORD)
+    return source
+
+
 def read_guard_folder(path: str | Path, verify: bool = True) -> GuardParts:
     """Everything of a guard folder but the base model's weights, every checksum verified (``verify=False``
     skips the referenced base model's, e.g. a huge model already trusted)."""
     path = Path(path)
     meta = read_guard_meta(path)
     config = guard_config(meta, path)
-    model_info = meta.get("model")
-    if not isinstance(model_info, dict) or not isinstance(model_info.get("path"), str):
-        raise ForgetlabError(f"{path / RECORD}: broken record (no model path)")
-    model_dir = path / model_info["path"] if model_info.get("copied") else Path(model_info["path"])
-    if verify and not model_info.get("copied"):
-        if not model_dir.is_dir():
-            raise ForgetlabError(f"guard {path}: its base model folder {model_dir} does not exist")
-        verify_checksums(model_dir, model_info.get("files", {}), f"base model of guard {path}", RECORD)
-    return GuardParts(config, load_classifier(meta, path), load_token_classifier(meta, path), model_dir,
-                      meta.get("fit"))
+    source = resolve_guard_model(meta.get("model"), path, verify)
+    return GuardParts(config, load_classifier(meta, path), load_token_classifier(meta, path), source.folder,
+                      meta.get("fit"), source)

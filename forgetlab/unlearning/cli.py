@@ -1,4 +1,5 @@
-"""``forgetlab eco world|evaluate|bench``: export the synthetic world, score any model, run the results table.
+"""``forgetlab eco world|evaluate|bench``: export the synthetic world in the published layouts, score any model or
+guard on a published suite, run the results table.
 
 Plain typer commands on :data:`app`; ``forgetlab.cli`` mounts them beside ECO's own commands (``forgetlab eco``),
 so the method never imports its judge. Heavy imports stay inside the commands. Bad input raises
@@ -7,71 +8,89 @@ so the method never imports its judge. Heavy imports stay inside the commands. B
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from pathlib import Path
 
 import typer
 
+from ..eco.placement import Placement
 from ..errors import BadInput
+from ..options import config_command
 from ..progress import Tasks, quiet_transformers
+from ..runs import dumps_json
+from .suites import EvalOptions
 
 app = typer.Typer(no_args_is_help=True, help="The self-contained unlearning benchmark.")
 
 
 @app.command("world")
-def world_cmd(out: Path = typer.Option(..., "--out", help="Folder for the JSONL files (new or empty)."),
+def world_cmd(out: Path = typer.Option(..., "--out", help="Folder for the files (new or empty)."),
               answers: str = typer.Option("tofu", "--answers", help="Answer style: tofu | name-free."),
               authors: int = typer.Option(100, "--authors", help="Number of fictitious authors (holdout incl.)."),
-              seed: int = typer.Option(0, "--seed"),
-              overwrite: bool = typer.Option(False, "--overwrite")) -> None:
-    """Export the synthetic fictitious-author world as JSONL in TOFU's format."""
-    from ..runs import prepare_out_dir
-    from .world import WorldConfig, export_world, make_world
+              layouts: str = typer.Option("tofu,muse,wmdp,mmlu", "--layouts",
+                                          help="Published layouts to write, each into OUT/<layout>/: "
+                                               "tofu, muse, wmdp, mmlu (comma-separated)."),
+              seed: int = typer.Option(0, "--seed", help="Seed of every draw of the world."),
+              overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty --out folder.")) -> None:
+    """Export the synthetic fictitious-author world in the published layouts of TOFU, MUSE, WMDP and MMLU."""
+    from ..runs import atomic_write_json, prepare_out_dir
+    from .formats import WRITERS, write_layouts
+    from .world import WorldConfig, make_world, world_record
 
+    names = tuple(x.strip() for x in layouts.split(",") if x.strip())
+    for name in names or ("",):
+        WRITERS.check(name, "layouts")
     w = make_world(WorldConfig(n_authors=authors, answer_style=answers, seed=seed))
     prepare_out_dir(out, overwrite=overwrite)
-    files = export_world(w, out)
+    files = write_layouts(w, out, names)
+    atomic_write_json(out / "world.json", world_record(w))
     sizes = {s: len(w.forget(s)) for s in w.splits}
-    print(f"wrote {len(files)} files to {out}: forget split sizes {sizes}, holdout {len(w.items(w.holdout))}")
+    print(f"wrote {len(files) + 1} files to {out} ({', '.join(names)}): forget split sizes {sizes}, "
+          f"holdout {len(w.items(w.holdout))}")
 
 
 @app.command("evaluate")
-def evaluate_cmd(model: Path = typer.Option(..., "--model", help="A Hugging Face causal LM folder."),
-                 data: Path = typer.Option(..., "--data", help="Folder of TOFU-format JSONL (see `world`)."),
-                 split: str = typer.Option("forget10", "--split", help="Forget split file stem in DATA."),
-                 retain_model: Path = typer.Option(None, "--retain-model",
-                                                   help="Retain model folder: adds forget quality and PrivLeak."),
-                 out: Path = typer.Option(None, "--out", help="Write metrics JSON here."),
-                 no_generate: bool = typer.Option(False, "--no-generate", help="Skip generation (ROUGE)."),
-                 quiet: bool = typer.Option(False, "--quiet")) -> None:
-    """Score any model on any TOFU-format data: forget truth ratio, ROUGE, model utility, MIA AUCs."""
-    from transformers import AutoTokenizer
+@config_command(Placement, param="placement")
+@config_command(EvalOptions, param="opts")
+def evaluate_cmd(opts: EvalOptions, placement: Placement,
+                 model: str = typer.Option(..., "--model", help="The model to score: a guard folder (written by "
+                                           "'eco fit'), a Hugging Face model folder or a hub id."),
+                 suite: str = typer.Option(..., "--suite", help="tofu, muse, wmdp or mmlu."),
+                 data: Path = typer.Option(..., "--data", help="Folder of the suite's files in their published "
+                                           "layout (see `forgetlab eco world`)."),
+                 base_model: str = typer.Option("", "--base-model", help="Also score this model (e.g. the model "
+                                                "the guard wraps), side by side."),
+                 retain_model: str = typer.Option("", "--retain-model", help="Also score the model never trained "
+                                                  "on the forget set: adds forget quality (TOFU) and PrivLeak."),
+                 out: Path = typer.Option(None, "--out", help="Write the full record (JSON) here."),
+                 quiet: bool = typer.Option(False, "--quiet", help="No progress lines on stderr.")) -> None:
+    """Score a model or a guard on TOFU, MUSE, WMDP or MMLU data, beside a base and a retain model."""
+    import sys
 
-    from ..runs import atomic_write_json, run_record
-    from .evaluate import compare, evaluate_model, load_eval_data
-    from .lm import load_lm
+    from ..runs import atomic_write_json
+    from .suites import SUITES, run_evaluation
 
+    SUITES.check(suite, "suite")
+    if out is not None and out.is_dir():
+        raise BadInput("out", str(out), "a file path for the JSON record (this is a folder)")
     quiet_transformers()
-    d = load_eval_data(data, split)
-    if not (model / "config.json").is_file():
-        raise BadInput("model", str(model), "a Hugging Face model folder (config.json, weights, tokenizer)")
-    d.check_encodable(AutoTokenizer.from_pretrained(model))  # before loading any weights
-    say = None if quiet else (lambda s: print(f"... {s}", flush=True))
-    t0 = time.perf_counter()
-    m, tok = load_lm(model)
-    ev = evaluate_model(m, tok, d, generate=not no_generate, progress=say)
-    result = {"model": str(model), "split": split, **ev.summary, "utility_parts": ev.utility_parts,
-              "mia_auc": ev.mia_auc}
-    if retain_model is not None:
-        rm, rtok = load_lm(retain_model)
-        result.update(compare(ev, evaluate_model(rm, rtok, d, generate=False)))
-    result["seconds"] = time.perf_counter() - t0
+    models = {"model": model, **({"base": base_model} if base_model else {}),
+              **({"retain": retain_model} if retain_model else {})}
+    say = None if quiet else (lambda s: print(f"... {s}", file=sys.stderr, flush=True))
+    record = run_evaluation(suite, data, models, placement, opts, progress=say)
     if out is not None:
-        atomic_write_json(out, {**run_record({"model": model, "data": data, "split": split}), "metrics": result})
-    print(json.dumps({k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
-                      for k, v in result.items() if not isinstance(v, dict)}, indent=1))
+        atomic_write_json(out, record)
+    print(dumps_json({"suite": suite, "metrics": _rounded(record["metrics"]),
+                      "vs_retain": _rounded(record["vs_retain"])}, indent=1))
+
+
+def _rounded(obj):
+    """Floats rounded to 4 digits for the printed summary (the --out record keeps full precision)."""
+    if isinstance(obj, float):
+        return round(obj, 4) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    return obj
 
 
 @app.command("bench")

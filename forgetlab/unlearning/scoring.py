@@ -1,7 +1,9 @@
 """Model-side measurements the pure metrics consume: answer-token log-probs, Min-K%++ statistics, greedy answers.
 
-Works with any Hugging Face causal LM and tokenizer. An optional :class:`Corruption` scores or generates under
-ECO's embedding corruption (``forgetlab.eco.hooks.corrupt_embeddings``) with one of two masks:
+Works with any Hugging Face causal LM and tokenizer. A guard (``guard=``, an :class:`~forgetlab.eco.guard.EcoGuard`
+or anything with its ``score_packed``) scores exactly as it serves: its own flags, token mask and noise seeds,
+prompt positions only. An optional :class:`Corruption` scores or generates under ECO's embedding corruption
+(``forgetlab.eco.hooks.corrupt_embeddings``) with one of two masks:
 
 - ``deployment``: only prompt tokens of flagged items are corrupted (exactly what a served guard does); the
   answer being scored is clean;
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..eco.base_model import input_device
 from ..eco.classify.token import token_mask_from_spans
 from ..eco.scoring import Corrupt, continuation_logprobs, pack
 from ..errors import BadInput, check_choice
@@ -95,16 +98,20 @@ class AnswerScores:
 
 
 def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[str], *, batch_size: int = 64,
-                  corruption: Corruption | None = None, with_dist: bool = False) -> AnswerScores:
+                  corruption: Corruption | None = None, with_dist: bool = False, guard=None,
+                  flags: np.ndarray | None = None) -> AnswerScores:
     """Teacher-forced ``log p(a_t | prompt, a_<t)`` of each answer's tokens (eos excluded), batched longest first.
 
     ``with_dist`` also returns the mean and variance of ``log p(z)`` under the next-token distribution at each
-    answer position (Min-K%++). ``corruption`` applies ECO's hook with the protocol's mask.
+    answer position (Min-K%++). ``corruption`` applies ECO's hook with the protocol's mask; ``guard`` scores
+    through the guard (``flags`` ``[N]``, or the guard classifies the prompts).
     """
     if len(prompts) != len(answers):
         raise BadInput("answers", len(answers), f"one answer per prompt ({len(prompts)})")
     if corruption is not None and len(corruption.flags) != len(prompts):
         raise BadInput("corruption.flags", len(corruption.flags), f"one flag per item ({len(prompts)})")
+    if guard is not None and corruption is None:
+        flags = guard_flags(guard, prompts, flags)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]) - len(answers[i]))
     results: dict[int, tuple] = {}
@@ -112,13 +119,11 @@ def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[st
         idx = order[s:s + batch_size]
         seqs = [encode_pair(tokenizer, prompts[i], answers[i], eos=False) for i in idx]
         batch = pack([(ids[:n_p], ids[n_p:]) for ids, n_p in seqs], pad)
-        c = corruption.subset(idx) if corruption is not None else None
-        corrupt = None
-        if c is not None and c.flags.any():
-            mask = corruption_mask(tokenizer, [prompts[i] for i in idx], [answers[i] for i in idx], seqs,
-                                   batch.ids.shape[1], c)
-            corrupt = Corrupt(mask, c.name, c.strength, c.k, generator=torch.Generator().manual_seed(int(c.seed)))
-        sc = continuation_logprobs(model, batch, corrupt, with_dist)
+        if guard is not None and corruption is None:
+            sc = guard.score_packed(batch, flags[idx], texts=[prompts[i] for i in idx], with_dist=with_dist)
+        else:
+            sc = continuation_logprobs(model, batch, _batch_corrupt(tokenizer, prompts, answers, seqs, idx,
+                                                                   batch, corruption), with_dist)
         for r, i in enumerate(idx):
             results[i] = (sc.logprobs[r], sc.mu[r], sc.var[r]) if with_dist else (sc.logprobs[r],)
     out = AnswerScores([])
@@ -128,6 +133,24 @@ def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[st
             out.mu.append(results[i][1])
             out.var.append(results[i][2])
     return out
+
+
+def guard_flags(guard, prompts: Sequence[str], flags: np.ndarray | None) -> np.ndarray:
+    """One flag per prompt: ``flags`` as given (checked), or the guard's classification of the prompts."""
+    f = np.asarray(guard.classify(list(prompts)) if flags is None else flags, dtype=bool).reshape(-1)
+    if len(f) != len(prompts):
+        raise BadInput("flags", len(f), f"one flag per item ({len(prompts)})")
+    return f
+
+
+def _batch_corrupt(tokenizer, prompts, answers, seqs, idx, batch, corruption: Corruption | None) -> Corrupt | None:
+    """The corruption of one batch of :func:`score_answers` under ``corruption``'s protocol, or None."""
+    c = corruption.subset(idx) if corruption is not None else None
+    if c is None or not c.flags.any():
+        return None
+    mask = corruption_mask(tokenizer, [prompts[i] for i in idx], [answers[i] for i in idx], seqs,
+                           batch.ids.shape[1], c)
+    return Corrupt(mask, c.name, c.strength, c.k, generator=torch.Generator().manual_seed(int(c.seed)))
 
 
 @torch.no_grad()
@@ -142,7 +165,7 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], *, max_new_tokens
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     out: list[str] = []
-    dev = next(model.parameters()).device
+    dev = input_device(model)
     try:
         for s in range(0, len(prompts), batch_size):
             chunk = list(prompts[s:s + batch_size])
@@ -166,8 +189,11 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], *, max_new_tokens
 
 @torch.no_grad()
 def choice_logprobs(model, tokenizer, prompts: Sequence[str], choices: Sequence[Sequence[str]], *,
-                    batch_size: int = 64, corruption: Corruption | None = None) -> np.ndarray:
-    """Summed log-prob of each choice as the answer ``[N, C]`` (lm-evaluation-harness ``acc`` scoring)."""
+                    batch_size: int = 64, corruption: Corruption | None = None, guard=None,
+                    flags: np.ndarray | None = None) -> np.ndarray:
+    """Summed log-prob of each choice as the answer ``[N, C]`` (lm-evaluation-harness ``acc`` scoring); with a
+    guard, each question's prompt is flagged once (``flags`` ``[N]`` or the guard's classification) and all its
+    choices are scored under that flag."""
     C = len(choices[0])
     if any(len(c) != C for c in choices):
         raise BadInput("choices", [len(c) for c in choices][:5], "the same number of choices per question")
@@ -176,5 +202,9 @@ def choice_logprobs(model, tokenizer, prompts: Sequence[str], choices: Sequence[
     corr = None
     if corruption is not None:
         corr = corruption.with_flags(np.repeat(corruption.flags, C))
-    sc = score_answers(model, tokenizer, flat_p, flat_a, batch_size=batch_size, corruption=corr)
+    rep = None
+    if guard is not None and corruption is None:
+        rep = np.repeat(guard_flags(guard, prompts, flags), C)
+    sc = score_answers(model, tokenizer, flat_p, flat_a, batch_size=batch_size, corruption=corr, guard=guard,
+                       flags=rep)
     return np.array([lp.sum() for lp in sc.token_logprobs]).reshape(len(prompts), C)
