@@ -17,18 +17,21 @@ from pathlib import Path
 import typer
 
 from ..errors import BadInput, ForgetlabError, check_choice, check_range
+from ..options import config_command
 from ..progress import Bar, quiet_transformers
 from ..runs import iter_jsonl, write_folder_atomically
 from .classify.config import ClassifierConfig
 from .corruptions import CORRUPTIONS
 from .fit import MC_METRICS
+from .placement import Placement
 from .serve.cli import serve_command
 
 app = typer.Typer(no_args_is_help=True, help="ECO: guard a causal LM with embedding-corrupted prompts.")
 
 
 def _read_mc_jsonl(path: Path) -> list:
-    """Multiple-choice items ``{"prompt"|"question", "choices", "answer"}``, one per line; errors name the line."""
+    """Multiple-choice items in the project's schema (:class:`~forgetlab.eco.mc.MCItem`: ``question`` or
+    ``prompt``, ``choices``, ``answer`` as index, letter or text), one per line; errors name the line."""
     from .mc import MCItem
 
     items = [MCItem.from_dict(obj, where=f"{path}: line {lineno}") for lineno, obj in iter_jsonl(path, "fit")]
@@ -52,12 +55,18 @@ def _parse_target(target: str, items: list) -> float:
 
 
 @app.command("fit")
+@config_command(Placement, param="placement")
 def fit_cmd(
-    model: Path = typer.Option(..., "--model", help="Local Hugging Face causal-LM folder (the base model)."),
+    placement: Placement,
+    model: str = typer.Option(..., "--model", help="The base model: a local Hugging Face causal-LM folder, or a "
+                              "hub id (org/name) in the local Hugging Face cache."),
+    revision: str = typer.Option("", "--revision", help="Branch, tag or commit of a hub --model (default main); "
+                                 "the guard records the commit."),
     forget: Path = typer.Option(..., "--forget", help="JSONL of prompts about the forget target ({'prompt': ...})."),
     retain: Path = typer.Option(..., "--retain", help="JSONL of prompts that must not be flagged."),
     fit: Path | None = typer.Option(None, "--fit", help="JSONL of multiple-choice forget questions to fit the "
-                                    "strength on ({'prompt', 'choices', 'answer'}); never the evaluation split."),
+                                    "strength on ({'question', 'choices', 'answer'}: index, letter or text, as "
+                                    "WMDP/MMLU); never the evaluation split."),
     corruption: str = typer.Option("rand_noise_first_n", "--corruption",
                                    help="Corruption name: " + ", ".join(CORRUPTIONS.names()) + "."),
     target: str = typer.Option("chance", "--target", help="Metric value to reach on --fit: 'chance' or a number."),
@@ -83,6 +92,7 @@ def fit_cmd(
 ) -> None:
     """Train the prompt classifier, fit the corruption strength, and save a guard folder."""
     spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol, out, overwrite)
+    from .base_model import resolve_model
     from .classify.prompt import PromptClassifier
     from .classify.prompts import load_prompts
     from .classify.token import TokenClassifier
@@ -94,7 +104,8 @@ def fit_cmd(
     goal = _parse_target(target, items) if items is not None else None
     if quiet:
         quiet_transformers()
-    lm, tok = load_base_model(model)
+    source = resolve_model(model, revision or None)
+    lm, tok = load_base_model(source.folder, placement=placement)
     d = hidden_size(lm)
     k = d if k is None else k
     if k < 0 or k > d:
@@ -111,12 +122,14 @@ def fit_cmd(
         strength, k = _report_fit(fit_record, spec, strength, k, metric, goal, tol, say)
     config = GuardConfig(corruption, float(strength), int(k), seed, flag_entities=flag_entities,
                          entity_tokens=entity_level)
-    guard = EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_path=model, fit=fit_record)
+    guard = EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_source=source, fit=fit_record)
     write_folder_atomically(out, lambda tmp: guard.save_pretrained(tmp, copy_model=copy_model, overwrite=True),
                             replace=lambda old: (old / "guard.json").is_file())
     summary = None if fit_record is None else {x: fit_record[x] for x in ("method", "metric", "target", "n_evals",
                                                                           "converged", "fit_set_sha256")}
-    print(json.dumps({"guard": str(out), "threshold": getattr(clf, "threshold", None),
+    print(json.dumps({"guard": str(out), "model": source.hub_id or str(source.folder), "revision": source.revision,
+                      "device": str(guard.device), "dtype": str(guard.dtype).replace("torch.", ""),
+                      "threshold": getattr(clf, "threshold", None),
                       "classifier_report": getattr(clf, "report", {}) or {}, "corruption": corruption,
                       "strength": float(strength), "k": int(k), "fit": summary}, default=str))
 
@@ -210,7 +223,9 @@ def classify_cmd(
 
 
 @app.command("generate")
+@config_command(Placement, param="placement")
 def generate_cmd(
+    placement: Placement,
     guard: Path = typer.Option(..., "--guard", help="Guard folder written by 'forgetlab eco fit'."),
     prompt: list[str] = typer.Option(..., "--prompt", help="Prompt text (repeat for several)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Most new tokens to generate per prompt."),
@@ -222,7 +237,7 @@ def generate_cmd(
     from .guard import EcoGuard
 
     quiet_transformers()
-    g = EcoGuard.from_pretrained(guard)
+    g = EcoGuard.from_pretrained(guard, placement=placement)
     for row in g.generate_text(prompt, max_new_tokens=max_new_tokens, do_sample=False):
         if as_json:
             print(json.dumps(row))

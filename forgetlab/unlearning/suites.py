@@ -77,6 +77,24 @@ def is_guard_folder(path: str | Path) -> bool:
     return (Path(path) / "guard.json").is_file()
 
 
+def _field(role: str) -> str:
+    return "model" if role == "model" else f"{role}_model"
+
+
+def check_subject(role: str, path: str | Path) -> None:
+    """:class:`BadInput` naming the role's option unless ``path`` is a guard folder, a model folder with weights
+    or a hub id in the local cache (cheap: nothing is loaded)."""
+    from ..eco.base_model import check_model_folder, resolve_model
+
+    if is_guard_folder(path):
+        return
+    try:
+        check_model_folder(resolve_model(path).folder)
+    except BadInput as exc:
+        raise BadInput(_field(role), str(path), "a guard folder, a Hugging Face model folder (config.json and "
+                       f"weights) or a hub id in the local cache ({exc.allowed})") from None
+
+
 def load_subject(role: str, path: str | Path, placement: Placement) -> Subject:
     """Load a plain model (folder or hub id) or a guard folder for ``role``, on ``placement``."""
     from ..eco.base_model import load_base_model, resolve_model
@@ -85,12 +103,8 @@ def load_subject(role: str, path: str | Path, placement: Placement) -> Subject:
     if is_guard_folder(path):
         guard = EcoGuard.from_pretrained(path, placement=placement)
         return Subject(role, str(path), "guard", guard.model, guard.tokenizer, guard, guard)
-    try:
-        source = resolve_model(path)
-    except BadInput as exc:
-        raise BadInput(f"{role}_model" if role != "model" else "model", str(path),
-                       "a guard folder, a Hugging Face model folder or a hub id in the local cache") from exc
-    model, tok = load_base_model(source.folder, placement=placement)
+    check_subject(role, path)
+    model, tok = load_base_model(resolve_model(path).folder, placement=placement)
     return Subject(role, str(path), "model", model, tok, None, PlainModel(model, tok))
 
 
@@ -170,6 +184,8 @@ def run_evaluation(suite: str, data_dir: str | Path, models: dict[str, str | Pat
     spec = SUITES.get(suite, "suite")
     say = progress or (lambda _s: None)
     data = spec.load(Path(data_dir), opts)
+    for role, path in models.items():  # every model is found before any is loaded
+        check_subject(role, path)
     t0 = time.perf_counter()
     metrics: dict[str, Any] = {}
     states: dict[str, Any] = {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from ...errors import BadInput
 from ..guard import EcoGuard, GuardLike
+from ..placement import Placement
 from .backends import make_backend
 from .types import Backend, Event, Failed, GenRequest, ServeLimits
 
@@ -140,9 +141,10 @@ def _context_length(guard: GuardLike) -> int | None:
     return None
 
 
-def load_guard(path: str | Path) -> EcoGuard:
-    """Load a saved guard folder (``EcoGuard.from_pretrained``); a missing folder is a one-line error."""
+def load_guard(path: str | Path, placement: Placement | None = None) -> EcoGuard:
+    """Load a saved guard folder (``EcoGuard.from_pretrained``) on ``placement``; a missing folder is a one-line
+    error."""
     path = Path(path)
     if not path.is_dir():
         raise BadInput("guard", str(path), "a folder written by EcoGuard.save_pretrained")
-    return EcoGuard.from_pretrained(path)
+    return EcoGuard.from_pretrained(path, placement=placement)
