@@ -60,11 +60,13 @@ class Corrupt:
 @dataclass
 class TokenScores:
     """Per-row continuation scores (ragged ``[B][T_b]``): log-probs, and with ``with_dist`` the mean and
-    variance of ``log p(z)`` under each position's next-token distribution (for Min-K%++)."""
+    variance of ``log p(z)`` under each position's next-token distribution (for Min-K%++); ``greedy`` ``[B]``:
+    whether every continuation token is the argmax of its position (lm-evaluation-harness ``is_greedy``)."""
 
     logprobs: list[np.ndarray]
     mu: list[np.ndarray] | None = None
     var: list[np.ndarray] | None = None
+    greedy: list[bool] | None = None
 
 
 @torch.no_grad()
@@ -80,11 +82,12 @@ def continuation_logprobs(model, batch: Packed, corrupt: Corrupt | None = None,
     else:
         logits = model(**kw).logits
     logp = torch.log_softmax(logits.float(), -1).cpu()
-    out = TokenScores([], [] if with_dist else None, [] if with_dist else None)
+    out = TokenScores([], [] if with_dist else None, [] if with_dist else None, [])
     for r, (a, b) in enumerate(zip(batch.starts, batch.ends, strict=True)):
         rows = logp[r, a - 1:b - 1]  # [T_r, V]: the distribution predicting each continuation token
         tgt = batch.ids[r, a:b]
         out.logprobs.append(rows[torch.arange(b - a), tgt].numpy())
+        out.greedy.append(bool((rows.argmax(-1) == tgt).all()))
         if with_dist:
             p = rows.exp()
             mu = (p * rows).sum(-1)

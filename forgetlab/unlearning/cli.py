@@ -93,6 +93,20 @@ def _rounded(obj):
     return obj
 
 
+@app.command("lm-eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                         "help_option_names": []})
+def lm_eval_cmd(ctx: typer.Context) -> None:
+    """lm-evaluation-harness with the guard model type 'forgetlab-eco' registered; every argument is lm-eval's,
+    e.g. --model forgetlab-eco --model_args guard=GUARD_DIR,dtype=bfloat16 --tasks mmlu (needs forgetlab[lm-eval])."""
+    import importlib.util
+
+    if importlib.util.find_spec("lm_eval") is None:
+        raise BadInput("lm-eval", "not installed", "pip install 'forgetlab[lm-eval]'")
+    from .harness import run_cli
+
+    run_cli(list(ctx.args))
+
+
 @app.command("bench")
 def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.json/.md and tradeoff.png."),
               scale: str = typer.Option("tiny", "--scale", help="tiny | default."),
