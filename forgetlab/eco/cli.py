@@ -58,8 +58,8 @@ def _parse_target(target: str, items: list) -> float:
 @config_command(Placement, param="placement")
 def fit_cmd(
     placement: Placement,
-    model: str = typer.Option(..., "--model", help="The base model: a local Hugging Face causal-LM folder, or a "
-                              "hub id (org/name) in the local Hugging Face cache."),
+    model: str = typer.Option("", "--model", help="The base model: a local Hugging Face causal-LM folder, or a "
+                              "hub id (org/name) in the local Hugging Face cache (with --add-to: the guard's)."),
     revision: str = typer.Option("", "--revision", help="Branch, tag or commit of a hub --model (default main); "
                                  "the guard records the commit."),
     forget: Path = typer.Option(..., "--forget", help="JSONL of prompts about the forget target ({'prompt': ...})."),
@@ -86,26 +86,29 @@ def fit_cmd(
     copy_model: bool = typer.Option(False, "--copy-model", help="Copy the base model into the guard folder."),
     seed: int = typer.Option(ClassifierConfig.seed, "--seed",
                              help="Seed of the classifier's splits and of the corruption's noise."),
-    out: Path = typer.Option(..., "--out", help="Guard folder to write."),
+    out: Path | None = typer.Option(None, "--out", help="Guard folder to write (a new guard with one target)."),
+    add_to: Path | None = typer.Option(None, "--add-to", help="Add this forget request as a new target of an "
+                                       "existing guard folder instead (the other targets are not refitted)."),
+    name: str = typer.Option("default", "--name", help="Name of the target (a guard's targets are listed and "
+                             "removed by name: forgetlab eco targets)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier guard folder at --out."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or status lines."),
 ) -> None:
-    """Train the prompt classifier, fit the corruption strength, and save a guard folder."""
+    """Train the prompt classifier, fit the corruption strength, and save a guard folder (or add a target)."""
     spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol, out, overwrite)
-    from .base_model import resolve_model
     from .classify.prompt import PromptClassifier
     from .classify.prompts import load_prompts
     from .classify.token import TokenClassifier
-    from .guard import EcoGuard, GuardConfig, load_base_model
+    from .guard import EcoGuard, GuardConfig
     from .hooks import hidden_size
 
+    existing = _check_destination(out, add_to, name, model)
     forget_prompts, retain_prompts = load_prompts(forget), load_prompts(retain)
     items = _read_mc_jsonl(fit) if fit is not None else None
     goal = _parse_target(target, items) if items is not None else None
     if quiet:
         quiet_transformers()
-    source = resolve_model(model, revision or None)
-    lm, tok = load_base_model(source.folder, placement=placement)
+    source, lm, tok = _load_fit_model(model, revision, existing, placement)
     d = hidden_size(lm)
     k = d if k is None else k
     if k < 0 or k > d:
@@ -122,20 +125,66 @@ def fit_cmd(
         strength, k = _report_fit(fit_record, spec, strength, k, metric, goal, tol, say)
     config = GuardConfig(corruption, float(strength), int(k), seed, flag_entities=flag_entities,
                          entity_tokens=entity_level)
-    guard = EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_source=source, fit=fit_record)
-    write_folder_atomically(out, lambda tmp: guard.save_pretrained(tmp, copy_model=copy_model, overwrite=True),
-                            replace=lambda old: (old / "guard.json").is_file())
+    guard = EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_source=source, fit=fit_record, name=name)
+    _publish(guard, out, add_to, copy_model)
     summary = None if fit_record is None else {x: fit_record[x] for x in ("method", "metric", "target", "n_evals",
                                                                           "converged", "fit_set_sha256")}
-    print(json.dumps({"guard": str(out), "model": source.hub_id or str(source.folder), "revision": source.revision,
+    print(json.dumps({"guard": str(out or add_to), "target": name, "model": source.hub_id or str(source.folder),
+                      "revision": source.revision,
                       "device": str(guard.device), "dtype": str(guard.dtype).replace("torch.", ""),
                       "threshold": getattr(clf, "threshold", None),
                       "classifier_report": getattr(clf, "report", {}) or {}, "corruption": corruption,
                       "strength": float(strength), "k": int(k), "fit": summary}, default=str))
 
 
+def _check_destination(out: Path | None, add_to: Path | None, name: str, model: str):
+    """Exactly one of ``--out`` / ``--add-to``; for ``--add-to``, the guard's record (a new target name, the same
+    base model)."""
+    from .guard_folder import read_guard_folder, read_guard_meta, target_names
+    from .targets import check_name
+
+    check_name(name, "name")
+    if (out is None) == (add_to is None):
+        raise BadInput("out", None if out is None else str(out), "either --out (a new guard) or --add-to GUARD")
+    if add_to is None:
+        if not model:
+            raise BadInput("model", "", "a model folder or hub id (required with --out)")
+        return None
+    if not (add_to / "guard.json").is_file():
+        raise BadInput("add_to", str(add_to), "a guard folder written by 'forgetlab eco fit'")
+    names = target_names(read_guard_meta(add_to), add_to)
+    if name in names:
+        raise BadInput("name", name, "a name no target of the guard has yet (" + ", ".join(names) + ")")
+    return read_guard_folder(add_to)
+
+
+def _load_fit_model(model: str, revision: str, existing, placement: Placement):
+    """(source, model, tokenizer): the ``--model`` given, or the base model of the guard a target is added to."""
+    from .base_model import load_base_model, resolve_model
+
+    source = existing.model_source if existing is not None and not model else resolve_model(model, revision or None)
+    if existing is not None and source.folder.resolve() != existing.model_source.folder.resolve():
+        raise BadInput("model", model, f"the base model of the guard ({existing.model_source.folder}), or no --model")
+    lm, tok = load_base_model(source.folder, placement=placement)
+    return source, lm, tok
+
+
+def _publish(guard, out: Path | None, add_to: Path | None, copy_model: bool) -> None:
+    """Write the new guard to ``out``, or add its one target to the guard folder ``add_to``."""
+    from dataclasses import asdict
+
+    from .guard_folder import add_folder_target
+
+    if add_to is None:
+        write_folder_atomically(out, lambda tmp: guard.save_pretrained(tmp, copy_model=copy_model, overwrite=True),
+                                replace=lambda old: (old / "guard.json").is_file())
+        return
+    add_folder_target(add_to, name=guard.name, config=asdict(guard.config), classifier=guard.classifier,
+                      token_classifier=guard.token_classifier, fit=guard.fit)
+
+
 def _check_fit_options(corruption: str, strength: float, fit: Path | None, fpr: float, metric: str, method: str,
-                       tol: float, out: Path, overwrite: bool):
+                       tol: float, out: Path | None, overwrite: bool):
     """Validate ``eco fit``'s options before any work; returns the corruption's spec."""
     from .fit import FIT_METHODS
 
@@ -150,9 +199,9 @@ def _check_fit_options(corruption: str, strength: float, fit: Path | None, fpr: 
     check_choice("method", method, FIT_METHODS)
     if not (tol > 0 and math.isfinite(tol)):
         raise BadInput("tol", tol, "a finite number > 0")
-    if out.exists() and not out.is_dir():
+    if out is not None and out.exists() and not out.is_dir():
         raise BadInput("out", str(out), "a folder path (this is a file)")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if out is not None and out.is_dir() and any(out.iterdir()) and not overwrite:
         raise BadInput("out", str(out), "an empty or new folder (pass --overwrite to reuse it)")
     return spec
 
@@ -216,10 +265,28 @@ def classify_cmd(
     rule = load_flag_rule(guard)  # the base model is not needed to classify
     own, scores, names = rule.parts(prompt)
     flags = own | names
-    for p, f, s, n in zip(prompt, flags, scores, names, strict=True):
+    which = rule.which(prompt) if hasattr(rule, "which") else [["default"] if f else [] for f in flags]
+    for p, f, s, n, w in zip(prompt, flags, scores, names, which, strict=True):
         # a prompt cleared by the cheap first stage scores -inf: JSON has no infinity, so report null
         score = float(s) if math.isfinite(float(s)) else None
-        print(json.dumps({"prompt": p, "flagged": bool(f), "score": score, "name_match": bool(n)}))
+        print(json.dumps({"prompt": p, "flagged": bool(f), "score": score, "name_match": bool(n), "targets": w}))
+
+
+@app.command("targets")
+def targets_cmd(
+    guard: Path = typer.Option(..., "--guard", help="Guard folder written by 'forgetlab eco fit'."),
+    remove: str = typer.Option("", "--remove", help="Drop the target of this name (the folder is rewritten "
+                               "atomically; the base model is neither loaded nor copied)."),
+) -> None:
+    """List a guard's forget targets, one JSON line each (add one with 'eco fit --add-to'); --remove drops one."""
+    from .guard_folder import folder_target_summaries, remove_folder_target
+
+    if not (guard / "guard.json").is_file():
+        raise BadInput("guard", str(guard), "a guard folder written by 'forgetlab eco fit'")
+    if remove:
+        remove_folder_target(guard, remove)
+    for row in folder_target_summaries(guard):
+        print(json.dumps(row))
 
 
 @app.command("generate")

@@ -19,7 +19,9 @@ it (the "without guard" baseline).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -42,7 +44,8 @@ from .guard_folder import (
 )
 from .hooks import corrupt_embeddings, hidden_size, input_embeddings, token_seed
 from .placement import Placement
-from .scoring import Corrupt, Packed, TokenScores, continuation_logprobs, pack
+from .scoring import Packed, TokenScores, continuation_logprobs, pack
+from .targets import DEFAULT_TARGET, Target, TargetRules, check_name, per_target, target_flags
 
 __all__ = ["EcoGuard", "FlagRule", "GuardConfig", "GuardLike", "PlainModel", "load_base_model",
            "register_classifier_type"]
@@ -122,11 +125,15 @@ class GuardConfig:
 
 
 class EcoGuard:
-    """A causal LM guarded by ECO: flagged prompts have their input embeddings corrupted (prompt positions only)."""
+    """A causal LM guarded by ECO: flagged prompts have their input embeddings corrupted (prompt positions only).
+
+    A guard holds one or more forget targets (:mod:`forgetlab.eco.targets`); ``classifier``, ``config``,
+    ``token_classifier`` and ``fit`` are those of the first. With several, the flag rule is their union and a
+    flagged prompt gets the corruption of each target that flags it, on that target's positions."""
 
     def __init__(self, model, tokenizer, classifier, config: GuardConfig, *, token_classifier=None,
                  model_path: str | Path | None = None, fit: dict | None = None,
-                 model_source: ModelSource | None = None) -> None:
+                 model_source: ModelSource | None = None, name: str = DEFAULT_TARGET) -> None:
         self.model, self.tokenizer, self.classifier = model, tokenizer, classifier
         self.token_classifier = token_classifier
         self.config = config
@@ -140,17 +147,22 @@ class EcoGuard:
                  config.k, torch.Generator())
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
+        self.name = check_name(name)
+        self._targets: list[Target] = [Target(name, classifier, config, token_classifier, fit)]
+        self._last_flags: tuple[tuple[str, ...], np.ndarray] | None = None  # the last texts classified, per target
+        self.folder: Path | None = None  # the guard folder this guard was loaded from
+        self.model_key: Any = None  # what the folder recorded of the base model (a reload must not change it)
 
     @classmethod
     def from_base(cls, model_path: str | Path, classifier, config: GuardConfig, *, token_classifier=None,
                   fit: dict | None = None, dtype=None, device: str | None = None, revision: str | None = None,
-                  placement: Placement | None = None) -> EcoGuard:
+                  placement: Placement | None = None, name: str = DEFAULT_TARGET) -> EcoGuard:
         """Guard the HF causal LM in the local folder ``model_path``, or the hub id ``model_path`` at ``revision``
         (from the local hub cache), placed by ``placement`` (``dtype`` / ``device`` override it)."""
         source = resolve_model(model_path, revision)
         model, tokenizer = load_base_model(source.folder, dtype=dtype, device=device, placement=placement)
         return cls(model, tokenizer, classifier, config, token_classifier=token_classifier,
-                   model_source=source, fit=fit)
+                   model_source=source, fit=fit, name=name)
 
     # -- the wrapped model's face ---------------------------------------------------------------------------
 
@@ -175,11 +187,99 @@ class EcoGuard:
             raise AttributeError(name)
         return getattr(self.__dict__["model"], name)
 
+    # -- forget targets -------------------------------------------------------------------------------------
+
+    @property
+    def targets(self) -> list[Target]:
+        """The guard's forget targets, in the order their corruptions apply."""
+        return list(self._targets)
+
+    def add_target(self, target: Target) -> None:
+        """Add a forget request (its own classifiers, config and fit); the other targets are untouched."""
+        names = [t.name for t in self._targets]
+        if target.name in names:
+            raise BadInput("name", target.name, "a name no target of this guard has yet (" + ", ".join(names) + ")")
+        self._check_config(target.config)
+        self._set_targets([*self._targets, target])
+
+    def remove_target(self, name: str) -> Target:
+        """Drop the target called ``name`` (a guard keeps at least one); returns it."""
+        names = [t.name for t in self._targets]
+        if name not in names or len(names) == 1:
+            raise BadInput("remove", name, "one target of a guard that has several: " + ", ".join(names))
+        gone = self._targets[names.index(name)]
+        self._set_targets([t for t in self._targets if t.name != name])
+        return gone
+
+    def _check_config(self, config: GuardConfig) -> None:
+        d = hidden_size(self.model)
+        validate(config.corruption, torch.zeros(1, 1, d), torch.zeros(1, 1, dtype=torch.bool), config.strength,
+                 config.k, torch.Generator())
+
+    def _set_targets(self, targets: list[Target]) -> None:
+        """Make ``targets`` the guard's (the first gives the single-target attributes)."""
+        first = targets[0]
+        self.classifier, self.token_classifier, self.config = first.classifier, first.token_classifier, first.config
+        self.fit, self.name, self.flag_rule = first.fit, first.name, first.rule
+        self._targets, self._last_flags = list(targets), None
+
+    def _view(self, target: Target) -> EcoGuard:
+        """This guard with ``target`` as its only target (shares model and tokenizer)."""
+        view = object.__new__(EcoGuard)
+        view.__dict__.update(self.__dict__)
+        view._set_targets([target])
+        return view
+
     # -- classification -------------------------------------------------------------------------------------
 
     def classify(self, prompts: str | Sequence[str]) -> np.ndarray:
-        """Flags ``bool [B]``: is each prompt about the forget target."""
-        return self.flag_rule.flag(prompts)
+        """Flags ``bool [B]``: is each prompt about a forget target (the union of the targets' rules)."""
+        if len(self._targets) == 1:
+            return self.flag_rule.flag(prompts)
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        m = target_flags(self._targets, prompts)
+        self._last_flags = (tuple(prompts), m)
+        return m.any(axis=0)
+
+    def which_targets(self, prompts: Sequence[str]) -> list[list[str]]:
+        """The names of the targets that flag each prompt."""
+        return TargetRules([(t.name, t.rule) for t in self._targets]).which(list(prompts))
+
+    def _per_target(self, flags: Any, texts: Sequence[str] | None) -> np.ndarray:
+        """``bool [T, B]``: the rows each target corrupts (the last classification reused when it was of these
+        texts)."""
+        last = self._last_flags
+        f = np.asarray(flags, dtype=bool)
+        if f.ndim == 1 and last is not None and texts is not None and last[0] == tuple(texts):
+            m = last[1] & f[None]
+            m[:, f & ~m.any(axis=0)] = True  # flagged on another text: every target's corruption
+            return m
+        return per_target(self._targets, f, texts)
+
+    @contextmanager
+    def _corrupting_all(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, flags: Any,
+                        texts: Sequence[str] | None = None,
+                        prompt_mask: torch.Tensor | None = None) -> Iterator[None]:
+        """Within the block, the model's embeddings are corrupted as the flagged rows ``[B]`` need: this guard's
+        corruption, or with several targets each target's on the rows it flags (hooks stacked in target
+        order). ``texts``: the prompts as text; ``prompt_mask``: the prompt part of prompt+answer rows."""
+        attn = None if attention_mask is None else attention_mask.cpu()
+        with ExitStack() as stack:
+            if len(self._targets) == 1:
+                mask = self.corruption_mask(input_ids.cpu(), attn, flags, prompt_mask=prompt_mask, texts=texts)
+                stack.enter_context(self._corrupting(mask, input_ids))
+            else:
+                if texts is None:
+                    real = attn.bool() if attn is not None else torch.ones_like(input_ids.cpu(), dtype=torch.bool)
+                    real = real & prompt_mask.bool().cpu() if prompt_mask is not None else real
+                    texts = [self.tokenizer.decode(r[m].tolist(), skip_special_tokens=True)
+                             for r, m in zip(input_ids.cpu(), real, strict=True)]
+                for target, f in zip(self._targets, self._per_target(flags, texts), strict=True):
+                    if f.any():
+                        view = self._view(target)
+                        mask = view.corruption_mask(input_ids.cpu(), attn, f, prompt_mask=prompt_mask, texts=texts)
+                        stack.enter_context(view._corrupting(mask, input_ids))
+            yield
 
     def scores(self, prompts: str | Sequence[str]) -> np.ndarray:
         """The classifier's scores ``[B]``."""
@@ -286,9 +386,7 @@ class EcoGuard:
         with torch.no_grad():
             if not flags.any():  # nothing flagged: the base model untouched
                 return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **hf_kwargs)
-            mask = self.corruption_mask(input_ids.cpu(), None if attention_mask is None else attention_mask.cpu(),
-                                        flags, texts=texts)
-            with self._corrupting(mask, input_ids):
+            with self._corrupting_all(input_ids, attention_mask, flags, texts):
                 return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **hf_kwargs)
 
     def generate_text(self, prompts: str | Sequence[str], **hf_kwargs: Any) -> list[dict[str, Any]]:
@@ -327,8 +425,7 @@ class EcoGuard:
         kw = {"input_ids": input_ids.to(dev), "attention_mask": attn.to(dev), **hf_kwargs}
         if not flags.any():
             return self.model(**kw)
-        mask = self.corruption_mask(input_ids.cpu(), attn.cpu(), flags, prompt_mask=pmask)
-        with self._corrupting(mask, input_ids):
+        with self._corrupting_all(input_ids, attn, flags, prompts, prompt_mask=pmask):
             return self.model(**kw)
 
     __call__ = forward
@@ -348,13 +445,11 @@ class EcoGuard:
         flags = np.asarray(flags, dtype=bool).reshape(-1)
         if flags.shape[0] != batch.ids.shape[0]:
             raise BadInput("flags", len(flags), f"one flag per row ({batch.ids.shape[0]})")
-        corrupt = None
-        if flags.any():
-            pm = None if whole else batch.prompt_mask()
-            mask = self.corruption_mask(batch.ids, batch.attention, flags, prompt_mask=pm, texts=texts)
-            c = self.config
-            corrupt = Corrupt(mask, c.corruption, c.strength, c.k, row_seeds=self.row_seeds(batch.ids, mask))
-        return continuation_logprobs(self.model, batch, corrupt, with_dist)
+        if not flags.any():
+            return continuation_logprobs(self.model, batch, None, with_dist)
+        with self._corrupting_all(batch.ids, batch.attention, flags, texts,
+                                  prompt_mask=None if whole else batch.prompt_mask()):
+            return continuation_logprobs(self.model, batch, None, with_dist)
 
     @torch.no_grad()
     def answer_logprobs(self, prompts: Sequence[str], answers: Sequence[str],
@@ -389,6 +484,15 @@ class EcoGuard:
         clean = emb(ids.to(self._device()))
         if not flagged:
             return clean[0]
+        if len(self._targets) > 1:  # each flagging target in turn, as the stacked hooks of generate apply them
+            for target, f in zip(self._targets, self._per_target([True], [text]), strict=True):
+                if f.any():
+                    v = self._view(target)
+                    mask = v.corruption_mask(ids, None, [True], texts=[text] if isinstance(prompt, str) else None)
+                    c = v.config
+                    clean = apply_rowwise(c.corruption, clean, mask.to(clean.device), c.strength, c.k,
+                                          v.row_seeds(ids, mask))
+            return clean[0]
         mask = self.corruption_mask(ids, None, [True], texts=[text] if isinstance(prompt, str) else None)
         c = self.config
         out = apply_rowwise(c.corruption, clean, mask.to(clean.device), c.strength, c.k, self.row_seeds(ids, mask))
@@ -404,12 +508,19 @@ class EcoGuard:
             raise BadInput("copy_model", False, "True: this guard's model was not loaded from a folder")
 
         def save_model(folder: Path) -> None:
+            src = self.model_path
+            if src is not None and src.is_dir():  # the files as loaded, byte for byte (and their checksums)
+                shutil.copytree(src, folder, dirs_exist_ok=True)
+                return
             self.model.save_pretrained(folder)
             self.tokenizer.save_pretrained(folder)
 
+        extra = [{"name": t.name, "config": asdict(t.config), "classifier": t.classifier,
+                  "token_classifier": t.token_classifier, "fit": t.fit} for t in self._targets[1:]]
         return write_guard_folder(path, config=asdict(self.config), classifier=self.classifier,
                                   token_classifier=self.token_classifier, model_source=self.model_source,
-                                  save_model=save_model if copy_model else None, fit=self.fit, overwrite=overwrite)
+                                  save_model=save_model if copy_model else None, fit=self.fit, overwrite=overwrite,
+                                  name=self.name, targets=extra)
 
     @staticmethod
     def load_classifier(path: str | Path):
@@ -430,10 +541,43 @@ class EcoGuard:
         verified first (``verify=False`` skips the base model's, e.g. for a huge referenced model already
         trusted). A moved guard finds a model referenced relative to it; a missing or changed model is refused."""
         parts = read_guard_folder(path, verify=verify)
-        try:
-            config = GuardConfig(**parts.config)
-        except TypeError as exc:
-            raise ForgetlabError(f"{Path(path) / 'guard.json'}: broken record ({exc})") from None
+        targets = _targets_of(parts, Path(path))
         model, tokenizer = load_base_model(parts.model_dir, dtype=dtype, device=device, placement=placement)
-        return cls(model, tokenizer, parts.classifier, config, token_classifier=parts.token_classifier,
-                   model_source=parts.model_source, fit=parts.fit)
+        first = targets[0]
+        guard = cls(model, tokenizer, first.classifier, first.config, token_classifier=first.token_classifier,
+                    model_source=parts.model_source, fit=first.fit, name=first.name)
+        for t in targets[1:]:
+            guard.add_target(t)
+        guard.folder, guard.model_key = Path(path), parts.model_key
+        return guard
+
+    def reload_targets(self, verify: bool = True) -> bool:
+        """Re-read the targets of the folder this guard was loaded from (a served guard whose folder changed:
+        a target added or removed); the model stays loaded. Returns whether anything changed. A folder whose
+        record now names another base model is refused (:class:`ForgetlabError`): that needs a new guard."""
+        if self.folder is None:
+            raise BadInput("guard", None, "a guard loaded with EcoGuard.from_pretrained (it knows its folder)")
+        parts = read_guard_folder(self.folder, verify=False)
+        if parts.model_key != self.model_key:
+            raise ForgetlabError(f"guard {self.folder}: the folder now records another base model; load it anew")
+        if verify:
+            read_guard_folder(self.folder, verify=True)
+        targets = _targets_of(parts, self.folder)
+        for t in targets:
+            self._check_config(t.config)
+        before = [(t.name, asdict(t.config), t.fit) for t in self._targets]
+        self._set_targets(targets)
+        return before != [(t.name, asdict(t.config), t.fit) for t in targets]
+
+
+def _targets_of(parts: Any, path: Path) -> list[Target]:
+    """The targets a guard folder holds (its first target at the top level, then ``targets/``)."""
+    def config(d: dict[str, Any]) -> GuardConfig:
+        try:
+            return GuardConfig(**d)
+        except TypeError as exc:
+            raise ForgetlabError(f"{path / 'guard.json'}: broken record ({exc})") from None
+
+    first = Target(parts.name, parts.classifier, config(parts.config), parts.token_classifier, parts.fit)
+    return [first, *(Target(t["name"], t["classifier"], config(t["config"]), t["token_classifier"], t["fit"])
+                     for t in parts.targets)]

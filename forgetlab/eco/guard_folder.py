@@ -18,8 +18,11 @@ Classifier types are looked up by name in :data:`CLASSIFIER_TYPES` / :data:`TOKE
 
 from __future__ import annotations
 
+import copy
+import fcntl
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +35,14 @@ from ..runs import (
     read_record,
     run_record,
     verify_checksums,
+    write_folder_atomically,
 )
 from .classify.rule import FlagRule
+from .targets import NAME, TargetRules
 
 FORMAT = "forgetlab.eco.EcoGuard"
-FORMAT_VERSION = 3  # 3: relative or hub model references; 2: config.flag_entities / entity_tokens (older load)
+FORMAT_VERSION = 4  # 4: several targets; 3: relative or hub model references; 2: flag_entities (older load)
+SINGLE_TARGET_VERSION = 3  # a one-target guard is written as version 3 (older forgetlab reads it)
 RECORD = "guard.json"
 
 CLASSIFIER_TYPES: Registry[type] = Registry(
@@ -70,6 +76,9 @@ class GuardParts:
     model_dir: Path
     fit: dict[str, Any] | None
     model_source: Any = None  # forgetlab.eco.base_model.ModelSource of the base model
+    name: str = "default"  # the first target's name
+    targets: list[dict[str, Any]] = field(default_factory=list)  # the other targets: name, config, classifiers, fit
+    model_key: Any = None  # what the record says of the base model (hub id, revision, file checksums)
 
 
 def model_record(source: Any, guard_dir: Path) -> dict[str, Any]:
@@ -86,29 +95,44 @@ def model_record(source: Any, guard_dir: Path) -> dict[str, Any]:
     return {"kind": "local", "path": rel, "absolute": str(folder), "files": files}
 
 
-def write_guard_folder(path: str | Path, *, config: dict[str, Any], classifier: Any, token_classifier: Any,
-                       model_source: Any = None, save_model: Any = None, fit: dict | None = None,
-                       overwrite: bool = False) -> Path:
-    """Write a guard folder; ``save_model(folder)`` copies the base model in, else ``model_source`` (a
-    :class:`~forgetlab.eco.base_model.ModelSource`) is referenced (:func:`model_record`).
-
-    ``guard.json`` is written last, atomically: a folder without it is not a guard.
-    """
+def _save_classifiers(folder: Path, classifier: Any, token_classifier: Any) -> tuple[str, str | None]:
+    """Write ``classifier/`` (and ``token_classifier/``) into ``folder``; returns their registered type names."""
     ctype = type_name(classifier, CLASSIFIER_TYPES, "classifier")
     ttype = (type_name(token_classifier, TOKEN_CLASSIFIER_TYPES, "token_classifier")
              if token_classifier is not None else None)
-    path = prepare_out_dir(path, overwrite=overwrite, field="out")
-    classifier.save_pretrained(path / "classifier", overwrite=True)
+    classifier.save_pretrained(folder / "classifier", overwrite=True)
     if token_classifier is not None:
-        token_classifier.save_pretrained(path / "token_classifier", overwrite=True)
+        token_classifier.save_pretrained(folder / "token_classifier", overwrite=True)
+    return ctype, ttype
+
+
+def write_guard_folder(path: str | Path, *, config: dict[str, Any], classifier: Any, token_classifier: Any,
+                       model_source: Any = None, save_model: Any = None, fit: dict | None = None,
+                       overwrite: bool = False, name: str = "default",
+                       targets: list[dict[str, Any]] = ()) -> Path:
+    """Write a guard folder; ``save_model(folder)`` copies the base model in, else ``model_source`` (a
+    :class:`~forgetlab.eco.base_model.ModelSource`) is referenced (:func:`model_record`). The first target is
+    at the top level; each further target (``targets``: dicts of name, config, classifier, token_classifier,
+    fit) in ``targets/<name>/``, and the record is then of format 4.
+
+    ``guard.json`` is written last, atomically: a folder without it is not a guard.
+    """
+    path = prepare_out_dir(path, overwrite=overwrite, field="out")
+    ctype, ttype = _save_classifiers(path, classifier, token_classifier)
+    extra = []
+    for t in targets:
+        c, tt = _save_classifiers(path / "targets" / t["name"], t["classifier"], t["token_classifier"])
+        extra.append({"name": t["name"], "config": t["config"], "classifier_type": c, "token_classifier_type": tt,
+                      "fit": t["fit"]})
     if save_model is not None:
         save_model(path / "model")
         model = {"kind": "copied", "path": "model", "files": {}}
     else:
         model = model_record(model_source, path)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **run_record(config, seed=config.get("seed")),
-            "classifier_type": ctype, "token_classifier_type": ttype, "model": model,
-            "fit": fit, "files": folder_checksums(path, exclude=(RECORD,))}
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION if extra else SINGLE_TARGET_VERSION,
+            **run_record(config, seed=config.get("seed")), "name": name,
+            "classifier_type": ctype, "token_classifier_type": ttype, "model": model, "fit": fit,
+            **({"targets": extra} if extra else {}), "files": folder_checksums(path, exclude=(RECORD,))}
     atomic_write_json(path / RECORD, meta)
     return path
 
@@ -146,14 +170,31 @@ def load_token_classifier(meta: dict[str, Any], path: Path) -> Any:
     return TOKEN_CLASSIFIER_TYPES.get(ttype).from_pretrained(path / "token_classifier")
 
 
-def load_flag_rule(path: str | Path) -> FlagRule:
+def _target_entries(meta: dict[str, Any], path: Path) -> list[tuple[dict[str, Any], Path]]:
+    """``(record, folder)`` of every target: the first at the top level, the others in ``targets/<name>/``."""
+    first = {**meta, "name": meta.get("name", "default"), "config": guard_config(meta, path)}
+    entries = [(first, path)]
+    extra = meta.get("targets", [])
+    if not isinstance(extra, list):
+        raise ForgetlabError(f"{path / RECORD}: broken record (targets is not a list)")
+    for t in extra:
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not NAME.match(t["name"]):
+            raise ForgetlabError(f"{path / RECORD}: broken record (a target without a valid name)")
+        entries.append(({**t, "config": guard_config(t, path)}, path / "targets" / t["name"]))
+    return entries
+
+
+def load_flag_rule(path: str | Path) -> Any:
     """The flag rule of a guard folder (classifier, and the token classifier when the rule uses names),
-    checksums verified, without loading the base model."""
+    checksums verified, without loading the base model: a ``FlagRule``, or with several targets their union
+    (:class:`~forgetlab.eco.targets.TargetRules`, which also says which targets flag a prompt)."""
     path = Path(path)
-    meta = read_guard_meta(path)
-    flag_entities = bool(guard_config(meta, path).get("flag_entities", False))
-    token_classifier = load_token_classifier(meta, path) if flag_entities else None
-    return FlagRule(load_classifier(meta, path), token_classifier, flag_entities)
+    rules = []
+    for rec, folder in _target_entries(read_guard_meta(path), path):
+        flag_entities = bool(rec["config"].get("flag_entities", False))
+        token_classifier = load_token_classifier(rec, folder) if flag_entities else None
+        rules.append((rec["name"], FlagRule(load_classifier(rec, folder), token_classifier, flag_entities)))
+    return rules[0][1] if len(rules) == 1 else TargetRules(rules)
 
 
 def _model_candidates(info: dict[str, Any], path: Path) -> list[Path]:
@@ -209,5 +250,111 @@ def read_guard_folder(path: str | Path, verify: bool = True) -> GuardParts:
     meta = read_guard_meta(path)
     config = guard_config(meta, path)
     source = resolve_guard_model(meta.get("model"), path, verify)
+    extra = [{"name": rec["name"], "config": rec["config"], "classifier": load_classifier(rec, folder),
+              "token_classifier": load_token_classifier(rec, folder), "fit": rec.get("fit")}
+             for rec, folder in _target_entries(meta, path)[1:]]
+    info = meta.get("model", {})
+    copied = {k: v for k, v in meta.get("files", {}).items() if k.startswith("model/")}
+    key = (info.get("kind"), info.get("hub_id"), info.get("revision"), info.get("files") or copied)
     return GuardParts(config, load_classifier(meta, path), load_token_classifier(meta, path), source.folder,
-                      meta.get("fit"), source)
+                      meta.get("fit"), source, meta.get("name", "default"), extra, key)
+
+
+# --- editing the targets of a saved guard ----------------------------------------------------------------------
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """Hard-link a file (same bytes, no copy of a large model), or copy it where links are not possible."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+def edit_guard_folder(path: str | Path, edit: Any) -> Path:
+    """Change a guard folder atomically: a copy (files hard-linked, never modified in place) is changed by
+    ``edit(copy, meta) -> meta``, its checksums recomputed and the copy swapped in. Concurrent edits of one folder
+    are serialized by a lock file beside it; a reader sees the old folder or the new one, never a mix."""
+    path = Path(path)
+    read_guard_meta(path)  # refuse a damaged folder before taking the lock
+    with open(path.parent / f".{path.name}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        meta = read_guard_meta(path)
+
+        def write(tmp: Path) -> None:
+            shutil.copytree(path, tmp, copy_function=_link_or_copy, dirs_exist_ok=True)
+            new = edit(tmp, copy.deepcopy(meta))
+            new["format_version"] = FORMAT_VERSION if new.get("targets") else SINGLE_TARGET_VERSION
+            new["files"] = folder_checksums(tmp, exclude=(RECORD,))
+            (tmp / RECORD).unlink()  # a hard link to the old record: replace, never write through it
+            atomic_write_json(tmp / RECORD, new)
+
+        write_folder_atomically(path, write, replace=lambda old: (old / RECORD).is_file(), field="guard")
+    return path
+
+
+def target_names(meta: dict[str, Any], path: Path) -> list[str]:
+    """The names of a guard folder's targets, first target first."""
+    return [rec["name"] for rec, _ in _target_entries(meta, path)]
+
+
+def add_folder_target(path: str | Path, *, name: str, config: dict[str, Any], classifier: Any,
+                      token_classifier: Any = None, fit: dict | None = None) -> Path:
+    """Add a target to a saved guard; the other targets' files and the base model stay byte for byte."""
+    path = Path(path)
+
+    def edit(tmp: Path, meta: dict[str, Any]) -> dict[str, Any]:
+        names = target_names(meta, path)
+        if name in names:
+            raise BadInput("name", name, "a name no target of the guard has yet (" + ", ".join(names) + ")")
+        ctype, ttype = _save_classifiers(tmp / "targets" / name, classifier, token_classifier)
+        meta["targets"] = [*meta.get("targets", []), {"name": name, "config": config, "classifier_type": ctype,
+                                                      "token_classifier_type": ttype, "fit": fit}]
+        return meta
+
+    return edit_guard_folder(path, edit)
+
+
+def remove_folder_target(path: str | Path, name: str) -> Path:
+    """Drop a target from a saved guard (the next one takes the first place when the first is dropped)."""
+    path = Path(path)
+
+    def edit(tmp: Path, meta: dict[str, Any]) -> dict[str, Any]:
+        names = target_names(meta, path)
+        if name not in names or len(names) == 1:
+            raise BadInput("remove", name, "one target of a guard that has several: " + ", ".join(names))
+        extra = meta.get("targets", [])
+        if name == names[0]:  # the next target takes the top level
+            nxt = extra.pop(0)
+            for part in ("classifier", "token_classifier"):
+                shutil.rmtree(tmp / part, ignore_errors=True)
+                if (tmp / "targets" / nxt["name"] / part).is_dir():
+                    os.replace(tmp / "targets" / nxt["name"] / part, tmp / part)
+            meta.update(name=nxt["name"], config=nxt["config"], fit=nxt["fit"],
+                        classifier_type=nxt["classifier_type"], token_classifier_type=nxt["token_classifier_type"])
+            name_gone = nxt["name"]
+        else:
+            extra[:] = [t for t in extra if t["name"] != name]
+            name_gone = name
+        shutil.rmtree(tmp / "targets" / name_gone, ignore_errors=True)
+        if not extra:
+            shutil.rmtree(tmp / "targets", ignore_errors=True)
+            meta.pop("targets", None)
+        return meta
+
+    return edit_guard_folder(path, edit)
+
+
+def folder_target_summaries(path: str | Path) -> list[dict[str, Any]]:
+    """Each target of a saved guard (name, corruption, strength, k, seed, flag options, classifier types, fit),
+    without loading the base model or the classifiers."""
+    path = Path(path)
+    out = []
+    for rec, _folder in _target_entries(read_guard_meta(path), path):
+        c, fit = rec["config"], rec.get("fit") or {}
+        out.append({"name": rec["name"], **{k: c.get(k) for k in ("corruption", "strength", "k", "seed",
+                                                                   "flag_entities", "entity_tokens")},
+                    "classifier": rec.get("classifier_type"), "token_classifier": rec.get("token_classifier_type"),
+                    "fit": {k: fit[k] for k in ("metric", "target", "converged", "n_evals", "fit_set_sha256")
+                            if k in fit}})
+    return out

@@ -2,19 +2,23 @@
 
 :class:`Batcher` is a request queue with a small batching window feeding one backend call per batch, in a
 worker thread; :class:`ServeEngine` holds guard + backend + batcher + admission control, and is what the HTTP
-layer (:mod:`forgetlab.eco.serve.http`) talks to.
+layer (:mod:`forgetlab.eco.serve.http`) talks to. :class:`FolderWatcher` notices when the served guard's folder
+changes (a forget target added or removed with ``forgetlab eco fit --add-to`` / ``eco targets --remove``) and the
+guard re-reads its targets between two batches, in the worker thread, without a restart or a model reload.
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...errors import BadInput
+from ...errors import BadInput, ForgetlabError
 from ..guard import EcoGuard, GuardLike
 from ..placement import Placement
 from .backends import make_backend
@@ -29,8 +33,10 @@ class Batcher:
     of that batch with a :class:`Failed` event; the worker keeps serving.
     """
 
-    def __init__(self, backend: Backend, max_rows: int, window_s: float) -> None:
+    def __init__(self, backend: Backend, max_rows: int, window_s: float,
+                 before_batch: Callable[[], None] | None = None) -> None:
         self.backend, self.max_rows, self.window_s = backend, max_rows, window_s
+        self.before_batch = before_batch
         self._queue: queue.Queue[GenRequest | None] = queue.Queue()
         self._carry: GenRequest | None = None
         self._thread = threading.Thread(target=self._loop, name="forgetlab-batcher", daemon=True)
@@ -76,6 +82,8 @@ class Batcher:
             batch = [r for r in batch if not r.cancelled]
             if not batch:
                 continue
+            if self.before_batch is not None:
+                self.before_batch()
             try:
                 self.backend.run_batch(batch)
                 self.batches += 1
@@ -85,19 +93,72 @@ class Batcher:
                     req.emit(Failed(f"generation failed ({type(exc).__name__})"))
 
 
+class FolderWatcher:
+    """Polls a guard folder's ``guard.json`` every ``interval_s`` in a daemon thread; :meth:`apply` (called by
+    the batcher between batches) has the guard re-read its targets once after each change. A folder that cannot
+    be read (mid-swap, damaged, another base model) leaves the guard as it was; the next change is tried again."""
+
+    def __init__(self, guard: Any, interval_s: float = 1.0) -> None:
+        self.guard, self.interval_s = guard, interval_s
+        self.record = Path(guard.folder) / "guard.json"
+        self._seen = self._stamp()
+        self._pending = threading.Event()
+        self._stop = threading.Event()
+        self.reloads = 0
+        self._thread = threading.Thread(target=self._poll, name="forgetlab-guard-watch", daemon=True)
+        self._thread.start()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.record.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            stamp = self._stamp()
+            if stamp is not None and stamp != self._seen:
+                self._seen = stamp
+                self._pending.set()
+
+    def apply(self) -> None:
+        """Re-read the guard's targets if the folder changed since the last time (worker thread)."""
+        if not self._pending.is_set():
+            return
+        self._pending.clear()
+        try:
+            changed = self.guard.reload_targets()
+        except (ForgetlabError, OSError) as exc:
+            print(f"guard folder changed but was not reloaded: {exc}", file=sys.stderr)
+            return
+        self.reloads += 1
+        names = ", ".join(t.name for t in self.guard.targets)
+        print(f"guard reloaded from {self.record.parent}: targets {names}" + ("" if changed else " (unchanged)"),
+              file=sys.stderr)
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 class ServeEngine:
-    """Guard + backend + batcher + admission control: what the HTTP layer talks to."""
+    """Guard + backend + batcher + admission control: what the HTTP layer talks to. A guard loaded from a folder
+    is watched (``watch_s`` seconds between looks; 0: never) and picks up added or removed targets."""
 
     def __init__(self, guard: GuardLike, backend: str | Backend = "transformers",
                  limits: ServeLimits | None = None, model_name: str = "forgetlab-eco",
-                 backend_options: dict[str, Any] | None = None) -> None:
+                 backend_options: dict[str, Any] | None = None, watch_s: float = 1.0) -> None:
         self.guard = guard
         self.tokenizer = guard.tokenizer
         self.limits = limits or ServeLimits()
         self.model_name = model_name
         self.backend = (make_backend(backend, guard, **(backend_options or {}))
                         if isinstance(backend, str) else backend)
-        self.batcher = Batcher(self.backend, self.limits.max_batch_size, self.limits.batch_window_ms / 1000)
+        folder = getattr(guard, "folder", None)
+        self.watcher = (FolderWatcher(guard, watch_s)
+                        if watch_s > 0 and folder is not None and hasattr(guard, "reload_targets") else None)
+        self.batcher = Batcher(self.backend, self.limits.max_batch_size, self.limits.batch_window_ms / 1000,
+                               before_batch=self.watcher.apply if self.watcher is not None else None)
         self.in_flight = 0
         self._lock = threading.Lock()
         self.context_length = _context_length(guard)
@@ -129,6 +190,8 @@ class ServeEngine:
 
     def close(self) -> None:
         self.batcher.close()
+        if self.watcher is not None:
+            self.watcher.close()
 
 
 def _context_length(guard: GuardLike) -> int | None:
