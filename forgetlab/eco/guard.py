@@ -181,6 +181,11 @@ class EcoGuard:
         """The dtype of the model's input embeddings: the dtype every corruption is applied in."""
         return input_embeddings(self.model).weight.dtype
 
+    @property
+    def model_config(self) -> Any:
+        """The wrapped model's Hugging Face config (``config`` is the guard's own :class:`GuardConfig`)."""
+        return self.model.config
+
     def __getattr__(self, name: str) -> Any:
         """Any other attribute reads through to the wrapped model (``generation_config``, ``name_or_path``...)."""
         if name.startswith("__") or "model" not in self.__dict__:

@@ -4,8 +4,8 @@ and the metrics a strength is fitted on.
 The schema is WMDP's and MMLU's own: ``{"question" (or "prompt"), "choices": [...], "answer"}`` where the answer
 is the index of the right choice (WMDP, MMLU on the hub), its letter (``"B"``: MMLU's original CSV files) or the
 choice itself; ``"label"`` (the Hugging Face name of a class index) is read when ``answer`` is absent. Every
-reader of multiple-choice data in the project (``eco fit --fit``, ``eco world``'s files, WMDP, MMLU, the bench)
-goes through :meth:`MCItem.from_dict`. Items are scored as lm-evaluation-harness scores ``acc``: the summed
+reader of multiple-choice files in the project (``eco fit --fit``, the WMDP and MMLU loaders, so ``eco world``'s
+files too) goes through :meth:`MCItem.from_dict`. Items are scored as lm-evaluation-harness scores ``acc``: the summed
 log-prob of each choice as the continuation of the prompt.
 """
 

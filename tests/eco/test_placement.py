@@ -45,6 +45,7 @@ def test_bf16_guard_on_cpu_generates_and_corrupts_in_bf16(guard_folder):
     assert next(g.model.parameters()).dtype == torch.bfloat16
     # the guard reads through to the model it wraps
     assert g.generation_config is g.model.generation_config and g.name_or_path == g.model.name_or_path
+    assert g.model_config is g.model.config
     out = g.generate([FORGET, BENIGN], max_new_tokens=3, min_new_tokens=3, do_sample=False)
     assert out.shape[1] == g.tokenizer([FORGET, BENIGN], padding=True, return_tensors="pt").input_ids.shape[1] + 3
     emb = g.prompt_embeddings(FORGET)

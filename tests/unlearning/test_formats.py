@@ -54,6 +54,9 @@ def test_world_round_trips_through_every_layout(world, layouts):
     assert set(mmlu.test) == set(world.mc) and len(mmlu.dev["alchemy"]) == 2
     assert mmlu.test["alchemy"][0].answer == world.mc["alchemy"][2]["label"]  # letters read back as indices
     assert set(LOADERS.names()) == {"tofu", "muse", "wmdp", "mmlu"}
+    from forgetlab.eco.cli import _read_mc_jsonl  # eco fit --fit reads the world's files as they are
+
+    assert _read_mc_jsonl(layouts / "wmdp" / "wmdp-alchemy.jsonl")[0].answer == first["label"]
 
 
 def test_tofu_parts_are_optional_and_schemas_per_file(tmp_path, layouts):
