@@ -4,9 +4,11 @@ after another; after each is added as a target, are the earlier targets still fo
 On the synthetic world of the unlearning bench (its cached target model and the forget10 retain model), the
 forget10 authors are split into ``--targets`` groups, one forget request each. Each target gets its own prompt
 classifier (MiniLM, its authors' questions vs every other trained author's), its own token classifier (its
-authors' names: flag rule = classifier OR name match, only name tokens corrupted) and its own strength, fitted
-on its own group of *fit* authors (trained authors no evaluation sees) so that their mean answer probability
-matches never-seen holdout authors' (the bench's surrogate); no evaluation item enters any fit.
+authors' names: flag rule = classifier OR name match, only name tokens corrupted) and its own corruption and
+strength, chosen on its own group of *fit* authors (trained authors no evaluation sees) by the bench's holdout
+surrogate (:func:`forgetlab.eco.select.select_corruption`: per candidate, the strength at which the fit authors'
+mean answer probability equals never-seen holdout authors', then the candidate whose truth ratios are closest to
+theirs); no evaluation item enters any fit.
 
 Measured, with teacher-forced scores and generation through the guard (deployment protocol: prompts corrupted,
 answers never): for each target alone (the single-target band) and after each addition, every earlier target's
@@ -32,8 +34,8 @@ import torch
 
 from forgetlab.eco.classify.prompt import PromptClassifier
 from forgetlab.eco.classify.token import TokenClassifier
-from forgetlab.eco.fit import fit_bracket
 from forgetlab.eco.guard import EcoGuard, GuardConfig
+from forgetlab.eco.select import select_corruption
 from forgetlab.eco.targets import Target
 from forgetlab.runs import atomic_write_json, atomic_write_text, run_record
 from forgetlab.unlearning.bench.models import build_models
@@ -41,35 +43,36 @@ from forgetlab.unlearning.bench.scale import scale_config
 from forgetlab.unlearning.bench.splits import eval_and_fit_splits
 from forgetlab.unlearning.evaluate import EvalData, compare, evaluate_model, qa_scores
 from forgetlab.unlearning.lm import load_lm, prompt_of
-from forgetlab.unlearning.metrics import normalized_prob
+from forgetlab.unlearning.metrics import normalized_prob, truth_ratio
 from forgetlab.unlearning.scoring import Corruption, score_answers
 from forgetlab.unlearning.world import make_world
-
-CORRUPTION = "rand_noise_first_n"
 
 
 def _say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _fit_strength(model, tok, items, hidden: int, holdout_prob: float, seed: int, max_evals: int) -> dict:
-    """Strength at which the fit authors' mean normalized answer probability equals the holdout's (their
-    names' tokens corrupted)."""
+def _fit_corruption(model, tok, items, hidden: int, holdout: tuple, seed: int, max_evals: int) -> dict:
+    """The corruption and strength the holdout surrogate picks on ``items`` (the fit authors' names' tokens
+    corrupted, as the target's will be)."""
     tc = TokenClassifier.fit(sorted({r["entity"] for r in items}))
 
-    def metric(s: float, _fit) -> float:
-        c = Corruption(CORRUPTION, float(s), np.ones(len(items), bool), k=hidden, seed=seed, prompt_entities=tc)
-        sc = score_answers(model, tok, [prompt_of(r["question"]) for r in items], [r["answer"] for r in items],
-                           corruption=c)
-        return float(np.mean(normalized_prob(sc.token_logprobs)))
+    def score(name: str, strength: float, want_tr: bool):
+        c = Corruption(name, float(strength), np.ones(len(items), bool), k=hidden, seed=seed, prompt_entities=tc)
+        if not want_tr:
+            sc = score_answers(model, tok, [prompt_of(r["question"]) for r in items], [r["answer"] for r in items],
+                               corruption=c)
+            return float(np.mean(normalized_prob(sc.token_logprobs))), None
+        q = qa_scores(model, tok, items, c)
+        return float(np.mean(np.exp(q["answer"]))), truth_ratio(q["para"], q["pert"])
 
-    res = fit_bracket(metric, [r["question"] for r in items], holdout_prob, lo=0.0, hi=0.5, tol=0.02,
-                      max_evals=max_evals, hi_max=64.0)
-    return {"strength": res.strength, "metric": res.metric, "target": holdout_prob, "converged": res.converged,
-            "n_evals": res.n_evals, "fit_set_sha256": res.fit_set_sha256, "fit_set_size": len(items)}
+    name, strength, rec = select_corruption(score, holdout[0], holdout[1], max_evals=max_evals)
+    best = rec["candidates"][name]
+    return {"corruption": name, "strength": strength, "metric": best["prob"], "target": holdout[0],
+            "ks_statistic": best["ks_statistic"], "candidates": rec["candidates"], "fit_set_size": len(items)}
 
 
-def _targets(world, s, model, tok, fit_items, holdout_prob: float, k: int, seed: int) -> list[Target]:
+def _targets(world, s, model, tok, fit_items, holdout: tuple, k: int, seed: int) -> list[Target]:
     """One target per group of forget10 authors, each fitted on its own group of fit authors."""
     groups = [list(g) for g in np.array_split(np.array(world.splits["forget10"]), k)]
     fit_authors = sorted({r["entity"] for r in fit_items})
@@ -86,9 +89,10 @@ def _targets(world, s, model, tok, fit_items, holdout_prob: float, k: int, seed:
         forget_q = [r["question"] for n in names for r in world.authors[n]]
         clf = PromptClassifier.fit(forget_q, others, fpr=s.classifier_fpr, seed=seed + i)
         tc = TokenClassifier.fit(names, retain=others, fallback="all")
-        fit = _fit_strength(model, tok, world.items(fit_names), hidden, holdout_prob, seed + i, s.fit_max_evals)
-        _say(f"target {i}: strength {fit['strength']:.3g} (fit metric {fit['metric']:.3f} vs {holdout_prob:.3f})")
-        cfg = GuardConfig(CORRUPTION, float(fit["strength"]), hidden, seed + i, flag_entities=True,
+        fit = _fit_corruption(model, tok, world.items(fit_names), hidden, holdout, seed + i, s.fit_max_evals)
+        _say(f"target {i}: {fit['corruption']} at {fit['strength']:.3g} (fit metric {fit['metric']:.3f} vs "
+             f"{holdout[0]:.3f})")
+        cfg = GuardConfig(fit["corruption"], float(fit["strength"]), hidden, seed + i, flag_entities=True,
                           entity_tokens=True)
         out.append(Target(f"t{i}", clf, cfg, tc, {**fit, "authors": names, "fit_authors": fit_names}))
     return out
@@ -117,8 +121,9 @@ def run(scale: str, k: int, out: Path, seed: int, cache: str | None) -> dict:
     model, tok = load_lm(models.target)
     retain_model, _ = load_lm(models.retain["forget10"])
     retain_eval, fit_items, holdout_fit, holdout_eval = eval_and_fit_splits(world, s)
-    holdout_prob = float(np.mean(np.exp(qa_scores(model, tok, holdout_fit)["answer"])))
-    targets = _targets(world, s, model, tok, fit_items, holdout_prob, k, seed)
+    hs = qa_scores(model, tok, holdout_fit)
+    holdout = (float(np.mean(np.exp(hs["answer"]))), truth_ratio(hs["para"], hs["pert"]))
+    targets = _targets(world, s, model, tok, fit_items, holdout, k, seed)
     data = [EvalData([r for n in t.fit["authors"] for r in world.authors[n]], holdout_eval, retain_eval,
                      world.painters, world.world_facts).validate() for t in targets]
     _say("retain model and target model on every target's forget set")
@@ -151,7 +156,7 @@ def run(scale: str, k: int, out: Path, seed: int, cache: str | None) -> dict:
     for r in rows:
         r["fq_in_band"] = r["forget_quality"] >= bands["forget_quality_min"]
         r["utility_in_band"] = bands["utility_min"] <= r["model_utility"] <= bands["utility_max"]
-    config = {"scale": scale, "targets": k, "seed": seed, "corruption": CORRUPTION, "threads": torch.get_num_threads(),
+    config = {"scale": scale, "targets": k, "seed": seed, "threads": torch.get_num_threads(),
               "fits": {t.name: t.fit for t in targets}}
     rec = {**run_record(config, seed=seed), "rows": rows, "reference": ref, "bands": bands,
            "seconds": time.perf_counter() - t0}
@@ -166,20 +171,23 @@ def render(rec: dict) -> str:
     fmt = lambda x: f"{x:.3g}" if isinstance(x, float) else str(x)  # noqa: E731
     lines = [f"Scale `{rec['config']['scale']}`, {rec['config']['targets']} targets, seed {rec['config']['seed']}, "
              f"{rec['seconds']:.0f} s, torch threads {rec['config']['threads']}.", "",
-             "| guard | targets | target scored | forget quality | model utility | forget ROUGE-L | FQ in band | "
-             "utility in band |", "|---|---|---|---|---|---|---|---|"]
+             "| guard | targets | target scored | forget quality | FQ / FQ alone | model utility | forget ROUGE-L | "
+             "FQ in band | utility in band |", "|---|---|---|---|---|---|---|---|---|"]
+    alone = {r["target"]: r["forget_quality"] for r in rec["rows"] if r["n_targets"] == 1}
     for r in rec["rows"]:
+        ratio = r["forget_quality"] / alone[r["target"]] if alone[r["target"]] > 0 else float("nan")
         lines.append(f"| {r['guard']} | {r['n_targets']} | {r['target']} | {fmt(r['forget_quality'])} | "
-                     f"{fmt(r['model_utility'])} | {fmt(r['forget_rouge'])} | {'yes' if r['fq_in_band'] else 'no'} "
-                     f"| {'yes' if r['utility_in_band'] else 'no'} |")
+                     f"{ratio:.3f} | {fmt(r['model_utility'])} | {fmt(r['forget_rouge'])} | "
+                     f"{'yes' if r['fq_in_band'] else 'no'} | {'yes' if r['utility_in_band'] else 'no'} |")
     b = rec["bands"]
     lines += ["", f"Bands (single-target guards): forget quality >= {fmt(b['forget_quality_min'])}, model utility "
               f"in [{fmt(b['utility_min'])}, {fmt(b['utility_max'])}].", "",
-              "| target | fitted strength | fit metric / holdout | authors | unguarded target model FQ | "
-              "target model utility | retain model forget ROUGE-L |", "|---|---|---|---|---|---|---|"]
+               "| target | corruption | fitted strength | fit metric / holdout | authors | unguarded target model FQ | "
+              "target model utility | retain model forget ROUGE-L |", "|---|---|---|---|---|---|---|---|"]
     for ref in rec["reference"]:
         f = rec["config"]["fits"][ref["target"]]
-        lines.append(f"| {ref['target']} | {fmt(f['strength'])} | {fmt(f['metric'])} / {fmt(f['target'])} | "
+        lines.append(f"| {ref['target']} | {f['corruption']} | {fmt(f['strength'])} | {fmt(f['metric'])} / "
+                     f"{fmt(f['target'])} | "
                      f"{', '.join(f['authors'])} | {fmt(ref['target_model_fq'])} | "
                      f"{fmt(ref['target_model_utility'])} | {fmt(ref['retain_rouge'])} |")
     return "\n".join(lines) + "\n"

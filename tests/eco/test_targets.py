@@ -151,13 +151,19 @@ def test_served_guard_picks_up_a_changed_folder(guards, tmp_path):
                 time.sleep(0.01)
             return next(e.flagged for e in got if type(e).__name__ == "Flagged")
 
+        def changed(reloads: int) -> None:  # the watcher saw the new record (polled every 0.05 s)
+            deadline = time.monotonic() + 30
+            while not engine.watcher._pending.is_set() and engine.watcher.reloads < reloads:
+                assert time.monotonic() < deadline, "the watcher never saw the change"
+                time.sleep(0.02)
+
         assert flagged(A) and not flagged(B)
         add_folder_target(d, name="velmora", config=CB.__dict__, classifier=KeywordClassifier(["velmora"]))
-        time.sleep(0.3)  # a few polls
-        assert flagged(B) and engine.watcher.reloads == 1
+        changed(1)
+        assert flagged(B) and engine.watcher.reloads == 1  # picked up before the next batch
         assert [t.name for t in served.targets] == ["zorblax", "velmora"]
         remove_folder_target(d, "velmora")
-        time.sleep(0.3)
-        assert not flagged(B) and flagged(A)
+        changed(2)
+        assert not flagged(B) and flagged(A) and engine.watcher.reloads == 2
     finally:
         engine.close()
