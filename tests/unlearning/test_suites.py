@@ -100,3 +100,13 @@ def test_run_evaluation_record(setup):
     rec = run_evaluation("wmdp", setup["data"] / "wmdp", {"model": setup["guard"]}, CPU, OPTS)
     assert rec["config"]["suite"] == "wmdp" and rec["vs_retain"] == {}
     assert rec["metrics"]["model"]["n"] == sum(len(v) for v in setup["world"].mc.values())
+
+
+def test_tofu_without_optional_parts_reports_what_is_missing(setup, tmp_path):
+    only = tmp_path / "tofu"
+    only.mkdir()
+    (only / "forget10.json").write_text((setup["data"] / "tofu" / "forget10.json").read_text())
+    rec = run_evaluation("tofu", only, {"model": setup["guard"]}, CPU, OPTS)
+    m = rec["metrics"]["model"]
+    assert {"forget_truth_ratio", "mia_auc", "retain_*", "real_authors_*", "world_facts_*"} <= set(m["missing"])
+    assert "model_utility" not in m and 0 < m["forget_prob"] < 1 and "forget_rouge" in m
