@@ -258,7 +258,7 @@ def classify_cmd(
     prompt: list[str] = typer.Option(..., "--prompt", help="Prompt text (repeat for several)."),
 ) -> None:
     """Print one JSON line per prompt: whether the guard flags it (its whole flag rule), the classifier score,
-    and whether the prompt names a forget entity (guards fitted with --flag-entities)."""
+    whether the prompt names a forget entity (guards fitted with --flag-entities) and which targets flag it."""
     from .guard_folder import load_flag_rule
 
     quiet_transformers()

@@ -97,7 +97,7 @@ def _rounded(obj):
                                          "help_option_names": []})
 def lm_eval_cmd(ctx: typer.Context) -> None:
     """lm-evaluation-harness with the guard model type 'forgetlab-eco' registered; every argument is lm-eval's,
-    e.g. --model forgetlab-eco --model_args guard=GUARD_DIR,dtype=bfloat16 --tasks mmlu (needs forgetlab[lm-eval])."""
+    e.g. --model forgetlab-eco --model_args guard=GUARD_DIR,dtype=bfloat16 --tasks mmlu (needs the lm-eval extra)."""
     import importlib.util
 
     if importlib.util.find_spec("lm_eval") is None:
