@@ -16,19 +16,22 @@ from pathlib import Path
 import typer
 
 from ..errors import BadInput, ForgetlabError, check_choice, check_range
+from ..options import config_command
 from ..output import emit, status, warn
 from ..progress import Bar, quiet_transformers
 from ..runs import iter_jsonl, write_folder_atomically
 from .classify.config import ClassifierConfig
 from .corruptions import ALIASES, CORRUPTIONS, get_corruption
 from .fit import MC_METRICS
+from .placement import Placement
 from .serve.cli import serve_command
 
 app = typer.Typer(no_args_is_help=True, help="ECO: guard a causal LM with embedding-corrupted prompts.")
 
 
 def _read_mc_jsonl(path: Path) -> list:
-    """Multiple-choice items ``{"prompt"|"question", "choices", "answer"}``, one per line; errors name the line."""
+    """Multiple-choice items in the project's schema (:class:`~forgetlab.eco.mc.MCItem`: ``question`` or
+    ``prompt``, ``choices``, ``answer`` as index, letter or text), one per line; errors name the line."""
     from .mc import MCItem
 
     items = [MCItem.from_dict(obj, where=f"{path}: line {lineno}") for lineno, obj in iter_jsonl(path, "fit")]
@@ -52,13 +55,19 @@ def _parse_target(target: str, items: list) -> float:
 
 
 @app.command("fit")
+@config_command(Placement, param="placement")
 def fit_cmd(
-    model: Path = typer.Option(..., "--model", help="Local Hugging Face causal-LM folder (the base model)."),
+    placement: Placement,
+    model: str = typer.Option("", "--model", help="The base model: a local Hugging Face causal-LM folder, or a "
+                              "hub id (org/name) in the local Hugging Face cache (with --add-to: the guard's)."),
+    revision: str = typer.Option("", "--revision", help="Branch, tag or commit of a hub --model (default main); "
+                                 "the guard records the commit."),
     forget: Path = typer.Option(..., "--forget", help="JSONL of prompts about the forget target ({'prompt': ...})."),
     retain: Path = typer.Option(..., "--retain", help="JSONL of prompts that must not be flagged."),
     fit: Path | None = typer.Option(None, "--fit", help="JSONL of multiple-choice forget questions to fit the "
-                                    "strength on ({'prompt', 'choices', 'answer'}); never the evaluation split "
-                                    "(default: none, --strength is used as given)."),
+                                    "strength on ({'question', 'choices', 'answer'}: index, letter or text, as "
+                                    "WMDP/MMLU); never the evaluation split (default: none, --strength is used as "
+                                    "given)."),
     corruption: str = typer.Option("rand_noise_first_n", "--corruption",
                                    help="Corruption, one of: " + ", ".join(CORRUPTIONS.names()) + " (the "
                                    "reference's names " + ", ".join(ALIASES) + " also)."),
@@ -84,52 +93,60 @@ def fit_cmd(
     copy_model: bool = typer.Option(False, "--copy-model", help="Copy the base model into the guard folder."),
     seed: int = typer.Option(ClassifierConfig.seed, "--seed",
                              help="Seed of the classifier's splits and of the corruption's noise."),
-    out: Path = typer.Option(..., "--out", help="Guard folder to write (new or empty)."),
+    out: Path | None = typer.Option(None, "--out", help="Guard folder to write (new or empty): a new guard with "
+                                    "one target."),
+    add_to: Path | None = typer.Option(None, "--add-to", help="Add this forget request as a new target of an "
+                                       "existing guard folder instead (the other targets are not refitted)."),
+    name: str = typer.Option("default", "--name", help="Name of the target (a guard's targets are listed and "
+                             "removed by name: forgetlab eco targets)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier guard folder at --out."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or status lines on stderr."),
 ) -> None:
-    """Train the prompt classifier, fit the corruption strength, and save a guard folder.
+    """Train the prompt classifier, fit the corruption strength, and save a guard folder (or add a target).
 
-    Prints one JSON object on stdout: the guard folder, the classifier's threshold and report, the corruption
-    and its fitted strength. The guard folder appears whole or not at all; a second command writing the same
-    folder is refused while this one runs."""
+    Prints one JSON object on stdout: the guard folder, the target, the base model, the classifier's threshold
+    and report, the corruption and its fitted strength. The guard folder appears whole or not at all; a second
+    command writing the same folder is refused while this one runs."""
+    from contextlib import nullcontext
+
     from ..folders import claim_out_dir
     from .classify.prompts import load_prompts
 
     spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol)
+    existing = _check_destination(out, add_to, name, model)
     forget_prompts, retain_prompts = load_prompts(forget), load_prompts(retain)
     items = _read_mc_jsonl(fit) if fit is not None else None
     goal = _parse_target(target, items) if items is not None else None
     if quiet:
         quiet_transformers()
     say = status(not quiet)
-    with claim_out_dir(out, overwrite=overwrite):  # before any work: a second writer is refused at once
-        guard, fit_record = _build_guard(model, forget_prompts, retain_prompts, items, spec, corruption, strength,
-                                         k, goal, metric, method, tol, fpr, seed, entity_level, flag_entities,
-                                         fit, quiet, say)
-        write_folder_atomically(out, lambda tmp: guard.save_pretrained(tmp, copy_model=copy_model,
-                                                                         overwrite=True),
-                                replace=lambda old: overwrite or (old / "guard.json").is_file())
+    claim = claim_out_dir(out, overwrite=overwrite) if out is not None else nullcontext()
+    with claim:  # before any work: a second writer is refused at once (--add-to: the folder's own edit lock)
+        source, lm, tok = _load_fit_model(model, revision, existing, placement, say)
+        guard = _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, corruption, strength, k,
+                             goal, metric, method, tol, fpr, seed, entity_level, flag_entities, fit, name, quiet,
+                             say)
+        _publish(guard, out, add_to, copy_model, overwrite)
+    fit_record, c, clf = guard.fit, guard.config, guard.classifier
     summary = None if fit_record is None else {x: fit_record[x] for x in ("method", "metric", "target", "n_evals",
                                                                           "converged", "fit_set_sha256")}
-    say(f"wrote {out}")
-    clf, c = guard.classifier, guard.config
-    emit({"guard": str(out), "threshold": getattr(clf, "threshold", None),
-          "classifier_report": getattr(clf, "report", {}) or {}, "corruption": corruption,
-          "strength": float(c.strength), "k": int(c.k), "fit": summary})
+    say(f"wrote {out or add_to}")
+    emit({"guard": str(out or add_to), "target": name, "model": source.hub_id or str(source.folder),
+          "revision": source.revision, "device": str(guard.device), "dtype": str(guard.dtype).replace("torch.", ""),
+          "threshold": getattr(clf, "threshold", None), "classifier_report": getattr(clf, "report", {}) or {},
+          "corruption": corruption, "strength": float(c.strength), "k": int(c.k), "fit": summary})
 
 
-def _build_guard(model, forget_prompts, retain_prompts, items, spec, corruption, strength, k, goal, metric, method,
-                 tol, fpr, seed, entity_level, flag_entities, fit, quiet, say):
-    """Load the base model, train the classifiers, fit the strength (or k): the guard and its fit record."""
+def _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, corruption, strength, k, goal,
+                 metric, method, tol, fpr, seed, entity_level, flag_entities, fit, name, quiet, say):
+    """Train the classifiers and fit the strength (or k) on the loaded base model: the guard, with its fit
+    record."""
     from .classify.prompt import PromptClassifier
     from .classify.token import TokenClassifier
     from .corrupter import Corrupter
-    from .guard import EcoGuard, GuardConfig, load_base_model
+    from .guard import EcoGuard, GuardConfig
     from .hooks import hidden_size
 
-    say(f"loading the base model from {model}")
-    lm, tok = load_base_model(model)
     d = hidden_size(lm)
     k = d if k is None else k
     if k < 0 or k > d:
@@ -146,7 +163,54 @@ def _build_guard(model, forget_prompts, retain_prompts, items, spec, corruption,
         fit_record["fit_file"] = str(fit)
         strength, k = _report_fit(fit_record, spec, strength, k, metric, goal, tol, say)
         config = replace(config, strength=float(strength), k=int(k))
-    return EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_path=model, fit=fit_record), fit_record
+    return EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_source=source, fit=fit_record, name=name)
+
+
+def _check_destination(out: Path | None, add_to: Path | None, name: str, model: str):
+    """Exactly one of ``--out`` / ``--add-to``; for ``--add-to``, the guard's record (a new target name, the same
+    base model)."""
+    from .guard_folder import read_guard_folder, read_guard_meta, target_names
+    from .targets import check_name
+
+    check_name(name, "name")
+    if (out is None) == (add_to is None):
+        raise BadInput("out", None if out is None else str(out), "either --out (a new guard) or --add-to GUARD")
+    if add_to is None:
+        if not model:
+            raise BadInput("model", "", "a model folder or hub id (required with --out)")
+        return None
+    if not (add_to / "guard.json").is_file():
+        raise BadInput("add_to", str(add_to), "a guard folder written by 'forgetlab eco fit'")
+    names = target_names(read_guard_meta(add_to), add_to)
+    if name in names:
+        raise BadInput("name", name, "a name no target of the guard has yet (" + ", ".join(names) + ")")
+    return read_guard_folder(add_to)
+
+
+def _load_fit_model(model: str, revision: str, existing, placement: Placement, say):
+    """(source, model, tokenizer): the ``--model`` given, or the base model of the guard a target is added to."""
+    from .base_model import load_base_model, resolve_model
+
+    source = existing.model_source if existing is not None and not model else resolve_model(model, revision or None)
+    if existing is not None and source.folder.resolve() != existing.model_source.folder.resolve():
+        raise BadInput("model", model, f"the base model of the guard ({existing.model_source.folder}), or no --model")
+    say(f"loading the base model from {source.hub_id or source.folder}")
+    lm, tok = load_base_model(source.folder, placement=placement)
+    return source, lm, tok
+
+
+def _publish(guard, out: Path | None, add_to: Path | None, copy_model: bool, overwrite: bool) -> None:
+    """Write the new guard to ``out``, or add its one target to the guard folder ``add_to``."""
+    from dataclasses import asdict
+
+    from .guard_folder import add_folder_target
+
+    if add_to is None:
+        write_folder_atomically(out, lambda tmp: guard.save_pretrained(tmp, copy_model=copy_model, overwrite=True),
+                                replace=lambda old: overwrite or (old / "guard.json").is_file())
+        return
+    add_folder_target(add_to, name=guard.name, config=asdict(guard.config), classifier=guard.classifier,
+                      token_classifier=guard.token_classifier, fit=guard.fit)
 
 
 def _check_fit_options(corruption: str, strength: float, fit: Path | None, fpr: float, metric: str, method: str,
@@ -219,21 +283,43 @@ def classify_cmd(
     prompt: list[str] = typer.Option(..., "--prompt", help="Prompt text (repeat for several)."),
 ) -> None:
     """Print one JSON object per prompt and line on stdout: whether the guard flags it (its whole flag rule),
-    the classifier score, and whether the prompt names a forget entity (guards fitted with --flag-entities)."""
+    the classifier score, whether the prompt names a forget entity (guards fitted with --flag-entities) and which
+    targets flag it."""
     from .guard_folder import load_flag_rule
 
     quiet_transformers()
     rule = load_flag_rule(guard)  # the base model is not needed to classify
     own, scores, names = rule.parts(prompt)
     flags = own | names
-    for p, f, s, n in zip(prompt, flags, scores, names, strict=True):
+    which = rule.which(prompt) if hasattr(rule, "which") else [["default"] if f else [] for f in flags]
+    for p, f, s, n, w in zip(prompt, flags, scores, names, which, strict=True):
         # a prompt cleared by the cheap first stage scores -inf: JSON has no infinity, so report null
         score = float(s) if math.isfinite(float(s)) else None
-        emit({"prompt": p, "flagged": bool(f), "score": score, "name_match": bool(n)})
+        emit({"prompt": p, "flagged": bool(f), "score": score, "name_match": bool(n), "targets": w})
+
+
+@app.command("targets")
+def targets_cmd(
+    guard: Path = typer.Option(..., "--guard", help="Guard folder written by 'forgetlab eco fit'."),
+    remove: str = typer.Option("", "--remove", help="Drop the target of this name (the folder is rewritten "
+                               "atomically; the base model is neither loaded nor copied) (default: none)."),
+) -> None:
+    """List a guard's forget targets, one JSON object per line on stdout (add one with 'eco fit --add-to');
+    --remove drops one first."""
+    from .guard_folder import folder_target_summaries, remove_folder_target
+
+    if not (guard / "guard.json").is_file():
+        raise BadInput("guard", str(guard), "a guard folder written by 'forgetlab eco fit'")
+    if remove:
+        remove_folder_target(guard, remove)
+    for row in folder_target_summaries(guard):
+        emit(row)
 
 
 @app.command("generate")
+@config_command(Placement, param="placement")
 def generate_cmd(
+    placement: Placement,
     guard: Path = typer.Option(..., "--guard", help="Guard folder written by 'forgetlab eco fit'."),
     prompt: list[str] = typer.Option(..., "--prompt", help="Prompt text (repeat for several)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Most new tokens to generate per prompt."),
@@ -249,7 +335,7 @@ def generate_cmd(
 
     quiet_transformers()
     status(not quiet)(f"loading the guard {guard}")
-    g = EcoGuard.from_pretrained(guard)
+    g = EcoGuard.from_pretrained(guard, placement=placement)
     for row in g.generate_text(prompt, max_new_tokens=max_new_tokens, do_sample=False):
         if as_json:
             emit(row)

@@ -7,7 +7,11 @@ corrupt only the forget-entity characters of a flagged prompt) and the corruptio
 ``answer_logprobs`` score teacher-forced sequences with only the prompt part corrupted; ``prompt_embeddings`` gives
 the ``[T, d]`` embeddings a prompt-embeds backend (vLLM) should be fed. Unflagged prompts never go through the
 corruption hook, so they get the base model's exact logits and outputs. ``save_pretrained`` /
-``from_pretrained`` write and read a checksummed guard folder (:mod:`forgetlab.eco.guard_folder`).
+``from_pretrained`` write and read a checksummed guard folder (:mod:`forgetlab.eco.guard_folder`); the base model
+may be referenced relative to the guard folder or by hub id and revision, and may be loaded on any device and in
+any dtype (:class:`~forgetlab.eco.placement.Placement`). A guard behaves like the model it wraps: ``.device``,
+``.dtype``, ``generate``, ``forward`` / ``__call__``, and any other model attribute (``generation_config``,
+``name_or_path``...) read through to the model.
 
 :class:`GuardLike` is the contract a server needs from a guard; :class:`PlainModel` is an unguarded model behind
 it (the "without guard" baseline).
@@ -15,7 +19,9 @@ it (the "without guard" baseline).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -24,9 +30,9 @@ import numpy as np
 import torch
 
 from ..errors import BadInput, ForgetlabError
-from .base_model import load_base_model
+from .base_model import ModelSource, input_device, load_base_model, resolve_model
 from .classify.rule import FlagRule
-from .corrupter import Corrupter, GuardConfig, score_continuations
+from .corrupter import Corrupter, GuardConfig
 from .corruptions import apply_rowwise, validate
 from .guard_folder import (
     load_classifier,
@@ -37,7 +43,9 @@ from .guard_folder import (
     write_guard_folder,
 )
 from .hooks import corrupt_embeddings, hidden_size, input_embeddings
-from .scoring import TokenScores, continuation_logprobs, pack
+from .placement import Placement
+from .scoring import Packed, TokenScores, continuation_logprobs, pack
+from .targets import DEFAULT_TARGET, Target, TargetRules, check_name, per_target, target_flags
 
 __all__ = ["EcoGuard", "FlagRule", "GuardConfig", "GuardLike", "PlainModel", "load_base_model",
            "register_classifier_type"]
@@ -75,7 +83,7 @@ class PlainModel:
         return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
     def prompt_embeddings(self, prompt_ids: Sequence[int], flagged: bool = False) -> torch.Tensor:
-        ids = torch.tensor([list(prompt_ids)], device=self.model.device)
+        ids = torch.tensor([list(prompt_ids)], device=input_device(self.model))
         with torch.no_grad():
             return self.model.get_input_embeddings()(ids)[0]
 
@@ -89,16 +97,37 @@ class PlainModel:
                      self.tokenizer.pad_token_id or 0)
         return continuation_logprobs(self.model, batch, None, top_k=top_k)
 
+    @property
+    def device(self) -> torch.device:
+        return input_device(self.model)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return input_embeddings(self.model).weight.dtype
+
+    @torch.no_grad()
+    def score_packed(self, batch: Packed, flags: Sequence[bool] | None = None, *, texts=None, whole: bool = False,
+                     with_dist: bool = False) -> TokenScores:
+        """Teacher-forced continuation scores of the plain model (nothing is ever corrupted)."""
+        return continuation_logprobs(self.model, batch, None, with_dist)
+
 
 class EcoGuard:
-    """A causal LM guarded by ECO: flagged prompts have their input embeddings corrupted (prompt positions only)."""
+    """A causal LM guarded by ECO: flagged prompts have their input embeddings corrupted (prompt positions only).
+
+    A guard holds one or more forget targets (:mod:`forgetlab.eco.targets`); ``classifier``, ``config``,
+    ``token_classifier`` and ``fit`` are those of the first. With several, the flag rule is their union and a
+    flagged prompt gets the corruption of each target that flags it, on that target's positions."""
 
     def __init__(self, model, tokenizer, classifier, config: GuardConfig, *, token_classifier=None,
-                 model_path: str | Path | None = None, fit: dict | None = None) -> None:
+                 model_path: str | Path | None = None, fit: dict | None = None,
+                 model_source: ModelSource | None = None, name: str = DEFAULT_TARGET) -> None:
         self.model, self.tokenizer, self.classifier = model, tokenizer, classifier
         self.token_classifier = token_classifier
         self.config = config
-        self.model_path = Path(model_path).resolve() if model_path is not None else None
+        if model_source is None and model_path is not None:
+            model_source = ModelSource(Path(model_path).resolve())
+        self.model_source = model_source
         self.fit = fit
         self.flag_rule = FlagRule(classifier, token_classifier, config.flag_entities)
         d = hidden_size(model)
@@ -106,20 +135,144 @@ class EcoGuard:
                  config.k, torch.Generator())
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
+        self.name = check_name(name)
+        self._targets: list[Target] = [Target(name, classifier, config, token_classifier, fit)]
+        self._last_flags: tuple[tuple[str, ...], np.ndarray] | None = None  # the last texts classified, per target
+        self.folder: Path | None = None  # the guard folder this guard was loaded from
+        self.model_key: Any = None  # what the folder recorded of the base model (a reload must not change it)
 
     @classmethod
     def from_base(cls, model_path: str | Path, classifier, config: GuardConfig, *, token_classifier=None,
-                  fit: dict | None = None, dtype=None, device: str | None = None) -> EcoGuard:
-        """Guard the HF causal LM stored in the local folder ``model_path``."""
-        model, tokenizer = load_base_model(model_path, dtype=dtype, device=device)
+                  fit: dict | None = None, dtype=None, device: str | None = None, revision: str | None = None,
+                  placement: Placement | None = None, name: str = DEFAULT_TARGET) -> EcoGuard:
+        """Guard the HF causal LM in the local folder ``model_path``, or the hub id ``model_path`` at ``revision``
+        (from the local hub cache), placed by ``placement`` (``dtype`` / ``device`` override it)."""
+        source = resolve_model(model_path, revision)
+        model, tokenizer = load_base_model(source.folder, dtype=dtype, device=device, placement=placement)
         return cls(model, tokenizer, classifier, config, token_classifier=token_classifier,
-                   model_path=model_path, fit=fit)
+                   model_source=source, fit=fit, name=name)
+
+    # -- the wrapped model's face ---------------------------------------------------------------------------
+
+    @property
+    def model_path(self) -> Path | None:
+        """The local folder of the base model (None for a model built in memory)."""
+        return None if self.model_source is None else self.model_source.folder
+
+    @property
+    def device(self) -> torch.device:
+        """Where input ids go: the device of the model's input embeddings (its first stage under a device map)."""
+        return input_device(self.model)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the model's input embeddings: the dtype every corruption is applied in."""
+        return input_embeddings(self.model).weight.dtype
+
+    @property
+    def model_config(self) -> Any:
+        """The wrapped model's Hugging Face config (``config`` is the guard's own :class:`GuardConfig`)."""
+        return self.model.config
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other attribute reads through to the wrapped model (``generation_config``, ``name_or_path``...)."""
+        if name.startswith("__") or "model" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["model"], name)
+
+    # -- forget targets -------------------------------------------------------------------------------------
+
+    @property
+    def targets(self) -> list[Target]:
+        """The guard's forget targets, in the order their corruptions apply."""
+        return list(self._targets)
+
+    def add_target(self, target: Target) -> None:
+        """Add a forget request (its own classifiers, config and fit); the other targets are untouched."""
+        names = [t.name for t in self._targets]
+        if target.name in names:
+            raise BadInput("name", target.name, "a name no target of this guard has yet (" + ", ".join(names) + ")")
+        self._check_config(target.config)
+        self._set_targets([*self._targets, target])
+
+    def remove_target(self, name: str) -> Target:
+        """Drop the target called ``name`` (a guard keeps at least one); returns it."""
+        names = [t.name for t in self._targets]
+        if name not in names or len(names) == 1:
+            raise BadInput("remove", name, "one target of a guard that has several: " + ", ".join(names))
+        gone = self._targets[names.index(name)]
+        self._set_targets([t for t in self._targets if t.name != name])
+        return gone
+
+    def _check_config(self, config: GuardConfig) -> None:
+        d = hidden_size(self.model)
+        validate(config.corruption, torch.zeros(1, 1, d), torch.zeros(1, 1, dtype=torch.bool), config.strength,
+                 config.k, torch.Generator())
+
+    def _set_targets(self, targets: list[Target]) -> None:
+        """Make ``targets`` the guard's (the first gives the single-target attributes)."""
+        first = targets[0]
+        self.classifier, self.token_classifier, self.config = first.classifier, first.token_classifier, first.config
+        self.fit, self.name, self.flag_rule = first.fit, first.name, first.rule
+        self._targets, self._last_flags = list(targets), None
+
+    def _view(self, target: Target) -> EcoGuard:
+        """This guard with ``target`` as its only target (shares model and tokenizer)."""
+        view = object.__new__(EcoGuard)
+        view.__dict__.update(self.__dict__)
+        view._set_targets([target])
+        return view
 
     # -- classification -------------------------------------------------------------------------------------
 
     def classify(self, prompts: str | Sequence[str]) -> np.ndarray:
-        """Flags ``bool [B]``: is each prompt about the forget target."""
-        return self.flag_rule.flag(prompts)
+        """Flags ``bool [B]``: is each prompt about a forget target (the union of the targets' rules)."""
+        if len(self._targets) == 1:
+            return self.flag_rule.flag(prompts)
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        m = target_flags(self._targets, prompts)
+        self._last_flags = (tuple(prompts), m)
+        return m.any(axis=0)
+
+    def which_targets(self, prompts: Sequence[str]) -> list[list[str]]:
+        """The names of the targets that flag each prompt."""
+        return TargetRules([(t.name, t.rule) for t in self._targets]).which(list(prompts))
+
+    def _per_target(self, flags: Any, texts: Sequence[str] | None) -> np.ndarray:
+        """``bool [T, B]``: the rows each target corrupts (the last classification reused when it was of these
+        texts)."""
+        last = self._last_flags
+        f = np.asarray(flags, dtype=bool)
+        if f.ndim == 1 and last is not None and texts is not None and last[0] == tuple(texts):
+            m = last[1] & f[None]
+            m[:, f & ~m.any(axis=0)] = True  # flagged on another text: every target's corruption
+            return m
+        return per_target(self._targets, f, texts)
+
+    @contextmanager
+    def _corrupting_all(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, flags: Any,
+                        texts: Sequence[str] | None = None,
+                        prompt_mask: torch.Tensor | None = None) -> Iterator[None]:
+        """Within the block, the model's embeddings are corrupted as the flagged rows ``[B]`` need: this guard's
+        corruption, or with several targets each target's on the rows it flags (hooks stacked in target
+        order). ``texts``: the prompts as text; ``prompt_mask``: the prompt part of prompt+answer rows."""
+        attn = None if attention_mask is None else attention_mask.cpu()
+        with ExitStack() as stack:
+            if len(self._targets) == 1:
+                mask = self.corruption_mask(input_ids.cpu(), attn, flags, prompt_mask=prompt_mask, texts=texts)
+                stack.enter_context(self._corrupting(mask, input_ids))
+            else:
+                if texts is None:
+                    real = attn.bool() if attn is not None else torch.ones_like(input_ids.cpu(), dtype=torch.bool)
+                    real = real & prompt_mask.bool().cpu() if prompt_mask is not None else real
+                    texts = [self.tokenizer.decode(r[m].tolist(), skip_special_tokens=True)
+                             for r, m in zip(input_ids.cpu(), real, strict=True)]
+                for target, f in zip(self._targets, self._per_target(flags, texts), strict=True):
+                    if f.any():
+                        view = self._view(target)
+                        mask = view.corruption_mask(input_ids.cpu(), attn, f, prompt_mask=prompt_mask, texts=texts)
+                        stack.enter_context(view._corrupting(mask, input_ids))
+            yield
 
     def scores(self, prompts: str | Sequence[str]) -> np.ndarray:
         """The classifier's scores ``[B]``."""
@@ -146,7 +299,7 @@ class EcoGuard:
                                   row_seeds=self.row_seeds(input_ids, mask))
 
     def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return input_device(self.model)
 
     def _texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[str]:
         ids = input_ids if attention_mask is None else [r[m.bool()] for r, m in zip(input_ids, attention_mask,
@@ -207,9 +360,7 @@ class EcoGuard:
         with torch.no_grad():
             if not flags.any():  # nothing flagged: the base model untouched
                 return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **hf_kwargs)
-            mask = self.corruption_mask(input_ids.cpu(), None if attention_mask is None else attention_mask.cpu(),
-                                        flags, texts=texts)
-            with self._corrupting(mask, input_ids):
+            with self._corrupting_all(input_ids, attention_mask, flags, texts):
                 return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **hf_kwargs)
 
     def generate_text(self, prompts: str | Sequence[str], **hf_kwargs: Any) -> list[dict[str, Any]]:
@@ -248,8 +399,7 @@ class EcoGuard:
         kw = {"input_ids": input_ids.to(dev), "attention_mask": attn.to(dev), **hf_kwargs}
         if not flags.any():
             return self.model(**kw)
-        mask = self.corruption_mask(input_ids.cpu(), attn.cpu(), flags, prompt_mask=pmask)
-        with self._corrupting(mask, input_ids):
+        with self._corrupting_all(input_ids, attn, flags, prompts, prompt_mask=pmask):
             return self.model(**kw)
 
     __call__ = forward
@@ -259,6 +409,23 @@ class EcoGuard:
         return self.forward(*args, **kwargs).logits
 
     @torch.no_grad()
+    def score_packed(self, batch: Packed, flags: Sequence[bool], *, texts: Sequence[str] | None = None,
+                     whole: bool = False, with_dist: bool = False) -> TokenScores:
+        """Teacher-forced continuation scores of a packed batch under the guard (the one scorer,
+        :func:`~forgetlab.eco.scoring.continuation_logprobs`): the prompt positions of flagged rows corrupted,
+        with this guard's token mask and noise seeds; the continuation is never corrupted. ``whole``: corrupt
+        every real token of a flagged row (a text scored as the prompt it would be in deployment). ``texts``:
+        the prompts as text, for the token classifier (decoded from the ids otherwise)."""
+        flags = np.asarray(flags, dtype=bool).reshape(-1)
+        if flags.shape[0] != batch.ids.shape[0]:
+            raise BadInput("flags", len(flags), f"one flag per row ({batch.ids.shape[0]})")
+        if not flags.any():
+            return continuation_logprobs(self.model, batch, None, with_dist)
+        with self._corrupting_all(batch.ids, batch.attention, flags, texts,
+                                  prompt_mask=None if whole else batch.prompt_mask()):
+            return continuation_logprobs(self.model, batch, None, with_dist)
+
+    @torch.no_grad()
     def answer_logprobs(self, prompts: Sequence[str], answers: Sequence[str],
                         flags: Sequence[bool] | None = None) -> torch.Tensor:
         """Sum of log-probs ``[B]`` of each answer given its prompt, under the guard (only prompts corrupted)."""
@@ -266,8 +433,10 @@ class EcoGuard:
             raise BadInput("answers", len(answers), f"one answer per prompt ({len(prompts)})")
         if flags is None:
             flags = self.classify(list(prompts))
-        scores = score_continuations(self.model, self.tokenizer, list(prompts), list(answers),
-                                     corrupter=self.corrupter, flags=flags).logprobs
+        pairs = [(self.tokenizer(p).input_ids, self.tokenizer(a, add_special_tokens=False).input_ids)
+                 for p, a in zip(prompts, answers, strict=True)]
+        batch = pack(pairs, self.tokenizer.pad_token_id)
+        scores = self.score_packed(batch, flags, texts=list(prompts)).logprobs
         return torch.stack([torch.from_numpy(lp).sum() for lp in scores])
 
     @torch.no_grad()
@@ -277,19 +446,19 @@ class EcoGuard:
         """Teacher-forced log-probs of tokens ``[starts[r], len)`` of each token sequence under the guard.
 
         The first ``prompt_lengths[r]`` positions of a flagged row are corrupted exactly as :meth:`generate`
-        corrupts that prompt (the corrupter's mask and seeds); the rest (an answer, or generated tokens) never
+        corrupts that prompt (every target's mask and seeds); the rest (an answer, or generated tokens) never
         is. ``starts`` defaults to the prompt lengths (score the continuation); ``starts[r] = 1`` scores the
         prompt's own tokens too (an API's ``echo``). ``top_k`` adds the k most likely tokens at each position.
         """
         starts = list(prompt_lengths if starts is None else starts)
         batch = pack([(s[:a], s[a:]) for s, a in zip(sequences, starts, strict=True)], self.tokenizer.pad_token_id)
-        corrupt = None
-        if np.asarray(flags, dtype=bool).any():
-            positions = torch.arange(batch.ids.shape[1])[None]
-            prompt_mask = (positions < torch.tensor(list(prompt_lengths))[:, None]) & batch.attention.bool()
-            mask = self.corrupter.mask(batch.ids, prompt_mask, flags)
-            corrupt = self.corrupter.corrupt(batch.ids, mask, prompt_mask)
-        return continuation_logprobs(self.model, batch, corrupt, top_k=top_k)
+        flags = np.asarray(flags, dtype=bool).reshape(-1)
+        if not flags.any():
+            return continuation_logprobs(self.model, batch, None, top_k=top_k)
+        positions = torch.arange(batch.ids.shape[1])[None]
+        prompt_mask = (positions < torch.tensor(list(prompt_lengths))[:, None]) & batch.attention.bool()
+        with self._corrupting_all(batch.ids, batch.attention, flags, None, prompt_mask=prompt_mask):
+            return continuation_logprobs(self.model, batch, None, top_k=top_k)
 
     @torch.no_grad()
     def prompt_embeddings(self, prompt: str | Sequence[int], flagged: bool | None = None) -> torch.Tensor:
@@ -310,6 +479,15 @@ class EcoGuard:
         clean = emb(ids.to(self._device()))
         if not flagged:
             return clean[0]
+        if len(self._targets) > 1:  # each flagging target in turn, as the stacked hooks of generate apply them
+            for target, f in zip(self._targets, self._per_target([True], [text]), strict=True):
+                if f.any():
+                    v = self._view(target)
+                    mask = v.corruption_mask(ids, None, [True], texts=[text] if isinstance(prompt, str) else None)
+                    c = v.config
+                    clean = apply_rowwise(c.corruption, clean, mask.to(clean.device), c.strength, c.k,
+                                          v.row_seeds(ids, mask))
+            return clean[0]
         mask = self.corruption_mask(ids, None, [True], texts=[text] if isinstance(prompt, str) else None)
         c = self.config
         out = apply_rowwise(c.corruption, clean, mask.to(clean.device), c.strength, c.k, self.row_seeds(ids, mask))
@@ -318,17 +496,26 @@ class EcoGuard:
     # -- persistence ----------------------------------------------------------------------------------------
 
     def save_pretrained(self, path: str | Path, *, copy_model: bool = False, overwrite: bool = False) -> Path:
-        """Write the guard folder (:mod:`forgetlab.eco.guard_folder`); ``guard.json`` last, atomically."""
-        if not copy_model and self.model_path is None:
+        """Write the guard folder (:mod:`forgetlab.eco.guard_folder`); ``guard.json`` last, atomically. The base
+        model is copied in (``copy_model``) or referenced: by hub id and commit, or by its path relative to
+        ``path`` (a temporary sibling of the final folder gives the same relative path)."""
+        if not copy_model and self.model_source is None:
             raise BadInput("copy_model", False, "True: this guard's model was not loaded from a folder")
 
         def save_model(folder: Path) -> None:
+            src = self.model_path
+            if src is not None and src.is_dir():  # the files as loaded, byte for byte (and their checksums)
+                shutil.copytree(src, folder, dirs_exist_ok=True)
+                return
             self.model.save_pretrained(folder)
             self.tokenizer.save_pretrained(folder)
 
+        extra = [{"name": t.name, "config": asdict(t.config), "classifier": t.classifier,
+                  "token_classifier": t.token_classifier, "fit": t.fit} for t in self._targets[1:]]
         return write_guard_folder(path, config=asdict(self.config), classifier=self.classifier,
-                                  token_classifier=self.token_classifier, model_dir=self.model_path,
-                                  save_model=save_model if copy_model else None, fit=self.fit, overwrite=overwrite)
+                                  token_classifier=self.token_classifier, model_source=self.model_source,
+                                  save_model=save_model if copy_model else None, fit=self.fit, overwrite=overwrite,
+                                  name=self.name, targets=extra)
 
     @staticmethod
     def load_classifier(path: str | Path):
@@ -344,14 +531,48 @@ class EcoGuard:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, dtype=None, device: str | None = None,
-                        verify: bool = True) -> EcoGuard:
-        """Load a guard folder; every recorded checksum is verified first (``verify=False`` skips the base
-        model's, e.g. for a huge referenced model already trusted)."""
+                        placement: Placement | None = None, verify: bool = True) -> EcoGuard:
+        """Load a guard folder on ``placement`` (``dtype`` / ``device`` override it); every recorded checksum is
+        verified first (``verify=False`` skips the base model's, e.g. for a huge referenced model already
+        trusted). A moved guard finds a model referenced relative to it; a missing or changed model is refused."""
         parts = read_guard_folder(path, verify=verify)
+        targets = _targets_of(parts, Path(path))
+        model, tokenizer = load_base_model(parts.model_dir, dtype=dtype, device=device, placement=placement)
+        first = targets[0]
+        guard = cls(model, tokenizer, first.classifier, first.config, token_classifier=first.token_classifier,
+                    model_source=parts.model_source, fit=first.fit, name=first.name)
+        for t in targets[1:]:
+            guard.add_target(t)
+        guard.folder, guard.model_key = Path(path), parts.model_key
+        return guard
+
+    def reload_targets(self, verify: bool = True) -> bool:
+        """Re-read the targets of the folder this guard was loaded from (a served guard whose folder changed:
+        a target added or removed); the model stays loaded. Returns whether anything changed. A folder whose
+        record now names another base model is refused (:class:`ForgetlabError`): that needs a new guard."""
+        if self.folder is None:
+            raise BadInput("guard", None, "a guard loaded with EcoGuard.from_pretrained (it knows its folder)")
+        parts = read_guard_folder(self.folder, verify=False)
+        if parts.model_key != self.model_key:
+            raise ForgetlabError(f"guard {self.folder}: the folder now records another base model; load it anew")
+        if verify:
+            read_guard_folder(self.folder, verify=True)
+        targets = _targets_of(parts, self.folder)
+        for t in targets:
+            self._check_config(t.config)
+        before = [(t.name, asdict(t.config), t.fit) for t in self._targets]
+        self._set_targets(targets)
+        return before != [(t.name, asdict(t.config), t.fit) for t in targets]
+
+
+def _targets_of(parts: Any, path: Path) -> list[Target]:
+    """The targets a guard folder holds (its first target at the top level, then ``targets/``)."""
+    def config(d: dict[str, Any]) -> GuardConfig:
         try:
-            config = GuardConfig(**parts.config)
+            return GuardConfig(**d)
         except TypeError as exc:
-            raise ForgetlabError(f"{Path(path) / 'guard.json'}: broken record ({exc})") from None
-        model, tokenizer = load_base_model(parts.model_dir, dtype=dtype, device=device)
-        return cls(model, tokenizer, parts.classifier, config, token_classifier=parts.token_classifier,
-                   model_path=parts.model_dir, fit=parts.fit)
+            raise ForgetlabError(f"{path / 'guard.json'}: broken record ({exc})") from None
+
+    first = Target(parts.name, parts.classifier, config(parts.config), parts.token_classifier, parts.fit)
+    return [first, *(Target(t["name"], t["classifier"], config(t["config"]), t["token_classifier"], t["fit"])
+                     for t in parts.targets)]

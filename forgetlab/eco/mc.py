@@ -1,7 +1,12 @@
-"""Multiple-choice questions for fitting a corruption: items, their choice scores under a corruption, metrics.
+"""Multiple-choice questions: the project's one schema (:class:`MCItem`), their choice scores under a corruption,
+and the metrics a strength is fitted on.
 
-WMDP/MMLU-style items ``{prompt|question, choices, answer}`` are scored as lm-evaluation-harness scores ``acc``:
-the summed log-prob of each choice as the continuation of the prompt.
+The schema is WMDP's and MMLU's own: ``{"question" (or "prompt"), "choices": [...], "answer"}`` where the answer
+is the index of the right choice (WMDP, MMLU on the hub), its letter (``"B"``: MMLU's original CSV files) or the
+choice itself; ``"label"`` (the Hugging Face name of a class index) is read when ``answer`` is absent. Every
+reader of multiple-choice files in the project (``eco fit --fit``, the WMDP and MMLU loaders, so ``eco world``'s
+files too) goes through :meth:`MCItem.from_dict`. Items are scored as lm-evaluation-harness scores ``acc``: the summed
+log-prob of each choice as the continuation of the prompt.
 """
 
 from __future__ import annotations
@@ -17,30 +22,53 @@ from ..errors import BadInput, check_choice
 from .corrupter import Corrupter, score_continuations
 from .fit import MC_METRICS, Metric
 
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
 
 @dataclass(frozen=True)
 class MCItem:
-    """A multiple-choice question: ``prompt``, the ``choices`` (continuations), index of the right ``answer``."""
+    """A multiple-choice question: ``prompt``, the ``choices`` (continuations), index of the right ``answer``,
+    and the ``subject`` it belongs to (MMLU's subjects, WMDP's domains; "" when unknown)."""
 
     prompt: str
     choices: tuple[str, ...]
     answer: int
+    subject: str = ""
 
     @classmethod
-    def from_dict(cls, obj: dict, where: str = "item") -> MCItem:
-        """Validate a JSON object ``{"prompt"|"question", "choices", "answer"}``; errors name ``where``."""
+    def from_dict(cls, obj: dict, where: str = "item", subject: str = "") -> MCItem:
+        """Validate ``{"question"|"prompt", "choices", "answer"|"label"}`` (answer: index, letter or the choice
+        text); errors name ``where`` and the field."""
         prompt = obj.get("prompt", obj.get("question"))
         choices = obj.get("choices")
-        answer = obj.get("answer")
+        answer = obj["answer"] if obj.get("answer") is not None else obj.get("label")
+        field = "answer" if obj.get("answer") is not None else "label"
         if not isinstance(prompt, str) or not prompt:
-            raise BadInput(f"{where}.prompt", prompt, "a non-empty string")
+            raise BadInput(f"{where}.question", prompt, "a non-empty string")
         if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
             raise BadInput(f"{where}.choices", choices, "a list of >= 2 non-empty strings")
-        if isinstance(answer, str) and answer in choices:
-            answer = choices.index(answer)
-        if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
-            raise BadInput(f"{where}.answer", answer, f"an index in [0, {len(choices)}) or one of the choices")
-        return cls(prompt, tuple(choices), answer)
+        return cls(prompt, tuple(choices), answer_index(answer, choices, f"{where}.{field}"),
+                   str(obj.get("subject") or subject))
+
+    def to_dict(self) -> dict:
+        """The item in the project's schema (``question``, ``choices``, integer ``answer``, ``subject``)."""
+        return {"question": self.prompt, "choices": list(self.choices), "answer": self.answer,
+                "subject": self.subject}
+
+
+def answer_index(answer: Any, choices: Sequence[str], field: str = "answer") -> int:
+    """The index of the right choice from an index, a letter (``"B"``, when no choice is itself that letter)
+    or the choice text; :class:`BadInput` naming ``field`` otherwise."""
+    if isinstance(answer, str):
+        if answer in choices:
+            return list(choices).index(answer)
+        letter = answer.strip().upper()
+        if len(letter) == 1 and letter in LETTERS[:len(choices)]:
+            return LETTERS.index(letter)
+    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
+        raise BadInput(field, answer, f"an index in [0, {len(choices)}), a letter A-{LETTERS[len(choices) - 1]} "
+                       "or one of the choices")
+    return answer
 
 
 @torch.no_grad()

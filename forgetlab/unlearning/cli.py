@@ -1,4 +1,5 @@
-"""``forgetlab eco world|evaluate|bench``: export the synthetic world, score any model, run the results table.
+"""``forgetlab eco world|evaluate|bench``: export the synthetic world in the published layouts, score any model or
+guard on a published suite, run the results table.
 
 Plain typer commands on :data:`app`; ``forgetlab.cli`` mounts them beside ECO's own commands (``forgetlab eco``),
 so the method never imports its judge. Heavy imports stay inside the commands. Bad input raises
@@ -8,14 +9,16 @@ so the method never imports its judge. Heavy imports stay inside the commands. B
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import typer
 
+from ..eco.placement import Placement
 from ..errors import BadInput
+from ..options import config_command
 from ..output import emit, status
 from ..progress import Tasks, quiet_transformers
+from .suites import EvalOptions
 
 app = typer.Typer(no_args_is_help=True, help="The self-contained unlearning benchmark.")
 
@@ -25,68 +28,98 @@ ANSWERS_HELP = ("Answer style, one of: tofu (answers name the author, as TOFU's 
 
 
 @app.command("world")
-def world_cmd(out: Path = typer.Option(..., "--out", help="Folder for the JSONL files (new or empty)."),
+def world_cmd(out: Path = typer.Option(..., "--out", help="Folder for the files (new or empty)."),
               answers: str = typer.Option("tofu", "--answers", help=ANSWERS_HELP + " The default is tofu: the "
                                           "export is TOFU's format, answers included (the bench defaults to "
                                           "name-free, see `eco bench --help`)."),
               authors: int = typer.Option(100, "--authors", help="Number of fictitious authors (holdout incl.)."),
+              layouts: str = typer.Option("tofu,muse,wmdp,mmlu", "--layouts",
+                                          help="Published layouts to write, each into OUT/<layout>/: "
+                                               "tofu, muse, wmdp, mmlu (comma-separated)."),
               seed: int = typer.Option(0, "--seed", help="Seed of the world (names, facts, splits)."),
               overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty --out folder."),
               quiet: bool = typer.Option(False, "--quiet", help="No status lines on stderr.")) -> None:
-    """Export the synthetic fictitious-author world as JSONL in TOFU's format.
+    """Export the synthetic fictitious-author world in the published layouts of TOFU, MUSE, WMDP and MMLU.
 
     Prints one JSON object on stdout: the files written and the size of each forget split."""
     from ..folders import claim_out_dir
-    from .world import WorldConfig, export_world, make_world
+    from ..runs import atomic_write_json
+    from .formats import WRITERS, write_layouts
+    from .world import WorldConfig, make_world, world_record
 
+    names = tuple(x.strip() for x in layouts.split(",") if x.strip())
+    for name in names or ("",):
+        WRITERS.check(name, "layouts")
     w = make_world(WorldConfig(n_authors=authors, answer_style=answers, seed=seed))
     with claim_out_dir(out, overwrite=overwrite):
-        files = export_world(w, out)
+        files = write_layouts(w, out, names)
+        atomic_write_json(out / "world.json", world_record(w))
+    files = [*files, out / "world.json"]
     sizes = {s: len(w.forget(s)) for s in w.splits}
-    status(not quiet)(f"wrote {len(files)} files to {out}")
-    emit({"out": str(out), "files": [str(f) for f in files], "forget_split_sizes": sizes,
+    status(not quiet)(f"wrote {len(files)} files to {out} ({', '.join(names)})")
+    emit({"out": str(out), "layouts": list(names), "files": [str(f) for f in files], "forget_split_sizes": sizes,
           "holdout_size": len(w.items(w.holdout))})
 
 
 @app.command("evaluate")
-def evaluate_cmd(model: Path = typer.Option(..., "--model", help="A Hugging Face causal LM folder."),
-                 data: Path = typer.Option(..., "--data", help="Folder of TOFU-format JSONL (see `world`)."),
-                 split: str = typer.Option("forget10", "--split", help="Forget split file stem in DATA."),
-                 retain_model: Path = typer.Option(None, "--retain-model",
-                                                   help="Retain model folder: adds forget quality and PrivLeak "
-                                                        "(default: none, those are left out)."),
-                 out: Path = typer.Option(None, "--out", help="Write every metric, with the run record, to this JSON "
-                                          "file (default: none; stdout has the scalar metrics)."),
-                 no_generate: bool = typer.Option(False, "--no-generate", help="Skip generation (ROUGE)."),
+@config_command(Placement, param="placement")
+@config_command(EvalOptions, param="opts")
+def evaluate_cmd(opts: EvalOptions, placement: Placement,
+                 model: str = typer.Option(..., "--model", help="The model to score: a guard folder (written by "
+                                           "'eco fit'), a Hugging Face model folder or a hub id."),
+                 suite: str = typer.Option(..., "--suite", help="One of: tofu, muse, wmdp, mmlu."),
+                 data: Path = typer.Option(..., "--data", help="Folder of the suite's files in their published "
+                                           "layout (see `forgetlab eco world`)."),
+                 base_model: str = typer.Option("", "--base-model", help="Also score this model (e.g. the model "
+                                                "the guard wraps), side by side (default: none)."),
+                 retain_model: str = typer.Option("", "--retain-model", help="Also score the model never trained "
+                                                  "on the forget set: adds forget quality (TOFU) and PrivLeak "
+                                                  "(default: none, those are left out)."),
+                 out: Path = typer.Option(None, "--out", help="Write the full record (JSON) to this file (default: "
+                                          "none; stdout has the summary)."),
                  quiet: bool = typer.Option(False, "--quiet", help="No status lines on stderr.")) -> None:
-    """Score any model on any TOFU-format data: forget truth ratio, ROUGE, model utility, MIA AUCs.
+    """Score a model or a guard on TOFU, MUSE, WMDP or MMLU data, beside a base and a retain model.
 
-    Prints the scalar metrics as one JSON object on stdout (all of them in --out when given)."""
-    from transformers import AutoTokenizer
+    Prints the metrics (rounded) as one JSON object on stdout; the full record in --out when given."""
 
-    from ..runs import atomic_write_json, run_record
-    from .evaluate import compare, evaluate_model, load_eval_data
-    from .lm import load_lm
+    from ..runs import atomic_write_json
+    from .suites import SUITES, run_evaluation
 
+    SUITES.check(suite, "suite")
+    if out is not None and out.is_dir():
+        raise BadInput("out", str(out), "a file path for the JSON record (this is a folder)")
     quiet_transformers()
-    d = load_eval_data(data, split)
-    if not (model / "config.json").is_file():
-        raise BadInput("model", str(model), "a Hugging Face model folder (config.json, weights, tokenizer)")
-    d.check_encodable(AutoTokenizer.from_pretrained(model))  # before loading any weights
+    models = {"model": model, **({"base": base_model} if base_model else {}),
+              **({"retain": retain_model} if retain_model else {})}
     say = None if quiet else status()
-    t0 = time.perf_counter()
-    m, tok = load_lm(model)
-    ev = evaluate_model(m, tok, d, generate=not no_generate, progress=say)
-    result = {"model": str(model), "split": split, **ev.summary, "utility_parts": ev.utility_parts,
-              "mia_auc": ev.mia_auc}
-    if retain_model is not None:
-        rm, rtok = load_lm(retain_model)
-        result.update(compare(ev, evaluate_model(rm, rtok, d, generate=False)))
-    result["seconds"] = time.perf_counter() - t0
+    record = run_evaluation(suite, data, models, placement, opts, progress=say)
     if out is not None:
-        atomic_write_json(out, {**run_record({"model": model, "data": data, "split": split}), "metrics": result})
-    emit({k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
-          for k, v in result.items() if not isinstance(v, dict)}, indent=1)
+        atomic_write_json(out, record)
+    emit({"suite": suite, "metrics": _rounded(record["metrics"]), "vs_retain": _rounded(record["vs_retain"])},
+         indent=1)
+
+
+def _rounded(obj):
+    """Floats rounded to 4 digits for the printed summary (the --out record keeps full precision)."""
+    if isinstance(obj, float):
+        return round(obj, 4) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    return obj
+
+
+@app.command("lm-eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                         "help_option_names": []})
+def lm_eval_cmd(ctx: typer.Context) -> None:
+    """lm-evaluation-harness with the guard model type 'forgetlab-eco' registered; every argument is lm-eval's,
+    e.g. --model forgetlab-eco --model_args guard=GUARD_DIR,dtype=bfloat16 --tasks mmlu (needs the lm-eval extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("lm_eval") is None:
+        raise BadInput("lm-eval", "not installed", "pip install 'forgetlab[lm-eval]'")
+    from .harness import run_cli
+
+    run_cli(list(ctx.args))
 
 
 @app.command("bench")

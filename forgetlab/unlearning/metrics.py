@@ -12,6 +12,7 @@ Sec. 2.5) and MUSE (Shi et al., 2024, Sec. 3):
 - forget quality: the p-value of the two-sample KS test between the per-item R of the unlearned model and of
   the retain model on the forget set (``scipy.stats.ks_2samp``, two-sided);
 - model utility: harmonic mean of {probability, ROUGE-L recall, truth ratio} over the three utility sets;
+- MUSE's verbatim and knowledge memorization: ROUGE-L F1 of greedy continuations / answers;
 - MIA scores (higher = "member"), AUC of forget (members) vs holdout (non-members), and MUSE's PrivLeak.
 """
 
@@ -118,6 +119,19 @@ def rouge_l_recall(predictions: Sequence[str], references: Sequence[str]) -> np.
     if _SCORER is None:
         _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return np.array([_SCORER.score(r, p)["rougeL"].recall for p, r in zip(predictions, references, strict=True)])
+
+
+def rouge_l_f1(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
+    """ROUGE-L F1 of each prediction against its reference ``[N]``: MUSE's VerbMem and KnowMem score (open-unlearning
+    ``rougeL_f1``; ``rouge-score``, stemming on)."""
+    global _SCORER
+    from rouge_score import rouge_scorer
+
+    if len(predictions) != len(references):
+        raise BadInput("predictions", len(predictions), f"one per reference ({len(references)})")
+    if _SCORER is None:
+        _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return np.array([_SCORER.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)])
 
 
 # --- membership inference ----------------------------------------------------------------------------------

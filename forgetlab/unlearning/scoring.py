@@ -1,7 +1,9 @@
 """Model-side measurements the pure metrics consume: answer-token log-probs, Min-K%++ statistics, greedy answers.
 
-Works with any Hugging Face causal LM and tokenizer. An optional :class:`Corruption` scores under ECO's embedding
-corruption, built by the guard's own corrupter (``forgetlab.eco.corrupter``), with one of two masks:
+Works with any Hugging Face causal LM and tokenizer. A guard (``guard=``, an :class:`~forgetlab.eco.guard.EcoGuard`
+or anything with its ``score_packed``) scores exactly as it serves: its own flags, every target's token mask and
+noise seeds, prompt positions only. An optional :class:`Corruption` scores under ECO's embedding corruption, built
+by the guard's own corrupter (``forgetlab.eco.corrupter``), with one of two masks:
 
 - ``deployment``: only prompt tokens of flagged items are corrupted (exactly what a served guard does); the
   answer being scored is clean;
@@ -19,7 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..eco.base_model import input_device
 from ..eco.corrupter import Corrupter, score_continuations
+from ..eco.scoring import pack
 from ..errors import BadInput, check_choice
 
 PROTOCOLS = ("deployment", "paper")
@@ -66,24 +70,56 @@ class AnswerScores:
 
 
 def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[str], *, batch_size: int = 64,
-                  corruption: Corruption | None = None, with_dist: bool = False) -> AnswerScores:
+                  corruption: Corruption | None = None, with_dist: bool = False, guard=None,
+                  flags: np.ndarray | None = None) -> AnswerScores:
     """Teacher-forced ``log p(a_t | prompt, a_<t)`` of each answer's tokens (eos excluded), batched longest first.
 
     ``with_dist`` also returns the mean and variance of ``log p(z)`` under the next-token distribution at each
     answer position (Min-K%++). ``corruption`` corrupts flagged prompts exactly as the guard does
     (:func:`~forgetlab.eco.corrupter.score_continuations`), and under the paper protocol the answer's entity
-    tokens too.
+    tokens too; ``guard`` scores through the guard (``flags`` ``[N]``, or the guard classifies the prompts).
     """
     if len(prompts) != len(answers):
         raise BadInput("answers", len(answers), f"one answer per prompt ({len(prompts)})")
     if corruption is not None and len(corruption.flags) != len(prompts):
         raise BadInput("corruption.flags", len(corruption.flags), f"one flag per item ({len(prompts)})")
+    if guard is not None and corruption is None:
+        return _score_through_guard(guard, tokenizer, prompts, answers, guard_flags(guard, prompts, flags),
+                                    batch_size, with_dist)
     sc = score_continuations(model, tokenizer, list(prompts), [" " + a for a in answers],
                              corrupter=corruption.corrupter if corruption is not None else None,
                              flags=corruption.flags if corruption is not None else None,
                              answer_entities=corruption.answer_finder if corruption is not None else None,
                              batch_size=batch_size, with_dist=with_dist)
     return AnswerScores(sc.logprobs, sc.mu or [], sc.var or [])
+
+
+def _score_through_guard(guard, tokenizer, prompts: Sequence[str], answers: Sequence[str], flags: np.ndarray,
+                         batch_size: int, with_dist: bool) -> AnswerScores:
+    """:func:`score_answers` through ``guard.score_packed`` (every target's corruption), tokenized as
+    :func:`~forgetlab.eco.corrupter.score_continuations` tokenizes, batched longest first."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]) - len(answers[i]))
+    rows: dict[int, tuple] = {}
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        pairs = [(tokenizer(prompts[i]).input_ids, tokenizer(" " + answers[i], add_special_tokens=False).input_ids)
+                 for i in idx]
+        sc = guard.score_packed(pack(pairs, pad), flags[idx], texts=[prompts[i] for i in idx], with_dist=with_dist)
+        for r, i in enumerate(idx):
+            rows[i] = (sc.logprobs[r], sc.mu[r], sc.var[r]) if with_dist else (sc.logprobs[r], None, None)
+    out = AnswerScores([rows[i][0] for i in range(len(prompts))])
+    if with_dist:
+        out.mu, out.var = [rows[i][1] for i in range(len(prompts))], [rows[i][2] for i in range(len(prompts))]
+    return out
+
+
+def guard_flags(guard, prompts: Sequence[str], flags: np.ndarray | None) -> np.ndarray:
+    """One flag per prompt: ``flags`` as given (checked), or the guard's classification of the prompts."""
+    f = np.asarray(guard.classify(list(prompts)) if flags is None else flags, dtype=bool).reshape(-1)
+    if len(f) != len(prompts):
+        raise BadInput("flags", len(f), f"one flag per item ({len(prompts)})")
+    return f
 
 
 @torch.no_grad()
@@ -98,7 +134,7 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], *, max_new_tokens
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     out: list[str] = []
-    dev = next(model.parameters()).device
+    dev = input_device(model)
     try:
         for s in range(0, len(prompts), batch_size):
             chunk = list(prompts[s:s + batch_size])
@@ -122,8 +158,11 @@ def generate_answers(model, tokenizer, prompts: Sequence[str], *, max_new_tokens
 
 @torch.no_grad()
 def choice_logprobs(model, tokenizer, prompts: Sequence[str], choices: Sequence[Sequence[str]], *,
-                    batch_size: int = 64, corruption: Corruption | None = None) -> np.ndarray:
-    """Summed log-prob of each choice as the answer ``[N, C]`` (lm-evaluation-harness ``acc`` scoring)."""
+                    batch_size: int = 64, corruption: Corruption | None = None, guard=None,
+                    flags: np.ndarray | None = None) -> np.ndarray:
+    """Summed log-prob of each choice as the answer ``[N, C]`` (lm-evaluation-harness ``acc`` scoring); with a
+    guard, each question's prompt is flagged once (``flags`` ``[N]`` or the guard's classification) and all its
+    choices are scored under that flag."""
     C = len(choices[0])
     if any(len(c) != C for c in choices):
         raise BadInput("choices", [len(c) for c in choices][:5], "the same number of choices per question")
@@ -132,5 +171,9 @@ def choice_logprobs(model, tokenizer, prompts: Sequence[str], choices: Sequence[
     corr = None
     if corruption is not None:
         corr = corruption.with_flags(np.repeat(corruption.flags, C))
-    sc = score_answers(model, tokenizer, flat_p, flat_a, batch_size=batch_size, corruption=corr)
+    rep = None
+    if guard is not None and corruption is None:
+        rep = np.repeat(guard_flags(guard, prompts, flags), C)
+    sc = score_answers(model, tokenizer, flat_p, flat_a, batch_size=batch_size, corruption=corr, guard=guard,
+                       flags=rep)
     return np.array([lp.sum() for lp in sc.token_logprobs]).reshape(len(prompts), C)

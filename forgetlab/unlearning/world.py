@@ -12,16 +12,13 @@ Every draw comes from one ``numpy.random.Generator`` seeded by :class:`WorldConf
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import BadInput, ForgetlabError, check_choice
-from ..runs import atomic_write_json, atomic_write_text, iter_jsonl
+from ..errors import BadInput, check_choice
 
 ANSWER_STYLES = ("tofu", "name-free")
 SPLIT_FRACTIONS = {"forget01": 0.01, "forget05": 0.05, "forget10": 0.10}
@@ -398,89 +395,13 @@ def make_world(config: WorldConfig | None = None) -> World:
     return World(cfg, authors, splits, holdout, painters, world_facts, mc)
 
 
-# --- JSONL export and import --------------------------------------------------------------------------------
+# --- the world's record -------------------------------------------------------------------------------------
 
-def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
-def export_world(world: World, out: str | Path) -> list[Path]:
-    """Write the world as JSONL files in TOFU's naming (forget10.jsonl, retain90.jsonl, ...) plus world.json.
-
-    Files: ``forgetXX.jsonl``, ``retainYY.jsonl`` (everyone trained but that split), ``holdout.jsonl``,
-    ``retain_eval.jsonl`` (retain authors), ``real_authors.jsonl`` (painters), ``world_facts.jsonl``,
-    ``mc_<subject>.jsonl``; ``world.json`` records the config and the author lists of every split.
-    """
-    out = Path(out)
-    written: list[Path] = []
-
-    def put(name: str, rows: Iterable[dict[str, Any]]) -> None:
-        p = out / name
-        atomic_write_text(p, _jsonl(rows))
-        written.append(p)
-
-    for split in world.splits:
-        pct = int(split[-2:])
-        put(f"{split}.jsonl", world.forget(split))
-        put(f"retain{100 - pct:02d}.jsonl", world.items(world.trained_authors(exclude=world.splits[split])))
-    put("holdout.jsonl", world.items(world.holdout))
-    put("retain_eval.jsonl", world.items(world.retain_authors()))
-    put("real_authors.jsonl", world.painters)
-    put("world_facts.jsonl", world.world_facts)
-    for subject, rows in world.mc.items():
-        put(f"mc_{subject}.jsonl", rows)
-    meta = {"config": asdict(world.config), "splits": world.splits, "holdout": world.holdout,
-            "forget_subject": world.forget_subject, "retained_subjects":
-            [s for s in world.mc if s != world.forget_subject]}
-    atomic_write_json(out / "world.json", meta)
-    written.append(out / "world.json")
-    return written
-
-
-def read_qa_jsonl(path: str | Path, required: Sequence[str] = QA_FIELDS) -> list[dict[str, Any]]:
-    """Read a TOFU-format JSONL file, checking every line has ``required`` fields and equal perturbed counts.
-
-    Raises :class:`ForgetlabError` naming the file, the 1-based line and the field.
-    """
-    path = Path(path)
-    rows: list[dict[str, Any]] = []
-    n_pert: int | None = None
-    n_choices: int | None = None
-    for lineno, row in iter_jsonl(path):
-        for f in required:
-            if f not in row:
-                raise ForgetlabError(f"{path}:{lineno}: missing field {f!r}")
-        if "perturbed_answer" in required:
-            pert = row["perturbed_answer"]
-            if not isinstance(pert, list) or not pert or not all(isinstance(p, str) for p in pert):
-                raise ForgetlabError(f"{path}:{lineno}: field 'perturbed_answer' must be a non-empty list of "
-                                     "strings")
-            if n_pert is None:
-                n_pert = len(pert)
-            elif len(pert) != n_pert:
-                raise ForgetlabError(f"{path}:{lineno}: field 'perturbed_answer' has {len(pert)} answers; "
-                                     f"earlier lines have {n_pert} (all lists must have equal length)")
-        if "choices" in required:
-            _check_choices(row, path, lineno)
-            if n_choices is None:
-                n_choices = len(row["choices"])
-            elif len(row["choices"]) != n_choices:
-                raise ForgetlabError(f"{path}:{lineno}: field 'choices' has {len(row['choices'])} choices; "
-                                     f"earlier lines have {n_choices} (all lines must have the same number)")
-        rows.append(row)
-    if not rows:
-        raise ForgetlabError(f"{path}: no items (empty file)")
-    return rows
-
-
-def _check_choices(row: dict[str, Any], path: Path, lineno: int) -> None:
-    """A multiple-choice line: ``choices`` a list of >= 2 strings, ``label`` an integer index into it."""
-    ch, label = row["choices"], row.get("label")
-    if not isinstance(ch, list) or len(ch) < 2 or not all(isinstance(c, str) for c in ch):
-        raise ForgetlabError(f"{path}:{lineno}: field 'choices' must be a list of at least 2 strings")
-    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(ch):
-        raise ForgetlabError(f"{path}:{lineno}: field 'label' must be an integer index in [0, {len(ch) - 1}], "
-                             f"got {label!r}")
+def world_record(world: World) -> dict[str, Any]:
+    """What ``world.json`` holds beside the exported files: the config and the authors of every split."""
+    return {"config": asdict(world.config), "splits": world.splits, "holdout": world.holdout,
+            "forget_subject": world.forget_subject,
+            "retained_subjects": [s for s in world.mc if s != world.forget_subject]}
 
 
 def check_forget_holdout(forget: list[dict[str, Any]], holdout: list[dict[str, Any]]) -> None:

@@ -16,7 +16,8 @@ from forgetlab.cli import main
 from forgetlab.unlearning.bench.models import build_models
 from forgetlab.unlearning.bench.scale import scale_config
 from forgetlab.unlearning.bench.table import ROW_FIELDS
-from forgetlab.unlearning.world import QA_FIELDS, export_world, make_world
+from forgetlab.unlearning.formats import write_layouts
+from forgetlab.unlearning.world import QA_FIELDS, make_world
 
 
 @pytest.fixture(scope="module")
@@ -83,35 +84,43 @@ def test_cli_world_and_evaluate(tmp_path, capsys, tiny, cache_dir):
                            "name-free"], capsys)
     assert code == 0, err
     printed = json.loads(out)  # stdout is exactly one JSON object
-    assert printed["forget_split_sizes"]["forget10"] > 0 and str(tmp_path / "w" / "forget10.jsonl") in printed["files"]
-    assert (tmp_path / "w" / "forget10.jsonl").is_file()
+    assert printed["forget_split_sizes"]["forget10"] > 0 and "tofu" in printed["layouts"]
+    assert (tmp_path / "w" / "tofu" / "forget10_perturbed.json").is_file()
+    assert (tmp_path / "w" / "muse" / "verbmem" / "forget.json").is_file()
     # evaluate the tiny target model on the tiny world's data (its tokenizer covers it)
     s = scale_config("tiny", "name-free")
     w = make_world(s.world)
-    export_world(w, tmp_path / "d")
-    target = build_models(w, s, cache_dir).target  # a cache hit: the bench trained it
-    code, out, err = run_cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "d"),
-                              "--no-generate", "--out", str(tmp_path / "m.json")], capsys)
+    write_layouts(w, tmp_path / "d", ("tofu",))
+    models = build_models(w, s, cache_dir)  # cache hits: the bench trained them
+    target, retain = str(models.target), str(models.retain["forget10"])
+    code, out, err = run_cli(["eco", "evaluate", "--model", target, "--retain-model", retain, "--suite", "tofu",
+                              "--data", str(tmp_path / "d" / "tofu"), "--no-generate", "--device", "cpu",
+                              "--out", str(tmp_path / "m.json")], capsys)
     assert code == 0, err
-    m = json.loads((tmp_path / "m.json").read_text())["metrics"]
-    assert json.loads(out)["model_utility"] == round(m["model_utility"], 4)  # stdout: only the JSON result
+    rec = json.loads((tmp_path / "m.json").read_text())
+    m = rec["metrics"]["model"]
+    assert json.loads(out)["metrics"]["model"]["model_utility"] == round(m["model_utility"], 4)  # stdout: JSON only
     assert err  # the progress lines went to stderr
     assert 0 <= m["model_utility"] <= 1 and "min_k_pp" in m["mia_auc"]
+    assert rec["vs_retain"]["retain"]["forget_quality"] == pytest.approx(1.0)
+    assert rec["vs_retain"]["model"]["forget_quality"] < 1.0 and rec["config"]["placement"]["device"] == "cpu"
     # bad inputs: one line, exit 2
-    lines = (tmp_path / "d" / "forget10.jsonl").read_text().splitlines()
+    f = tmp_path / "d" / "tofu" / "forget10_perturbed.json"
+    lines = f.read_text().splitlines()
     row = json.loads(lines[1])
     del row["perturbed_answer"]
-    lines[1] = json.dumps(row)
-    (tmp_path / "d" / "forget10.jsonl").write_text("\n".join(lines) + "\n")
-    code, _out, err = run_cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "d")], capsys)
-    assert code == 2 and "forget10.jsonl:2: missing field 'perturbed_answer'" in err
+    f.write_text("\n".join([lines[0], json.dumps(row), *lines[2:]]) + "\n")
+    code, _out, err = run_cli(["eco", "evaluate", "--model", target, "--suite", "tofu", "--data",
+                               str(tmp_path / "d" / "tofu")], capsys)
+    assert code == 2 and "forget10_perturbed.json: line 2: missing field 'perturbed_answer'" in err
     assert len(err.strip().splitlines()) == 1
     # a tokenizer that cannot encode the data
-    export_world(w, tmp_path / "e")
-    p = tmp_path / "e" / "world_facts.jsonl"
+    write_layouts(w, tmp_path / "e", ("tofu",))
+    p = tmp_path / "e" / "tofu" / "world_facts_perturbed.json"
     p.write_text(p.read_text().replace("capital", "capitâl☃"))
-    code, _, err = run_cli(["eco", "evaluate", "--model", str(target), "--data", str(tmp_path / "e")], capsys)
-    assert code == 2 and "world_facts.jsonl line" in err and "cannot encode" in err
+    code, _, err = run_cli(["eco", "evaluate", "--model", target, "--suite", "tofu", "--data",
+                            str(tmp_path / "e" / "tofu"), "--quiet"], capsys)
+    assert code == 2 and "world_facts line" in err and "cannot encode" in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -123,12 +132,19 @@ def test_cli_bad_inputs(tmp_path, capsys):
     assert not (tmp_path / "b" / "results.json").exists()
     # an empty forget split / a forget split overlapping the holdout
     w = make_world(scale_config("tiny", "name-free").world)
-    export_world(w, tmp_path / "d")
-    (tmp_path / "d" / "forget10.jsonl").write_text("")
-    code, _, err = run_cli(["eco", "evaluate", "--model", str(tmp_path), "--data", str(tmp_path / "d")], capsys)
+    write_layouts(w, tmp_path / "d", ("tofu",))
+    d = tmp_path / "d" / "tofu"
+    (d / "forget10_perturbed.json").write_text("")
+    evaluate = ["eco", "evaluate", "--model", str(tmp_path), "--suite", "tofu", "--data", str(d)]
+    code, _, err = run_cli(evaluate, capsys)
     assert code == 2 and "empty" in err
-    hold = (tmp_path / "d" / "holdout.jsonl").read_text()
-    (tmp_path / "d" / "forget10.jsonl").write_text(hold)
-    code, _, err = run_cli(["eco", "evaluate", "--model", str(tmp_path), "--data", str(tmp_path / "d")], capsys)
+    hold = (d / "holdout10.json").read_text()
+    (d / "forget10_perturbed.json").unlink()
+    (d / "forget10.json").write_text(hold)
+    code, _, err = run_cli(evaluate, capsys)
     assert code == 2 and "holdout" in err
-    assert set(QA_FIELDS) <= set(json.loads(hold.splitlines()[0]))
+    for bad, words in ((["--suite", "imdb"], ["suite", "mmlu"]), (["--dtype", "int8"], ["dtype", "bfloat16"]),
+                       (["--device", "tpu"], ["device", "cuda:N"]), (["--split", "forget20"], ["split"])):
+        code, _, err = run_cli(evaluate + bad, capsys)
+        assert code == 2 and all(x in err for x in words), err
+    assert set(QA_FIELDS) >= {"question", "answer"}

@@ -6,16 +6,15 @@ import json
 
 import pytest
 
-from forgetlab.errors import BadInput, ForgetlabError
+from forgetlab.errors import BadInput
 from forgetlab.unlearning.world import (
     MIN_SPLIT_ITEMS,
     N_PERTURBED,
     QA_FIELDS,
     WorldConfig,
     check_forget_holdout,
-    export_world,
     make_world,
-    read_qa_jsonl,
+    world_record,
 )
 
 
@@ -78,50 +77,11 @@ def test_bad_config():
         make_world(WorldConfig(facts_min=12, facts_max=11))
 
 
-def test_export_and_read_back(tmp_path):
+def test_world_record(tmp_path):
     w = make_world(WorldConfig(n_authors=30, seed=1))
-    files = export_world(w, tmp_path)
-    names = {p.name for p in files}
-    assert {"forget01.jsonl", "retain99.jsonl", "forget10.jsonl", "retain90.jsonl", "holdout.jsonl",
-            "real_authors.jsonl", "world_facts.jsonl", "mc_alchemy.jsonl", "world.json"} <= names
-    rows = read_qa_jsonl(tmp_path / "forget10.jsonl")
-    assert [r["question"] for r in rows] == [r["question"] for r in w.forget("forget10")]
-    meta = json.loads((tmp_path / "world.json").read_text())
-    assert meta["splits"]["forget10"] == w.splits["forget10"]
-
-
-def test_read_errors_name_file_line_and_field(tmp_path):
-    good = {f: "x" for f in QA_FIELDS} | {"perturbed_answer": ["a", "b"]}
-    p = tmp_path / "d.jsonl"
-    bad = dict(good)
-    del bad["paraphrased_answer"]
-    p.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
-    with pytest.raises(ForgetlabError, match=r"d.jsonl:2: missing field 'paraphrased_answer'"):
-        read_qa_jsonl(p)
-    p.write_text(json.dumps(good) + "\n" + json.dumps(good | {"perturbed_answer": ["a"]}) + "\n")
-    with pytest.raises(ForgetlabError, match=r"d.jsonl:2: .*perturbed_answer.*equal length"):
-        read_qa_jsonl(p)
-    p.write_text("")
-    with pytest.raises(ForgetlabError, match="empty"):
-        read_qa_jsonl(p)
-
-
-@pytest.mark.parametrize(("patch", "message"), [
-    ({"choices": "a b c d"}, r"mc.jsonl:2: field 'choices' must be a list of at least 2 strings"),
-    ({"choices": ["a"]}, r"mc.jsonl:2: field 'choices' must be a list"),
-    ({"label": "1"}, r"mc.jsonl:2: field 'label' must be an integer index in \[0, 3\], got '1'"),
-    ({"label": 4}, r"mc.jsonl:2: field 'label' must be an integer index in \[0, 3\], got 4"),
-    ({"label": True}, r"mc.jsonl:2: field 'label'"),
-    ({"choices": ["a", "b", "c"], "label": 0}, r"mc.jsonl:2: field 'choices' has 3 choices; earlier lines have 4"),
-])
-def test_multiple_choice_lines_are_checked(tmp_path, patch, message):
-    good = {"question": "q?", "choices": ["a", "b", "c", "d"], "label": 2}
-    p = tmp_path / "mc.jsonl"
-    p.write_text(json.dumps(good) + "\n" + json.dumps(good | patch) + "\n")
-    with pytest.raises(ForgetlabError, match=message):
-        read_qa_jsonl(p, ("question", "choices", "label"))
-    p.write_text(json.dumps(good) + "\n")
-    assert read_qa_jsonl(p, ("question", "choices", "label"))[0]["label"] == 2
+    meta = json.loads(json.dumps(world_record(w)))
+    assert meta["splits"]["forget10"] == w.splits["forget10"] and meta["holdout"] == w.holdout
+    assert meta["forget_subject"] not in meta["retained_subjects"]
 
 
 def test_forget_holdout_checks():

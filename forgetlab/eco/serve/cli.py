@@ -11,14 +11,17 @@ from pathlib import Path
 import typer
 
 from ...options import config_command
+from ..placement import Placement
 from .types import ServeLimits
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
+@config_command(Placement, param="placement")
 @config_command(ServeLimits, param="limits")
 def serve_command(
     limits: ServeLimits,
+    placement: Placement,
     guard: Path = typer.Option(..., "--guard", help="Guard folder written by EcoGuard.save_pretrained."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
@@ -52,7 +55,7 @@ def serve_command(
         import torch
 
         torch.set_num_threads(torch_threads)
-    loaded = load_guard(guard)
+    loaded = load_guard(guard, placement)
     engine = ServeEngine(loaded, backend, limits, model_name=model_name or guard.resolve().name,
                          backend_options=options)
     typer.echo(f"serving {guard} ({backend}) on http://{host}:{port}/v1", err=True)

@@ -5,7 +5,9 @@ worker thread; :class:`ServeEngine` holds guard + backend + batcher + admission 
 the HTTP layer (:mod:`forgetlab.eco.serve.http`) talks to. Tokenizing a request (and applying a chat template)
 runs on the engine's own tokenizer thread with its own copy of the tokenizer, never on the event loop (a long
 prompt would stall every client) and never on the batcher's copy (HF tokenizers are not safe to share between
-threads).
+threads). :class:`FolderWatcher` notices when the served guard's folder changes (a forget target added or
+removed with ``forgetlab eco fit --add-to`` / ``eco targets --remove``) and the guard re-reads its targets between
+two batches, in the worker thread, without a restart or a model reload.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,8 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ...errors import BadInput
+from ...errors import BadInput, ForgetlabError
 from ..guard import EcoGuard, GuardLike
+from ..placement import Placement
 from .backends import make_backend
 from .metrics import ServerMetrics
 from .types import Backend, Event, Failed, GenRequest, ServeLimits
@@ -39,9 +43,10 @@ class Batcher:
     """
 
     def __init__(self, backend: Backend, max_rows: int, window_s: float,
-                 on_batch: Callable[[float], None] | None = None) -> None:
+                 on_batch: Callable[[float], None] | None = None,
+                 before_batch: Callable[[], None] | None = None) -> None:
         self.backend, self.max_rows, self.window_s = backend, max_rows, window_s
-        self.on_batch = on_batch
+        self.on_batch, self.before_batch = on_batch, before_batch
         self._queue: queue.Queue[GenRequest | None] = queue.Queue()
         self._carry: GenRequest | None = None
         self._thread = threading.Thread(target=self._loop, name="forgetlab-batcher", daemon=True)
@@ -91,6 +96,8 @@ class Batcher:
             batch = [r for r in batch if not r.cancelled]
             if not batch:
                 continue
+            if self.before_batch is not None:
+                self.before_batch()
             t0 = time.perf_counter()
             try:
                 self.backend.run_batch(batch)
@@ -103,22 +110,75 @@ class Batcher:
                 self.on_batch(time.perf_counter() - t0)
 
 
+class FolderWatcher:
+    """Polls a guard folder's ``guard.json`` every ``interval_s`` in a daemon thread; :meth:`apply` (called by
+    the batcher between batches) has the guard re-read its targets once after each change. A folder that cannot
+    be read (mid-swap, damaged, another base model) leaves the guard as it was; the next change is tried again."""
+
+    def __init__(self, guard: Any, interval_s: float = 1.0) -> None:
+        self.guard, self.interval_s = guard, interval_s
+        self.record = Path(guard.folder) / "guard.json"
+        self._seen = self._stamp()
+        self._pending = threading.Event()
+        self._stop = threading.Event()
+        self.reloads = 0
+        self._thread = threading.Thread(target=self._poll, name="forgetlab-guard-watch", daemon=True)
+        self._thread.start()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.record.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            stamp = self._stamp()
+            if stamp is not None and stamp != self._seen:
+                self._seen = stamp
+                self._pending.set()
+
+    def apply(self) -> None:
+        """Re-read the guard's targets if the folder changed since the last time (worker thread)."""
+        if not self._pending.is_set():
+            return
+        self._pending.clear()
+        try:
+            changed = self.guard.reload_targets()
+        except (ForgetlabError, OSError) as exc:
+            print(f"guard folder changed but was not reloaded: {exc}", file=sys.stderr)
+            return
+        self.reloads += 1
+        names = ", ".join(t.name for t in self.guard.targets)
+        print(f"guard reloaded from {self.record.parent}: targets {names}" + ("" if changed else " (unchanged)"),
+              file=sys.stderr)
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 class ServeEngine:
-    """Guard + backend + batcher + admission control: what the HTTP layer talks to."""
+    """Guard + backend + batcher + admission control: what the HTTP layer talks to. A guard loaded from a folder
+    is watched (``watch_s`` seconds between looks; 0: never) and picks up added or removed targets."""
 
     def __init__(self, guard: GuardLike, backend: str | Backend = "transformers",
                  limits: ServeLimits | None = None, model_name: str = "forgetlab-eco",
-                 backend_options: dict[str, Any] | None = None) -> None:
+                 backend_options: dict[str, Any] | None = None, watch_s: float = 1.0) -> None:
         self.guard = guard
         self.tokenizer = copy.deepcopy(guard.tokenizer)  # the HTTP side's own copy (see the module docstring)
         self.limits = limits or ServeLimits()
         self.model_name = model_name
         self.backend = (make_backend(backend, guard, **(backend_options or {}))
                         if isinstance(backend, str) else backend)
+        folder = getattr(guard, "folder", None)
+        self.watcher = (FolderWatcher(guard, watch_s)
+                        if watch_s > 0 and folder is not None and hasattr(guard, "reload_targets") else None)
         self.in_flight = 0
         self.metrics = ServerMetrics(queue_depth=lambda: self.batcher.depth(), in_flight=lambda: self.in_flight)
         self.batcher = Batcher(self.backend, self.limits.max_batch_size, self.limits.batch_window_ms / 1000,
-                               on_batch=self.metrics.batch.observe)
+                               on_batch=self.metrics.batch.observe,
+                               before_batch=self.watcher.apply if self.watcher is not None else None)
         self._lock = threading.Lock()
         self._tokenize_pool = ThreadPoolExecutor(1, thread_name_prefix="forgetlab-tokenize")
         self.context_length = _context_length(guard)
@@ -157,6 +217,8 @@ class ServeEngine:
     def close(self) -> None:
         self.batcher.close()
         self._tokenize_pool.shutdown(wait=False, cancel_futures=True)
+        if self.watcher is not None:
+            self.watcher.close()
 
 
 def longest_token_chars(tokenizer: Any) -> int:
@@ -178,9 +240,10 @@ def _context_length(guard: GuardLike) -> int | None:
     return None
 
 
-def load_guard(path: str | Path) -> EcoGuard:
-    """Load a saved guard folder (``EcoGuard.from_pretrained``); a missing folder is a one-line error."""
+def load_guard(path: str | Path, placement: Placement | None = None) -> EcoGuard:
+    """Load a saved guard folder (``EcoGuard.from_pretrained``) on ``placement``; a missing folder is a one-line
+    error."""
     path = Path(path)
     if not path.is_dir():
         raise BadInput("guard", str(path), "a folder written by EcoGuard.save_pretrained")
-    return EcoGuard.from_pretrained(path)
+    return EcoGuard.from_pretrained(path, placement=placement)
