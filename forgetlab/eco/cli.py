@@ -94,9 +94,10 @@ def fit_cmd(
     seed: int = typer.Option(ClassifierConfig.seed, "--seed",
                              help="Seed of the classifier's splits and of the corruption's noise."),
     out: Path | None = typer.Option(None, "--out", help="Guard folder to write (new or empty): a new guard with "
-                                    "one target."),
+                                    "one target (default: none; give --out or --add-to)."),
     add_to: Path | None = typer.Option(None, "--add-to", help="Add this forget request as a new target of an "
-                                       "existing guard folder instead (the other targets are not refitted)."),
+                                       "existing guard folder instead (the other targets are not refitted; "
+                                       "default: none)."),
     name: str = typer.Option("default", "--name", help="Name of the target (a guard's targets are listed and "
                              "removed by name: forgetlab eco targets)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier guard folder at --out."),

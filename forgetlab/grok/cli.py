@@ -139,8 +139,9 @@ def analytic_command(
 @app.command("reproduce")
 def reproduce_command(
     out: Path = typer.Option(Path("out/grok-reproduce"), "--out", help="Output folder."),
-    cases: str = typer.Option("", help="Comma-separated cases: A0..A9 (the paper's MLP results), T1..T4 and "
-                              "D1..D4 (App. G: Transformer, 3-layer MLP; 3 seeds each). Default: A0..A9."),
+    cases: str = typer.Option("", help="Comma-separated cases, any of: A0, A1, A2, A3, A4, A5, A6, A7, A8, A9 "
+                              "(the paper's MLP results), T1, T2, T3, T4, D1, D2, D3, D4 (App. G: Transformer, "
+                              "3-layer MLP; 3 seeds each). Default: A0 to A9."),
     p: int = typer.Option(97, "--p", help="Modulus (the paper's 97; another p changes what the bands mean)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or status lines on stderr."),

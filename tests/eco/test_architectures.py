@@ -164,7 +164,7 @@ TIME_MAJOR = ("xlnet",)  # embed [T, B]: the hook cannot tell rows apart, so the
 
 
 @pytest.mark.parametrize("model_type", TYPES)
-def test_guard_on_architecture(model_type, tokenizer):
+def test_guard_on_architecture(model_type, tokenizer, record_property):
     cfg = tiny_config_for(model_type)
     if cfg is None:
         pytest.skip(f"{model_type}: no tiny configuration builds from its defaults")
@@ -186,6 +186,8 @@ def test_guard_on_architecture(model_type, tokenizer):
     if model_type in TIME_MAJOR:
         with torch.no_grad(), pytest.raises(ForgetlabError, match="time-major"):
             _check(model, tokenizer, modes[0])
+        record_property("refused", "time-major embeddings [T, B, d]: the hook cannot tell rows apart, so the "
+                                   "guard refuses the model with a one-line error")
         return
     with torch.no_grad():
         for use_cache in modes:

@@ -106,7 +106,9 @@ def test_older_guard_records_with_absolute_paths_still_load(tiny, tmp_path):
     base = save_lm(model, tok, tmp_path / "m")
     d = EcoGuard.from_base(base, KeywordClassifier(["zorblax"]), CFG).save_pretrained(tmp_path / "g")
     meta = json.loads((d / "guard.json").read_text())
-    meta["format_version"] = 2
+    meta["format_version"] = 2  # what forgetlab wrote before format 3: no positions, no guard.sha256
+    del meta["config"]["positions"]
     meta["model"] = {"path": str(base.resolve()), "copied": False, "files": meta["model"]["files"]}
     (d / "guard.json").write_text(json.dumps(meta))
+    (d / "guard.sha256").unlink()
     assert EcoGuard.from_pretrained(d).model_path == base.resolve()

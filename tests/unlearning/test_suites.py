@@ -82,7 +82,7 @@ def test_cli_scores_a_guard_beside_base_and_retain(setup, suite, tmp_path, capsy
     assert keys <= set(rec["metrics"]["model"])
     if suite in ("tofu", "muse"):
         assert rec["vs_retain"]["retain"]["privleak"] == 0.0 and "privleak" in rec["vs_retain"]["model"]
-    assert "... model:" in err  # progress on stderr, results on stdout
+    assert "\nmodel: " in err  # progress on stderr, results on stdout
 
 
 def test_wrong_layout_is_one_line_exit_2(setup, capsys):

@@ -76,7 +76,7 @@ def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
     assert table[0].startswith("| panel | Coexistence |") and len(table) == 4 and table[2].startswith("| wd=0 |")
     assert all(row.endswith("| 4 |") for row in table[2:])  # 2 x 2 cells per panel
     with pytest.raises(SystemExit) as exc:
-        main(["grok", "sweep", "--out", str(tmp_path / "e"), "--estimate", *args[4:]])
+        main(["grok", "sweep", "--out", str(tmp_path / "e"), "--estimate", *[a for a in args[4:] if a != "--quiet"]])
     assert exc.value.code == 0
     cap = capsys.readouterr()
     est = json.loads(cap.out)["estimate"]  # stdout: the result; stderr: the description
