@@ -135,7 +135,7 @@ def run(scale: str, k: int, out: Path, seed: int, cache: str | None) -> dict:
         ev = _evaluate(_guard(model, tok, [t]), model, tok, data[i], s)
         rows.append({"guard": f"{t.name} alone", "n_targets": 1, "target": t.name,
                      "forget_quality": compare(ev, ret[i])["forget_quality"],
-                     "model_utility": ev.summary["model_utility"], "forget_rouge": ev.summary["forget_rouge"]})
+                     "model_utility": ev.summary["model_utility"], "forget_rouge": ev.summary["forget_Q_A_ROUGE"]})
     for n in range(2, k + 1):
         guard = _guard(model, tok, targets[:n])
         utility = None
@@ -145,9 +145,9 @@ def run(scale: str, k: int, out: Path, seed: int, cache: str | None) -> dict:
             utility = ev.utility_parts
             rows.append({"guard": f"t0..t{n - 1}", "n_targets": n, "target": targets[i].name,
                          "forget_quality": compare(ev, ret[i])["forget_quality"],
-                         "model_utility": ev.summary["model_utility"], "forget_rouge": ev.summary["forget_rouge"]})
+                         "model_utility": ev.summary["model_utility"], "forget_rouge": ev.summary["forget_Q_A_ROUGE"]})
     ref = [{"target": t.name, "target_model_fq": compare(b, r)["forget_quality"],
-            "target_model_utility": b.summary["model_utility"], "retain_rouge": r.summary["forget_rouge"]}
+            "target_model_utility": b.summary["model_utility"], "retain_rouge": r.summary["forget_Q_A_ROUGE"]}
            for t, b, r in zip(targets, base, ret, strict=True)]
     single = [r for r in rows if r["n_targets"] == 1]
     bands = {"forget_quality_min": min(r["forget_quality"] for r in single),

@@ -47,15 +47,15 @@ def main() -> None:
     for split in dict.fromkeys(r["split"] for r in res.rows):
         rows = {(r["method"], r["protocol"]): r for r in res.rows if r["split"] == split}
         tgt, ret = rows[("target", "-")], rows[("retain", "-")]
-        print(f"{split}: target retain-ROUGE {tgt['retain_rouge']:.3f}, target FQ {tgt['forget_quality']:.2e}")
+        print(f"{split}: target utility {tgt['model_utility']:.3f}, target FQ {tgt['forget_quality']:.2e}")
         for (m, p), r in rows.items():
             extra = ""
             if m == "eco":
                 extra = (f" utility/target {r['model_utility'] / tgt['model_utility']:.3f}"
-                         f" forgetROUGE-retain {r['forget_rouge'] - ret['forget_rouge']:+.3f}"
+                         f" forgetROUGE-retain {r['forget_Q_A_ROUGE'] - ret['forget_Q_A_ROUGE']:+.3f}"
                          f" FPR {r['classifier_fpr']:.3f} FNR {r['classifier_fnr']:.3f}")
             print(f"  {m:7s} {p:10s} FQ {r['forget_quality']:.2e} MU {r['model_utility']:.3f} "
-                  f"fROUGE {r['forget_rouge']:.3f}{extra}")
+                  f"fROUGE {r['forget_Q_A_ROUGE']:.3f}{extra}")
     print("\n== multiple choice ==")
     print(json.dumps(res.mc_rows, indent=1))
     print(f"\nwrote {res.files['md']}")

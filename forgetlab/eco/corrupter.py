@@ -190,8 +190,8 @@ def score_continuations(model: Any, tokenizer: Any, prompts: Sequence[str], cont
                    if corrupter is not None else None)
         sc = continuation_logprobs(model, batch, corrupt, with_dist)
         for r, i in enumerate(idx):
-            rows[i] = (sc.logprobs[r], sc.mu[r], sc.var[r]) if with_dist else (sc.logprobs[r],)
-    out = TokenScores([rows[i][0] for i in range(n)])
+            rows[i] = (sc.logprobs[r], sc.hits[r], sc.mu[r], sc.var[r]) if with_dist else (sc.logprobs[r], sc.hits[r])
+    out = TokenScores([rows[i][0] for i in range(n)], hits=[rows[i][1] for i in range(n)])
     if with_dist:
-        out.mu, out.var = [rows[i][1] for i in range(n)], [rows[i][2] for i in range(n)]
+        out.mu, out.var = [rows[i][2] for i in range(n)], [rows[i][3] for i in range(n)]
     return out

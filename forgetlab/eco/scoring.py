@@ -63,7 +63,8 @@ class TokenScores:
     variance of ``log p(z)`` under each position's next-token distribution (for Min-K%++); with ``top_k`` the
     ``k`` most likely tokens at each position, ids and log-probs ``[B][T_b, k]`` (for an API's top_logprobs);
     ``greedy`` ``[B]``: whether every continuation token is the argmax of its position (lm-evaluation-harness
-    ``is_greedy``)."""
+    ``is_greedy``); ``hits`` ``[B][T_b]``: whether each continuation token is the argmax of its position (exact
+    memorization, extraction strength)."""
 
     logprobs: list[np.ndarray]
     mu: list[np.ndarray] | None = None
@@ -71,6 +72,7 @@ class TokenScores:
     top_ids: list[np.ndarray] | None = None
     top_logprobs: list[np.ndarray] | None = None
     greedy: list[bool] | None = None
+    hits: list[np.ndarray] | None = None
 
 
 @torch.no_grad()
@@ -87,7 +89,7 @@ def continuation_logprobs(model, batch: Packed, corrupt: Corrupt | None = None,
         logits = model(**kw).logits
     logp = torch.log_softmax(logits.float(), -1).cpu()
     out = TokenScores([], [] if with_dist else None, [] if with_dist else None, [] if top_k else None,
-                      [] if top_k else None, [])
+                      [] if top_k else None, [], [])
     for r, (a, b) in enumerate(zip(batch.starts, batch.ends, strict=True)):
         rows = logp[r, a - 1:b - 1]  # [T_r, V]: the distribution predicting each continuation token
         tgt = batch.ids[r, a:b]
@@ -96,7 +98,9 @@ def continuation_logprobs(model, batch: Packed, corrupt: Corrupt | None = None,
             top = rows.topk(min(top_k, rows.shape[-1]), dim=-1)
             out.top_ids.append(top.indices.numpy())
             out.top_logprobs.append(top.values.numpy())
-        out.greedy.append(bool((rows.argmax(-1) == tgt).all()))
+        hit = rows.argmax(-1) == tgt
+        out.hits.append(hit.numpy())
+        out.greedy.append(bool(hit.all()))
         if with_dist:
             p = rows.exp()
             mu = (p * rows).sum(-1)

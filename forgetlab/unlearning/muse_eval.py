@@ -6,7 +6,8 @@
   line or the next ``Question``) to ``Question: q\\nAnswer:`` after the few-shot ``*_icl`` examples, ROUGE-L F1
   against the answer;
 - **PrivLeak** (C3): Min-K% (k = 0.4) membership scores of the ``privleak`` forget texts (members) vs the holdout
-  texts, their ROC AUC, and against the retain model's AUC ``(AUC - AUC_retain) / AUC_retain * 100``.
+  texts, their ROC AUC (``mia_min_k``), and against the retain model's AUC
+  ``((1 - AUC) - (1 - AUC_retain)) / (1 - AUC_retain) * 100`` (OU ``privleak``).
 
 A guard is measured as deployed: prompts it flags are corrupted (prompt positions only) when it generates; for
 PrivLeak a text is scored as the input it would be, so a flagged text has every token corrupted. Texts and
@@ -126,7 +127,7 @@ def evaluate_muse(subject, data, *, batch_size: int = 8, generate: bool = True,
         say("privacy leakage")
         for part in ("forget", "holdout"):
             ev.mia[part] = M.mia_min_k(text_token_logprobs(subject, data.privleak[part], batch_size), MIN_K)
-        ev.summary["mia_auc"] = M.auc(ev.mia["forget"], ev.mia["holdout"])
+        ev.summary["mia_min_k"] = M.auc(ev.mia["forget"], ev.mia["holdout"])
     else:
         ev.missing["privleak"] = "no privleak/forget.json and holdout.json in the data"
     return ev
@@ -134,6 +135,6 @@ def evaluate_muse(subject, data, *, batch_size: int = 8, generate: bool = True,
 
 def compare_muse(ev: MuseEvaluation, retain: MuseEvaluation) -> dict[str, Any]:
     """PrivLeak of ``ev`` against the retain model's evaluation on the same texts (NaN without them)."""
-    if "mia_auc" not in ev.summary or "mia_auc" not in retain.summary:
+    if "mia_min_k" not in ev.summary or "mia_min_k" not in retain.summary:
         return {"privleak": float("nan")}
-    return {"privleak": M.privleak(ev.summary["mia_auc"], retain.summary["mia_auc"])}
+    return {"privleak": M.privleak(ev.summary["mia_min_k"], retain.summary["mia_min_k"])}

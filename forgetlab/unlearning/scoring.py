@@ -62,17 +62,23 @@ class Corruption:
 
 @dataclass
 class AnswerScores:
-    """Per-item answer-token log-probs (ragged, ``[N][T_i]``) and, when asked, Min-K%++ ``mu``/``var``."""
+    """Per-item answer-token log-probs (ragged, ``[N][T_i]``, the EOS last when scored with ``eos``), whether each
+    token is its position's argmax (``hits``, same shape) and, when asked, Min-K%++ ``mu``/``var``."""
 
     token_logprobs: list[np.ndarray]
     mu: list[np.ndarray] = field(default_factory=list)
     var: list[np.ndarray] = field(default_factory=list)
+    hits: list[np.ndarray] = field(default_factory=list)
 
 
 def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[str], *, batch_size: int = 64,
                   corruption: Corruption | None = None, with_dist: bool = False, guard=None,
-                  flags: np.ndarray | None = None) -> AnswerScores:
-    """Teacher-forced ``log p(a_t | prompt, a_<t)`` of each answer's tokens (eos excluded), batched longest first.
+                  flags: np.ndarray | None = None, eos: bool = False) -> AnswerScores:
+    """Teacher-forced ``log p(a_t | prompt, a_<t)`` of each answer's tokens, batched longest first.
+
+    ``eos``: the tokenizer's EOS is scored after each answer (the last token of each row), as open-unlearning
+    labels it for probabilities, truth ratios, LOSS and zlib; :func:`~forgetlab.unlearning.metrics.drop_last`
+    removes it for the metrics that drop it. Multiple-choice scoring leaves it out (lm-evaluation-harness).
 
     ``with_dist`` also returns the mean and variance of ``log p(z)`` under the next-token distribution at each
     answer position (Min-K%++). ``corruption`` corrupts flagged prompts exactly as the guard does
@@ -83,15 +89,25 @@ def score_answers(model, tokenizer, prompts: Sequence[str], answers: Sequence[st
         raise BadInput("answers", len(answers), f"one answer per prompt ({len(prompts)})")
     if corruption is not None and len(corruption.flags) != len(prompts):
         raise BadInput("corruption.flags", len(corruption.flags), f"one flag per item ({len(prompts)})")
+    tail = eos_text(tokenizer) if eos else ""
     if guard is not None and corruption is None:
-        return _score_through_guard(guard, tokenizer, prompts, answers, guard_flags(guard, prompts, flags),
-                                    batch_size, with_dist)
-    sc = score_continuations(model, tokenizer, list(prompts), [" " + a for a in answers],
+        return _score_through_guard(guard, tokenizer, prompts, [a + tail for a in answers],
+                                    guard_flags(guard, prompts, flags), batch_size, with_dist)
+    sc = score_continuations(model, tokenizer, list(prompts), [" " + a + tail for a in answers],
                              corrupter=corruption.corrupter if corruption is not None else None,
                              flags=corruption.flags if corruption is not None else None,
                              answer_entities=corruption.answer_finder if corruption is not None else None,
                              batch_size=batch_size, with_dist=with_dist)
-    return AnswerScores(sc.logprobs, sc.mu or [], sc.var or [])
+    return AnswerScores(sc.logprobs, sc.mu or [], sc.var or [], sc.hits or [])
+
+
+def eos_text(tokenizer) -> str:
+    """The EOS token as text, checked to encode to exactly the EOS id (special tokens are matched in text)."""
+    eos, eid = tokenizer.eos_token, tokenizer.eos_token_id
+    if eos is None or eid is None or tokenizer(eos, add_special_tokens=False).input_ids != [eid]:
+        raise BadInput("tokenizer", getattr(tokenizer, "name_or_path", type(tokenizer).__name__),
+                       "a tokenizer whose EOS token text encodes to its EOS id (answers are scored with EOS)")
+    return eos
 
 
 def _score_through_guard(guard, tokenizer, prompts: Sequence[str], answers: Sequence[str], flags: np.ndarray,
@@ -107,10 +123,11 @@ def _score_through_guard(guard, tokenizer, prompts: Sequence[str], answers: Sequ
                  for i in idx]
         sc = guard.score_packed(pack(pairs, pad), flags[idx], texts=[prompts[i] for i in idx], with_dist=with_dist)
         for r, i in enumerate(idx):
-            rows[i] = (sc.logprobs[r], sc.mu[r], sc.var[r]) if with_dist else (sc.logprobs[r], None, None)
-    out = AnswerScores([rows[i][0] for i in range(len(prompts))])
+            rows[i] = (sc.logprobs[r], sc.hits[r], *((sc.mu[r], sc.var[r]) if with_dist else (None, None)))
+    n = len(prompts)
+    out = AnswerScores([rows[i][0] for i in range(n)], hits=[rows[i][1] for i in range(n)])
     if with_dist:
-        out.mu, out.var = [rows[i][1] for i in range(len(prompts))], [rows[i][2] for i in range(len(prompts))]
+        out.mu, out.var = [rows[i][2] for i in range(n)], [rows[i][3] for i in range(n)]
     return out
 
 

@@ -72,9 +72,61 @@ def test_mia_scores_by_hand():
     np.testing.assert_allclose(s, [0.5, -1.0])
 
 
-def test_auc_and_privleak():
+def test_auc_ties_count_half():
     assert M.auc([3, 2], [1, 2]) == pytest.approx(3.5 / 4)  # one tie counts half
     assert M.auc([0], [1]) == 0.0
-    assert M.privleak(0.6, 0.5) == pytest.approx(20.0)
-    assert M.privleak(0.5, 0.5) == 0.0
-    assert math.isfinite(M.privleak(1.0, 0.01))
+
+
+def test_ou_token_conventions_drop_last():
+    lp = [np.array([-1.0, -2.0, -0.5]), np.array([-3.0, -0.1])]  # the last value of each is the EOS
+    assert [x.tolist() for x in M.drop_last(lp)] == [[-1.0, -2.0], [-3.0]]
+    # LOSS keeps the EOS, Min-K drops it (OU evaluate_probability vs tokenwise_logprobs)
+    assert M.mia_loss(lp)[0] == pytest.approx(-3.5 / 3)
+    assert M.mia_min_k(M.drop_last(lp), k=0.4)[0] == pytest.approx(-2.0)  # max(1, int(2 * .4)) = 1 lowest
+
+
+def test_truth_ratio_epsilon_as_ou():
+    # a paraphrase of probability 0 gives wrong / 1e-10, not a division by zero
+    tr = M.truth_ratio(np.array([-np.inf]), np.log([[0.5, 0.5]]))
+    assert tr[0] == pytest.approx(0.5 / 1e-10)
+    assert M.tr_closer_to_1(tr) == pytest.approx(1 / (0.5 / 1e-10 + 1e-10))
+
+
+def test_exact_memorization_by_hand():
+    hits = [np.array([True, False, True, True]), np.array([False])]
+    np.testing.assert_allclose(M.exact_memorization(hits), [0.75, 0.0])
+    with pytest.raises(BadInput):
+        M.exact_memorization([np.array([], bool)])
+
+
+def test_extraction_strength_by_hand_and_ou_quirk():
+    h = [np.array([True, True, True, True]),  # whole answer: k = 0 -> 1
+         np.array([False, True, True, True]),  # suffix from 1: 1 - 1/4
+         np.array([True, False, False, True]),  # suffix from 3: 1 - 3/4
+         np.array([True, True, True, False])]  # no suffix matches: OU stops at k = n - 1 -> 1/4
+    np.testing.assert_allclose(M.extraction_strength(h), [1.0, 0.75, 0.25, 0.25])
+
+
+def test_auc_is_sklearn_roc_auc_in_ou_convention():
+    from sklearn.metrics import roc_auc_score
+
+    members, non = np.array([3.0, 2.0, 0.5]), np.array([1.0, 2.0])
+    # OU: loss-like scores (negated member scores), forget labelled 0, holdout 1
+    ou = roc_auc_score([0, 0, 0, 1, 1], np.r_[-members, -non])
+    assert M.auc(members, non) == pytest.approx(ou) == pytest.approx(3.5 / 6)
+
+
+def test_privleak_sign_and_denominator_as_muse():
+    # ((1 - 0.9) - (1 - 0.6)) / (1 - 0.6) * 100 = (0.1 - 0.4) / 0.4 * 100 = -75
+    assert M.privleak(0.9, 0.6) == pytest.approx(-75.0)
+    assert M.privleak(0.6, 0.6) == 0.0
+    assert M.privleak(0.3, 0.6) == pytest.approx(75.0)  # over-unlearned: positive
+    assert math.isfinite(M.privleak(0.5, 1.0))  # the 1e-10 keeps a perfect retain AUC finite
+    with pytest.raises(BadInput):
+        M.privleak(1.2, 0.5)
+
+
+def test_harmonic_mean_is_scipy_hmean():
+    from scipy.stats import hmean
+
+    assert M.harmonic_mean([0.2, 0.5, 0.9]) == pytest.approx(float(hmean([0.2, 0.5, 0.9])))

@@ -68,3 +68,24 @@ def test_corruption_changes_only_flagged_scores(micro):
                                         if k != "labels"}).logits[0], -1)
     manual = lp[torch.arange(n_p - 1, len(ids) - 1), torch.tensor(ids[n_p:])].numpy()
     np.testing.assert_allclose(clean.token_logprobs[1], manual, rtol=1e-5, atol=1e-6)
+
+
+def test_eos_scored_last_as_open_unlearning(micro):
+    """With ``eos``, each answer's scores end with ``log p(</s>)`` (a manual forward pass on ``prompt answer
+    </s>`` agrees), the answer tokens before it unchanged; hits mark the argmax tokens."""
+    model, tok = load_lm(micro["path"])
+    rows = micro["world"].forget("forget10")[:3]
+    prompts, answers = [prompt_of(r["question"]) for r in rows], [r["answer"] for r in rows]
+    plain = score_answers(model, tok, prompts, answers)
+    with_eos = score_answers(model, tok, prompts, answers, eos=True)
+    ids, n_p = encode_pair(tok, prompts[0], answers[0], eos=True)
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in collate([(ids, n_p)], tok.pad_token_id).items() if k != "labels"}).logits
+    lp = torch.log_softmax(logits[0], -1)
+    manual = lp[torch.arange(n_p - 1, len(ids) - 1), torch.tensor(ids[n_p:])].numpy()
+    np.testing.assert_allclose(with_eos.token_logprobs[0], manual, rtol=1e-5, atol=1e-6)
+    for a, b, h in zip(plain.token_logprobs, with_eos.token_logprobs, with_eos.hits, strict=True):
+        assert len(b) == len(a) + 1 and len(h) == len(b)
+        np.testing.assert_allclose(b[:-1], a, rtol=1e-5, atol=1e-6)
+    hits = lp[torch.arange(n_p - 1, len(ids) - 1)].argmax(-1).numpy() == np.array(ids[n_p:])
+    assert with_eos.hits[0].tolist() == hits.tolist()

@@ -50,3 +50,27 @@ def test_select_keeps_a_strength_candidate_when_it_matches_best():
 
     name, strength, _ = select_corruption(score, 0.3, HOLDOUT_TR, tol=0.005)
     assert name == "rand_noise_first_n" and strength == pytest.approx(2.0, rel=0.05)
+
+
+def test_a_candidate_whose_search_hits_the_cap_is_excluded_and_recorded():
+    """Noise whose probability plateaus above the holdout's never converges: even with the best KS statistic
+    it is not chosen, and the record says why."""
+    def score(name, strength, want_tr):
+        if name == "rand_noise_first_n":
+            return 0.6 + 0.3 / (1.0 + strength), (HOLDOUT_TR if want_tr else None)  # never reaches 0.3
+        return 0.3, (HOLDOUT_TR * (2.0 if name == "zero_out_first_n" else 3.0) if want_tr else None)
+
+    name, _strength, rec = select_corruption(score, 0.3, HOLDOUT_TR, tol=0.01, max_evals=40, hi_max=64.0)
+    noise = rec["candidates"]["rand_noise_first_n"]
+    assert noise["converged"] is False and "cap 64" in noise["excluded"]
+    assert noise["ks_statistic"] == 0.0 and name == "zero_out_first_n"
+
+
+def test_no_converged_candidate_is_an_error():
+    from forgetlab.errors import ForgetlabError
+
+    def score(name, strength, want_tr):
+        return 0.9, (HOLDOUT_TR if want_tr else None)
+
+    with pytest.raises(ForgetlabError, match="no ECO corruption candidate converged"):
+        select_corruption(score, 0.3, HOLDOUT_TR, candidates=("rand_noise_first_n",), max_evals=6)

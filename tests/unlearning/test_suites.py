@@ -47,7 +47,7 @@ def test_guard_changes_only_what_it_flags(setup):
     p, _ = SUITES.get("tofu").run(plain, tofu, OPTS, lambda s: None)
     g, _ = SUITES.get("tofu").run(guarded, tofu, OPTS, lambda s: None)
     assert p["utility_parts"] == g["utility_parts"]  # nothing of the utility sets names a forget author
-    assert p["forget_prob"] != g["forget_prob"] and p["mia_auc"] != g["mia_auc"]
+    assert p["forget_Q_A_Prob"] != g["forget_Q_A_Prob"] and p["mia_auc"] != g["mia_auc"]
     from forgetlab.unlearning.muse_eval import text_token_logprobs
 
     muse = load_muse(setup["data"] / "muse")
@@ -76,8 +76,9 @@ def test_cli_scores_a_guard_beside_base_and_retain(setup, suite, tmp_path, capsy
     assert set(rec["metrics"]) == set(printed["metrics"]) == {"model", "base", "retain"}
     assert rec["subjects"]["model"]["kind"] == "guard" and rec["subjects"]["base"]["kind"] == "model"
     assert rec["config"]["options"]["shots"] == 1 and rec["versions"]["torch"]
-    keys = {"tofu": {"forget_truth_ratio", "model_utility", "forget_rouge"},
-            "muse": {"verbmem_f", "knowmem_f", "knowmem_r", "mia_auc"},
+    keys = {"tofu": {"forget_truth_ratio", "model_utility", "forget_Q_A_ROUGE", "exact_memorization",
+                     "extraction_strength", "mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus"},
+            "muse": {"verbmem_f", "knowmem_f", "knowmem_r", "mia_min_k"},
             "wmdp": {"acc_choice", "acc_letter"}, "mmlu": {"acc_choice", "acc_letter"}}[suite]
     assert keys <= set(rec["metrics"]["model"])
     if suite in ("tofu", "muse"):
@@ -108,5 +109,5 @@ def test_tofu_without_optional_parts_reports_what_is_missing(setup, tmp_path):
     (only / "forget10.json").write_text((setup["data"] / "tofu" / "forget10.json").read_text())
     rec = run_evaluation("tofu", only, {"model": setup["guard"]}, CPU, OPTS)
     m = rec["metrics"]["model"]
-    assert {"forget_truth_ratio", "mia_auc", "retain_*", "real_authors_*", "world_facts_*"} <= set(m["missing"])
-    assert "model_utility" not in m and 0 < m["forget_prob"] < 1 and "forget_rouge" in m
+    assert {"forget_truth_ratio", "mia_*", "retain_*", "ra_*", "wf_*"} <= set(m["missing"])
+    assert "model_utility" not in m and 0 < m["forget_Q_A_Prob"] < 1 and "forget_Q_A_ROUGE" in m

@@ -30,10 +30,10 @@ def _split_claims(split: str, target: dict, retain: dict, eco: dict | None, tag:
                             "ECO's forget quality is close to the retain model's", _ECO_SOURCE,
                             f"FQ {eco['forget_quality']:.3g}", ">= 0.1", ok,
                             "" if ok else f"FQ {eco['forget_quality']:.3g} < 0.1"))
-        off = abs(eco["forget_rouge"] - retain["forget_rouge"])
+        off = abs(eco["forget_Q_A_ROUGE"] - retain["forget_Q_A_ROUGE"])
         claims.append(Claim("eco", f"{split} ECO", f"forget-set generation ROUGE-L vs retain model {tag}",
                             "outputs resemble the retain model's", _ECO_SOURCE,
-                            f"{eco['forget_rouge']:.3f} vs {retain['forget_rouge']:.3f}", "within 0.1",
+                            f"{eco['forget_Q_A_ROUGE']:.3f} vs {retain['forget_Q_A_ROUGE']:.3f}", "within 0.1",
                             off <= 0.1, "" if off <= 0.1 else f"off by {off:.3f}"))
     ratio = eco["model_utility"] / target["model_utility"] if target["model_utility"] else float("nan")
     claims.append(Claim("eco", f"{split} ECO", f"model utility / target's {tag}", "no loss of model utility",

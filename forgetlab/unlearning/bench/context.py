@@ -27,6 +27,7 @@ class BenchContext:
     target: Any  # the target model (eval mode)
     tokenizer: Any
     retain_eval: list[dict[str, Any]]  # utility items (retain authors no fit step sees)
+    retain_fit: list[dict[str, Any]]  # the other retain authors' items: fit steps' retain data
     fit_items: list[dict[str, Any]]  # ECO's corruption fit set (trained authors outside every forget split)
     holdout_fit: list[dict[str, Any]]  # never-seen authors: the fit's surrogate target
     holdout_eval: list[dict[str, Any]]  # never-seen authors: MIA non-members

@@ -24,6 +24,7 @@ from ..evaluate import EvalData, Evaluation, compare, qa_scores
 from ..lm import prompt_of
 from ..metrics import normalized_prob, truth_ratio
 from ..scoring import Corruption, score_answers
+from ..world import World
 from .context import BenchContext
 from .table import row
 
@@ -111,14 +112,24 @@ class CorruptionFit:
         return self.records[key]
 
 
+def flag_rule_negatives(world: World, retain_eval: list[dict[str, Any]],
+                        split: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(trained authors' items, multiple-choice items) the flag rule of ``split`` trains and calibrates on as
+    negatives: authors outside the split and outside the utility set, and the MC questions; never a utility
+    item (retain-eval authors, painters, world facts) nor a holdout author."""
+    scored = {r["entity"] for r in retain_eval}
+    drop = set(world.splits[split]) | scored
+    others = [r for n in world.trained_authors(exclude=drop) for r in world.authors[n]]
+    return others, [r for rows_ in world.mc.values() for r in rows_]
+
+
 def _flag_rule_sets(ctx: BenchContext, split: str) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
     """(forget questions, retain questions, forget paraphrases, retain paraphrases, never-seen authors'
     questions and paraphrases) for training and measuring one split's flag rule."""
     world = ctx.world
     forget = world.forget(split)
-    others = [r for n in world.trained_authors(exclude=set(world.splits[split])) for r in world.authors[n]]
-    others += world.painters + world.world_facts
-    retain_q = [r["question"] for r in others] + [r["question"] for rows_ in world.mc.values() for r in rows_]
+    others, mc = flag_rule_negatives(world, ctx.retain_eval, split)
+    retain_q = [r["question"] for r in others + mc]
     unseen = [r[k] for r in world.items(world.holdout) for k in ("question", "paraphrased_question")]
     return ([r["question"] for r in forget], retain_q, [r["paraphrased_question"] for r in forget],
             [r["paraphrased_question"] for r in others], unseen)

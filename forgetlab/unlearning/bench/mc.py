@@ -36,7 +36,7 @@ def _correct(ctx: BenchContext, rows: list[dict], corr: Corruption | None = None
 def _fit_fold(ctx: BenchContext, fit_f: dict[str, list[dict]]) -> tuple[PromptClassifier, Any]:
     """The classifier and the fitted strength of one fold, from that fold's questions only."""
     fsub = ctx.world.forget_subject
-    authors_q = [r["question"] for r in ctx.world.items(ctx.world.retain_authors())]
+    authors_q = [r["question"] for r in ctx.retain_fit]  # no utility author (held-out discipline)
     retain_q = [r["question"] for k, v in fit_f.items() if k != fsub for r in v] + authors_q
     clf = PromptClassifier.fit([r["question"] for r in fit_f[fsub]], retain_q, fpr=ctx.scale.classifier_fpr,
                                seed=ctx.seed)

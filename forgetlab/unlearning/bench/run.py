@@ -18,13 +18,14 @@ from ...runs import atomic_write_json, atomic_write_text, prepare_out_dir, run_r
 from ..baselines import METHODS
 from ..evaluate import EvalData, Evaluation, compare
 from ..lm import load_lm
-from ..world import make_world
+from ..world import World, make_world
 from .context import BenchContext
-from .eco import CorruptionFit, eco_rows
+from .eco import CorruptionFit, eco_rows, flag_rule_negatives
+from .heldout import FORGET_EVAL, FORGET_REQUEST, check_heldout
 from .mc import MC_CHANCE, mc_rows
 from .models import Progress, build_models
 from .scale import scale_config
-from .splits import eval_and_fit_splits
+from .splits import eval_and_fit_splits, retain_fit_items
 from .table import BenchResult, plot_tradeoff, results_markdown, row
 
 
@@ -40,13 +41,28 @@ def _check(scale: str, answers: str, methods: tuple[str, ...], splits: tuple[str
     return s
 
 
-def _context(s, answers: str, cache_dir, progress: Progress | None, seed: int, entity_level: bool,
-             flag_entities: bool) -> BenchContext:
-    """Build the world and its models (timed) and the shared state of the steps."""
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    world = make_world(s.world)
-    timings["world"] = time.perf_counter() - t0
+def check_bench_heldout(world: World, s, methods: tuple[str, ...]) -> dict[str, Any]:
+    """The held-out check of every split (:func:`~forgetlab.unlearning.bench.heldout.check_heldout`): the fit
+    sets of the flag rule, the corruption and the baselines against the forget, utility and holdout items."""
+    retain_eval, fit_items, holdout_fit, holdout_eval = eval_and_fit_splits(world, s)
+    scored = {"utility (retain)": retain_eval, "utility (real authors)": world.painters,
+              "utility (world facts)": world.world_facts, "MIA holdout": holdout_eval}
+    record: dict[str, Any] = {}
+    for split in s.splits:
+        fits: dict[str, list] = {FORGET_REQUEST: world.forget(split)}
+        if "eco" in methods:
+            others, mc = flag_rule_negatives(world, retain_eval, split)
+            fits.update({"flag-rule negatives": others + mc, "corruption fit set": fit_items,
+                         "corruption surrogate": holdout_fit})
+        if any(m != "eco" for m in methods):
+            fits["baseline retain set"] = retain_fit_items(world, retain_eval)
+        record[split] = check_heldout(fits, {FORGET_EVAL: world.forget(split), **scored})
+    return record
+
+
+def _context(world: World, s, answers: str, cache_dir, progress: Progress | None, seed: int, entity_level: bool,
+             flag_entities: bool, timings: dict[str, float]) -> BenchContext:
+    """Build the world's models (timed) and the shared state of the steps."""
     t0 = time.perf_counter()
     models = build_models(world, s, cache_dir, progress)
     timings["models"] = time.perf_counter() - t0
@@ -54,7 +70,8 @@ def _context(s, answers: str, cache_dir, progress: Progress | None, seed: int, e
         timings[f"models/{k}"] = rec["load_or_train_seconds"]
     target, tok = load_lm(models.target)
     retain_eval, fit_items, holdout_fit, holdout_eval = eval_and_fit_splits(world, s)
-    return BenchContext(s, world, models, target, tok, retain_eval, fit_items, holdout_fit, holdout_eval,
+    return BenchContext(s, world, models, target, tok, retain_eval, retain_fit_items(world, retain_eval),
+                        fit_items, holdout_fit, holdout_eval,
                         answers, seed, entity_level, flag_entities, progress or (lambda *_a: None), progress,
                         timings)
 
@@ -86,7 +103,7 @@ def _baseline_row(ctx: BenchContext, split: str, method: str, data: EvalData,
     model, _ = load_lm(ctx.models.target)
     progress = ctx.progress
     rec = METHODS.get(method)().unlearn(
-        model, ctx.tokenizer, ctx.world.forget(split), ctx.world.items(ctx.world.retain_authors()),
+        model, ctx.tokenizer, ctx.world.forget(split), ctx.retain_fit,
         progress=(lambda i, n: progress(f"{split}: {method}", i, n)) if progress else None)
     e = ctx.evaluate(model, data)
     return row(split, method, "-", e.summary, compare(e, ev_retain), time.perf_counter() - t0, unlearn=rec)
@@ -105,9 +122,12 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
     prompt is flagged when the classifier flags it OR it names a forget author (the entity matcher).
     """
     s = _check(scale, answers, methods, splits)
-    out = prepare_out_dir(out_dir, overwrite=overwrite)
     t_all = time.perf_counter()
-    ctx = _context(s, answers, cache_dir, progress, seed, entity_level, flag_entities)
+    world = make_world(s.world)
+    timings = {"world": time.perf_counter() - t_all}
+    heldout = check_bench_heldout(world, s, methods)  # before any folder is written or anything is fitted
+    out = prepare_out_dir(out_dir, overwrite=overwrite)
+    ctx = _context(world, s, answers, cache_dir, progress, seed, entity_level, flag_entities, timings)
     ctx.guards_dir = out / "guards"
     fitter = CorruptionFit(ctx) if "eco" in methods else None
     rows: list[dict[str, Any]] = []
@@ -130,7 +150,7 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
     config = {"scale": scale, "answers": answers, "methods": list(methods), "world": s.world, "lm": s.lm,
               "train": s.train, "splits": list(s.splits), "eco_candidates": list(ECO_CANDIDATES),
               "eco_fit": {k: v[2] for k, v in (fitter.records if fitter else {}).items()},
-              "flag_entities": flag_entities, "mc_chance": MC_CHANCE, "forget_subject": ctx.world.forget_subject,
+              "flag_entities": flag_entities, "mc_chance": MC_CHANCE, "heldout_check": heldout, "forget_subject": ctx.world.forget_subject,
               "fit_target_holdout_prob": fitter.holdout_prob if fitter else None, "entity_level": entity_level,
               "models": {"tokenizer": str(ctx.models.tokenizer), "target": str(ctx.models.target),
                          "retain": {k: str(v) for k, v in ctx.models.retain.items()}},

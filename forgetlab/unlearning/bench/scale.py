@@ -28,7 +28,7 @@ SCALES: dict[str, Scale] = {
                               mc_per_subject=8),
                   LMConfig(hidden=64, layers=1, heads=4, intermediate=128, vocab_size=768),
                   TrainConfig(epochs=20, lr=1e-2, batch_size=64), ("forget10",), retain_eval_max=40,
-                  max_new_tokens=16, classifier_fpr=0.05, fit_max_evals=8),
+                  max_new_tokens=16, classifier_fpr=0.1, fit_max_evals=8),
     "default": Scale(WorldConfig(), LMConfig(), TrainConfig(), ("forget01", "forget05", "forget10")),
 }
 

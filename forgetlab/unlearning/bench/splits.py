@@ -20,3 +20,10 @@ def eval_and_fit_splits(world: World, s: Scale) -> tuple[list[dict], list[dict],
     h = world.holdout
     half = max(1, len(h) // 2)
     return eval_items[: s.retain_eval_max], fit_items, world.items(h[:half]), world.items(h[half:])
+
+
+def retain_fit_items(world: World, retain_eval: list[dict]) -> list[dict]:
+    """Items of the retain authors none of whose items is a utility item: what fit steps may use as retain data
+    (flag-rule negatives, a baseline's retain set), so no utility author is seen by a fit step."""
+    scored = {r["entity"] for r in retain_eval}
+    return world.items([n for n in world.retain_authors() if n not in scored])

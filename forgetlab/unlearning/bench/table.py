@@ -9,8 +9,9 @@ from typing import Any
 from ...fmt import fmt
 from ...runs import atomic_path
 
-ROW_FIELDS = ("split", "method", "protocol", "forget_quality", "model_utility", "forget_rouge",
-              "forget_truth_ratio", "mia_auc", "privleak", "classifier_fpr", "classifier_fnr", "seconds")
+METRICS = ("forget_quality", "model_utility", "forget_Q_A_Prob", "forget_Q_A_ROUGE", "forget_truth_ratio", "privleak",
+           "extraction_strength", "exact_memorization", "mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus")
+ROW_FIELDS = ("split", "method", "protocol", *METRICS, "classifier_fpr", "classifier_fnr", "seconds")
 
 
 @dataclass
@@ -25,22 +26,19 @@ class BenchResult:
 
 
 def row(split: str, method: str, protocol: str, summary: dict, cmp: dict, seconds: float, **extra) -> dict:
-    """One table row: the method's summary and its comparison with the retain model, NaN where not measured."""
+    """One table row: the method's summary and its comparison with the retain model under open-unlearning's
+    metric names (:data:`METRICS`), NaN where not measured."""
+    both = {**summary, **cmp}
     r = {"split": split, "method": method, "protocol": protocol,
-         "forget_quality": cmp.get("forget_quality", float("nan")), "model_utility": summary["model_utility"],
-         "forget_rouge": summary.get("forget_rouge", float("nan")),
-         "forget_truth_ratio": summary["forget_truth_ratio"], "mia_auc": cmp.get("mia_auc", float("nan")),
-         "privleak": cmp.get("privleak", float("nan")), "classifier_fpr": float("nan"),
-         "classifier_fnr": float("nan"), "seconds": seconds}
-    r.update({"retain_rouge": summary.get("retain_rouge"), "forget_prob": summary.get("forget_prob")})
+         **{k: both.get(k, float("nan")) for k in METRICS},
+         "classifier_fpr": float("nan"), "classifier_fnr": float("nan"), "seconds": seconds}
     r.update(extra)
     return r
 
 
 def results_markdown(rows: list[dict], mc_rows: list[dict], timings: dict[str, float], config: dict) -> str:
     """One table per split (target, retain, ECO under both protocols, baselines) and the multiple-choice table."""
-    cols = ["method", "protocol", "forget_quality", "model_utility", "forget_rouge", "forget_truth_ratio",
-            "mia_auc", "privleak", "classifier_fpr", "classifier_fnr", "seconds"]
+    cols = ["method", "protocol", *METRICS, "classifier_fpr", "classifier_fnr", "seconds"]
     lines = [f"# Unlearning benchmark ({config['scale']} scale, {config['answers']} answers)", "",
              "Forget quality: KS-test p-value of truth ratios vs the retain model (higher = closer to never having "
              "seen the data). Model utility: harmonic mean of 9 TOFU numbers. MIA AUC: Min-K% (forget vs "
@@ -52,7 +50,8 @@ def results_markdown(rows: list[dict], mc_rows: list[dict], timings: dict[str, f
              "Corruption chosen by the holdout surrogate (smallest KS statistic between the fit set's "
              "corrupted truth ratios and never-seen holdout authors'):", ""]
     for proto, rec in (config.get("eco_fit") or {}).items():
-        cands = ", ".join(f"{n} (strength {c['strength']:.3g}, KS {c['ks_statistic']:.3f})"
+        cands = ", ".join(f"{n} (strength {c['strength']:.3g}, KS {c['ks_statistic']:.3f}"
+                          + (", not converged: excluded)" if c.get("excluded") else ")")
                           for n, c in rec["candidates"].items())
         lines.append(f"- {proto}: **{rec['corruption']}**; candidates: {cands}")
     lines.append("")
