@@ -122,6 +122,38 @@ def lm_eval_cmd(ctx: typer.Context) -> None:
     run_cli(list(ctx.args))
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> ``(0, 1, 2)``; anything else is a one-line error naming ``--seeds``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts) or len(set(parts)) != len(parts):
+        raise BadInput("--seeds", text, "distinct integers >= 0 separated by commas, e.g. 0,1,2")
+    return tuple(int(p) for p in parts)
+
+
+@app.command("bench-report")
+def bench_report_cmd(results: Path = typer.Argument(..., help="A results.json written by `forgetlab eco bench`."),
+                     out: Path = typer.Option(..., "--out", help="The Markdown file to write, e.g. "
+                                              "docs/benchmarks/unlearning.md (replaced atomically).")) -> None:
+    """Render the bench's Markdown report (tables with mean +- sd, machine, load, command) from a results.json.
+
+    Prints one JSON object on stdout: the file written and the run it came from."""
+    import json
+
+    from ..runs import atomic_write_text
+    from .bench.report import render_report
+
+    try:
+        res = json.loads(results.read_text())
+    except (OSError, ValueError) as e:
+        raise BadInput("results", str(results), f"a readable results.json of `forgetlab eco bench` ({e})") from None
+    if not isinstance(res, dict) or not {"config", "rows", "summary", "timings"} <= set(res):
+        raise BadInput("results", str(results), "a results.json of `forgetlab eco bench` with config, rows, summary "
+                       "and timings (rerun the bench to get one)")
+    atomic_write_text(out, render_report(res))
+    emit({"file": str(out), "results": str(results), "seeds": res["config"].get("seeds", [0]),
+          "measured": res.get("machine", {}).get("date_utc")})
+
+
 @app.command("bench")
 def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.json/.md and tradeoff.png."),
               scale: str = typer.Option("default", "--scale", help="One of: default (the benchmark: 100 authors, "
@@ -137,8 +169,9 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
                                          "all of them)."),
               cache: Path = typer.Option(None, "--cache",
                                          help="Model cache (default $FORGETLAB_CACHE or ~/.cache/forgetlab)."),
-              seed: int = typer.Option(0, "--seed", help="Seed of the classifier splits, the corruption noise and "
-                                       "the fits (the models are cached by content)."),
+              seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2: each runs its own "
+                                        "world, models (cached by content), flag rules, corruption noise and fits; "
+                                        "the tables give mean +- sd over them. Seed 0 is the scale as defined."),
               entity_level: bool = typer.Option(True, "--entity-level/--prompt-level",
                                                 help="ECO corrupts the forget-entity tokens of a flagged prompt "
                                                      "(default) or the whole prompt. `eco fit` defaults to the "
@@ -160,9 +193,10 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
 
     quiet_transformers()
     ms = tuple(m.strip() for m in methods.split(",") if m.strip())
+    seed_list = parse_seeds(seeds)
     with claim_out_dir(out, resume=True), Tasks(not quiet) as tasks:  # run_bench checks the content itself
         res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite,
-                        progress=None if quiet else tasks, seed=seed,
+                        progress=None if quiet else tasks, seeds=seed_list,
                         splits=tuple(x.strip() for x in splits.split(",") if x.strip()) or None,
                         entity_level=entity_level, flag_entities=flag_entities)
     status(not quiet)(f"wrote {', '.join(str(p) for p in res.files.values())} ({res.timings['total']:.0f} s)")

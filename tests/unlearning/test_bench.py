@@ -150,3 +150,59 @@ def test_cli_bad_inputs(tmp_path, capsys):
         code, _, err = run_cli(evaluate + bad, capsys)
         assert code == 2 and all(x in err for x in words), err
     assert set(QA_FIELDS) >= {"question", "answer"}
+
+
+def test_results_record_machine_and_summary(tiny):
+    data = json.loads(tiny.files["json"].read_text())
+    m = data["machine"]
+    assert m["torch_threads"] >= 1 and m["torch"] and m["cpu_model"] and len(m["load_average"]) == 3
+    assert data["config"]["seeds"] == [0] and all(r["seed"] == 0 for r in data["rows"])
+    s = {(r["method"], r["protocol"]): r for r in data["summary"]}
+    assert s[("target", "-")]["forget_quality"]["mean"] == next(
+        r["forget_quality"] for r in data["rows"] if r["method"] == "target")
+    assert s[("target", "-")]["forget_quality"]["n"] == 1
+
+
+def test_bench_report_renders_the_results_file(tiny, tmp_path, capsys):
+    page = tmp_path / "unlearning.md"
+    code, out, err = run_cli(["eco", "bench-report", str(tiny.files["json"]), "--out", str(page)], capsys)
+    assert code == 0, err
+    assert json.loads(out)["file"] == str(page)
+    text = page.read_text()
+    assert text == tiny.files["md"].read_text()  # the bench's results.md is the same rendering
+    data = json.loads(tiny.files["json"].read_text())
+    assert data["machine"]["cpu_model"] in text and "threads" in text and "load average" in text
+    assert "forgetlab eco bench --scale tiny --answers name-free --seeds 0" in text
+    target = next(r for r in data["rows"] if r["method"] == "target")
+    from forgetlab.fmt import fmt
+
+    assert f"| target | - | {fmt(target['forget_quality'], '3f')} |" in text
+    for bad in ([str(tmp_path / "missing.json")], [str(page)]):  # unreadable / not a bench results file
+        code, _, err = run_cli(["eco", "bench-report", *bad, "--out", str(tmp_path / "x.md")], capsys)
+        assert code == 2 and "results" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.md").exists()
+
+
+def test_summary_and_report_over_seeds():
+    from forgetlab.unlearning.bench.report import render_report
+    from forgetlab.unlearning.bench.summary import mean_sd, summarize
+
+    assert mean_sd([1.0, 2.0, 3.0])["sd"] == pytest.approx(1.0) and mean_sd([1.0])["n"] == 1
+    assert math.isnan(mean_sd([1.0])["sd"]) and mean_sd([float("nan"), 2.0])["mean"] == 2.0
+    rows = [{"split": "forget10", "method": m, "protocol": "-", "seed": k, "forget_quality": fq,
+             "model_utility": 0.5 + k / 10, "privleak": -10.0 * k} for k, (m, fq) in
+            enumerate([("ga", 0.2), ("ga", 0.4), ("ga", 0.3)])]
+    summ = summarize(rows)
+    assert len(summ) == 1 and summ[0]["forget_quality"]["mean"] == pytest.approx(0.3)
+    assert summ[0]["forget_quality"]["sd"] == pytest.approx(0.1) and summ[0]["worst_seed_forget_quality"] == 0
+    res = {"config": {"scale": "tiny", "answers": "name-free", "methods": ["ga"], "seeds": [0, 1, 2]},
+           "rows": rows, "summary": summ, "timings": {"total": 1.0}, "machine": {"load_average": [0.1, 0.1, 0.1]}}
+    text = render_report(res)
+    assert "0.300 +- 0.100" in text and "seed 2" in text and "--seeds 0,1,2" in text
+
+
+def test_cli_bad_seeds(tmp_path, capsys):
+    for bad in ("0,x", "1,1", "", "-1"):
+        code, _, err = run_cli(["eco", "bench", "--out", str(tmp_path / "b"), "--seeds", bad], capsys)
+        assert code == 2 and "--seeds" in err and len(err.strip().splitlines()) == 1, (bad, err)
+    assert not (tmp_path / "b").exists()

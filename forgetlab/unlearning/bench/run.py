@@ -7,13 +7,15 @@ model, fit and score ECO (:mod:`.eco`), fine-tune and score each baseline; then 
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from ...eco.select import ECO_CANDIDATES
-from ...errors import check_choice
+from ...errors import BadInput, check_choice
 from ...runs import atomic_write_json, atomic_write_text, prepare_out_dir, run_record
 from ..baselines import METHODS
 from ..evaluate import EvalData, Evaluation, compare
@@ -22,11 +24,14 @@ from ..world import World, make_world
 from .context import BenchContext
 from .eco import CorruptionFit, eco_rows, flag_rule_negatives
 from .heldout import FORGET_EVAL, FORGET_REQUEST, check_heldout
+from .machine import load_average, machine_record
 from .mc import MC_CHANCE, mc_rows
 from .models import Progress, build_models
-from .scale import scale_config
+from .report import render_report
+from .scale import Scale, scale_config
 from .splits import eval_and_fit_splits, retain_fit_items
-from .table import BenchResult, plot_tradeoff, results_markdown, row
+from .summary import summarize
+from .table import BenchResult, plot_tradeoff, row
 
 
 def _check(scale: str, answers: str, methods: tuple[str, ...], splits: tuple[str, ...] | None):
@@ -109,26 +114,30 @@ def _baseline_row(ctx: BenchContext, split: str, method: str, data: EvalData,
     return row(split, method, "-", e.summary, compare(e, ev_retain), time.perf_counter() - t0, unlearn=rec)
 
 
-def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "name-free",
-              methods: tuple[str, ...] = ("eco", "ga", "gd", "npo"), *, cache_dir: str | os.PathLike | None = None,
-              overwrite: bool = False, progress: Progress | None = None, seed: int = 0,
-              splits: tuple[str, ...] | None = None, entity_level: bool = True,
-              flag_entities: bool = True) -> BenchResult:
-    """Run the whole benchmark and write ``results.json``, ``results.md`` and ``tradeoff.png`` into ``out_dir``.
+def seeded(s: Scale, seed: int) -> Scale:
+    """The scale with ``seed`` as the world's and the models' training seed (seed 0 is the scale as defined)."""
+    return replace(s, world=replace(s.world, seed=seed), train=replace(s.train, seed=seed))
 
-    ``splits`` restricts the scale's forget splits (and the retain models trained) to a subset.
-    ``entity_level``: ECO corrupts only the forget-entity tokens of flagged prompts (token classifier) instead
-    of every prompt token, in the fit, the scoring and the guard's generation alike. ``flag_entities``: a
-    prompt is flagged when the classifier flags it OR it names a forget author (the entity matcher).
-    """
-    s = _check(scale, answers, methods, splits)
-    t_all = time.perf_counter()
-    world = make_world(s.world)
-    timings = {"world": time.perf_counter() - t_all}
-    heldout = check_bench_heldout(world, s, methods)  # before any folder is written or anything is fitted
-    out = prepare_out_dir(out_dir, overwrite=overwrite)
-    ctx = _context(world, s, answers, cache_dir, progress, seed, entity_level, flag_entities, timings)
-    ctx.guards_dir = out / "guards"
+
+@dataclass
+class SeedRun:
+    """One seed's rows (each with ``seed``), multiple-choice rows, timings, training records and config part."""
+
+    rows: list[dict[str, Any]]
+    mc_rows: list[dict[str, Any]]
+    timings: dict[str, float]
+    training: dict[str, Any]
+    config: dict[str, Any]
+
+
+def _run_seed(world: World, s: Scale, seed: int, opts: dict[str, Any], guards_dir: Path,
+              timings: dict[str, float]) -> SeedRun:
+    """Every row of one seed: world, models, flag rules, corruption fits and baselines of that seed."""
+    t0 = time.perf_counter()
+    ctx = _context(world, s, opts["answers"], opts["cache_dir"], opts["progress"], seed, opts["entity_level"],
+                   opts["flag_entities"], timings)
+    ctx.guards_dir = guards_dir
+    methods = opts["methods"]
     fitter = CorruptionFit(ctx) if "eco" in methods else None
     rows: list[dict[str, Any]] = []
     for split in s.splits:
@@ -146,18 +155,86 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
                 rows.append(_baseline_row(ctx, split, m, data, ev_retain))
     with ctx.timed("multiple_choice"):
         mcr = mc_rows(ctx, "eco" in methods)
-    ctx.timings["total"] = time.perf_counter() - t_all
-    config = {"scale": scale, "answers": answers, "methods": list(methods), "world": s.world, "lm": s.lm,
-              "train": s.train, "splits": list(s.splits), "eco_candidates": list(ECO_CANDIDATES),
-              "eco_fit": {k: v[2] for k, v in (fitter.records if fitter else {}).items()},
-              "flag_entities": flag_entities, "mc_chance": MC_CHANCE, "heldout_check": heldout, "forget_subject": ctx.world.forget_subject,
-              "fit_target_holdout_prob": fitter.holdout_prob if fitter else None, "entity_level": entity_level,
+    ctx.timings["seed_total"] = time.perf_counter() - t0
+    for r in rows + mcr:
+        r["seed"] = seed
+    config = {"eco_fit": {k: v[2] for k, v in (fitter.records if fitter else {}).items()},
+              "forget_subject": ctx.world.forget_subject,
+              "fit_target_holdout_prob": fitter.holdout_prob if fitter else None,
               "models": {"tokenizer": str(ctx.models.tokenizer), "target": str(ctx.models.target),
                          "retain": {k: str(v) for k, v in ctx.models.retain.items()}},
               "guards": {f"{r['split']}/{r['protocol']}": r["guard"] for r in rows if r.get("guard")}}
+    return SeedRun(rows, mcr, ctx.timings, ctx.models.records, config)
+
+
+def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "name-free",
+              methods: tuple[str, ...] = ("eco", "ga", "gd", "npo"), *, cache_dir: str | os.PathLike | None = None,
+              overwrite: bool = False, progress: Progress | None = None, seeds: tuple[int, ...] = (0,),
+              splits: tuple[str, ...] | None = None, entity_level: bool = True,
+              flag_entities: bool = True) -> BenchResult:
+    """Run the whole benchmark and write ``results.json``, ``results.md`` and ``tradeoff.png`` into ``out_dir``.
+
+    Each of ``seeds`` runs its own world, models, flag rules and fits (seed 0: the scale as defined); the
+    summary gives mean +- sd over them. ``splits`` restricts the scale's forget splits (and the retain models
+    trained) to a subset. ``entity_level``: ECO corrupts only the forget-entity tokens of flagged prompts (token
+    classifier) instead of every prompt token, in the fit, the scoring and the guard's generation alike.
+    ``flag_entities``: a prompt is flagged when the classifier flags it OR it names a forget author. The
+    held-out check of every seed runs before anything is written or fitted.
+    """
+    s = _check(scale, answers, methods, splits)
+    seeds = check_seeds(seeds)
+    machine = machine_record()
+    t_all = time.perf_counter()
+    worlds = {k: make_world(seeded(s, k).world) for k in seeds}
+    timings = {"world": time.perf_counter() - t_all}
+    heldout = {str(k): check_bench_heldout(worlds[k], seeded(s, k), methods) for k in seeds}
+    out = prepare_out_dir(out_dir, overwrite=overwrite)
+    opts = {"answers": answers, "cache_dir": cache_dir, "progress": progress, "entity_level": entity_level,
+            "flag_entities": flag_entities, "methods": methods}
+    runs: dict[int, SeedRun] = {}
+    for k in seeds:
+        guards_dir = out / "guards" if len(seeds) == 1 else out / "guards" / f"seed{k}"
+        runs[k] = _run_seed(worlds[k], seeded(s, k), k, opts, guards_dir, {})
+    timings["total"] = time.perf_counter() - t_all
+    machine["load_average_end"] = load_average()
+    return _write(out, runs, _config(s, scale, answers, methods, entity_level, flag_entities, heldout, runs),
+                  machine, timings)
+
+
+def check_seeds(seeds) -> tuple[int, ...]:
+    """Distinct non-negative integer seeds, at least one, in the order given."""
+    seeds = tuple(seeds)
+    if not seeds or any(not isinstance(k, int) or k < 0 for k in seeds) or len(set(seeds)) != len(seeds):
+        raise BadInput("seeds", list(seeds), "distinct integers >= 0, at least one (e.g. 0,1,2)")
+    return seeds
+
+
+def _config(s: Scale, scale: str, answers: str, methods, entity_level: bool, flag_entities: bool,
+            heldout: dict[str, Any], runs: dict[int, SeedRun]) -> dict[str, Any]:
+    """The run's config: the scale, the options, and each seed's part (the first seed's also at the top level,
+    with every seed's guards, keyed ``seed<k>/<split>/<protocol>`` when there are several seeds)."""
+    first = next(iter(runs.values())).config
+    multi = len(runs) > 1
+    guards = {(f"seed{k}/" if multi else "") + g: p for k, r in runs.items() for g, p in r.config["guards"].items()}
+    return {"scale": scale, "answers": answers, "methods": list(methods), "world": s.world, "lm": s.lm,
+            "train": s.train, "splits": list(s.splits), "seeds": list(runs), "eco_candidates": list(ECO_CANDIDATES),
+            "flag_entities": flag_entities, "entity_level": entity_level, "mc_chance": MC_CHANCE,
+            "heldout_check": heldout, **first, "guards": guards,
+            "per_seed": {str(k): r.config for k, r in runs.items()}}
+
+
+def _write(out: Path, runs: dict[int, SeedRun], config: dict[str, Any], machine: dict[str, Any],
+           timings: dict[str, float]) -> BenchResult:
+    """``results.json`` (rows of every seed, the summary over seeds, machine, timings), ``results.md`` rendered
+    from it, and the figure."""
+    rows = [r for run in runs.values() for r in run.rows]
+    mcr = [r for run in runs.values() for r in run.mc_rows]
+    seed_timings = {f"seed{k}/{n}": v for k, run in runs.items() for n, v in run.timings.items()}
+    record = {**run_record(config, seeds=list(runs)), "machine": machine, "rows": rows, "summary": summarize(rows),
+              "mc_rows": mcr, "timings": {**timings, **seed_timings},
+              "training": {str(k): run.training for k, run in runs.items()}}
     files = {"json": out / "results.json", "md": out / "results.md", "png": out / "tradeoff.png"}
-    atomic_write_json(files["json"], {**run_record(config, seed=seed), "rows": rows, "mc_rows": mcr,
-                                      "timings": ctx.timings, "training": ctx.models.records})
-    atomic_write_text(files["md"], results_markdown(rows, mcr, ctx.timings, config))
+    atomic_write_json(files["json"], record)
+    atomic_write_text(files["md"], render_report(json.loads(files["json"].read_text())))
     plot_tradeoff(rows, files["png"])
-    return BenchResult(rows, mcr, ctx.timings, files, config)
+    return BenchResult(rows, mcr, record["timings"], files, config)

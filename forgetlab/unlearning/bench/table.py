@@ -1,4 +1,4 @@
-"""The bench's results: rows, the Markdown tables and the forget-quality vs utility figure."""
+"""The bench's results: rows under open-unlearning's metric names and the forget-quality vs utility figure."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...fmt import fmt
 from ...runs import atomic_path
 
 METRICS = ("forget_quality", "model_utility", "forget_Q_A_Prob", "forget_Q_A_ROUGE", "forget_truth_ratio", "privleak",
@@ -34,45 +33,6 @@ def row(split: str, method: str, protocol: str, summary: dict, cmp: dict, second
          "classifier_fpr": float("nan"), "classifier_fnr": float("nan"), "seconds": seconds}
     r.update(extra)
     return r
-
-
-def results_markdown(rows: list[dict], mc_rows: list[dict], timings: dict[str, float], config: dict) -> str:
-    """One table per split (target, retain, ECO under both protocols, baselines) and the multiple-choice table."""
-    cols = ["method", "protocol", *METRICS, "classifier_fpr", "classifier_fnr", "seconds"]
-    lines = [f"# Unlearning benchmark ({config['scale']} scale, {config['answers']} answers)", "",
-             "Forget quality: KS-test p-value of truth ratios vs the retain model (higher = closer to never having "
-             "seen the data). Model utility: harmonic mean of 9 TOFU numbers. MIA AUC: Min-K% (forget vs "
-             "holdout); PrivLeak in percent vs the retain model (MUSE). ECO protocols: *deployment* corrupts "
-             "only the prompt (as served); *paper* also corrupts the forget-entity tokens inside the scored "
-             "answer (official ECO evaluation). Generation ROUGE is always what the guarded model writes.", "",
-             f"ECO flag rule: {'classifier OR forget-name match' if config.get('flag_entities') else 'classifier'}"
-             f"; corrupted tokens: {'forget-entity tokens' if config.get('entity_level') else 'whole prompt'}. "
-             "Corruption chosen by the holdout surrogate (smallest KS statistic between the fit set's "
-             "corrupted truth ratios and never-seen holdout authors'):", ""]
-    for proto, rec in (config.get("eco_fit") or {}).items():
-        cands = ", ".join(f"{n} (strength {c['strength']:.3g}, KS {c['ks_statistic']:.3f}"
-                          + (", not converged: excluded)" if c.get("excluded") else ")")
-                          for n, c in rec["candidates"].items())
-        lines.append(f"- {proto}: **{rec['corruption']}**; candidates: {cands}")
-    lines.append("")
-    for split in dict.fromkeys(r["split"] for r in rows):
-        lines += [f"## {split}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        for r in rows:
-            if r["split"] == split:
-                lines.append("| " + " | ".join(fmt(r.get(c), "3f") for c in cols) + " |")
-        lines.append("")
-    if mc_rows:
-        subj = [k for k in mc_rows[0] if k != "method"]
-        lines += ["## Multiple choice (accuracy; chance 0.25; forget subject: "
-                  f"{config['forget_subject']}; ECO 2-fold cross-fitted: each question scored once, by a "
-                  "classifier and strength fitted on the other half)", "",
-                  "| method | " + " | ".join(subj) + " |", "|" + "---|" * (len(subj) + 1)]
-        for r in mc_rows:
-            lines.append(f"| {r['method']} | " + " | ".join(fmt(r.get(k), "3f") for k in subj) + " |")
-        lines.append("")
-    lines += ["## Timings (seconds)", "", "| part | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
-    return "\n".join(lines) + "\n"
 
 
 def plot_tradeoff(rows: list[dict], path: Path) -> None:

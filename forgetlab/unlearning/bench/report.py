@@ -1,0 +1,126 @@
+"""The bench's Markdown report, rendered from a ``results.json`` alone (never copied by hand).
+
+``forgetlab eco bench-report RESULTS --out docs/benchmarks/unlearning.md`` writes it; the bench writes the same
+text to ``results.md`` beside its ``results.json``. The page says when, where (CPU model, cores, torch threads and
+version, load average) and how (the command) the numbers were measured, then one table per forget split with
+mean +- sd over the seeds (open-unlearning's metric names), each seed's headline numbers, the corruption fits, the
+held-out check and the multiple-choice rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...fmt import fmt
+from .summary import SUMMARY_FIELDS
+
+_DEFINITIONS = (
+    "Metrics as open-unlearning (OU) and MUSE define them, under OU's names. forget_quality: KS-test p-value "
+    "between the per-item truth ratios of the model and of the retain model on the forget split (higher = closer "
+    "to never having seen it). model_utility: harmonic mean (scipy) of probability, ROUGE-L recall and truth "
+    "ratio on the retain-eval, real-authors and world-facts sets. forget_Q_A_Prob / forget_Q_A_ROUGE / "
+    "forget_truth_ratio: length-normalized answer probability, ROUGE-L recall of the greedy answer and "
+    "mean(min(R, 1/R)) on the forget split. privleak: MUSE's ((1 - AUC) - (1 - AUC_retain)) / (1 - AUC_retain) "
+    "* 100 on the Min-K% (k = 0.4) AUC (0 = like the retain model, negative = forget set still looks like "
+    "members). mia_*: ROC AUC (scikit-learn) of forget (members) vs holdout authors (non-members), 1 = forget "
+    "items much more likely. extraction_strength / exact_memorization: OU's, from the greedy predictions under "
+    "teacher forcing. Probabilities, truth ratios, LOSS and zlib include the EOS token; Min-K, Min-K++, exact "
+    "memorization and extraction strength drop it (OU's conventions). ECO protocols: *deployment* corrupts only "
+    "the prompt (as served); *paper* also corrupts the forget-entity tokens inside the scored answer (the "
+    "official ECO evaluation). Generation ROUGE is always what the guarded model writes.")
+
+
+def _ms(cell: dict[str, Any], style: str = "3f") -> str:
+    """``mean +- sd`` (the mean alone for one seed)."""
+    if cell["n"] > 1:
+        return f"{fmt(cell['mean'], style)} +- {fmt(cell['sd'], style)}"
+    return fmt(cell["mean"], style)
+
+
+def _header(res: dict[str, Any]) -> list[str]:
+    """Title, how the page was made, and where and when the numbers were measured."""
+    c, m = res["config"], res.get("machine", {})
+    seeds = ",".join(str(k) for k in c.get("seeds", [0]))
+    cmd = (f"forgetlab eco bench --scale {c['scale']} --answers {c['answers']} --seeds {seeds} "
+           f"--methods {','.join(c['methods'])} --out DIR")
+    load = m.get("load_average")
+    return [f"# Unlearning benchmark ({c['scale']} scale, {c['answers']} answers, seeds {seeds})", "",
+            "Generated from `DIR/results.json` by `forgetlab eco bench-report DIR/results.json --out "
+            "docs/benchmarks/unlearning.md`; do not edit by hand (rerun the two commands instead).", "",
+            f"- command: `{cmd}`",
+            f"- measured: {m.get('date_utc', res.get('started', '?'))} (UTC), {fmt(res['timings'].get('total'), '4g')} s",
+            f"- machine: {m.get('cpu_model', '?')}, {m.get('cpu_count', '?')} logical cores, torch "
+            f"{m.get('torch', res.get('versions', {}).get('torch', '?'))} with {m.get('torch_threads', '?')} "
+            f"threads; load average (1/5/15 min) {load} at the start, {m.get('load_average_end')} at the end"
+            + (" (a shared machine: timings are under load)" if load and load[0] > (m.get("cpu_count") or 1)
+               else ""),
+            f"- flag rule: {'classifier OR forget-name match' if c.get('flag_entities') else 'classifier'}; "
+            f"corrupted tokens: {'forget-entity tokens' if c.get('entity_level') else 'whole prompt'}", "",
+            _DEFINITIONS, ""]
+
+
+def _split_tables(res: dict[str, Any]) -> list[str]:
+    """Per split: mean +- sd of every metric; with several seeds, each seed's forget quality and utility."""
+    lines: list[str] = []
+    cols = [f for f in SUMMARY_FIELDS]
+    multi = len(res["config"].get("seeds", [0])) > 1
+    for split in dict.fromkeys(r["split"] for r in res["summary"]):
+        lines += [f"## {split}" + (" (mean +- sd over seeds)" if multi else ""), "",
+                  "| method | protocol | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
+        for s in (s for s in res["summary"] if s["split"] == split):
+            lines.append(f"| {s['method']} | {s['protocol']} | " + " | ".join(_ms(s[f]) for f in cols) + " |")
+        lines.append("")
+        if multi:
+            lines += ["Each seed (forget_quality / model_utility / privleak):", "",
+                      "| method | protocol | " + " | ".join(f"seed {k}" for k in res["config"]["seeds"]) + " |",
+                      "|" + "---|" * (len(res["config"]["seeds"]) + 2)]
+            for s in (s for s in res["summary"] if s["split"] == split):
+                by = {r["seed"]: r for r in res["rows"] if (r["split"], r["method"], r["protocol"])
+                      == (split, s["method"], s["protocol"])}
+                cells = [" / ".join(fmt(by[k][f], "3f") for f in ("forget_quality", "model_utility", "privleak"))
+                         if k in by else "-" for k in res["config"]["seeds"]]
+                lines.append(f"| {s['method']} | {s['protocol']} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return lines
+
+
+def _fits(res: dict[str, Any]) -> list[str]:
+    """ECO's corruption choice per seed (every candidate, converged or excluded) and the held-out check."""
+    lines = ["## ECO's corruption (holdout surrogate: smallest KS statistic vs never-seen authors; a candidate "
+             "whose strength search did not reach the holdout's probability is excluded)", ""]
+    for seed, part in res["config"].get("per_seed", {}).items():
+        for proto, rec in (part.get("eco_fit") or {}).items():
+            cands = "; ".join(
+                f"{n}: strength {c['strength']:.4g}, KS {c['ks_statistic']:.3f}"
+                + (f" (excluded: {c['excluded']})" if c.get("excluded") else "") for n, c in rec["candidates"].items())
+            lines.append(f"- seed {seed}, {proto}: **{rec['corruption']}**. {cands}")
+    lines += ["", "## Held-out check (passed before any fit; sizes of the sets compared, first seed)", ""]
+    check = next(iter(res["config"].get("heldout_check", {}).values()), {})
+    for split, rec in check.items():
+        fits = ", ".join(f"{k} {v}" for k, v in rec["fit_sets"].items())
+        scored = ", ".join(f"{k} {v}" for k, v in rec["scored_sets"].items())
+        lines.append(f"- {split}: fit sets ({fits}) share no {' or '.join(rec['by'])} with scored sets ({scored})")
+    return [*lines, ""]
+
+
+def _mc_and_timings(res: dict[str, Any]) -> list[str]:
+    """The multiple-choice rows of every seed and the timings."""
+    lines: list[str] = []
+    mc = res.get("mc_rows") or []
+    if mc:
+        subj = [k for k in mc[0] if k not in ("method", "seed", "flagged", "folds")]
+        lines += [f"## Multiple choice (accuracy; chance {res['config'].get('mc_chance')}; forget subject: "
+                  f"{res['config'].get('forget_subject')}; ECO 2-fold cross-fitted)", "",
+                  "| method | seed | " + " | ".join(subj) + " |", "|" + "---|" * (len(subj) + 2)]
+        for r in mc:
+            lines.append(f"| {r['method']} | {r.get('seed', 0)} | " + " | ".join(fmt(r.get(k), "3f") for k in subj)
+                         + " |")
+        lines.append("")
+    lines += ["## Timings (seconds)", "", "| part | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in res["timings"].items()]
+    return lines
+
+
+def render_report(res: dict[str, Any]) -> str:
+    """The whole Markdown page from a bench ``results.json`` (as loaded)."""
+    return "\n".join(_header(res) + _split_tables(res) + _fits(res) + _mc_and_timings(res)) + "\n"
