@@ -226,7 +226,8 @@ class WorldConfig:
     """Everything that decides the world; two equal configs give byte-identical worlds.
 
     ``n_authors`` counts all fictitious authors, holdout included; forget splits take 1/5/10% of them (grown to
-    at least ``MIN_SPLIT_ITEMS`` items); ``holdout_frac`` of them are never trained on.
+    at least ``min_split_items`` items: a KS test on fewer says little); ``holdout_frac`` of them are never
+    trained on.
     """
 
     n_authors: int = 100
@@ -238,6 +239,7 @@ class WorldConfig:
     holdout_frac: float = 0.1
     answer_style: str = "tofu"
     seed: int = 0
+    min_split_items: int = MIN_SPLIT_ITEMS
 
     def validate(self) -> WorldConfig:
         check_choice("answer_style", self.answer_style, ANSWER_STYLES)
@@ -254,6 +256,8 @@ class WorldConfig:
             raise BadInput("mc_per_subject", self.mc_per_subject, "an integer in [4, 200]")
         if not 0 < self.holdout_frac < 0.5:
             raise BadInput("holdout_frac", self.holdout_frac, "a number in (0, 0.5)")
+        if not 1 <= self.min_split_items <= 1000:
+            raise BadInput("min_split_items", self.min_split_items, "an integer in [1, 1000]")
         return self
 
 
@@ -365,7 +369,7 @@ def make_world(config: WorldConfig | None = None) -> World:
     splits: dict[str, list[str]] = {}
     for split, frac in SPLIT_FRACTIONS.items():
         k = max(1, round(frac * cfg.n_authors))
-        while sum(len(authors[n]) for n in pool[:k]) < MIN_SPLIT_ITEMS and k < len(pool):
+        while sum(len(authors[n]) for n in pool[:k]) < cfg.min_split_items and k < len(pool):
             k += 1
         prev = splits.get(list(splits)[-1]) if splits else []
         k = max(k, len(prev or []))

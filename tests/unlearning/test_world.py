@@ -92,3 +92,13 @@ def test_forget_holdout_checks():
         check_forget_holdout([], hold)
     with pytest.raises(BadInput, match="holdout"):
         check_forget_holdout(w.forget("forget10") + hold[:1], hold)
+
+
+def test_default_forget01_has_tofus_forget01_size():
+    from forgetlab.unlearning.bench.scale import FORGET01_ITEMS, scale_config
+
+    w = make_world(scale_config("default", "name-free").world)
+    assert len(w.forget("forget01")) >= FORGET01_ITEMS == 40 and len(w.splits["forget01"]) >= 2
+    assert set(w.splits["forget01"]) <= set(w.splits["forget05"])  # still nested
+    with pytest.raises(BadInput, match="min_split_items"):
+        WorldConfig(min_split_items=0).validate()

@@ -23,13 +23,18 @@ class Scale:
     fit_max_evals: int = 24  # metric evaluations allowed to each strength fit
 
 
+FORGET01_ITEMS = 40  # TOFU's forget01: 2 authors x 20 questions
+
 SCALES: dict[str, Scale] = {
     "tiny": Scale(WorldConfig(n_authors=20, facts_min=6, facts_max=8, n_painters=4, n_countries=4,
                               mc_per_subject=8),
                   LMConfig(hidden=64, layers=1, heads=4, intermediate=128, vocab_size=768),
                   TrainConfig(epochs=20, lr=1e-2, batch_size=64), ("forget10",), retain_eval_max=40,
                   max_new_tokens=16, classifier_fpr=0.1, fit_max_evals=8),
-    "default": Scale(WorldConfig(), LMConfig(), TrainConfig(), ("forget01", "forget05", "forget10")),
+    # forget01 holds at least TOFU's forget01 size (2 authors x 20 = 40 questions), so the untouched target is
+    # distinguishable from the retain model by the KS test (forget quality < 0.01; fewer items cannot show it)
+    "default": Scale(WorldConfig(min_split_items=FORGET01_ITEMS), LMConfig(), TrainConfig(),
+                     ("forget01", "forget05", "forget10")),
 }
 
 
