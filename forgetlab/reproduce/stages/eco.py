@@ -16,12 +16,14 @@ def _split_claims(split: str, target: dict, retain: dict, eco: dict | None, tag:
                   name_free: bool) -> list[Claim]:
     """The claims of one forget split: target vs retain, ECO's forget quality, ROUGE, utility, flag rule."""
     claims = []
-    if split != "forget01":
-        ok = target["forget_quality"] <= 1e-3
-        claims.append(Claim("eco", f"{split} target", f"target differs from retain model {tag}",
-                            "a fine-tuned target is far from the retain model (FQ << 0.05)",
-                            "TOFU (Maini et al. 2024), Sec. 2", f"FQ {target['forget_quality']:.2e}",
-                            "FQ <= 1e-3", ok, "" if ok else f"FQ {target['forget_quality']:.2e} > 1e-3"))
+    # forget01 holds TOFU's forget01 size (40 questions): a KS test on it can show p < 0.01, not 1e-3
+    band = 1e-2 if split == "forget01" else 1e-3
+    ok = target["forget_quality"] < band if split == "forget01" else target["forget_quality"] <= band
+    claims.append(Claim("eco", f"{split} target", f"target differs from retain model {tag}",
+                        "a fine-tuned target is far from the retain model (FQ << 0.05)",
+                        "TOFU (Maini et al. 2024), Sec. 2", f"FQ {target['forget_quality']:.2e}",
+                        f"FQ {'<' if split == 'forget01' else '<='} {band:g}", ok,
+                        "" if ok else f"FQ {target['forget_quality']:.2e} above {band:g}"))
     if eco is None:
         return claims
     if name_free and split != "forget01":
