@@ -1,4 +1,5 @@
-"""Fine-tuning unlearning baselines: gradient ascent (GA), gradient difference (GD) and NPO (with a retain term).
+"""Fine-tuning unlearning baselines: gradient ascent (GA), gradient difference (GD), NPO (with a retain term) and
+RMU (representation misdirection, Li et al. 2024, WMDP).
 
 Each method is a small class overriding only :meth:`Unlearner.loss`, in open-unlearning's style; the shared loop
 runs under Hugging Face ``accelerate`` (``Accelerator().prepare``), so the same code runs single-process here
@@ -7,7 +8,9 @@ retain loaders; gradients are all-reduced by accelerate).
 
 Defaults (documented, not tuned per split): AdamW, ``lr=5e-4`` (the tiny models are trained at 3e-3; TOFU's 7B
 recipes use 1e-5), 5 epochs over the forget set, batch 32, retain batches drawn alongside; NPO ``beta=0.1``
-(Zhang et al. 2024, as open-unlearning), GD/NPO retain weight 1.
+(Zhang et al. 2024, as open-unlearning), GD/NPO retain weight 1; RMU as open-unlearning's ``RMU`` config (steering
+coefficient 2, alpha 1, every parameter trainable, the activations of the decoder layer at a quarter of the depth:
+OU's layer 7 of Llama-2-7B's 32).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class UnlearnConfig:
     retain_weight: float = 1.0
     weight_decay: float = 0.0
     seed: int = 0
+    steering_coeff: float = 2.0  # RMU: norm of the random control vector the forget activations are pushed to
+    rmu_depth: float = 0.25  # RMU: the decoder layer whose output is steered, as a fraction of the depth
 
 
 def sequence_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -171,8 +176,64 @@ class NPO(Unlearner):
         return npo + self.config.retain_weight * mean_nll(model, retain)
 
 
+def decoder_layers(model) -> torch.nn.ModuleList:
+    """The model's stack of decoder layers (the ``ModuleList`` named ``layers`` or ``h``: Llama, GPT-2, ...)."""
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.ModuleList) and name.split(".")[-1] in ("layers", "h"):
+            return mod
+    raise BadInput("model", type(model).__name__, "a causal LM with a decoder-layer list named layers or h (RMU)")
+
+
+class RMU(Unlearner):
+    """RMU: push the forget answers' activations at one decoder layer to a fixed random vector ``c u`` and keep
+    the retain answers' activations where the frozen model has them, ``||h(f) - c u||^2 + alpha ||h(r) -
+    h_ref(r)||^2``, each a mean over the hidden dims and the answer tokens (Li et al. 2024, WMDP Sec. 5;
+    open-unlearning ``RMU`` with ``EMBED_DIFF``). ``u`` is uniform in [0, 1)^d normalized, seeded by ``seed``."""
+
+    name = "rmu"
+    needs_retain = True
+    needs_reference = True
+
+    def _layer(self, model) -> torch.nn.Module:
+        layers = decoder_layers(model)
+        return layers[min(len(layers) - 1, int(self.config.rmu_depth * len(layers)))]
+
+    def _activations(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Output of the steered decoder layer ``[B, T, d]`` for ``batch``."""
+        cache: list[torch.Tensor] = []
+        handle = self._layer(model).register_forward_hook(
+            lambda _m, _i, out: cache.append(out[0] if isinstance(out, tuple) else out))
+        try:
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        finally:
+            handle.remove()
+        return cache[0]
+
+    @staticmethod
+    def _masked_mse(a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean over dims, then over the answer tokens of each row (labels != -100), then over rows."""
+        mask = (labels != -100).float()
+        per_tok = F.mse_loss(a.float(), b.float().expand_as(a), reduction="none").mean(-1)  # [B, T]
+        return ((per_tok * mask).sum(1) / mask.sum(1).clamp_min(1)).mean()
+
+    def control(self, dim: int, device) -> torch.Tensor:
+        """The control vector ``c u`` ``[1, 1, d]`` (fixed by ``seed``)."""
+        if getattr(self, "_control", None) is None or self._control.shape[-1] != dim:
+            u = torch.rand(1, 1, dim, generator=torch.Generator().manual_seed(self.config.seed))
+            self._control = u / u.norm() * self.config.steering_coeff
+        return self._control.to(device)
+
+    def loss(self, model, forget, retain, ref_model=None):
+        h_f = self._activations(model, forget)
+        forget_loss = self._masked_mse(h_f, self.control(h_f.shape[-1], h_f.device), forget["labels"])
+        with torch.no_grad():
+            h_ref = self._activations(ref_model, retain)
+        retain_loss = self._masked_mse(self._activations(model, retain), h_ref, retain["labels"])
+        return forget_loss + self.config.retain_weight * retain_loss
+
+
 METHODS: Registry[type[Unlearner]] = Registry("method", {"ga": GradientAscent, "gd": GradientDifference,
-                                                        "npo": NPO})
+                                                        "npo": NPO, "rmu": RMU})
 """Fine-tuning baselines by name."""
 
 

@@ -127,8 +127,8 @@ def test_cli_world_and_evaluate(tmp_path, capsys, tiny, cache_dir):
 
 
 def test_cli_bad_inputs(tmp_path, capsys):
-    code, _, err = run_cli(["eco", "bench", "--out", str(tmp_path / "b"), "--methods", "eco,rmu"], capsys)
-    assert code == 2 and "rmu" in err and "npo" in err
+    code, _, err = run_cli(["eco", "bench", "--out", str(tmp_path / "b"), "--methods", "eco,simnpo"], capsys)
+    assert code == 2 and "simnpo" in err and "rmu" in err
     code, _, err = run_cli(["eco", "bench", "--out", str(tmp_path / "b"), "--scale", "huge"], capsys)
     assert code == 2 and "tiny" in err
     assert not (tmp_path / "b" / "results.json").exists()
