@@ -163,8 +163,8 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
                                           "name-free: a TOFU-style answer names the author, which leaks the "
                                           "forgotten facts past any prompt-side guard (docs/benchmarks/"
                                           "unlearning.md)."),
-              methods: str = typer.Option("eco,ga,gd,npo", "--methods", help="Comma-separated subset of: eco, ga, "
-                                          "gd, npo."),
+              methods: str = typer.Option("eco,ga,gd,npo,rmu", "--methods", help="Comma-separated subset of: eco, ga, "
+                                          "gd, npo, rmu."),
               splits: str = typer.Option("", "--splits", help="Comma-separated forget splits of the scale (default: "
                                          "all of them)."),
               cache: Path = typer.Option(None, "--cache",
@@ -185,7 +185,7 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
                                                       "unlearning.md)."),
               overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty --out folder."),
               quiet: bool = typer.Option(False, "--quiet", help="No progress display on stderr.")) -> None:
-    """Run the unlearning benchmark: target, retain, ECO (deployment + paper protocols), GA, GD, NPO.
+    """Run the unlearning benchmark: target, retain, ECO (deployment + paper protocols), GA, GD, NPO, RMU.
 
     Prints one JSON object on stdout: the files written, the models (and guards) it scored, and the time."""
     from ..folders import claim_out_dir

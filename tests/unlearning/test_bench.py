@@ -54,7 +54,7 @@ def test_tiny_bench_writes_the_table(tiny):
     rows = data["rows"]
     assert {(r["method"], r["protocol"]) for r in rows} == {
         ("target", "-"), ("retain", "-"), ("eco", "deployment"), ("eco", "paper"), ("ga", "-"), ("gd", "-"),
-        ("npo", "-")}
+        ("npo", "-"), ("rmu", "-")}
     for r in rows:
         assert set(ROW_FIELDS) <= set(r)
         assert 0 <= r["model_utility"] <= 1 and 0 <= r["forget_quality"] <= 1

@@ -116,7 +116,7 @@ def eco_bench(folder: Path, scale: str, advance: Callable[[float], None]) -> Sta
                         progress=sub)
         claims += _eco_claims(res.rows, res.mc_rows, res.config, answers)
         figures.append(Figure(figure_path(res.files["png"], folder),
-                              f"Forget quality (log) vs model utility, {answers} answers: ECO, GA, GD, NPO, "
+                              f"Forget quality (log) vs model utility, {answers} answers: ECO, GA, GD, NPO, RMU, "
                               "target and retain models"))
         numbers[answers] = {"rows": res.rows, "mc_rows": res.mc_rows, "timings": res.timings}
     return StageResult("eco_bench", "ECO unlearning benchmark (synthetic authors, tiny Llama)", "eco", claims,

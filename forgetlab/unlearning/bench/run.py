@@ -168,7 +168,7 @@ def _run_seed(world: World, s: Scale, seed: int, opts: dict[str, Any], guards_di
 
 
 def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "name-free",
-              methods: tuple[str, ...] = ("eco", "ga", "gd", "npo"), *, cache_dir: str | os.PathLike | None = None,
+              methods: tuple[str, ...] = ("eco", "ga", "gd", "npo", "rmu"), *, cache_dir: str | os.PathLike | None = None,
               overwrite: bool = False, progress: Progress | None = None, seeds: tuple[int, ...] = (0,),
               splits: tuple[str, ...] | None = None, entity_level: bool = True,
               flag_entities: bool = True) -> BenchResult:

@@ -43,7 +43,7 @@ def plot_tradeoff(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    markers = {"target": "o", "retain": "*", "eco": "D", "ga": "v", "gd": "^", "npo": "s"}
+    markers = {"target": "o", "retain": "*", "eco": "D", "ga": "v", "gd": "^", "npo": "s", "rmu": "P"}
     splits = list(dict.fromkeys(r["split"] for r in rows))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for r in rows:
