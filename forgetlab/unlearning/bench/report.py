@@ -41,13 +41,15 @@ def _header(res: dict[str, Any]) -> list[str]:
     """Title, how the page was made, and where and when the numbers were measured."""
     c, m = res["config"], res.get("machine", {})
     seeds = ",".join(str(k) for k in c.get("seeds", [0]))
-    cmd = (f"forgetlab eco bench --scale {c['scale']} --answers {c['answers']} --seeds {seeds} "
+    asked = ",".join(str(k) for k in c.get("seeds_requested", c.get("seeds", [0])))
+    cmd = (f"forgetlab eco bench --scale {c['scale']} --answers {c['answers']} --seeds {asked} "
            f"--methods {','.join(c['methods'])} --out DIR")
     load = m.get("load_average")
     return [f"# Unlearning benchmark ({c['scale']} scale, {c['answers']} answers, seeds {seeds})", "",
             "Generated from `DIR/results.json` by `forgetlab eco bench-report DIR/results.json --out "
             "docs/benchmarks/unlearning.md`; do not edit by hand (rerun the two commands instead).", "",
-            f"- command: `{cmd}`",
+            f"- command: `{cmd}`" + ("" if asked == seeds else f" (seeds finished: {seeds}; the run ended before "
+                                                                 "the others)"),
             f"- measured: {m.get('date_utc', res.get('started', '?'))} (UTC), {fmt(res['timings'].get('total'), '4g')} s",
             f"- machine: {m.get('cpu_model', '?')}, {m.get('cpu_count', '?')} logical cores, torch "
             f"{m.get('torch', res.get('versions', {}).get('torch', '?'))} with {m.get('torch_threads', '?')} "

@@ -192,13 +192,14 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
     opts = {"answers": answers, "cache_dir": cache_dir, "progress": progress, "entity_level": entity_level,
             "flag_entities": flag_entities, "methods": methods}
     runs: dict[int, SeedRun] = {}
-    for k in seeds:
+    for k in seeds:  # the files are rewritten after every seed: a long run leaves the seeds it finished
         guards_dir = out / "guards" if len(seeds) == 1 else out / "guards" / f"seed{k}"
         runs[k] = _run_seed(worlds[k], seeded(s, k), k, opts, guards_dir, {})
-    timings["total"] = time.perf_counter() - t_all
-    machine["load_average_end"] = load_average()
-    return _write(out, runs, _config(s, scale, answers, methods, entity_level, flag_entities, heldout, runs),
-                  machine, timings)
+        timings["total"] = time.perf_counter() - t_all
+        machine["load_average_end"] = load_average()
+        config = _config(s, scale, answers, methods, entity_level, flag_entities, heldout, runs)
+        res = _write(out, runs, {**config, "seeds_requested": list(seeds)}, machine, timings)
+    return res
 
 
 def check_seeds(seeds) -> tuple[int, ...]:
