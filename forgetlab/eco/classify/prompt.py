@@ -206,6 +206,7 @@ class PromptClassifier:
         self.threshold = float(threshold)
         self.report = report or {}
         self.ngram, self.ngram_threshold = ngram, ngram_threshold
+        self.heldout: dict[str, list[str]] = {}  # test prompts of the fit, per set (not saved): rule_report
 
     # -- fitting -----------------------------------------------------------------------------------------------
 
@@ -281,6 +282,7 @@ class PromptClassifier:
             self.ngram = None
         self.report = self._measure(fs, rs, calib_scores, note)
         self.report["sets"] = self._measure_sets(rs, sets, per_set)
+        self.heldout = {"forget": fs.test, "retain": rs.test, **{n: sp.test for n, sp in sets.items()}}
 
     def _set_threshold(self, name: str, prompts: Sequence[str]) -> dict[str, Any]:
         """One negative set's conformal threshold, or None with the reason when it has too few prompts."""
