@@ -127,7 +127,8 @@ def fit_cmd(
     spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol)
     existing = _check_destination(out, add_to, name, model)
     forget_prompts, retain_prompts = load_prompts(forget), load_prompts(retain)
-    sets = _flag_sets(forget, forget_prompts, retain_prompts, calibration, hard_negatives, unseen_negatives, seed)
+    sets = _flag_sets(forget, forget_prompts, retain_prompts, calibration, hard_negatives, unseen_negatives, seed,
+                      fpr)
     items = _read_mc_jsonl(fit) if fit is not None else None
     goal = _parse_target(target, items) if items is not None else None
     if quiet:
@@ -184,14 +185,14 @@ def _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, c
 
 
 def _flag_sets(forget_path: Path, forget: list[str], retain: list[str], calibration: Path | None,
-               hard_negatives: Path | None, unseen: bool, seed: int) -> dict:
+               hard_negatives: Path | None, unseen: bool, seed: int, fpr: float) -> dict:
     """The flag rule's extra sets: ``negatives`` (hard negatives, unseen-entity rewrites), ``calibration``
     (calibration-only prompts) and ``references`` (titles and rare terms of the forget texts, answers included,
     for the name matcher)."""
     import numpy as np
 
     from .classify.entities import mine_entities, mine_references
-    from .classify.negatives import unseen_entity_negatives
+    from .classify.negatives import rewrites_per_prompt, unseen_entity_negatives
     from .classify.prompts import load_prompts, load_texts
 
     negatives, calib = {}, {}
@@ -201,7 +202,9 @@ def _flag_sets(forget_path: Path, forget: list[str], retain: list[str], calibrat
         calib["calibration"] = load_prompts(calibration)
     entities = mine_entities(forget, retain)
     if unseen and entities:
-        swapped = unseen_entity_negatives(forget, entities, retain, np.random.default_rng(seed))
+        cfg = ClassifierConfig(fpr=fpr)
+        per = rewrites_per_prompt(len(forget), fpr, cfg.heldout_fraction, cfg.test_share)
+        swapped = unseen_entity_negatives(forget, entities, retain, np.random.default_rng(seed), per_prompt=per)
         negatives["unseen_entity"] = [p for p in swapped if p not in set(retain)]
     texts = forget + load_texts(forget_path, ("answer", "paraphrased_answer"))
     references = mine_references(texts, retain, entities) if entities else []

@@ -70,3 +70,17 @@ def unseen_entity_negatives(forget: Sequence[str], entities: Sequence[str], reta
             if swapped not in seen:
                 out[swapped] = None
     return list(out)
+
+
+def rewrites_per_prompt(n_named: int, fpr: float, heldout_fraction: float, test_share: float,
+                        most: int = 8) -> int:
+    """How many rewrites of each named forget prompt give the unseen-entity set enough held-out prompts to
+    calibrate its own threshold at ``fpr`` (at least 1, at most ``most``: a longer fit buys no more)."""
+    import math
+
+    from .conformal import min_calibration_size
+
+    if n_named == 0:
+        return 1
+    need = min_calibration_size(fpr) / (heldout_fraction * (1 - test_share))
+    return max(1, min(most, math.ceil(need / n_named)))
