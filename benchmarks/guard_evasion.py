@@ -14,8 +14,9 @@ full rule and for the classifier alone. The attack templates here are not the tr
 :mod:`forgetlab.eco.classify.augment`. Goal (issue 13): full-rule evasion <= 5% for every family at an FPR <= 1%
 on never-seen entities for a requested 1%.
 
-    HF_HUB_OFFLINE=1 python benchmarks/guard_evasion.py --out docs/benchmarks/guard_evasion.json
-    python benchmarks/guard_evasion.py --render docs/benchmarks/guard_evasion.json   # the Markdown tables
+    HF_HUB_OFFLINE=1 python benchmarks/guard_evasion.py --targets entity --out docs/benchmarks/guard_evasion/entity.json
+    HF_HUB_OFFLINE=1 python benchmarks/guard_evasion.py --targets topic --out docs/benchmarks/guard_evasion/topic.json
+    python benchmarks/guard_evasion.py --render docs/benchmarks/guard_evasion/*.json   # the Markdown tables
 """
 
 from __future__ import annotations
@@ -201,19 +202,35 @@ def _fit_rule(sets: dict, fpr: float, seed: int, encoder) -> tuple[FlagRule, dic
     return FlagRule(clf, tclf, names), {"report": clf.report, "fit_seconds": time.perf_counter() - t0}
 
 
-def _rates(rule: FlagRule, pairs: list, attack: Callable, rng: np.random.Generator) -> dict | None:
+class CachedRule:
+    """A flag rule's ``parts`` memoized per prompt text: most benign prompts are unchanged by a name attack, and
+    the new-prompt families score the benign sets as they are (same numbers, less MiniLM time)."""
+
+    def __init__(self, rule: FlagRule) -> None:
+        self.rule, self.memo = rule, {}
+
+    def parts(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        new = [p for p in dict.fromkeys(prompts) if p not in self.memo]
+        if new:
+            own, _scores, names = self.rule.parts(new)
+            self.memo.update({p: (bool(o), bool(n)) for p, o, n in zip(new, own, names, strict=True)})
+        own, names = zip(*(self.memo[p] for p in prompts), strict=True)
+        return np.array(own), np.array(names)
+
+
+def _rates(rule: CachedRule, pairs: list, attack: Callable, rng: np.random.Generator) -> dict | None:
     """(rule, classifier) flagged fractions of ``pairs`` (prompt, entity) under ``attack``."""
     if not pairs:
         return None
     prompts = [attack(p, name, rng) for p, name in pairs]
-    own, _scores, names = rule.parts(prompts)
+    own, names = rule.parts(prompts)
     return {"n": len(prompts), "rule": float(np.mean(own | names)), "classifier": float(np.mean(own))}
 
 
 def evaluate(rule: FlagRule, sets: dict, seed: int) -> dict:
     """Per attack family: evasion (1 - flagged) on the attacked forget prompts, FPR on the benign sets under the
     same rewrite (new-prompt families: the benign sets as they are)."""
-    rows = {}
+    rows, rule = {}, CachedRule(rule)
     for family in [*ATTACKS, "indirect reference", "template paraphrase"]:
         rng = np.random.default_rng(seed)
         attack = ATTACKS.get(family, ATTACKS["none"])
@@ -294,10 +311,11 @@ def main() -> None:
     ap.add_argument("--targets", default="entity,topic", help="comma-separated: entity, topic")
     ap.add_argument("--fpr", type=float, default=0.01, help="requested false-positive rate")
     ap.add_argument("--seed", type=int, default=0, help="seed of the splits, rewrites and attacks")
-    ap.add_argument("--render", type=Path, help="print the Markdown of an earlier results JSON and exit")
+    ap.add_argument("--render", type=Path, nargs="+", help="print the Markdown of earlier results JSON files and "
+                    "exit")
     a = ap.parse_args()
     if a.render is not None:
-        print(render(json.loads(a.render.read_text())), end="")
+        print("\n".join(render(json.loads(p.read_text())) for p in a.render), end="")
         return
     if a.out is None:
         ap.error("--out is required")
