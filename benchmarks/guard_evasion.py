@@ -119,6 +119,14 @@ ATTACKS: dict[str, Callable] = {
 paraphrase build new prompts instead (:func:`_entity_sets`)."""
 
 
+N_BENIGN = 200
+"""Benign prompts per set and attack (a sample: the shared 2-core machine scores ~10 prompts/s under load)."""
+
+
+def _sample(rows: list, rng: np.random.Generator) -> list:
+    return [rows[i] for i in np.sort(rng.permutation(len(rows))[:N_BENIGN])]
+
+
 def _fill(templates: list[str], pools: dict[str, list[str]], n: int, rng: np.random.Generator) -> list[str]:
     """Up to ``n`` distinct prompts from ``templates`` with slots drawn from ``pools``."""
     out: dict[str, None] = {}
@@ -143,14 +151,14 @@ def _entity_sets(world, rng: np.random.Generator, fpr: float) -> dict:
     pools = {ft.key: list(ft.pool) for ft in AUTHOR_FACTS}
     pools = {"genre": pools["genre"], "award": pools["award"], "city": pools["birth_place"]}
     hard_a = [p for p in _fill(HARD_A, pools, 150, rng) if p not in set(train_r)]
-    hard_b = [p for p in _fill(HARD_B, pools, 150, rng) if p not in set(hard_a)]
+    hard_b = [p for p in _fill(HARD_B, pools, 100, rng) if p not in set(hard_a)]
     entities = mine_entities(train_f, train_r)
     per = rewrites_per_prompt(len(train_f), fpr, 0.4, 0.5)
     unseen_train = [p for p in unseen_entity_negatives(train_f, entities, train_r, rng, per) if p not in set(train_r)]
     refs = mine_references(train_f + [r["answer"] for r in forget], train_r + [r["answer"] for r in others], entities)
     books = [r for r in forget if r["fact"] in ("first_book", "famous_book", "latest_book")]
     retain_eval = [(r["paraphrased_question"], r["entity"]) for r in others]
-    retain_eval = [retain_eval[i] for i in rng.permutation(len(retain_eval))[:400]]
+    retain_eval = [retain_eval[i] for i in rng.permutation(len(retain_eval))[:N_BENIGN]]
     return {"train_forget": train_f, "train_retain": train_r, "entities": entities, "references": refs,
             "negatives": {"unseen_entity": unseen_train, "hard_negative": hard_a},
             "forget": [(r["paraphrased_question"], r["entity"]) for r in forget],
@@ -159,8 +167,8 @@ def _entity_sets(world, rng: np.random.Generator, fpr: float) -> dict:
             "template paraphrase": [(FACT_PARAPHRASE[r["fact"]].format(name=r["entity"]), r["entity"])
                                     for r in forget],
             "benign": {"retain": retain_eval,
-                       "unseen_entity": [(r[k], r["entity"]) for r in world.items(world.holdout)
-                                         for k in ("question", "paraphrased_question")],
+                       "unseen_entity": _sample([(r[k], r["entity"]) for r in world.items(world.holdout)
+                                                 for k in ("question", "paraphrased_question")], rng),
                        "hard_negative": [(p, None) for p in hard_b]}}
 
 
@@ -177,11 +185,11 @@ def _topic_sets(world, rng: np.random.Generator) -> dict:
         used = {r["entity"] for r in world.mc[s]}
         if s != subject:
             unseen += [(template.format(name=e), e) for e in ents if e not in used]
-    unseen = [unseen[i] for i in rng.permutation(len(unseen))[:300]]
+    unseen = _sample(unseen, rng)
     hard_a = _fill(TOPIC_HARD_A, TOPIC_FILL, 120, rng)
-    hard_b = [p for p in _fill(TOPIC_HARD_B, TOPIC_FILL, 120, rng) if p not in set(hard_a)]
+    hard_b = [p for p in _fill(TOPIC_HARD_B, TOPIC_FILL, 100, rng) if p not in set(hard_a)]
     retain_eval = [(r["paraphrased_question"], r["entity"]) for r in people]
-    retain_eval = [retain_eval[i] for i in rng.permutation(len(retain_eval))[:400]]
+    retain_eval = [retain_eval[i] for i in rng.permutation(len(retain_eval))[:N_BENIGN]]
     return {"train_forget": [r["question"] for r in items[:half]], "train_retain": train_r, "entities": [],
             "references": [], "negatives": {"hard_negative": hard_a},
             "forget": [(r["question"], r["entity"]) for r in items[half:]],
@@ -255,8 +263,11 @@ def _machine() -> dict:
 
 
 def run(out: Path, targets: list[str], fpr: float, seed: int) -> dict:
+    import torch
+
     from forgetlab.eco.classify.encoder import Encoder
 
+    torch.set_num_threads(1)  # on the loaded shared box one thread runs faster (docs/benchmarks/classifier.md)
     encoder = Encoder.load()
     world = make_world()
     rec = {**run_record({"targets": targets, "fpr": fpr, "seed": seed, "world": "WorldConfig() (seed 0)"},
