@@ -235,9 +235,9 @@ def _rates(rule: CachedRule, pairs: list, attack: Callable, rng: np.random.Gener
     return {"n": len(prompts), "rule": float(np.mean(own | names)), "classifier": float(np.mean(own))}
 
 
-def evaluate(rule: FlagRule, sets: dict, seed: int) -> dict:
+def evaluate(rule: FlagRule, sets: dict, seed: int, on_row: Callable[[dict], None] = lambda rows: None) -> dict:
     """Per attack family: evasion (1 - flagged) on the attacked forget prompts, FPR on the benign sets under the
-    same rewrite (new-prompt families: the benign sets as they are)."""
+    same rewrite (new-prompt families: the benign sets as they are); ``on_row(rows)`` after each family."""
     rows, rule = {}, CachedRule(rule)
     for family in [*ATTACKS, "indirect reference", "template paraphrase"]:
         rng = np.random.default_rng(seed)
@@ -249,6 +249,7 @@ def evaluate(rule: FlagRule, sets: dict, seed: int) -> dict:
         for name, benign in sets["benign"].items():
             row[f"fpr_{name}"] = _rates(rule, benign, attack, rng)
         rows[family] = row
+        on_row(rows)
         print(f"  {family}: evasion {row['evasion']}", file=sys.stderr, flush=True)
     return rows
 
@@ -278,9 +279,15 @@ def run(out: Path, targets: list[str], fpr: float, seed: int) -> dict:
         sets = _entity_sets(world, rng, fpr) if target == "entity" else _topic_sets(world, rng)
         print(f"{target}: fitting the flag rule", file=sys.stderr, flush=True)
         rule, fit = _fit_rule(sets, fpr, seed, encoder)
-        rec["targets"][target] = {"fit": fit, "n_references": len(sets["references"]),
-                                  "n_entities": len(sets["entities"]), "attacks": evaluate(rule, sets, seed),
-                                  "seconds": time.perf_counter() - t0}
+        res = rec["targets"][target] = {"fit": fit, "n_references": len(sets["references"]),
+                                        "n_entities": len(sets["entities"]), "attacks": {}, "complete": False}
+
+        def partial(rows: dict, res: dict = res) -> None:  # a long run on a loaded box leaves what it measured
+            res["attacks"] = rows
+            atomic_write_json(out, rec)
+
+        evaluate(rule, sets, seed, partial)
+        res.update(complete=True, seconds=time.perf_counter() - t0)
     rec["machine_end"] = _machine()
     atomic_write_json(out, rec)
     return rec
@@ -299,7 +306,9 @@ def render(rec: dict) -> str:
         rep = res["fit"]["report"]
         lines += [f"### {target} target (requested FPR {fpr:g}; threshold {rep['threshold']:.3f}; "
                   f"{res['n_entities']} entity names, {res['n_references']} mined references; fit "
-                  f"{res['fit']['fit_seconds']:.0f} s, all {res['seconds']:.0f} s on {m['cpu']}, "
+                  f"{res['fit']['fit_seconds']:.0f} s, "
+                  + (f"all {res['seconds']:.0f} s" if res.get("complete") else "**incomplete run**")
+                  + f" on {m['cpu']}, "
                   f"{m['torch_threads']} torch threads, load {m['load_1_5_15'][0]:.1f})", "",
                   "| attack | n | evasion, rule | evasion, classifier | FPR retain (rule / clf) | "
                   "FPR unseen entity (rule / clf) | FPR hard negative (rule / clf) | goal met |",
