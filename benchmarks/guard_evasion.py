@@ -325,7 +325,7 @@ def render(rec: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="results JSON to write")
     ap.add_argument("--targets", default="entity,topic", help="comma-separated: entity, topic")
@@ -333,17 +333,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the splits, rewrites and attacks")
     ap.add_argument("--render", type=Path, nargs="+", help="print the Markdown of earlier results JSON files and "
                     "exit")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.render is not None:
         print("\n".join(render(json.loads(p.read_text())) for p in a.render), end="")
-        return
+        return 0
     if a.out is None:
         ap.error("--out is required")
     targets = [t for t in a.targets.split(",") if t]
     if not set(targets) <= {"entity", "topic"}:
         ap.error("--targets: entity and/or topic")
     print(render(run(a.out, targets, a.fpr, a.seed)), end="")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
