@@ -3,7 +3,8 @@
 :class:`TokenClassifier` matches known forget entities on the normalized prompt
 (:func:`~forgetlab.eco.classify.normalize.normalize`: case, homoglyphs, zero-width characters, spaced letters,
 digits for letters), with one edit per long name part, in any split ("Quen by Ash-grove"), reversed ("Ashgrove,
-Quenby"), by initial ("Q. Ashgrove") or title ("Dr. Ashgrove"), possessive or not, and also matches indirect
+Quenby"), by initial ("Q. Ashgrove"), possessive or not (a title and a surname alone is not a mention: other
+people share surnames), and also matches indirect
 references (titles of works, rare terms mined from the forget set); :func:`token_mask_from_spans` maps its
 character spans (in the original prompt) to any LM's tokens; :func:`entity_flags` tells whether a prompt names
 a forget entity at all (the name half of a guard's flag rule).
@@ -31,9 +32,6 @@ FORMAT_VERSION = 2  # 2: references (indirect references that flag)
 _WORD = re.compile(r"[^\W_]+")
 _MAX_GAP = 3  # characters allowed between the words of a multi-word entity ("Al-Kuwaiti", "Jr., ")
 _MIN_SQUASHED = 8  # a full name written with separators anywhere matches when its letters are at least this many
-TITLES = frozenset("mr mrs ms miss mx dr prof professor sir dame lady lord author writer novelist poet "
-                   "madam monsieur herr frau".split())
-"""Words that, before a distinctive surname, identify the person ("Dr. Ashgrove", "author Ashgrove")."""
 
 
 def _edit_distance_le1(a: str, b: str) -> bool:
@@ -59,8 +57,8 @@ class TokenClassifier:
     at most ``_MAX_GAP`` characters apart, or reversed ("Ashgrove, Quenby"), or as its letters in a row with
     anything but letters between them ("Q u e n b y A s h g r o v e", ``_MIN_SQUASHED`` letters or more); so
     does a run of two or more of its consecutive words holding a distinctive word ("Al-Kuwaiti" of "Basil
-    Mahfouz Al-Kuwaiti"), an initial and the last name ("Q. Ashgrove"), and a title and a distinctive last name
-    ("Dr. Ashgrove"). A distinctive word also matches alone: at least ``min_part_len`` long and not in
+    Mahfouz Al-Kuwaiti") and an initial with the last name ("Q. Ashgrove"); a title with the last name ("Dr.
+    Ashgrove") is only a surname, which other people share. A distinctive word also matches alone: at least ``min_part_len`` long and not in
     ``common`` (words seen in retain prompts, so a shared first name such as "Maria" is corrupted only as part
     of the full forget name). Words of at least ``fuzzy_min_len`` characters match with one edit (typos), unless
     the word is itself in ``common``; a lone word only when capitalized. ``references`` (titles of works, rare
@@ -122,8 +120,8 @@ class TokenClassifier:
             j += 1
         return j
 
-    def _name_spans(self, words: list[tuple[str, int, int]], i: int) -> list[tuple[int, int]]:
-        """Identifying mentions starting at word ``i``: full names and runs, reversed, initial or title forms."""
+    def _name_spans(self, words: list[tuple[str, int, int]], i: int, norm: Normalized) -> list[tuple[int, int]]:
+        """Identifying mentions starting at word ``i``: full names and runs, reversed and initial forms."""
         spans = []
         nxt = words[i + 1] if i + 1 < len(words) and words[i + 1][1] - words[i][2] <= _MAX_GAP else None
         for parts in self._parts:
@@ -136,9 +134,8 @@ class TokenClassifier:
             last = parts[-1]
             if self._run(words, i, [last, parts[0]]) == 2:  # "Ashgrove, Quenby"
                 spans.append((words[i][1], nxt[2]))
-            if words[i][0] == parts[0][0] and self._match(nxt[0], last):  # "Q. Ashgrove"
-                spans.append((words[i][1], nxt[2]))
-            if words[i][0] in TITLES and last in self._singles and self._match(nxt[0], last):  # "Dr. Ashgrove"
+            initial = words[i][0] == parts[0][0] and norm.original[norm.origin[words[i][1]]].isupper()
+            if initial and self._match(nxt[0], last):  # "Q. Ashgrove", not "a Bexa" for "Aurel Bexa"
                 spans.append((words[i][1], nxt[2]))
         for ref in self._refs:
             if self._run(words, i, ref, exact=True) == len(ref):
@@ -161,12 +158,12 @@ class TokenClassifier:
         distinctive single words), merged, sorted.
 
         ``lone_words=False`` keeps only the identifying mentions: full names, runs of two or more entity words,
-        initial or title and last name, and references (a lone first name is often shared by other people)."""
+        initial and last name, and references (a lone first name is often shared by other people)."""
         norm = normalize(prompt)
         words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(norm.text)]
         spans = self._squashed_spans(norm.text)
         for i in range(len(words)):
-            spans += self._name_spans(words, i)
+            spans += self._name_spans(words, i, norm)
             if lone_words and self._lone(norm, *words[i]):
                 spans.append(words[i][1:])
         return _merge([norm.span(a, b) for a, b in spans])

@@ -146,7 +146,6 @@ def attacked():
     ("split", "Where was Quen by Ash grove born?", "Quen by Ash grove"),
     ("reversed", "Ashgrove, Quenby: birth year?", "Ashgrove, Quenby"),
     ("initial", "Where was Q. Ashgrove born?", "Q. Ashgrove"),
-    ("title", "Where was Dr. Ashgrove born?", "Dr. Ashgrove"),
     ("partial run", "Who is Mahfouz Al-Kuwaiti?", "Mahfouz Al-Kuwaiti"),
     ("possessive", "What did Quenby Ashgrove's father do?", "Quenby Ashgrove"),
     ("possessive curly", "What did Quenby Ashgrove’s father do?", "Quenby Ashgrove"),
@@ -169,6 +168,8 @@ def test_flag_survives_rewrites(attacked, family, prompt, named):
     "Silent harbors are calm at night.",  # a reference only as its whole word sequence
     "Where was Q. Morrow born?",
     "Dr. Hallward is kind.",
+    "Where was Dr. Ashgrove born?",  # a title and a surname: other people share surnames
+    "Is there a quenby ashgrovian style?",  # no name: "ashgrovian" is two edits away
 ])
 def test_rewrites_do_not_add_false_flags(attacked, prompt):
     assert entity_flags(attacked, [prompt]).tolist() == [False]
@@ -178,3 +179,8 @@ def test_references_round_trip(attacked, tmp_path):
     again = TokenClassifier.from_pretrained(attacked.save_pretrained(tmp_path / "t"))
     assert again.references == ["Silent Harbor"]
     assert entity_flags(again, ["Who wrote Silent Harbor?"]).tolist() == [True]
+
+
+def test_an_initial_is_a_capital_letter_not_an_article():
+    tc = TokenClassifier.fit(["Aurel Bexa"], retain=["Who is Lars Holmqvist?"])
+    assert entity_flags(tc, ["Who is A. Bexa?", "Is there a Bexa in town?"]).tolist() == [True, False]
