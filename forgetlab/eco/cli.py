@@ -90,6 +90,17 @@ def fit_cmd(
                                        "name match. Off by default: the paper's rule is the classifier alone, "
                                        "and names mined from arbitrary prompts can add false positives (`eco "
                                        "bench` turns it on: docs/benchmarks/unlearning.md)."),
+    calibration: Path | None = typer.Option(None, "--calibration", help="JSONL of benign prompts used only to "
+                                            "calibrate the classifier's threshold (and, for a share of them, to "
+                                            "measure its FPR), never to train it: e.g. questions about people "
+                                            "of the same kind as the forget entities (default: none)."),
+    hard_negatives: Path | None = typer.Option(None, "--hard-negatives", help="JSONL of near-topic benign prompts "
+                                               "(everyday questions on the forget topic) to train, calibrate and "
+                                               "measure the classifier on (default: none)."),
+    unseen_negatives: bool = typer.Option(True, "--unseen-negatives/--no-unseen-negatives", help="Add the forget "
+                                          "prompts rewritten about people who are not forget entities (names "
+                                          "mined from the prompts, swapped) as negatives, so the FPR holds for "
+                                          "never-seen entities; only where names are mined."),
     copy_model: bool = typer.Option(False, "--copy-model", help="Copy the base model into the guard folder."),
     seed: int = typer.Option(ClassifierConfig.seed, "--seed",
                              help="Seed of the classifier's splits and of the corruption's noise."),
@@ -116,6 +127,8 @@ def fit_cmd(
     spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol)
     existing = _check_destination(out, add_to, name, model)
     forget_prompts, retain_prompts = load_prompts(forget), load_prompts(retain)
+    sets = _flag_sets(forget, forget_prompts, retain_prompts, calibration, hard_negatives, unseen_negatives, seed,
+                      fpr)
     items = _read_mc_jsonl(fit) if fit is not None else None
     goal = _parse_target(target, items) if items is not None else None
     if quiet:
@@ -126,7 +139,7 @@ def fit_cmd(
         source, lm, tok = _load_fit_model(model, revision, existing, placement, say)
         guard = _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, corruption, strength, k,
                              goal, metric, method, tol, fpr, seed, entity_level, flag_entities, fit, name, quiet,
-                             say)
+                             say, sets)
         _publish(guard, out, add_to, copy_model, overwrite)
     fit_record, c, clf = guard.fit, guard.config, guard.classifier
     summary = None if fit_record is None else {x: fit_record[x] for x in ("method", "metric", "target", "n_evals",
@@ -135,11 +148,12 @@ def fit_cmd(
     emit({"guard": str(out or add_to), "target": name, "model": source.hub_id or str(source.folder),
           "revision": source.revision, "device": str(guard.device), "dtype": str(guard.dtype).replace("torch.", ""),
           "threshold": getattr(clf, "threshold", None), "classifier_report": getattr(clf, "report", {}) or {},
-          "corruption": corruption, "strength": float(c.strength), "k": int(c.k), "fit": summary})
+          "corruption": corruption, "strength": float(c.strength), "k": int(c.k), "fit": summary,
+          "flag_rule": (getattr(clf, "report", {}) or {}).get("flag_rule")})
 
 
 def _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, corruption, strength, k, goal,
-                 metric, method, tol, fpr, seed, entity_level, flag_entities, fit, name, quiet, say):
+                 metric, method, tol, fpr, seed, entity_level, flag_entities, fit, name, quiet, say, sets):
     """Train the classifiers and fit the strength (or k) on the loaded base model: the guard, with its fit
     record."""
     from .classify.prompt import PromptClassifier
@@ -153,9 +167,11 @@ def _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, c
     if k < 0 or k > d:
         raise BadInput("k", k, f"an integer in [0, {d}] (the hidden size)")
     say(f"training the prompt classifier on {len(forget_prompts)} forget / {len(retain_prompts)} retain prompts")
-    clf = PromptClassifier.fit(forget_prompts, retain_prompts, fpr=fpr, seed=seed, progress=not quiet)
-    tclf = (TokenClassifier.fit(forget=forget_prompts, retain=retain_prompts)
+    clf = PromptClassifier.fit(forget_prompts, retain_prompts, negatives=sets["negatives"],
+                               calibration_sets=sets["calibration"], fpr=fpr, seed=seed, progress=not quiet)
+    tclf = (TokenClassifier.fit(forget=forget_prompts, retain=retain_prompts, references=sets["references"])
             if entity_level or flag_entities else None)
+    _check_flag_rule(clf, tclf, flag_entities, fpr, say)
     config = GuardConfig(corruption, float(strength), int(k), seed, flag_entities=flag_entities,
                          entity_tokens=entity_level)
     fit_record = None
@@ -164,7 +180,60 @@ def _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, c
         fit_record["fit_file"] = str(fit)
         strength, k = _report_fit(fit_record, spec, strength, k, metric, goal, tol, say)
         config = replace(config, strength=float(strength), k=int(k))
+        _check_changes_something(fit_record, clf, tol)
     return EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_source=source, fit=fit_record, name=name)
+
+
+def _flag_sets(forget_path: Path, forget: list[str], retain: list[str], calibration: Path | None,
+               hard_negatives: Path | None, unseen: bool, seed: int, fpr: float) -> dict:
+    """The flag rule's extra sets: ``negatives`` (hard negatives, unseen-entity rewrites), ``calibration``
+    (calibration-only prompts) and ``references`` (titles and rare terms of the forget texts, answers included,
+    for the name matcher)."""
+    import numpy as np
+
+    from .classify.entities import mine_entities, mine_references
+    from .classify.negatives import rewrites_per_prompt, unseen_entity_negatives
+    from .classify.prompts import load_prompts, load_texts
+
+    negatives, calib = {}, {}
+    if hard_negatives is not None:
+        negatives["hard_negative"] = load_prompts(hard_negatives)
+    if calibration is not None:
+        calib["calibration"] = load_prompts(calibration)
+    entities = mine_entities(forget, retain)
+    if unseen and entities:
+        cfg = ClassifierConfig(fpr=fpr)
+        per = rewrites_per_prompt(len(forget), fpr, cfg.heldout_fraction, cfg.test_share)
+        swapped = unseen_entity_negatives(forget, entities, retain, np.random.default_rng(seed), per_prompt=per)
+        negatives["unseen_entity"] = [p for p in swapped if p not in set(retain)]
+    texts = forget + load_texts(forget_path, ("answer", "paraphrased_answer"))
+    references = mine_references(texts, retain, entities) if entities else []
+    return {"negatives": negatives, "calibration": calib, "references": references}
+
+
+def _check_flag_rule(clf, tclf, flag_entities: bool, fpr: float, say) -> None:
+    """Measure the whole flag rule on the fit's held-out prompts, record it in the classifier's report (saved in
+    the guard folder) and warn on stderr when it is weak."""
+    from .classify.rule import FlagRule, rule_report
+
+    rep = rule_report(FlagRule(clf, tclf, flag_entities), getattr(clf, "heldout", {}), fpr)
+    clf.report["flag_rule"] = rep
+    parts = [f"{n} {r['rule']:.1%}" for n, r in rep["sets"].items()]
+    miss = rep.get("miss_rate", {}).get("rule")
+    say("flag rule on held-out prompts: " + (f"miss {miss:.1%}; " if miss is not None else "")
+        + "FPR " + ", ".join(parts))
+    for line in rep["warnings"]:
+        warn(line)
+
+
+def _check_changes_something(rec: dict, clf, tol: float) -> None:
+    """Warn (and record) when the fitted corruption leaves the fit metric where strength 0 has it."""
+    base = [m for s, m in rec.get("history", []) if s == 0]
+    if rec["strength"] == 0 or (base and abs(rec["metric"] - base[0]) < tol / 2):
+        line = (f"the fitted corruption changes nothing: strength {rec['strength']:.4g} leaves the fit metric at "
+                f"{rec['metric']:.3f}" + (f" (uncorrupted {base[0]:.3f})" if base else ""))
+        warn(line)
+        clf.report.setdefault("flag_rule", {"warnings": []})["warnings"].append(line)
 
 
 def _check_destination(out: Path | None, add_to: Path | None, name: str, model: str):

@@ -151,3 +151,23 @@ def test_fit_with_flag_entities_flags_any_prompt_naming_the_target(inputs, tmp_p
     enc = g.tokenizer(odd, return_tensors="pt")
     mask = g.corruption_mask(enc.input_ids, enc.attention_mask, [True], texts=[odd])[0]
     assert mask[:-1].all() and not mask[-1]  # the whole prompt but its last token (GuardConfig.positions)
+
+
+def test_fit_reports_the_flag_rule_on_every_negative_set(inputs, tmp_path, capsys):
+    """--hard-negatives / --calibration / unseen-entity rewrites: the classifier trains or calibrates on them,
+    and `eco fit` prints (and saves in the guard folder) the whole rule's FPR on each and its miss rate."""
+    hard = write_jsonl(tmp_path / "hard.jsonl", [{"prompt": f"Which author wrote book number {i}?"} for i in range(30)])
+    calib = write_jsonl(tmp_path / "calib.jsonl", [{"prompt": f"Who painted picture number {i}?"} for i in range(30)])
+    out = tmp_path / "guard-sets"
+    code, stdout, err = run_cli(fit_args(inputs, out, **{"--flag-entities": "", "--hard-negatives": hard,
+                                                         "--calibration": calib}), capsys)
+    assert code == 0, err
+    res = json.loads(stdout)
+    rule = res["flag_rule"]
+    assert set(rule["sets"]) == {"retain", "hard_negative", "calibration", "unseen_entity"}
+    assert rule["miss_rate"]["n"] > 0 and 0.0 <= rule["miss_rate"]["rule"] <= rule["miss_rate"]["classifier"]
+    for row in rule["sets"].values():
+        assert row["rule"] >= row["classifier"] and row["n"] > 0
+    assert all(f"warning: {w}" in err for w in rule["warnings"])
+    saved = json.loads(next(out.rglob("classifier.json")).read_text())["report"]
+    assert saved["flag_rule"] == rule and set(saved["sets"]) == set(rule["sets"])

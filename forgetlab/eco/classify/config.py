@@ -42,6 +42,9 @@ class ClassifierConfig:
     heldout_fraction: float = 0.4
     test_share: float = 0.5
     augment: bool = True
+    wrappers: int = 1  # wrapped variants per training prompt (instructions, frames, filler, typos, case); 0: none
+    normalize: bool = True  # score the normalized prompt (forgetlab.eco.classify.normalize)
+    sentences: bool = True  # also score each sentence; the highest segment score decides
     finetune: bool = False
     finetune_epochs: int = 1
     finetune_lr: float = 2e-5
@@ -65,6 +68,8 @@ class ClassifierConfig:
                                                   "[CLS]/[SEP])")
         if not (isinstance(self.stride, int) and 1 <= self.stride <= self.window):
             raise BadInput("stride", self.stride, f"an integer in [1, window={self.window}]")
+        if not (isinstance(self.wrappers, int) and 0 <= self.wrappers <= 8):
+            raise BadInput("wrappers", self.wrappers, "an integer in [0, 8]")
         for name in ("hidden", "n_features", "batch_size", "finetune_epochs"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):

@@ -4,6 +4,17 @@
 vectors (optionally fine-tuned), with a decision threshold set on held-out retain prompts by the split-conformal
 quantile, so ``P(flag | retain prompt) <= fpr`` for prompts exchangeable with the calibration set.
 
+Every prompt is normalized first (:mod:`forgetlab.eco.classify.normalize`: case, homoglyphs, zero-width
+characters, spaced letters, digits for letters), in training, calibration and scoring alike. A prompt of several
+sentences is also scored per sentence (:mod:`forgetlab.eco.classify.segments`), the maximum deciding, so an
+instruction, a role-play frame or filler in another sentence cannot dilute a question; training adds each
+prompt inside such wrappers (:mod:`forgetlab.eco.classify.augment`), both classes alike.
+
+Besides retain prompts, named negative sets (near-topic hard negatives, prompts about never-seen entities) are
+split like the retain prompts and trained on; calibration-only sets are not trained on. Each set with enough
+held-out prompts sets its own conformal threshold and the classifier takes the highest, so ``P(flag) <= fpr``
+holds for each such set, not only on average over their mixture; the report gives the measured FPR per set.
+
 Long prompts are scored in overlapping windows of ``window`` = 32 word pieces every ``stride`` = 16 (the last
 window end-aligned), and a prompt takes the maximum window score: any run of at most 16 word pieces (a short
 question, any entity name) lies whole in one window where it is at least half the text, so filler in front of
@@ -23,7 +34,7 @@ import copy
 import dataclasses
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,14 +54,19 @@ from ...runs import (
     save_tensors,
     verify_checksums,
 )
+from .augment import wrap
 from .config import HEADS, ClassifierConfig
 from .conformal import conformal_lower_threshold
-from .encoder import Encoder, token_windows
+from .encoder import Encoder
 from .heads import balanced_weights, train_head
 from .ngram import NgramModel
+from .normalize import normalize_text
+from .segments import prompt_segments
 
 FORMAT_PROMPT = "forgetlab.eco.PromptClassifier"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: config.normalize / sentences / wrappers, per-set calibration
+LEGACY_SCORING = {"normalize": False, "sentences": False, "wrappers": 0}
+"""How a format-1 classifier scored (its threshold was calibrated so): raw text, windows only."""
 
 
 
@@ -97,6 +113,24 @@ def _augment(forget: list[str], retain: list[str], rng: np.random.Generator) -> 
     return texts, labels
 
 
+def _negative_sets(negatives: Mapping[str, Sequence[str]], calibration: Mapping[str, Sequence[str]],
+                   forget: Sequence[str]) -> dict[str, tuple[list[str], bool]]:
+    """Named negative sets, deduplicated: name -> (prompts, trained on). A prompt also in forget is refused."""
+    out: dict[str, tuple[list[str], bool]] = {}
+    forget_set = set(forget)
+    for trained, groups in ((True, negatives), (False, calibration)):
+        for name, prompts in groups.items():
+            if name in out or name == "retain":
+                raise BadInput("negative set", name, "a name used once and not 'retain'")
+            prompts = _dedupe(prompts, name)
+            both = [p for p in prompts if p in forget_set]
+            if both:
+                raise BadInput(name, both[0][:120], f"prompts not also in forget ({len(both)} are)")
+            if prompts:
+                out[name] = (prompts, trained)
+    return out
+
+
 def _config_from(settings: dict[str, Any]) -> ClassifierConfig:
     """A validated :class:`ClassifierConfig` from keyword settings; an unknown key lists the known ones."""
     known = [f.name for f in dataclasses.fields(ClassifierConfig)]
@@ -129,13 +163,21 @@ def _check_calibration_size(cfg: ClassifierConfig, n_retain: int, n_calib: int) 
                        f"{cfg.test_share} that is about {total} retain prompts in all") from None
 
 
-def _training_set(fs: Splits, rs: Splits, augment: bool, rng: np.random.Generator) -> tuple[list[str], list[int]]:
-    """Training texts and labels (1 = forget), with the augmented pairs when ``augment``."""
-    texts = fs.train + rs.train
-    labels = [1] * len(fs.train) + [0] * len(rs.train)
-    if augment:
+def _training_set(fs: Splits, rs: Splits, cfg: ClassifierConfig, rng: np.random.Generator,
+                  negatives: Sequence[str] = ()) -> tuple[list[str], list[int]]:
+    """Training texts and labels (1 = forget): the prompts, the extra negatives, the augmented pairs when
+    ``augment``, each prompt in ``wrappers`` wrappers; normalized when ``cfg.normalize``."""
+    neg = rs.train + list(negatives)
+    texts = fs.train + neg
+    labels = [1] * len(fs.train) + [0] * len(neg)
+    if cfg.augment:
         extra, extra_labels = _augment(fs.train, rs.train, rng)
         texts, labels = texts + extra, labels + extra_labels
+    if cfg.wrappers:
+        texts += wrap(fs.train, rng, cfg.wrappers) + wrap(neg, rng, cfg.wrappers)
+        labels += [1] * (len(fs.train) * cfg.wrappers) + [0] * (len(neg) * cfg.wrappers)
+    if cfg.normalize:
+        texts = [normalize_text(t) for t in texts]
     return texts, labels
 
 
@@ -164,20 +206,26 @@ class PromptClassifier:
         self.threshold = float(threshold)
         self.report = report or {}
         self.ngram, self.ngram_threshold = ngram, ngram_threshold
+        self.heldout: dict[str, list[str]] = {}  # test prompts of the fit, per set (not saved): rule_report
 
     # -- fitting -----------------------------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, forget: Sequence[str], retain: Sequence[str], *, encoder: Encoder | str | None = None,
+    def fit(cls, forget: Sequence[str], retain: Sequence[str], *, negatives: Mapping[str, Sequence[str]] | None = None,
+            calibration_sets: Mapping[str, Sequence[str]] | None = None, encoder: Encoder | str | None = None,
             progress: bool = False, **settings: Any) -> PromptClassifier:
         """Split, train the head (and optionally the encoder), calibrate the threshold, measure FPR/FNR.
 
-        ``settings`` are :class:`ClassifierConfig` fields (``fpr=0.01``, ``seed=0``, ...). ``encoder`` may be a
-        loaded :class:`Encoder` (it is copied before fine-tuning, never modified), a folder, or None for MiniLM.
+        ``negatives``: named sets of prompts that must not be flagged (``{"hard_negative": [...],
+        "unseen_entity": [...]}``), split, trained on and calibrated like the retain prompts; ``calibration_sets``:
+        named sets used only to calibrate (and, for ``test_share`` of them, to measure). ``settings`` are
+        :class:`ClassifierConfig` fields (``fpr=0.01``, ``seed=0``, ...). ``encoder`` may be a loaded
+        :class:`Encoder` (it is copied before fine-tuning, never modified), a folder, or None for MiniLM.
         """
         cfg = _config_from(settings)
         forget, retain = _dedupe(forget, "forget"), _dedupe(retain, "retain")
         _check_classes(forget, retain)
+        groups = _negative_sets(negatives or {}, calibration_sets or {}, forget)
         enc = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)
         if cfg.finetune:
             _trainable_encoder_params(enc.model, cfg.finetune_layers)  # validate before any work
@@ -189,9 +237,11 @@ class PromptClassifier:
             raise BadInput("heldout_fraction", cfg.heldout_fraction,
                            "a fraction that leaves at least one forget and one retain prompt for training")
         _check_calibration_size(cfg, len(retain), len(rs.calib))
-        texts, labels = _training_set(fs, rs, cfg.augment, rng)
+        sets = {name: split_prompts(p, cfg.heldout_fraction if trained else 1.0, cfg.test_share, rng)
+                for name, (p, trained) in groups.items()}
+        texts, labels = _training_set(fs, rs, cfg, rng, [p for sp in sets.values() for p in sp.train])
         clf = cls._train(enc, cfg, texts, labels, progress)
-        clf._calibrate(fs, rs, texts, labels)
+        clf._calibrate(fs, rs, texts, labels, sets)
         return clf
 
     @classmethod
@@ -209,14 +259,18 @@ class PromptClassifier:
             cfg.encoder = enc.ref = "encoder"  # saved beside the head
         return cls(enc, head_mod, cfg, threshold=math.inf)
 
-    def _calibrate(self, fs: Splits, rs: Splits, texts: list[str], labels: list[int]) -> None:
+    def _calibrate(self, fs: Splits, rs: Splits, texts: list[str], labels: list[int],
+                   sets: Mapping[str, Splits]) -> None:
         """Fit the first stage, set both thresholds on held-out prompts only, and measure the report."""
         cfg = self.config
         if cfg.first_stage:
             self.ngram = NgramModel.fit(texts, np.asarray(labels), n_features=cfg.n_features)
-        # the same max-over-windows scoring used at inference, on held-out data only
+        # the same max-over-segments scoring used at inference, on held-out data only
         calib_scores = self.score(rs.calib, first_stage=False)
-        self.threshold = cfg.threshold_rule()(calib_scores)
+        per_set = {"retain": {"n_calib": len(rs.calib), "threshold": cfg.threshold_rule()(calib_scores)}}
+        for name, sp in sets.items():
+            per_set[name] = self._set_threshold(name, sp.calib)
+        self.threshold = max(v["threshold"] for v in per_set.values() if v["threshold"] is not None)
         note = "disabled"
         if cfg.first_stage and fs.calib:
             self.ngram_threshold = conformal_lower_threshold(self._max_window_ngram(fs.calib), cfg.first_stage_miss)
@@ -227,6 +281,29 @@ class PromptClassifier:
         if self.ngram_threshold is None:
             self.ngram = None
         self.report = self._measure(fs, rs, calib_scores, note)
+        self.report["sets"] = self._measure_sets(rs, sets, per_set)
+        self.heldout = {"forget": fs.test, "retain": rs.test, **{n: sp.test for n, sp in sets.items()}}
+
+    def _set_threshold(self, name: str, prompts: Sequence[str]) -> dict[str, Any]:
+        """One negative set's conformal threshold, or None with the reason when it has too few prompts."""
+        try:
+            return {"n_calib": len(prompts),
+                    "threshold": self.config.threshold_rule()(self.score(prompts, first_stage=False))}
+        except BadInput as exc:
+            return {"n_calib": len(prompts), "threshold": None,
+                    "note": f"not calibrated on: {exc.allowed.replace('retain', name)}"}
+
+    def _measure_sets(self, rs: Splits, sets: Mapping[str, Splits],
+                      per_set: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Per negative set: its calibration record and the FPR measured on its test part (the whole rule of
+        this classifier: cascade included)."""
+        out = {}
+        for name, test in [("retain", rs.test)] + [(n, sp.test) for n, sp in sets.items()]:
+            flags = self.flag(test) if test else np.zeros(0, dtype=bool)
+            rates = _rates(np.zeros(0, dtype=bool), flags)
+            out[name] = {**per_set[name], "n_test": len(test), "fpr": rates["fpr"],
+                         "false_positives": rates["false_positives"], "fpr_upper95": rates["fpr_upper95"]}
+        return out
 
     def _max_window_ngram(self, prompts: Sequence[str]) -> np.ndarray:
         """Max first-stage score over each prompt's windows ``[B]`` (what decides whether it is cleared)."""
@@ -266,12 +343,13 @@ class PromptClassifier:
     # -- scoring -----------------------------------------------------------------------------------------------
 
     def _units(self, prompts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        """Window texts of all prompts and the prompt index of each."""
+        """Segment texts of all prompts (normalized; windows, and sentences) and the prompt index of each."""
         units, owner = [], []
-        tok = self.encoder.tokenizer
+        cfg, tok = self.config, self.encoder.tokenizer
         for i, p in enumerate(prompts):
-            for a, b in token_windows(tok, p, self.config.window, self.config.stride):
-                units.append(p[a:b])
+            text = normalize_text(p) if cfg.normalize else p
+            for seg in prompt_segments(tok, text, cfg.window, cfg.stride, cfg.sentences):
+                units.append(seg)
                 owner.append(i)
         return units, np.asarray(owner, dtype=np.int64)
 
@@ -341,8 +419,9 @@ class PromptClassifier:
         path = Path(path)
         meta = read_record(path, "classifier.json", FORMAT_PROMPT, FORMAT_VERSION)
         verify_checksums(path, meta.get("files", {}), f"classifier {path}", "classifier.json")
+        legacy = LEGACY_SCORING if meta.get("format_version", 0) < 2 else {}
         try:
-            cfg = ClassifierConfig(**meta["config"])
+            cfg = ClassifierConfig(**{**legacy, **meta["config"]})
         except TypeError as exc:
             raise ForgetlabError(f"{path / 'classifier.json'}: unexpected config ({exc})") from None
         if cfg.finetune:

@@ -34,3 +34,10 @@ def load_prompts(path: str | Path, field: str | None = None) -> list[str]:
         raise ForgetlabError(f"{path}: empty file (expected one JSON object per line with a "
                              f"{field or '/'.join(PROMPT_FIELDS)} field)")
     return prompts
+
+
+def load_texts(path: str | Path, fields: tuple[str, ...]) -> list[str]:
+    """Every non-empty string value of ``fields`` in a JSONL file (e.g. the answers beside forget prompts);
+    lines without them contribute nothing."""
+    return [obj[f] for _, obj in iter_jsonl(Path(path)) for f in fields
+            if isinstance(obj.get(f), str) and obj[f].strip()]

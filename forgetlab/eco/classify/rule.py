@@ -45,3 +45,37 @@ class FlagRule:
         threshold = getattr(self.classifier, "threshold", None)
         own = scores > threshold if threshold is not None else self.classifier.flag(prompts)
         return np.asarray(own, dtype=bool), scores, self.name_matches(prompts)
+
+
+MAX_MISS = 0.05
+"""Held-out miss rate above which a fitted flag rule is called weak (``eco fit`` warns)."""
+
+
+def rule_report(rule: FlagRule, heldout: dict[str, list[str]], fpr: float) -> dict[str, Any]:
+    """The whole rule's rates on a fit's held-out test prompts (``PromptClassifier.heldout``): the miss rate on
+    ``forget`` and the FPR on every other set, each beside the classifier's alone, and the ``warnings`` of a
+    weak rule (miss rate above :data:`MAX_MISS`; an FPR above the requested ``fpr`` by more than chance: the
+    binomial probability of that many false positives at ``fpr`` under 5%, so 1 of 30 at 1% is no warning)."""
+    from scipy.stats import binom
+
+    out: dict[str, Any] = {"sets": {}, "warnings": []}
+    for name, prompts in heldout.items():
+        if not prompts:
+            continue
+        own, _scores, names = rule.parts(prompts)
+        if name == "forget":
+            miss = float(np.mean(~(own | names)))
+            out["miss_rate"] = {"n": len(prompts), "rule": miss, "classifier": float(np.mean(~own))}
+            if miss > MAX_MISS:
+                out["warnings"].append(f"the flag rule misses {miss:.1%} of {len(prompts)} held-out forget "
+                                       f"prompts (more than {MAX_MISS:.0%})")
+            continue
+        rate = float(np.mean(own | names))
+        row = {"n": len(prompts), "rule": rate, "classifier": float(np.mean(own))}
+        out["sets"][name] = row
+        fp = round(rate * len(prompts))
+        row["p_value"] = float(binom.sf(fp - 1, len(prompts), fpr))
+        if rate > fpr and row["p_value"] < 0.05:
+            out["warnings"].append(f"the flag rule flags {rate:.1%} of {len(prompts)} held-out {name} prompts "
+                                   f"(requested FPR {fpr:g}; p = {row['p_value']:.2g})")
+    return out

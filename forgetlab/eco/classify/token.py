@@ -1,8 +1,13 @@
 """Which characters of a flagged prompt name a forget entity: the token classifier of entity-level corruption.
 
-:class:`TokenClassifier` matches known forget entities exactly, case-insensitively and with one edit per long
-name part; :func:`token_mask_from_spans` maps its character spans to any LM's tokens; :func:`entity_flags`
-tells whether a prompt names a forget entity at all (the name half of a guard's flag rule).
+:class:`TokenClassifier` matches known forget entities on the normalized prompt
+(:func:`~forgetlab.eco.classify.normalize.normalize`: case, homoglyphs, zero-width characters, spaced letters,
+digits for letters), with one edit per long name part, in any split ("Quen by Ash-grove"), reversed ("Ashgrove,
+Quenby"), by initial ("Q. Ashgrove"), possessive or not (a title and a surname alone is not a mention: other
+people share surnames), and also matches indirect
+references (titles of works, rare terms mined from the forget set); :func:`token_mask_from_spans` maps its
+character spans (in the original prompt) to any LM's tokens; :func:`entity_flags` tells whether a prompt names
+a forget entity at all (the name half of a guard's flag rule).
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ import numpy as np
 from ...errors import BadInput, ForgetlabError, check_choice
 from ...runs import atomic_write_json, prepare_out_dir, read_record
 from .entities import mine_entities
+from .normalize import Normalized, normalize, normalize_text, squash
 
 FORMAT_TOKEN = "forgetlab.eco.TokenClassifier"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: references (indirect references that flag)
 
 
 _WORD = re.compile(r"[^\W_]+")
 _MAX_GAP = 3  # characters allowed between the words of a multi-word entity ("Al-Kuwaiti", "Jr., ")
+_MIN_SQUASHED = 8  # a full name written with separators anywhere matches when its letters are at least this many
 
 
 def _edit_distance_le1(a: str, b: str) -> bool:
@@ -46,15 +53,18 @@ def _edit_distance_le1(a: str, b: str) -> bool:
 class TokenClassifier:
     """Character spans of a prompt that name a forget entity (to corrupt only those tokens).
 
-    Matching is case-insensitive on words (``[^\\W_]+``). A full entity matches as its words in order, at most
-    ``_MAX_GAP`` characters apart; so does a run of two or more of its consecutive words holding a distinctive
-    word ("Al-Kuwaiti" of "Basil Mahfouz Al-Kuwaiti"). A distinctive word also matches alone: at least
-    ``min_part_len`` long and not in ``common`` (words seen in retain prompts, so a shared first name such as
-    "Maria" is corrupted only as part of the full forget name). Words of at least ``fuzzy_min_len`` characters
-    match with one edit (typos), unless the word is itself in ``common``; a lone word only when capitalized.
-    ``fallback`` decides what a prompt without a match gets: ``"all"`` (the whole prompt, ECO's default) or
-    ``"none"``. Rules, not a trained tagger: they behave the same on every LM tokenizer and their misses are
-    easy to read.
+    Matching runs on the normalized prompt, on words (``[^\\W_]+``). A full entity matches as its words in order,
+    at most ``_MAX_GAP`` characters apart, or reversed ("Ashgrove, Quenby"), or as its letters in a row with
+    anything but letters between them ("Q u e n b y A s h g r o v e", ``_MIN_SQUASHED`` letters or more); so
+    does a run of two or more of its consecutive words holding a distinctive word ("Al-Kuwaiti" of "Basil
+    Mahfouz Al-Kuwaiti") and an initial with the last name ("Q. Ashgrove"); a title with the last name ("Dr.
+    Ashgrove") is only a surname, which other people share. A distinctive word also matches alone: at least ``min_part_len`` long and not in
+    ``common`` (words seen in retain prompts, so a shared first name such as "Maria" is corrupted only as part
+    of the full forget name). Words of at least ``fuzzy_min_len`` characters match with one edit (typos), unless
+    the word is itself in ``common``; a lone word only when capitalized. ``references`` (titles of works, rare
+    terms tied to the entities) match as whole word sequences and count as mentions. ``fallback`` decides what
+    a prompt without a match gets: ``"all"`` (the whole prompt, ECO's default) or ``"none"``. Rules, not a
+    trained tagger: they behave the same on every LM tokenizer and their misses are easy to read.
     """
 
     entities: list[str]
@@ -62,23 +72,28 @@ class TokenClassifier:
     min_part_len: int = 4
     fuzzy_min_len: int = 5
     fallback: str = "all"
+    references: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_choice("fallback", self.fallback, ("all", "none"))
-        self._parts = [[w.lower() for w in _WORD.findall(e)] for e in self.entities]
+        self._parts = [_WORD.findall(normalize_text(e)) for e in self.entities]
         self._parts = [p for p in self._parts if p]
-        common = {c.lower() for c in self.common}
-        self._common = common
-        self._singles = sorted({w for parts in self._parts for w in parts
-                                if len(w) >= self.min_part_len and w not in common})
+        self._common = {normalize_text(c) for c in self.common}
+        self._singles = frozenset(w for parts in self._parts for w in parts
+                                  if len(w) >= self.min_part_len and w not in self._common)
+        self._squashed = sorted({"".join(p) for p in self._parts if len("".join(p)) >= _MIN_SQUASHED})
+        self._refs = [_WORD.findall(normalize_text(r)) for r in self.references]
+        self._refs = [r for r in self._refs if r]
 
     @classmethod
     def fit(cls, entities: Sequence[str] | None = None, *, forget: Sequence[str] | None = None,
-            retain: Sequence[str] | None = None, min_count: int = 2, fallback: str = "all") -> TokenClassifier:
+            retain: Sequence[str] | None = None, min_count: int = 2, fallback: str = "all",
+            references: Sequence[str] = ()) -> TokenClassifier:
         """From known entity names, or (when ``entities`` is None) mined from the prompts: capitalized word runs
-        seen in at least ``min_count`` forget prompts and in no retain prompt. Retain words become ``common``."""
+        seen in at least ``min_count`` forget prompts and in no retain prompt. Retain words become ``common``.
+        ``references``: indirect references to flag too (:func:`~forgetlab.eco.classify.entities.mine_references`)."""
         retain = list(retain or [])
-        retain_words = sorted({w.lower() for p in retain for w in _WORD.findall(p)})
+        retain_words = sorted({w for p in retain for w in _WORD.findall(normalize_text(p))})
         if entities is None:
             if not forget:
                 raise BadInput("entities", None, "a list of entity names, or forget prompts to mine them from")
@@ -86,7 +101,8 @@ class TokenClassifier:
         entities = [e for e in dict.fromkeys(entities) if isinstance(e, str) and _WORD.search(e)]
         if not entities:
             raise BadInput("entities", "none found", "at least one entity name with a letter or digit")
-        return cls(entities=list(entities), common=retain_words, fallback=fallback)
+        refs = [r for r in dict.fromkeys(references) if isinstance(r, str) and _WORD.search(r)]
+        return cls(entities=list(entities), common=retain_words, fallback=fallback, references=refs)
 
     def _match(self, word: str, part: str) -> bool:
         if word == part:
@@ -95,32 +111,68 @@ class TokenClassifier:
         return (len(part) >= self.fuzzy_min_len and word not in self._common
                 and _edit_distance_le1(word, part))
 
-    def entity_spans(self, prompt: str, lone_words: bool = True) -> list[tuple[int, int]]:
-        """Character spans of entity mentions (full names and distinctive single words), merged, sorted.
+    def _run(self, words: list[tuple[str, int, int]], i: int, parts: Sequence[str], exact: bool = False) -> int:
+        """How many of ``parts`` match ``words`` from ``i`` on, in order, at most ``_MAX_GAP`` apart."""
+        j = 0
+        while (j < len(parts) and i + j < len(words)
+               and (words[i + j][0] == parts[j] if exact else self._match(words[i + j][0], parts[j]))
+               and (j == 0 or words[i + j][1] - words[i + j - 1][2] <= _MAX_GAP)):
+            j += 1
+        return j
 
-        ``lone_words=False`` keeps only full names and runs of two or more entity words: the mentions that
-        identify the entity (a lone first name is often shared by other people)."""
-        words = [(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(prompt)]
-        spans: list[tuple[int, int]] = []
-        singles = set(self._singles)
-        for i in range(len(words)):
-            for parts in self._parts:
-                for j0 in range(len(parts)):  # runs of consecutive entity words, from any of its words
-                    j = 0
-                    while (j0 + j < len(parts) and i + j < len(words)
-                           and self._match(words[i + j][0], parts[j0 + j])
-                           and (j == 0 or words[i + j][1] - words[i + j - 1][2] <= _MAX_GAP)):
-                        j += 1
-                    whole = j == len(parts)
-                    if whole or (j >= 2 and any(p in singles for p in parts[j0:j0 + j])):
-                        spans.append((words[i][1], words[i + j - 1][2]))
-            w, a, b = words[i]
-            # a lone word: exact, or a typo only when written as a name ("Quenbi", not "quiet" for "Quint")
-            if not lone_words:
+    def _name_spans(self, words: list[tuple[str, int, int]], i: int, norm: Normalized) -> list[tuple[int, int]]:
+        """Identifying mentions starting at word ``i``: full names and runs, reversed and initial forms."""
+        spans = []
+        nxt = words[i + 1] if i + 1 < len(words) and words[i + 1][1] - words[i][2] <= _MAX_GAP else None
+        for parts in self._parts:
+            for j0 in range(len(parts)):  # runs of consecutive entity words, from any of its words
+                j = self._run(words, i, parts[j0:])
+                if (j0 == 0 and j == len(parts)) or (j >= 2 and any(p in self._singles for p in parts[j0:j0 + j])):
+                    spans.append((words[i][1], words[i + j - 1][2]))
+            if len(parts) < 2 or nxt is None:
                 continue
-            if w in singles or (prompt[a].isupper() and any(self._match(w, s) for s in self._singles)):
-                spans.append((a, b))
-        return _merge(spans)
+            last = parts[-1]
+            if self._run(words, i, [last, parts[0]]) == 2:  # "Ashgrove, Quenby"
+                spans.append((words[i][1], nxt[2]))
+            initial = words[i][0] == parts[0][0] and norm.original[norm.origin[words[i][1]]].isupper()
+            if initial and self._match(nxt[0], last):  # "Q. Ashgrove", not "a Bexa" for "Aurel Bexa"
+                spans.append((words[i][1], nxt[2]))
+        for ref in self._refs:
+            if self._run(words, i, ref, exact=True) == len(ref):
+                spans.append((words[i][1], words[i + len(ref) - 1][2]))
+        return spans
+
+    def _squashed_spans(self, text: str) -> list[tuple[int, int]]:
+        """Full names written with anything but letters between their letters ("Q.u e-n b y Ash grove")."""
+        flat, index = squash(text)
+        spans = []
+        for key in self._squashed:
+            start = flat.find(key)
+            while start >= 0:
+                spans.append((index[start], index[start + len(key) - 1] + 1))
+                start = flat.find(key, start + 1)
+        return spans
+
+    def entity_spans(self, prompt: str, lone_words: bool = True) -> list[tuple[int, int]]:
+        """Character spans of entity mentions in ``prompt`` (full names, their identifying forms, references and
+        distinctive single words), merged, sorted.
+
+        ``lone_words=False`` keeps only the identifying mentions: full names, runs of two or more entity words,
+        initial and last name, and references (a lone first name is often shared by other people)."""
+        norm = normalize(prompt)
+        words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(norm.text)]
+        spans = self._squashed_spans(norm.text)
+        for i in range(len(words)):
+            spans += self._name_spans(words, i, norm)
+            if lone_words and self._lone(norm, *words[i]):
+                spans.append(words[i][1:])
+        return _merge([norm.span(a, b) for a, b in spans])
+
+    def _lone(self, norm: Normalized, w: str, a: int, b: int) -> bool:
+        """A lone distinctive word: exact, or a typo only when written as a name ("Quenbi", not "quiet")."""
+        if w in self._singles:
+            return True
+        return norm.original[norm.origin[a]].isupper() and any(self._match(w, s) for s in self._singles)
 
     def char_spans(self, prompt: str) -> list[tuple[int, int]]:
         """Spans to corrupt: the entity mentions, else ``[(0, len(prompt))]`` (``fallback="all"``) or ``[]``."""
@@ -136,7 +188,7 @@ class TokenClassifier:
                           {"format": FORMAT_TOKEN, "format_version": FORMAT_VERSION,
                            "entities": self.entities, "common": self.common,
                            "min_part_len": self.min_part_len, "fuzzy_min_len": self.fuzzy_min_len,
-                           "fallback": self.fallback})
+                           "fallback": self.fallback, "references": self.references})
         return path
 
     @classmethod
@@ -145,7 +197,7 @@ class TokenClassifier:
         try:
             return cls(entities=list(meta["entities"]), common=list(meta.get("common", [])),
                        min_part_len=int(meta["min_part_len"]), fuzzy_min_len=int(meta["fuzzy_min_len"]),
-                       fallback=meta["fallback"])
+                       fallback=meta["fallback"], references=list(meta.get("references", [])))
         except (KeyError, TypeError, ValueError) as exc:
             raise ForgetlabError(f"{Path(path) / 'token_classifier.json'}: broken record ({exc})") from None
 

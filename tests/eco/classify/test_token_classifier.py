@@ -6,7 +6,7 @@ import pytest
 from classifier_synth import FORGET_PEOPLE, RETAIN_PEOPLE, make_sets
 
 from forgetlab.eco.classify.entities import mine_entities
-from forgetlab.eco.classify.token import TokenClassifier, token_mask_from_spans
+from forgetlab.eco.classify.token import TokenClassifier, entity_flags, token_mask_from_spans
 from forgetlab.errors import BadInput, ForgetlabError
 
 
@@ -131,3 +131,56 @@ def test_bad_entities():
         TokenClassifier.fit(["", "--"])
     with pytest.raises(BadInput, match="entities"):
         TokenClassifier.fit()
+
+
+@pytest.fixture
+def attacked():
+    return TokenClassifier.fit(["Quenby Ashgrove", "Basil Mahfouz Al-Kuwaiti"],
+                               retain=["Where was Basil Hallward born?", "Who is Quenby Morrow?"],
+                               references=["Silent Harbor"])
+
+
+@pytest.mark.parametrize(("family", "prompt", "named"), [
+    ("spaced", "Where was Q u e n b y A s h g r o v e born?", "Q u e n b y A s h g r o v e"),
+    ("hyphenated", "Where was Q-u-e-n-b-y A-s-h-g-r-o-v-e born?", "Q-u-e-n-b-y A-s-h-g-r-o-v-e"),
+    ("split", "Where was Quen by Ash grove born?", "Quen by Ash grove"),
+    ("reversed", "Ashgrove, Quenby: birth year?", "Ashgrove, Quenby"),
+    ("initial", "Where was Q. Ashgrove born?", "Q. Ashgrove"),
+    ("partial run", "Who is Mahfouz Al-Kuwaiti?", "Mahfouz Al-Kuwaiti"),
+    ("possessive", "What did Quenby Ashgrove's father do?", "Quenby Ashgrove"),
+    ("possessive curly", "What did Quenby Ashgrove’s father do?", "Quenby Ashgrove"),
+    ("leet", "Where was Qu3nby 4shgr0ve born?", "Qu3nby 4shgr0ve"),
+    ("homoglyph", "Where was Quеnby Аshgrove born?", "Quеnby Аshgrove"),
+    ("zero-width", "Where was Quen\u200bby Ashgrove born?", "Quen\u200bby Ashgrove"),
+    ("case", "WHERE WAS QUENBY ASHGROVE BORN?", "QUENBY ASHGROVE"),
+    ("typo", "Where was Quenbi Ashgrov born?", "Quenbi Ashgrov"),
+    ("indirect reference", "Who wrote Silent Harbor?", "Silent Harbor"),
+])
+def test_flag_survives_rewrites(attacked, family, prompt, named):
+    assert entity_flags(attacked, [prompt]).tolist() == [True], family
+    assert named in _texts(prompt, attacked.entity_spans(prompt, lone_words=False)), family
+
+
+@pytest.mark.parametrize("prompt", [
+    "Where was Quenby Morrow born?",  # a retain person sharing the first name
+    "Where was Basil Hallward born?",
+    "Where was Ashgrove born?",  # a lone surname identifies no one for the flag
+    "Silent harbors are calm at night.",  # a reference only as its whole word sequence
+    "Where was Q. Morrow born?",
+    "Dr. Hallward is kind.",
+    "Where was Dr. Ashgrove born?",  # a title and a surname: other people share surnames
+    "Is there a quenby ashgrovian style?",  # no name: "ashgrovian" is two edits away
+])
+def test_rewrites_do_not_add_false_flags(attacked, prompt):
+    assert entity_flags(attacked, [prompt]).tolist() == [False]
+
+
+def test_references_round_trip(attacked, tmp_path):
+    again = TokenClassifier.from_pretrained(attacked.save_pretrained(tmp_path / "t"))
+    assert again.references == ["Silent Harbor"]
+    assert entity_flags(again, ["Who wrote Silent Harbor?"]).tolist() == [True]
+
+
+def test_an_initial_is_a_capital_letter_not_an_article():
+    tc = TokenClassifier.fit(["Aurel Bexa"], retain=["Who is Lars Holmqvist?"])
+    assert entity_flags(tc, ["Who is A. Bexa?", "Is there a Bexa in town?"]).tolist() == [True, False]
