@@ -1,0 +1,33 @@
+"""Defects the fuzzers found (tests/test_fuzz_cli.py, tests/eco/serve/test_serve_schema_fuzz.py), one test each,
+so that each stays fixed even where a fuzz profile would not draw the same case again."""
+
+from __future__ import annotations
+
+import pytest
+from cli_runner import run_cli
+
+
+@pytest.mark.parametrize("argv", [
+    ["reproduce", "--scale", "huge", "--quiet"],
+    ["grok", "reproduce", "--cases", "A10", "--quiet"],
+    ["eco", "world", "--authors", "-1", "--quiet"],
+])
+def test_a_refused_command_leaves_no_parent_folder_it_created(tmp_path, capsys, argv):
+    """`--out new/deeper/out` of a refused command: no `new/` left behind (the claim created the parents)."""
+    code, out, err = run_cli([*argv, "--out", str(tmp_path / "new" / "deeper" / "out")], capsys)
+    assert code == 2 and out == "" and err.startswith("error: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_command_keeps_parent_folders_that_existed_or_were_filled(tmp_path, capsys):
+    (tmp_path / "kept").mkdir()
+    code, _, _ = run_cli(["reproduce", "--scale", "huge", "--out", str(tmp_path / "kept" / "out")], capsys)
+    assert code == 2 and [p.name for p in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
+
+
+@pytest.mark.parametrize("name", ["../..", ".relative", "", "a..b", "x y"])
+def test_a_sweep_trainer_that_is_not_a_module_name_is_one_line(tmp_path, capsys, name):
+    code, out, err = run_cli(["grok", "sweep", "--quiet", "--set", "p=7", "--set", "width=4", "--set", "steps=2",
+                              "--trainer", name, "--out", str(tmp_path / "s")], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: trainer: ")
+    assert not (tmp_path / "s").exists()
