@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as fix_seed
 from hypothesis import strategies as st
 
 NASTY = ["", " ", "-1", "0", "1", "nan", "inf", "-inf", "1e309", "1e-320", "999999999999999999999", "0x10", "1_0",
@@ -321,10 +322,11 @@ def check(name: str, argv: list[str], code: Any, stdout: str, stderr: str, crash
 
 
 def fuzz_command(name: str, fx: dict[str, Path], examples: int, record: Callable[[str, list[str], Any,
-                 BaseException | None], None], *, derandomize: bool = True) -> None:
+                 BaseException | None], None], *, derandomize: bool = True, seed: int | None = None) -> None:
     """Run ``examples`` generated invocations of command ``name`` in-process, each in a fresh sandbox folder,
     and :func:`check` each; ``record(name, argv, exit code, the broken property or None)`` sees every case and
-    decides whether a broken property stops the run (re-raise it) or is only counted. No shrinking: a failing
+    decides whether a broken property stops the run (re-raise it) or is only counted. ``seed`` fixes a random
+    (not derandomized) run's generator. No shrinking: a failing
     case is reported as generated (shrinking an in-process CLI run can take many minutes)."""
     base, options = commands(fx)[name]
     keys = sorted(options)
@@ -350,7 +352,7 @@ def fuzz_command(name: str, fx: dict[str, Path], examples: int, record: Callable
         finally:
             shutil.rmtree(sandbox, ignore_errors=True)
 
-    run()
+    (fix_seed(seed)(run) if seed is not None else run)()
 
 
 def counter(counts: dict[str, dict[str, int]], failures: list[dict[str, Any]], *, strict: bool):

@@ -31,3 +31,19 @@ def test_a_sweep_trainer_that_is_not_a_module_name_is_one_line(tmp_path, capsys,
                               "--trainer", name, "--out", str(tmp_path / "s")], capsys)
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: trainer: ")
     assert not (tmp_path / "s").exists()
+
+
+def test_lm_eval_usage_errors_and_bad_tasks_are_one_line(capsys, monkeypatch):
+    """`eco lm-eval` passes its arguments to lm-eval: its usage errors (usage text + error line) and its
+    ValueError for an unknown task (a traceback) are one line, exit 2."""
+    pytest.importorskip("lm_eval")
+    code, out, err = run_cli(["eco", "lm-eval", "--bogus"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: lm-eval: ")
+    import lm_eval.__main__
+
+    def unknown_task():
+        raise ValueError("Tasks not found: nope")  # what lm-eval raises after indexing its tasks (~40 s)
+
+    monkeypatch.setattr(lm_eval.__main__, "cli_evaluate", unknown_task)
+    code, out, err = run_cli(["eco", "lm-eval", "--model", "forgetlab-eco", "--tasks", "nope"], capsys)
+    assert (code, out, err) == (2, "", "error: lm-eval: Tasks not found: nope\n")

@@ -14,6 +14,7 @@ from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as fix_seed
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
@@ -28,9 +29,9 @@ def operations(url: str) -> list:
 
 
 def fuzz_operation(op, mode: GenerationMode, examples: int, headers: dict[str, str], record: Record, *,
-                   derandomize: bool = True) -> None:
-    """``examples`` generated requests to one operation in one generation mode; no shrinking (a failure is
-    reported as sent)."""
+                   derandomize: bool = True, seed: int | None = None) -> None:
+    """``examples`` generated requests to one operation in one generation mode (``seed`` fixes a random run's
+    generator); no shrinking (a failure is reported as sent)."""
 
     @given(case=op.as_strategy(generation_mode=mode))
     @settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
@@ -45,14 +46,14 @@ def fuzz_operation(op, mode: GenerationMode, examples: int, headers: dict[str, s
             broken = exc
         record(op.label, case.body, response, broken)
 
-    run()
+    (fix_seed(seed)(run) if seed is not None else run)()
 
 
 def fuzz_server(url: str, examples: int, headers: dict[str, str], record: Record, *,
-                derandomize: bool = True) -> None:
+                derandomize: bool = True, seed: int | None = None) -> None:
     """Every operation of the server at ``url`` in both modes (a GET without parameters has no negative case)."""
     for op in operations(url):
         for mode in MODES:
             if mode == GenerationMode.NEGATIVE and op.method.upper() == "GET":
                 continue
-            fuzz_operation(op, mode, examples, headers, record, derandomize=derandomize)
+            fuzz_operation(op, mode, examples, headers, record, derandomize=derandomize, seed=seed)
