@@ -68,18 +68,21 @@ def commands(fx: dict[str, Path]) -> dict[str, tuple[list[str], dict[str, st.Sea
     finished run, a sweep, a base model, a guard, a world export); in a value, ``{file}`` marks a generated input
     file, ``{out}`` the output path, ``{existing}`` a folder holding an earlier result and ``{guard_copy}`` a copy
     of the guard that the command may change."""
-    guard = pool(fx["guard"], fx["missing"], fx["file"], fx["empty_dir"], fx["run"])
-    model = pool(fx["model"], fx["missing"], fx["file"], fx["empty_dir"], fx["guard"])
     out = st.sampled_from(["{out}", "{out}/deeper", "{file}", str(fx["file"]) + "/sub", "{existing}"])
+    return {**_grok(fx, out), **_eco(fx, out)}
+
+
+def _grok(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[str], dict[str, st.SearchStrategy]]]:
+    """The grok commands' bases and pools (see :func:`commands`)."""
     grok_train = {"--p": pool(5, 7, 11, 13, 2, 4, 9, 97, 10007), "--op": pool("add", "sub", "mul", "div", "pow"),
-                  "--alpha": FLOATS, "--xi": FLOATS, "--width": pool(1, 4, 8, 0, -2, 10**7), "--depth": pool(1, 2, 3, 0, -1),
-                  "--act":
-                  pool("quadratic", "relu", "tanh"), "--wd": FLOATS, "--dropout": FLOATS, "--batchnorm": FLAG, "--no-batchnorm": FLAG,
-                  "--layernorm": FLAG, "--no-layernorm": FLAG,
-                  "--batch-size": pool(0, 1, 8, -1, 10**6), "--lr": FLOATS, "--steps": pool(1, 2, 3, 0, -1),
-                  "--loss": pool("mse", "ce", "hinge"), "--model": pool("mlp", "transformer", "rnn"), "--seed": INTS,
-                  "--split-seed": INTS, "--label-seed": INTS, "--log-every": pool(1, 2, 0, -1),
-                  "--threads": pool(0, 1, -1, 10**9), "--out": out, "--overwrite": FLAG}
+                  "--alpha": FLOATS, "--xi": FLOATS, "--width": pool(1, 4, 8, 0, -2, 10**7),
+                  "--depth": pool(1, 2, 3, 0, -1), "--act": pool("quadratic", "relu", "tanh"), "--wd": FLOATS,
+                  "--dropout": FLOATS, "--batchnorm": FLAG, "--no-batchnorm": FLAG, "--layernorm": FLAG,
+                  "--no-layernorm": FLAG, "--batch-size": pool(0, 1, 8, -1, 10**6), "--lr": FLOATS,
+                  "--steps": pool(1, 2, 3, 0, -1), "--loss": pool("mse", "ce", "hinge"),
+                  "--model": pool("mlp", "transformer", "rnn"), "--seed": INTS, "--split-seed": INTS,
+                  "--label-seed": INTS, "--log-every": pool(1, 2, 0, -1), "--threads": pool(0, 1, -1, 10**9),
+                  "--out": out, "--overwrite": FLAG}
     return {
         "grok train": (["grok", "train", "--p", "7", "--width", "4", "--steps", "2", "--quiet", "--out", "{out}"],
                        grok_train),
@@ -107,6 +110,14 @@ def commands(fx: dict[str, Path]) -> dict[str, tuple[list[str], dict[str, st.Sea
         "grok phase-diagram": (["grok", "phase-diagram", str(fx["sweep"])], {
             "SWEEP_DIR": pool(fx["sweep"], fx["missing"], fx["file"], fx["empty_dir"], fx["run"]),
             "--out": out, "--no-dynamics": FLAG, "--dynamics": FLAG, "--table": FLAG}),
+    }
+
+
+def _eco(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[str], dict[str, st.SearchStrategy]]]:
+    """The eco commands' (and reproduce's) bases and pools (see :func:`commands`)."""
+    guard = pool(fx["guard"], fx["missing"], fx["file"], fx["empty_dir"], fx["run"])
+    model = pool(fx["model"], fx["missing"], fx["file"], fx["empty_dir"], fx["guard"])
+    return {
         "eco fit": (["eco", "fit", "--model", str(fx["model"]), "--forget", str(fx["forget"]), "--retain",
                      str(fx["retain"]), "--strength", "1", "--fpr", "0.2", "--quiet", "--out", "{out}"],
                     {"--model": model, "--forget": st.just("{file}"), "--retain": st.just("{file}"),
@@ -159,6 +170,10 @@ def commands(fx: dict[str, Path]) -> dict[str, tuple[list[str], dict[str, st.Sea
                        "--out": out}),
     }
 
+
+FIXTURES = ("run", "unfinished", "sweep", "world", "model", "guard", "forget", "retain", "fit", "file", "empty_dir",
+            "missing")
+"""The names of the fixtures :func:`build_fixtures` makes (the keys :func:`commands` reads)."""
 
 FIELDS = ("cases", "tracebacks", "violations", "exit_0", "exit_1", "exit_2")
 """The counts kept per command: cases run, tracebacks, other broken properties, and each exit code."""

@@ -10,9 +10,10 @@ docs/benchmarks/robustness.md.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
-from fuzz_cli import commands, counter, fuzz_command
+from fuzz_cli import FIXTURES, commands, counter, fuzz_command
 
 from forgetlab.cli import command
 
@@ -46,9 +47,7 @@ def _stand_ins(monkeypatch):
 
 def test_every_command_and_option_is_fuzzed(tmp_path):
     """A new command or option cannot slip past the fuzzer: each is in its pools (or named here as not)."""
-    fake = {k: tmp_path / k for k in ("guard", "missing", "file", "empty_dir", "run", "model", "unfinished",
-                                      "sweep", "forget", "retain", "fit", "world")}
-    pools = commands(fake)
+    pools = commands({k: tmp_path / k for k in FIXTURES})
     leaves = dict(_leaves(command()))
     assert set(pools) == set(leaves) - set(NOT_FUZZED)
     for name, (_, options) in pools.items():
@@ -59,9 +58,7 @@ def test_every_command_and_option_is_fuzzed(tmp_path):
         assert set(options) <= declared, (name, set(options) - declared)
 
 
-@pytest.mark.parametrize("name", sorted(commands({k: None for k in (
-    "guard", "missing", "file", "empty_dir", "run", "model", "unfinished", "sweep", "forget", "retain", "fit",
-    "world")})))
+@pytest.mark.parametrize("name", sorted(commands(dict.fromkeys(FIXTURES, Path("."))).keys()))
 def test_generated_invocations_are_one_line_errors_or_clean_results(name, fx):
     examples = 2 if name == "eco fit" else EXAMPLES  # a valid fit trains a classifier: the slowest case
     fuzz_command(name, fx, examples, counter(COUNTS, [], strict=True),
