@@ -47,3 +47,15 @@ def test_lm_eval_usage_errors_and_bad_tasks_are_one_line(capsys, monkeypatch):
     monkeypatch.setattr(lm_eval.__main__, "cli_evaluate", unknown_task)
     code, out, err = run_cli(["eco", "lm-eval", "--model", "forgetlab-eco", "--tasks", "nope"], capsys)
     assert (code, out, err) == (2, "", "error: lm-eval: Tasks not found: nope\n")
+
+
+@pytest.mark.parametrize("argv", [
+    ["grok", "analytic", "--p", "7", "--width", "8", "--seed", str(2**63)],
+    ["grok", "reproduce", "--cases", "A0", "--quiet", "--threads", str(10**21), "--out", "OUT"],
+])
+def test_seeds_and_threads_beyond_64_bits_are_one_line(tmp_path, capsys, argv):
+    """torch overflowed ('Overflow when unpacking long long') on a seed or thread count past 64 bits."""
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: ")
+    assert not (tmp_path / "out").exists()
