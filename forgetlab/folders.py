@@ -83,28 +83,50 @@ def claim_out_dir(path: str | os.PathLike, *, overwrite: bool = False, resume: b
     Refused with :class:`BadInput` naming ``field``: a file at ``path``, a folder with content (unless
     ``overwrite``, or ``resume`` for folders reused as a cache), a folder another process holds. An
     unwritable place raises its ``OSError`` (the command line reports it on one line). On exit the lock file
-    is removed and the lock released; a folder this call created and the block left empty is removed.
+    is removed and the lock released; a folder this call created and the block left empty is removed, and so are
+    the missing parent folders it created for it (``--out new/run`` leaves no ``new/`` behind).
     """
     path = Path(path)
     _refuse_early(path, overwrite, resume, field)
-    created = not path.exists()
+    created = None if path.exists() else _missing_parents(path)
     try:
         fd = _lock(path, field)
     except BaseException:
-        if created:
-            _remove_if_empty(path)
+        _remove_created(path, created)
         raise
     try:
         _refuse_early(path, overwrite, resume, field)  # again, holding the claim: content may have appeared
         yield path
     finally:
         try:
-            if created:
-                _remove_if_empty(path)
+            _remove_created(path, created)
             (path / LOCK_NAME).unlink(missing_ok=True)
         except OSError:
             pass
         os.close(fd)
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """``path``'s parent folders that do not exist yet, nearest first."""
+    missing = []
+    for parent in path.absolute().parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing
+
+
+def _remove_created(path: Path, parents: list[Path] | None) -> None:
+    """Undo what creating ``path`` made, if it stayed empty: ``path`` itself (when ``parents`` is not None),
+    then each of ``parents`` (nearest first) that is still an empty folder; a folder someone filled is kept."""
+    if parents is None:
+        return
+    _remove_if_empty(path)
+    for parent in parents:
+        try:
+            parent.rmdir()
+        except OSError:  # not empty (another writer uses it) or already gone: keep going up only while we can
+            return
 
 
 def _remove_if_empty(path: Path) -> None:

@@ -17,12 +17,16 @@ from .sweep.cli import phase_diagram_command, sweep_command
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 
 
+MAX_THREADS = 1024  # beyond any machine this runs on; torch itself overflows past a C long long
+SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
+
+
 def _set_threads(threads: int) -> None:
     """Apply ``--threads`` (0 keeps torch's default)."""
     from ..errors import BadInput
 
-    if threads < 0:
-        raise BadInput("threads", threads, "an integer >= 0 (0 = torch default)")
+    if not 0 <= threads <= MAX_THREADS:
+        raise BadInput("threads", threads, f"an integer in [0, {MAX_THREADS}] (0 = torch default)")
     if threads:
         import torch
 
@@ -74,7 +78,7 @@ def _check_memory(cfg) -> None:
 @app.command("prune")
 def prune_command(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A folder written by `forgetlab grok train`."),
-    seed: int = typer.Option(0, help="Seed of the random pruning order."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Seed of the random pruning order."),
 ) -> None:
     """Pruning curves by IPR order (low, high, random): writes prune.json and prune.png into RUN_DIR.
 
@@ -111,7 +115,7 @@ def prune_command(
 def analytic_command(
     p: int = typer.Option(97, help="Modulus (odd)."),
     width: int = typer.Option(500, help="Hidden width N."),
-    seed: int = typer.Option(0, help="Seed of frequencies and phases."),
+    seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Seed of frequencies and phases."),
 ) -> dict:
     """Accuracy on all p^2 pairs and mean IPR of the analytic periodic solution (Gromov 2023), as one JSON
     object on stdout."""

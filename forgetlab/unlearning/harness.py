@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ..eco.guard import EcoGuard
 from ..eco.placement import Placement
 from ..eco.scoring import pack
-from ..errors import BadInput
+from ..errors import BadInput, ForgetlabError
 
 NAME = "forgetlab-eco"
 
@@ -134,14 +134,27 @@ class EcoLM(HFLM):
 
 
 def run_cli(argv: list[str]) -> None:
-    """lm-evaluation-harness's command line with ``forgetlab-eco`` registered (``argv`` as for ``lm-eval``)."""
+    """lm-evaluation-harness's command line with ``forgetlab-eco`` registered (``argv`` as for ``lm-eval``).
+
+    Its usage errors (argparse's usage text and an error line) and the ``ValueError`` it raises for a bad
+    argument (an unknown task) become one-line :class:`ForgetlabError` s, like every forgetlab command's."""
+    import argparse
     import sys
+    from unittest import mock
 
     from lm_eval.__main__ import cli_evaluate
+
+    def refuse(parser: argparse.ArgumentParser, message: str) -> None:
+        raise ForgetlabError(f"lm-eval: {message}")
 
     saved = sys.argv
     sys.argv = ["lm-eval", *argv]
     try:
-        cli_evaluate()
+        with mock.patch.object(argparse.ArgumentParser, "error", refuse):
+            cli_evaluate()
+    except ForgetlabError:
+        raise
+    except ValueError as exc:
+        raise ForgetlabError(f"lm-eval: {exc}") from None
     finally:
         sys.argv = saved

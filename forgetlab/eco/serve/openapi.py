@@ -77,6 +77,6 @@ def describe(app: FastAPI, secured: bool) -> None:
 
 
 def _version() -> str:
-    from .... import __version__
+    from ... import __version__
 
     return __version__

@@ -46,6 +46,8 @@ TABLES = ("sweep", "fixed", "grid", "zip")
 def load_trainer(name: str = DEFAULT_TRAINER) -> types.ModuleType:
     """Import the trainer module by dotted name; it must provide ``TrainConfig``, ``batch_key``,
     ``train_many`` and ``estimate_batch_bytes`` (the contract of :mod:`forgetlab.grok.train`)."""
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", name):  # import_module: TypeError/ValueError else
+        raise BadInput("trainer", name, "a dotted module name such as forgetlab.grok.train")
     try:
         mod = importlib.import_module(name)
     except ImportError as exc:

@@ -1,0 +1,61 @@
+"""Defects the fuzzers found (tests/test_fuzz_cli.py, tests/eco/serve/test_serve_schema_fuzz.py), one test each,
+so that each stays fixed even where a fuzz profile would not draw the same case again."""
+
+from __future__ import annotations
+
+import pytest
+from cli_runner import run_cli
+
+
+@pytest.mark.parametrize("argv", [
+    ["reproduce", "--scale", "huge", "--quiet"],
+    ["grok", "reproduce", "--cases", "A10", "--quiet"],
+    ["eco", "world", "--authors", "-1", "--quiet"],
+])
+def test_a_refused_command_leaves_no_parent_folder_it_created(tmp_path, capsys, argv):
+    """`--out new/deeper/out` of a refused command: no `new/` left behind (the claim created the parents)."""
+    code, out, err = run_cli([*argv, "--out", str(tmp_path / "new" / "deeper" / "out")], capsys)
+    assert code == 2 and out == "" and err.startswith("error: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_command_keeps_parent_folders_that_existed_or_were_filled(tmp_path, capsys):
+    (tmp_path / "kept").mkdir()
+    code, _, _ = run_cli(["reproduce", "--scale", "huge", "--out", str(tmp_path / "kept" / "out")], capsys)
+    assert code == 2 and [p.name for p in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
+
+
+@pytest.mark.parametrize("name", ["../..", ".relative", "", "a..b", "x y"])
+def test_a_sweep_trainer_that_is_not_a_module_name_is_one_line(tmp_path, capsys, name):
+    code, out, err = run_cli(["grok", "sweep", "--quiet", "--set", "p=7", "--set", "width=4", "--set", "steps=2",
+                              "--trainer", name, "--out", str(tmp_path / "s")], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: trainer: ")
+    assert not (tmp_path / "s").exists()
+
+
+def test_lm_eval_usage_errors_and_bad_tasks_are_one_line(capsys, monkeypatch):
+    """`eco lm-eval` passes its arguments to lm-eval: its usage errors (usage text + error line) and its
+    ValueError for an unknown task (a traceback) are one line, exit 2."""
+    pytest.importorskip("lm_eval")
+    code, out, err = run_cli(["eco", "lm-eval", "--bogus"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: lm-eval: ")
+    import lm_eval.__main__
+
+    def unknown_task():
+        raise ValueError("Tasks not found: nope")  # what lm-eval raises after indexing its tasks (~40 s)
+
+    monkeypatch.setattr(lm_eval.__main__, "cli_evaluate", unknown_task)
+    code, out, err = run_cli(["eco", "lm-eval", "--model", "forgetlab-eco", "--tasks", "nope"], capsys)
+    assert (code, out, err) == (2, "", "error: lm-eval: Tasks not found: nope\n")
+
+
+@pytest.mark.parametrize("argv", [
+    ["grok", "analytic", "--p", "7", "--width", "8", "--seed", str(2**63)],
+    ["grok", "reproduce", "--cases", "A0", "--quiet", "--threads", str(10**21), "--out", "OUT"],
+])
+def test_seeds_and_threads_beyond_64_bits_are_one_line(tmp_path, capsys, argv):
+    """torch overflowed ('Overflow when unpacking long long') on a seed or thread count past 64 bits."""
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: ")
+    assert not (tmp_path / "out").exists()
