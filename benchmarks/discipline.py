@@ -106,7 +106,11 @@ class Variant:
 
 @dataclass
 class Round:
-    """One timed round of one variant: seconds per call, and the load around the round."""
+    """One timed round of one variant: wall and CPU seconds per call, and the load around the round.
+
+    CPU seconds are this process's (``time.process_time``; None for a self-timed variant). With one thread they
+    are the steadier figure on a contended machine (time spent descheduled is not counted); with several
+    threads, idle OpenMP threads spin and inflate them, so wall time stays the headline."""
 
     variant: str
     index: int
@@ -114,6 +118,7 @@ class Round:
     load_before: float
     load_after: float
     contended: bool
+    cpu_seconds: float | None = None
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
@@ -136,44 +141,48 @@ class Result:
         return [r for r in self.rounds if r.variant == name]
 
     def summary(self, name: str) -> dict[str, Any]:
-        """Seconds per call and rate (work/s) as median with min-max; how many rounds were contended."""
+        """Seconds per call and rate (work/s) as median with min-max (wall, and CPU where measured); how many
+        rounds were contended."""
         rs = self.of(name)
         work = self.variants[name]["work"]
-        secs = spread([r.seconds for r in rs])
-        rate = spread([work / r.seconds for r in rs])
-        return {"seconds": secs, "rate": rate, "unit": self.variants[name]["unit"], "rounds": len(rs),
-                "contended_rounds": sum(r.contended for r in rs),
-                "load": spread([x for r in rs for x in (r.load_before, r.load_after)])}
+        out = {"seconds": spread([r.seconds for r in rs]), "rate": spread([work / r.seconds for r in rs]),
+               "unit": self.variants[name]["unit"], "rounds": len(rs),
+               "contended_rounds": sum(r.contended for r in rs),
+               "load": spread([x for r in rs for x in (r.load_before, r.load_after)])}
+        if all(r.cpu_seconds for r in rs):
+            out["cpu_seconds"] = spread([r.cpu_seconds for r in rs])
+        return out
 
-    def ratio(self, num: str, den: str, of: str = "rate") -> dict[str, Any]:
+    def ratio(self, num: str, den: str, of: str = "rate", clock: str = "wall") -> dict[str, Any]:
         """``num``'s over ``den``'s rate (or seconds), median and min-max over the per-round ratios (round k of
-        one against round k of the other: both saw about the same machine). ``contended_rounds`` counts the
-        pairs where either round was marked; ``contended`` is True when any was."""
-        a, b = self.of(num), self.of(den)
-        pairs = list(zip(a, b, strict=False))
+        one against round k of the other: both saw about the same machine), on the wall or the CPU clock.
+        ``contended_rounds`` counts the pairs where either round was marked; ``contended`` is True when any
+        was."""
+        pairs = list(zip(self.of(num), self.of(den), strict=False))
         wa, wb = self.variants[num]["work"], self.variants[den]["work"]
+        secs = [(x.seconds, y.seconds) if clock == "wall" else (x.cpu_seconds, y.cpu_seconds) for x, y in pairs]
         if of == "rate":
-            vals = [(wa / x.seconds) / (wb / y.seconds) for x, y in pairs]
+            vals = [(wa / x) / (wb / y) for x, y in secs]
         else:
-            vals = [x.seconds / y.seconds for x, y in pairs]
+            vals = [x / y for x, y in secs]
         marked = sum(x.contended or y.contended for x, y in pairs)
-        return {**spread(vals), "of": of, "contended_rounds": marked, "contended": marked > 0}
+        return {**spread(vals), "of": of, "clock": clock, "contended_rounds": marked, "contended": marked > 0}
 
     def to_json(self) -> dict[str, Any]:
         return {"cores": self.cores, "variants": self.variants, "rounds": [asdict(r) for r in self.rounds],
                 "summary": {n: self.summary(n) for n in self.variants}, **self.extra}
 
 
-def _timed(v: Variant, repeat: int) -> float:
-    """Seconds per call of ``v`` over ``repeat`` calls (after its untimed setup)."""
+def _timed(v: Variant, repeat: int) -> tuple[float, float | None]:
+    """Wall and CPU seconds per call of ``v`` over ``repeat`` calls (after its untimed setup)."""
     if v.setup is not None:
         v.setup()
     if v.self_timed:
-        return sum(float(v.fn()) for _ in range(repeat)) / repeat
-    t = time.perf_counter()
+        return sum(float(v.fn()) for _ in range(repeat)) / repeat, None
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(repeat):
         v.fn()
-    return (time.perf_counter() - t) / repeat
+    return (time.perf_counter() - t) / repeat, (time.process_time() - c) / repeat
 
 
 def run_rounds(variants: Sequence[Variant], *, rounds: int = MIN_ROUNDS, repeat: int = 1, warmup: int = 1,
@@ -196,9 +205,9 @@ def run_rounds(variants: Sequence[Variant], *, rounds: int = MIN_ROUNDS, repeat:
         for j in range(len(variants)):
             v = variants[(j + k) % len(variants)]
             before = load()
-            sec = _timed(v, repeat)
+            sec, cpu = _timed(v, repeat)
             after = load()
-            out.append(Round(v.name, k, sec, before, after, max(before, after) > cores))
+            out.append(Round(v.name, k, sec, before, after, max(before, after) > cores, cpu))
             if log is not None:
                 log(f"round {k + 1}/{rounds} {v.name}: {sec:.4g} s/call, load {before:.2f} -> {after:.2f}"
                     + (" (contended)" if out[-1].contended else ""))
@@ -272,12 +281,13 @@ def table(doc: dict[str, Any]) -> str:
     """Markdown: one row per variant of every measurement (median [min-max], load, contended rounds), then
     the derived ratios."""
     lines = [f"`{doc['command']}`", "", f"Machine: {machine_line(doc)}", "",
-             "| measurement | variant | s/call median [min-max] | rate median [min-max] | load [min-max] "
-             "| contended rounds |", "|---|---|---|---|---|---|"]
+             "| measurement | variant | s/call median [min-max] | CPU s/call median | rate median [min-max] "
+             "| load [min-max] | contended rounds |", "|---|---|---|---|---|---|---|"]
     for key, res in doc["results"].items():
         for name, s in res["summary"].items():
             sec, rate, ld = s["seconds"], s["rate"], s["load"]
-            lines.append(f"| {key} | {name} | {fmt(sec['median'])} [{fmt(sec['min'])}-{fmt(sec['max'])}] "
+            cpu = fmt(s["cpu_seconds"]["median"]) if "cpu_seconds" in s else "-"
+            lines.append(f"| {key} | {name} | {fmt(sec['median'])} [{fmt(sec['min'])}-{fmt(sec['max'])}] | {cpu} "
                          f"| {fmt(rate['median'])} [{fmt(rate['min'])}-{fmt(rate['max'])}] {s['unit']}/s "
                          f"| {ld['median']:.2f} [{ld['min']:.2f}-{ld['max']:.2f}] "
                          f"| {s['contended_rounds']}/{s['rounds']} |")

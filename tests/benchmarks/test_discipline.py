@@ -29,14 +29,19 @@ class FakeClock:
 
     def __init__(self, monkeypatch):
         self.now = 0.0
+        self.cpu = 0.0
+        self.cpu_share = 1.0  # CPU seconds per wall second of a variant's call
         monkeypatch.setattr(D.time, "perf_counter", lambda: self.now)
+        monkeypatch.setattr(D.time, "process_time", lambda: self.cpu)
 
     def variant(self, name, costs, order, work=1.0):
         it = iter(costs)
 
         def fn():
             order.append(name)
-            self.now += next(it)
+            dt = next(it)
+            self.now += dt
+            self.cpu += dt * self.cpu_share
         return D.Variant(name, fn, work=work)
 
 
@@ -45,7 +50,7 @@ def test_rounds_interleave_rotate_and_take_medians(monkeypatch):
     a = clock.variant("a", [9.0, 1, 2, 3, 4, 100], order)  # first call is the warm-up
     b = clock.variant("b", [9.0, 2, 2, 2, 2, 2], order, work=4.0)
     res = D.run_rounds([a, b], rounds=5, load=lambda: 0.5, cores=2)
-    assert order == ["a", "b"] + ["a", "b", "b", "a", "a", "b", "b", "a", "a", "b"]
+    assert order == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a", "a", "b"]  # warm-up, then rotated
     s = res.summary("a")
     assert s["seconds"] == {"median": 3, "min": 1, "max": 100}
     assert s["contended_rounds"] == 0
@@ -118,7 +123,7 @@ def test_result_file_records_machine_rounds_and_renders_a_table(tmp_path, monkey
     assert D.main(["table", str(path)]) == 0
     out = capsys.readouterr().out
     assert "`python benchmarks/bench.py --q`" in out
-    assert "| p=31 | x | 0.5 [0.5-0.5] | 20 [20-20] calls/s | 3.00 [3.00-3.00] | 5/5 |" in out
+    assert "| p=31 | x | 0.5 [0.5-0.5] | 0.5 | 20 [20-20] calls/s | 3.00 [3.00-3.00] | 5/5 |" in out
     assert "| x/y | 20 [20-20] | yes (5 rounds) |" in out
 
 
@@ -131,3 +136,14 @@ def test_a_self_timed_variant_reports_its_own_seconds():
     res = D.run_rounds([D.Variant("child", lambda: 2.5, work=5.0, self_timed=True)], rounds=5, repeat=2,
                        load=lambda: 0.0, cores=1)
     assert res.summary("child")["seconds"]["median"] == 2.5 and res.summary("child")["rate"]["median"] == 2.0
+
+
+def test_cpu_seconds_are_recorded_and_a_ratio_can_use_them(monkeypatch):
+    clock = FakeClock(monkeypatch)
+    clock.cpu_share = 0.5  # descheduled half the time
+    res = D.run_rounds([clock.variant("a", [2.0] * 6, []), clock.variant("b", [1.0] * 6, [])], rounds=5,
+                       load=lambda: 0.0, cores=1)
+    assert res.summary("a")["cpu_seconds"]["median"] == 1.0
+    assert res.ratio("a", "b", of="seconds", clock="cpu") == {"median": 2.0, "min": 2.0, "max": 2.0,
+                                                             "of": "seconds", "clock": "cpu",
+                                                             "contended_rounds": 0, "contended": False}
