@@ -9,17 +9,22 @@ Prints, on a batch of ``--batch`` prompts (default 64):
   the guard's extra time (classify + corrupt) as a fraction of the base forward;
 - the extrapolation of that fraction to a 1B-parameter forward (base time fitted as proportional to parameters).
 
-Usage: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/eco_overhead.py [--batch 64] [--reps 3] [--device cpu]``.
+Every time is a median with min-max over interleaved rounds (benchmarks/discipline.py: the compared calls of one
+model alternate, the load is recorded around each round, contended rounds are marked).
+
+Usage: ``HF_HUB_OFFLINE=1 python benchmarks/eco_overhead.py [--batch 64] [--rounds 5] [--device cpu] [--out FILE]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
+from discipline import Result, Variant, command_line, run_rounds, stderr, write_result
 
 SIZES = {  # name: (hidden, layers, heads, vocab)
     "tiny": (32, 2, 4, 512),
@@ -42,53 +47,30 @@ def prompts(n: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
     return forget, retain, batch
 
 
-def timed(fn, reps: int) -> float:
-    """Median wall time of ``fn()`` over ``reps`` runs (after one warm-up)."""
-    fn()
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+def synced(fn):
+    """``fn`` followed by a device synchronization (so a GPU's queued work is timed)."""
+    def run():
         fn()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+    return run
 
 
-def paired(fa, fb, reps: int) -> tuple[float, float, float]:
-    """Medians of ``fa()``, ``fb()`` and of their per-rep difference, alternating the two (drift cancels)."""
-    fa(), fb()
-    ta, tb = [], []
-    for _ in range(reps):
-        for f, acc in ((fa, ta), (fb, tb)):
-            t0 = time.perf_counter()
-            f()
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            acc.append(time.perf_counter() - t0)
-    return statistics.median(ta), statistics.median(tb), statistics.median([b - a for a, b in zip(ta, tb, strict=True)])
+def classifier_bench(batch: list[str], forget: list[str], retain: list[str], rounds: int) -> tuple[Result, dict]:
+    """The fitted classifier's prompts/s on the batch, MiniLM on every prompt vs with its first stage."""
+    from forgetlab.eco.classify.prompt import PromptClassifier
 
-
-def classifier_bench(batch: list[str], forget: list[str], retain: list[str], reps: int) -> tuple[object, dict]:
-    try:
-        from forgetlab.eco.classify.prompt import PromptClassifier
-    except ImportError as exc:  # part B not present: report and go on with the model side
-        print(f"classifier: not available ({exc})")
-        return None, {}
     t0 = time.perf_counter()
     clf = PromptClassifier.fit(forget, retain, fpr=0.05, seed=0)
-    fit_s = time.perf_counter() - t0
-    res = {"fit_seconds": fit_s}
-    t_all = timed(lambda: clf.score(batch, first_stage=False), reps)
-    res["prompts_per_s_minilm"] = len(batch) / t_all
+    info = {"fit_seconds": time.perf_counter() - t0, "flagged_in_batch": int(clf.flag(batch).sum())}
+    vs = [Variant("minilm", lambda: clf.score(batch, first_stage=False), len(batch), "prompts")]
     if getattr(clf, "ngram", None) is not None and getattr(clf, "ngram_threshold", None) is not None:
-        t_cascade = timed(lambda: clf.score(batch), reps)
-        res["prompts_per_s_cascade"] = len(batch) / t_cascade
-    res["flagged_in_batch"] = int(clf.flag(batch).sum())
-    return clf, res
+        vs.append(Variant("cascade", lambda: clf.score(batch), len(batch), "prompts"))
+    return run_rounds(vs, rounds=rounds, log=stderr), info
 
 
-def model_bench(name: str, tok, batch: list[str], clf_seconds: float, reps: int, device: str) -> dict:
+def model_bench(name: str, tok, batch: list[str], clf_seconds: float, rounds: int, device: str) -> tuple[Result, dict]:
+    """Base forward, hooked forward and the corruption op alone on one model size, interleaved."""
     from forgetlab.eco.corruptions import apply_corruption, apply_rowwise
     from forgetlab.eco.hooks import corrupt_embeddings, token_seed
     from forgetlab.testing.tiny_lm import n_params, tiny_config
@@ -123,53 +105,49 @@ def model_bench(name: str, tok, batch: list[str], clf_seconds: float, reps: int,
     def corrupt_batched():  # one generator for the whole batch (hooks' plain mode)
         apply_corruption("rand_noise_first_n", emb, mask, 1.0, hidden, torch.Generator().manual_seed(0))
 
-    t_base, _, t_hook_extra = paired(base, hooked, reps)
-    t_corrupt = timed(corrupt_only, reps)
-    t_batched = timed(corrupt_batched, reps)
-    return {"model": name, "params": n_params(model), "tokens": int(enc.input_ids.numel()),
-            "base_forward_s": t_base, "corrupt_op_s": t_corrupt, "corrupt_batched_s": t_batched, "hooked_minus_base_s": t_hook_extra,
-            "guard_extra_fraction": (clf_seconds + t_corrupt) / t_base,
-            "corrupt_fraction": t_corrupt / t_base}
+    res = run_rounds([Variant("base", synced(base)), Variant("hooked", synced(hooked)),
+                      Variant("corrupt_op", synced(corrupt_only)), Variant("corrupt_batched", synced(corrupt_batched))],
+                     rounds=rounds, log=stderr)
+    med = {v: res.summary(v)["seconds"]["median"] for v in res.variants}
+    hooked_extra = res.ratio("base", "hooked")  # rate ratio = hooked seconds / base seconds
+    return res, {"model": name, "params": n_params(model), "tokens": int(enc.input_ids.numel()),
+                 "base_forward_s": med["base"], "corrupt_op_s": med["corrupt_op"],
+                 "corrupt_batched_s": med["corrupt_batched"], "hooked_over_base": hooked_extra,
+                 "guard_extra_fraction": (clf_seconds + med["corrupt_op"]) / med["base"],
+                 "corrupt_fraction": med["corrupt_op"] / med["base"]}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (>= 5)")
     ap.add_argument("--sizes", default=",".join(SIZES))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    args = ap.parse_args(argv)
     from forgetlab.testing.tiny_lm import build_tokenizer
 
     forget, retain, batch = prompts(args.batch)
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch} prompts")
-    _, cres = classifier_bench(batch, forget, retain, args.reps)
-    for key, val in cres.items():
-        print(f"classifier {key}: {val:.1f}" if isinstance(val, float) else f"classifier {key}: {val}")
-    clf_seconds = args.batch / cres.get("prompts_per_s_cascade", cres.get("prompts_per_s_minilm", float("inf")))
+    stderr(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch} prompts")
+    cres, cinfo = classifier_bench(batch, forget, retain, args.rounds)
+    best = "cascade" if "cascade" in cres.variants else "minilm"
+    clf_seconds = cres.summary(best)["seconds"]["median"]
     tok = build_tokenizer([" ".join(forget + retain + batch)], vocab_size=512)
-    rows = []
-    print(f"{'model':>8} {'params':>12} {'base fwd s':>11} {'corrupt op s':>13} {'hook-base s':>12} "
-          f"{'corrupt/base':>13} {'guard/base':>11}")
+    results, rows = {"classifier": cres}, []
     for name in args.sizes.split(","):
-        r = model_bench(name, tok, batch, clf_seconds, args.reps, args.device)
-        rows.append(r)
-        print(f"{r['model']:>8} {r['params']:>12,} {r['base_forward_s']:>11.4f} {r['corrupt_op_s']:>13.5f} "
-              f"{r['hooked_minus_base_s']:>12.4f} {r['corrupt_fraction']:>13.4%} {r['guard_extra_fraction']:>11.2%}")
+        results[name], row = model_bench(name, tok, batch, clf_seconds, args.rounds, args.device)
+        rows.append(row)
     big = max(rows, key=lambda r: r["params"])
-    sec_per_param = big["base_forward_s"] / big["params"]  # base time ~ proportional to parameters
-    t_1b = sec_per_param * 1e9
-    frac_1b = (clf_seconds + big["corrupt_op_s"]) / t_1b
-    print(f"extrapolated 1B-parameter forward on this batch: {t_1b:.2f} s; guard extra / base = {frac_1b:.2%} "
-          f"(classifier {clf_seconds:.3f} s + corruption {big['corrupt_op_s']:.4f} s; corruption grows with the "
-          f"hidden size only, the classifier not at all)")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"classifier": cres, "models": rows, "extrapolated_1b": {"base_forward_s": t_1b,
-                                                                                "guard_extra_fraction": frac_1b}},
-                      fh, indent=2)
+    t_1b = big["base_forward_s"] / big["params"] * 1e9  # base time ~ proportional to parameters
+    derived = {"classifier": cinfo | {"path timed for the guard": best}, "models": rows,
+               "extrapolated_1b": {"base_forward_s": t_1b,
+                                   "guard_extra_fraction": (clf_seconds + big["corrupt_op_s"]) / t_1b}}
+    doc = write_result(args.out, name="eco_overhead", command=command_line(), results=results,
+                       config={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                       derived=derived)
+    print(json.dumps(doc["derived"], indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,41 +1,33 @@
 """Seconds per full-batch training step at p=97, N=500, alpha=0.5 (n_train = 4704): ours vs the official
 dense one-hot formulation, measured in one run, interleaved, plus achieved GFLOP/s against a torch.mm peak.
 
-    .venv/bin/python benchmarks/grok_step.py [--threads T] [--rounds K] [--steps S] [--runs R]
+    python benchmarks/grok_step.py [--threads T] [--rounds K] [--steps S] [--runs R] [--out FILE]
 
 - ours:      forgetlab.grok.kernel.fast_grads + StackedAdamW (gather forward, hand-written backward).
 - autograd:  forgetlab.grok.models.MLP (gather forward) + autograd + torch.optim.AdamW.
 - dense:     the official code's formulation: nn.Linear(2p, N) on concatenated one-hot inputs, x**2,
              nn.Linear(N, p), nn.MSELoss against one-hot targets, torch.optim.AdamW, loss.backward().
 FLOPs counted for "the work that remains" in ours: the three [n, N] x [N, p] products of one step
-(forward, dW, dh) = 3 * 2 * n * N * p, about 1.37 GFLOP. Each variant is timed for S steps per round;
-rounds alternate between variants so that a busy shared CPU slows all of them alike; we report medians.
+(forward, dW, dh) = 3 * 2 * n * N * p, about 1.37 GFLOP. Each variant is timed for S steps per round, in
+interleaved rounds with the peak (a 2048^3 torch.mm) among them (benchmarks/discipline.py: medians with min-max,
+load before and after every round, contended rounds marked). Default: 1 thread, the issue's yardstick.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import json
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from discipline import Variant, command_line, matmul_peak, run_rounds, stderr, write_result
 from torch import nn
 
 from forgetlab.grok.data import make_dataset
-from forgetlab.grok.kernel import StackedAdamW, fast_grads, flat_index, loss_targets
+from forgetlab.grok.kernel import StackedAdamW, fast_grads, flat_index, loss_targets, row_bags
 from forgetlab.grok.models import MLP, init_mlp_weights
-
-
-def peak_gflops(size: int = 2048, reps: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * size**3 / best / 1e9
 
 
 def make_ours(p: int, N: int, R: int):
@@ -54,9 +46,10 @@ def make_ours(p: int, N: int, R: int):
     opt = StackedAdamW([E, Wt], torch.full((R,), 0.01), torch.full((R,), 5.0))
     E, Wt = opt.params  # views of the optimizer's flat buffer
     gflat, (dE, dWt) = opt.new_flat_grad()
+    bags = row_bags(gm, gn, R * 2 * p)
 
     def step():
-        fast_grads(E, Wt, gm, gn, Y, rows, "quadratic", "mse", target=target, out=(dE, dWt))
+        fast_grads(E, Wt, gm, gn, Y, rows, "quadratic", "mse", target=target, out=(dE, dWt), bags=bags)
         opt.step([gflat])
 
     return step, n
@@ -98,45 +91,45 @@ def make_dense(p: int, N: int):
     return step
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=5)
+def variants(p: int, N: int, runs: int) -> tuple[list[Variant], int]:
+    """The compared steps (work = the 3-matmul FLOPs of one step of one run) and the peak, and n_train."""
+    ours, n = make_ours(p, N, runs)
+    flops = 3 * 2 * n * N * p
+    return [Variant("ours", ours, work=flops * runs, unit="flop"), Variant("autograd", make_autograd(p, N), flops,
+            "flop"), Variant("dense", make_dense(p, N), flops, "flop"), matmul_peak()], n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch default)")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds (>= 5)")
+    ap.add_argument("--steps", type=int, default=5, help="steps per variant per round")
     ap.add_argument("--runs", type=int, default=1, help="R runs in one batch for 'ours'")
     ap.add_argument("--p", type=int, default=97)
     ap.add_argument("--width", type=int, default=500)
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    p, N = args.p, args.width
-    ours, n = make_ours(p, N, args.runs)
-    variants = {"ours": ours, "autograd": make_autograd(p, N), "dense": make_dense(p, N)}
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    peaks = []
-    for fn in variants.values():  # warm-up
-        fn()
-    for _ in range(args.rounds):
-        peaks.append(peak_gflops())
-        for name, fn in variants.items():
-            t = time.perf_counter()
-            for _ in range(args.steps):
-                fn()
-            dt = (time.perf_counter() - t) / args.steps
-            times[name].append(dt / (args.runs if name == "ours" else 1))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    peak = statistics.median(peaks)
-    flops = 3 * 2 * n * N * p
-    print(f"p={p} N={N} n_train={n} threads={torch.get_num_threads()} runs_in_batch={args.runs} "
-          f"rounds={args.rounds} steps/round={args.steps}")
-    print(f"torch.mm peak (2048^3, median of rounds): {peak:.1f} GFLOP/s")
-    for k, v in med.items():
-        print(f"{k:9s} {1e3 * v:8.2f} ms/step (per run)   min {1e3 * min(times[k]):8.2f}   "
-              f"{flops / v / 1e9:6.1f} GFLOP/s on the 3 W products ({100 * flops / v / 1e9 / peak:5.1f}% of peak)")
-    print(f"ratio ours/dense    = {med['ours'] / med['dense']:.3f}  (goal <= 0.4)")
-    print(f"ratio ours/autograd = {med['ours'] / med['autograd']:.3f}")
+    vs, n = variants(args.p, args.width, args.runs)
+    res = run_rounds(vs, rounds=args.rounds, repeat=args.steps, log=stderr)
+    derived = {"ours / dense, seconds per run-step (goal <= 0.40)": _inverse(res.ratio("ours", "dense")),
+               "ours / autograd, seconds per run-step": _inverse(res.ratio("ours", "autograd")),
+               "ours: fraction of the peak_mm rate": res.ratio("ours", "peak_mm")}
+    if torch.get_num_threads() == 1:  # one thread: CPU time ignores the time descheduled by neighbours
+        derived["ours / dense, CPU seconds per run-step"] = _inverse(res.ratio("ours", "dense", clock="cpu"))
+        derived["ours: fraction of the peak_mm rate, CPU clock"] = res.ratio("ours", "peak_mm", clock="cpu")
+    doc = write_result(args.out, name="grok_step", command=command_line(), results={f"p={args.p} N={args.width} "
+                       f"n={n}": res}, config=vars(args) | {"out": str(args.out)}, derived=derived)
+    print(json.dumps(doc["derived"], indent=1))
+    return 0
+
+
+def _inverse(r: dict) -> dict:
+    """A rate ratio turned into a time ratio (median and min-max swap ends)."""
+    return {**r, "median": 1 / r["median"], "min": 1 / r["max"], "max": 1 / r["min"], "of": "seconds"}
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,24 +6,29 @@ real all-MiniLM-L6-v2 prompt classifier (fitted here on synthetic forget/retain 
 corruption. Each run sends ``--requests`` requests with at most ``--concurrency`` in flight from an asyncio
 httpx client in the same process: a rotation of completions, chat completions and streamed chat completions,
 a quarter of them about the forget target, greedy, ``--max-tokens`` new tokens each. Latency is measured per
-request to the last byte. Prints one JSON line per run and a ratio line; any error makes the exit code 1.
+request to the last byte. The two servers run side by side and are loaded in interleaved rounds
+(benchmarks/discipline.py: req/s medians with min-max, the load around each round); prints the derived
+figures as JSON (the ratio, per-round latency medians) and any error makes the exit code 1.
 
 Usage: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/serve_load.py [--requests 500] [--concurrency 16]
-[--max-tokens 16] [--classifier minilm|keyword]``.
+[--max-tokens 16] [--classifier minilm|keyword] [--rounds 5] [--out FILE]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import os
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from bench_prompts import prompt_sets
+from discipline import Variant, command_line, run_rounds, spread, stderr, write_result
 
 
 def build_guards(classifier: str, seed: int = 0):
@@ -120,53 +125,70 @@ async def drive(url: str, plan: list[tuple[str, dict]], concurrency: int) -> dic
             "mean_ms": round(1000 * statistics.fmean(latencies), 1)}
 
 
-def run(guard, name: str, args) -> dict:
+def engine_of(guard, args):
+    """A serving engine with the benchmark's limits (transformers backend)."""
     from forgetlab.eco.serve.engine import ServeEngine
-    from forgetlab.eco.serve.server import serve_in_thread
     from forgetlab.eco.serve.types import ServeLimits
 
     limits = ServeLimits(max_concurrent=max(64, args.concurrency), max_batch_size=args.batch,
                          batch_window_ms=args.window_ms, max_tokens=max(64, args.max_tokens))
-    engine = ServeEngine(guard, "transformers", limits, model_name="bench")
-    plan = request_plan(args.requests, args.max_tokens, args.seed)
-    with serve_in_thread(engine) as srv:
-        asyncio.run(drive(srv.url, plan[: min(32, len(plan))], args.concurrency))  # warm-up, not counted
-        before = engine.batcher.batches, engine.batcher.rows_served
+    return ServeEngine(guard, "transformers", limits, model_name="bench")
+
+
+def loaded(name: str, srv, plan: list, args, stats: dict) -> Variant:
+    """One round of ``name``: the whole plan against its running server; the round's latency figures and
+    batching are kept in ``stats[name]``."""
+    def fn() -> None:
+        before = srv.engine.batcher.batches, srv.engine.batcher.rows_served
         out = asyncio.run(drive(srv.url, plan, args.concurrency))
-        batches = engine.batcher.batches - before[0]
-        rows = engine.batcher.rows_served - before[1]
-    return {"run": name, **out, "batches": batches, "mean_batch_rows": round(rows / max(1, batches), 2)}
+        batches = srv.engine.batcher.batches - before[0]
+        rows = srv.engine.batcher.rows_served - before[1]
+        stats[name].append({**out, "batches": batches, "mean_batch_rows": round(rows / max(1, batches), 2)})
+    return Variant(name, fn, work=len(plan), unit="requests")
 
 
-def main() -> None:
+def per_round(stats: list[dict]) -> dict:
+    """Medians with min-max of a run's per-round latency figures, and its total errors."""
+    return {k: spread([s[k] for s in stats]) for k in ("p50_ms", "p99_ms", "mean_ms", "mean_batch_rows")} | {
+        "errors": sum(s["errors"] for s in stats), "error_kinds": sorted({e for s in stats for e in s["error_kinds"]}),
+        "flagged_per_round": spread([s["flagged"] for s in stats])}
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=500)
+    ap.add_argument("--requests", type=int, default=500, help="requests per round and run")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--batch", type=int, default=16, help="max rows per generate call")
     ap.add_argument("--window-ms", type=float, default=5.0)
     ap.add_argument("--classifier", choices=["minilm", "keyword"], default="minilm")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (>= 5)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (1: on a shared 2-core box, 2 threads spin-wait badly)")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    from forgetlab.eco.serve.server import serve_in_thread
 
     plain, guard, setup = build_guards(args.classifier, args.seed)
-    print(json.dumps({"setup": setup, "args": vars(args), "torch_threads": torch.get_num_threads(),
-                      "cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()]}))
-    results = [run(plain, "without guard", args), run(guard, "with guard", args)]
-    for res in results:
-        print(json.dumps(res))
-    base, guarded = results
-    print(json.dumps({"guarded/unguarded": {
-        "throughput": round(guarded["throughput_rps"] / base["throughput_rps"], 3),
-        "p50": round(guarded["p50_ms"] / base["p50_ms"], 3),
-        "p99": round(guarded["p99_ms"] / base["p99_ms"], 3)},
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()]}))
-    if any(r["errors"] for r in results):
-        raise SystemExit(1)
+    plan = request_plan(args.requests, args.max_tokens, args.seed)
+    stats: dict[str, list[dict]] = {"unguarded": [], "guarded": []}
+    with contextlib.ExitStack() as stack:
+        servers = {name: stack.enter_context(serve_in_thread(engine_of(g, args)))
+                   for name, g in (("unguarded", plain), ("guarded", guard))}
+        for srv in servers.values():  # warm-up, not counted
+            asyncio.run(drive(srv.url, plan[: min(32, len(plan))], args.concurrency))
+        res = run_rounds([loaded(n, srv, plan, args, stats) for n, srv in servers.items()], rounds=args.rounds,
+                         warmup=0, log=stderr)
+    derived = {"guarded / unguarded req/s (goal >= 0.85)": res.ratio("guarded", "unguarded"), "setup": setup,
+               **{name: per_round(s) for name, s in stats.items()}}
+    doc = write_result(args.out, name="serve_load", command=command_line(), results={"loopback": res},
+                       config={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                       derived=derived, threads=args.threads)
+    print(json.dumps(doc["derived"], indent=1))
+    return 1 if any(derived[n]["errors"] for n in stats) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

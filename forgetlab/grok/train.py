@@ -35,12 +35,14 @@ from .config import TrainConfig, batch_key, n_pairs
 from .data import RunsData, make_dataset, stack_datasets
 from .fourier import layered_neuron_ipr, neuron_ipr
 from .kernel import (
+    RowBags,
     StackedAdamW,
     batched_forward,
     fast_grads,
     flat_index,
     loss_grad_weights,
     loss_targets,
+    row_bags,
 )
 from .metrics import run_metrics
 from .minibatch import Minibatches
@@ -166,6 +168,7 @@ class _FullBatch:
     gn: torch.Tensor
     target: torch.Tensor  # [R, n_max, p] constant part of the output gradient
     groups: list[tuple[int, int, int]]  # (r0, r1, n): runs r0..r1-1 have n valid rows
+    bags: RowBags  # valid rows grouped by the row of E their gradient flows to (computed once)
 
 
 def _full_batch(b: RunsData, p: int, loss: str) -> _FullBatch:
@@ -176,7 +179,8 @@ def _full_batch(b: RunsData, p: int, loss: str) -> _FullBatch:
     gm, gn = flat_index(M, Nn, p)
     ns = b.n_train.tolist()
     groups = [(r0, r0 + ns.count(n), n) for r0, n in enumerate(ns) if r0 == 0 or ns[r0 - 1] != n]
-    return _FullBatch(M, Nn, Y, valid, rows, gm, gn, loss_targets(Y, rows, p, loss), groups)
+    bags = row_bags(gm, gn, M.shape[0] * 2 * p, valid.reshape(-1) > 0)
+    return _FullBatch(M, Nn, Y, valid, rows, gm, gn, loss_targets(Y, rows, p, loss), groups, bags)
 
 
 def _draw_dropout(bufs: list[torch.Tensor], q: list[float], n_rows: list[int],
@@ -213,7 +217,7 @@ def _step_grads(runs: _Runs, c0: TrainConfig, M: torch.Tensor, Nn: torch.Tensor,
         gm, gn = (fb.gm, fb.gn) if fb is not None else flat_index(M, Nn, c0.p)
         fast_grads(runs.E, runs.Wt, gm, gn, Y, rows, c0.act, c0.loss, dmask[0] if dmask else None,
                    fb.groups if fb is not None else None, fb.target if fb is not None else None,
-                   out=(runs.gviews[0], runs.gviews[1]))
+                   out=(runs.gviews[0], runs.gviews[1]), bags=fb.bags if fb is not None else None)
         return [runs.gflat]
     for t in runs.params:
         t.requires_grad_(True)

@@ -88,12 +88,32 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=loop, daemon=True).start()
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask; all CPUs where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def local_workers(workers: int) -> int:
+    """The number of local worker processes ``workers`` asks for: 0 = one per usable core."""
+    if workers < 0:
+        raise BadInput("workers", workers, "an integer >= 1, or 0 for one process per core")
+    return workers or usable_cores()
+
+
 def local_backend(jobs: Sequence[BatchJob], *, workers: int = 1,
                   on_done: Callable[[BatchJob, list[dict[str, Any]]], None]) -> None:
-    """Train batches in this process (``workers=1``), or in ``workers`` spawned processes, each using
-    ``cpu_count // workers`` threads."""
-    if workers < 1:
-        raise BadInput("workers", workers, "an integer >= 1")
+    """Train batches in this process (``workers=1``, torch's default threads), or in ``workers`` spawned
+    processes (0 = one per core) with ``cores // workers`` torch threads each.
+
+    One process per core with one thread each is the CPU strategy that pays for sweeps on a small machine
+    (docs/benchmarks/sweep.md): a p=31 step is too small to spread over two threads, and two processes never
+    wait on each other's OpenMP barriers. A batch's numbers do not depend on where it runs (the same program
+    on the same runs), so every choice of ``workers`` gives bit-identical results.
+    """
+    workers = local_workers(workers)
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
             on_done(job, execute_batch(job))
@@ -101,7 +121,8 @@ def local_backend(jobs: Sequence[BatchJob], *, workers: int = 1,
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    workers = min(workers, len(jobs))
+    threads = max(1, usable_cores() // workers)
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_watch_parent,
                              initargs=(os.getpid(),)) as pool:

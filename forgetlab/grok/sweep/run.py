@@ -167,7 +167,7 @@ def _drain(store: SweepStore, jobs: list[BatchJob], run_ids: set[str], backend: 
             return
         # In-process: claim one batch at a time, so other processes on the same folder share the rest.
         # Worker pools and Ray: claim all that is free and hand it over at once.
-        ahead = 1 if backend == "local" and workers <= 1 else len(pending)
+        ahead = 1 if backend == "local" and workers == 1 else len(pending)
         mine = []
         for j in pending:
             if len(mine) >= ahead:
@@ -200,7 +200,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
     t0 = time.perf_counter()
     get_backend(backend)
     if workers < 0:
-        raise BadInput("workers", workers, "an integer >= 1 (0 = all cores, ray only)")
+        raise BadInput("workers", workers, "an integer >= 1, or 0 for all cores")
     mod = load_trainer(trainer)
     unique = _unique_configs(spec, mod)
     configs = list(unique.values())
