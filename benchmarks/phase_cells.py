@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -27,8 +28,14 @@ def _panel(row: dict[str, str], keys: list[str]) -> str:
     return ", ".join(f"{k}={float(row[k]):g}" for k in keys) or "all runs"
 
 
-def _panel_keys(rows: list[dict[str, str]]) -> list[str]:
-    """The config columns that vary across the runs (not alpha, xi or seeds): the panel axis."""
+def _panel_keys(folder: Path, rows: list[dict[str, str]]) -> list[str]:
+    """The sweep's panel keys (sweep.json), else the config columns that vary (not alpha, xi or seeds)."""
+    try:
+        keys = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))["spec"]["panel"]
+        if keys:
+            return [k for k in keys if k in rows[0]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     cols = list(rows[0])[:list(rows[0]).index("train_acc")]
     skip = {"run_id", *AXIS_KEYS, *SEED_KEYS}
     return [k for k in cols if k not in skip and len({r[k] for r in rows}) > 1]
@@ -42,7 +49,7 @@ def rows_of(folder: Path) -> list[list[str]]:
     """The table rows of one sweep folder."""
     with (folder / "results.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    keys = _panel_keys(rows) if rows else []
+    keys = _panel_keys(folder, rows) if rows else []
     rows.sort(key=lambda r: (tuple(float(r[k]) for k in keys), float(r["alpha"]), float(r["xi"])))
     out = []
     for r in rows:
