@@ -129,7 +129,10 @@ def _eco(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[st
                      "--flag-entities": FLAG, "--seed": INTS, "--out": out, "--overwrite": FLAG,
                      "--revision": pool("main", "", "0" * 40), "--copy-model": FLAG,
                      "--add-to": st.sampled_from(["{guard_copy}", "{file}", str(fx["missing"])]),
-                     "--name": pool("default", "second", "", "../x", "a/b"), **PLACEMENT}),
+                     "--name": pool("default", "second", "", "../x", "a/b"),
+                     "--calibration": st.sampled_from(["{file}", str(fx["retain"]), str(fx["missing"])]),
+                     "--hard-negatives": st.sampled_from(["{file}", str(fx["retain"]), str(fx["missing"])]),
+                     "--unseen-negatives": FLAG, "--no-unseen-negatives": FLAG, **PLACEMENT}),
         "eco classify": (["eco", "classify", "--guard", str(fx["guard"]), "--prompt", "hello"],
                          {"--guard": guard, "--prompt": pool("Who is Zorblax?", "", "\x00", "a" * 5000)}),
         "eco generate": (["eco", "generate", "--guard", str(fx["guard"]), "--prompt", "hello", "--max-new-tokens",
@@ -163,14 +166,19 @@ def _eco(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[st
         "eco bench": (["eco", "bench", "--scale", "tiny", "--quiet", "--out", "{out}"],
                       {"--scale": pool("tiny", "default", "huge"), "--answers": pool("tofu", "name-free", "x"),
                        "--methods": pool("eco", "ga,gd", "rmu", "eco,", ""), "--splits": pool("forget10", "x"),
-                       "--seed": INTS, "--out": out, "--overwrite": FLAG, "--prompt-level": FLAG,
+                       "--seeds": pool("0", "0,1", "1,1", "", "x", "-1", "0,"), "--out": out, "--overwrite": FLAG,
+                       "--prompt-level": FLAG,
                        "--classifier-only": FLAG, "--entity-level": FLAG, "--flag-entities": FLAG, "--cache": st.sampled_from(["{out}-cache", str(fx["file"])])}),
+        "eco bench-report": (["eco", "bench-report", str(BENCH_RESULTS), "--out", "{out}.md"],
+                             {"RESULTS": pool(BENCH_RESULTS, fx["missing"], fx["file"], fx["empty_dir"], fx["world"]),
+                              "--out": st.sampled_from(["{out}.md", str(fx["empty_dir"]), str(fx["file"]) + "/x.md"])}),
         "reproduce": (["reproduce", "--scale", "smoke", "--quiet", "--out", "{out}"],
                       {"--scale": pool("smoke", "small", "paper", "huge"), "--only": pool("grok", "eco", "both"),
                        "--out": out}),
     }
 
 
+BENCH_RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "unlearning" / "results.json"
 FIXTURES = ("run", "unfinished", "sweep", "world", "model", "guard", "forget", "retain", "fit", "file", "empty_dir",
             "missing")
 """The names of the fixtures :func:`build_fixtures` makes (the keys :func:`commands` reads)."""
