@@ -9,7 +9,6 @@ is downloaded). :func:`load_base_model` is the one loader of a causal LM, used b
 
 from __future__ import annotations
 
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,8 +101,11 @@ def load_base_model(path: str | Path, *, dtype: torch.dtype | str | None = None,
         kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, **kwargs)
-    except (OSError, ValueError, KeyError, ImportError, RuntimeError, pickle.UnpicklingError) as exc:
-        # unknown architecture, damaged weights, a pickle .bin that torch's weights-only loader refuses
+    except Exception as exc:  # narrowed just below
+        # unknown architecture, damaged weights, or a pickle .bin that torch's weights-only loader refuses
+        # (its UnpicklingError, matched by name: this module never imports pickle)
+        if not isinstance(exc, LOAD_ERRORS) and type(exc).__name__ != "UnpicklingError":
+            raise
         raise BadInput("model", str(path), f"a loadable causal-LM folder ({type(exc).__name__}: "
                        f"{_first_line(exc)})") from None
     input_embeddings(model)
@@ -117,6 +119,10 @@ def load_base_model(path: str | Path, *, dtype: torch.dtype | str | None = None,
 def input_device(model) -> torch.device:
     """Where ``input_ids`` must go: the device of the input embeddings (the first stage of a device map)."""
     return input_embeddings(model).weight.device
+
+
+LOAD_ERRORS = (OSError, ValueError, KeyError, ImportError, RuntimeError)
+"""What a model folder that cannot be loaded raises from ``from_pretrained`` (reported as one line)."""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -56,6 +56,8 @@ def _parse_target(target: str, items: list) -> float:
 
 @app.command("fit")
 @config_command(Placement, param="placement")
+# Long only by its typer option declarations (one per option, each with its help); the body is ~30 lines of
+# calls to the helpers below.
 def fit_cmd(
     placement: Placement,
     model: str = typer.Option("", "--model", help="The base model: a local Hugging Face causal-LM folder, or a "

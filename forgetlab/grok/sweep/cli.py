@@ -28,6 +28,8 @@ def _preset_sizes() -> str:
     return ", ".join(out)
 
 
+# Long only by its typer option declarations (one per option, each with its help); the body delegates to
+# build_spec, estimate_sweep and run_sweep.
 def sweep_command(
     out: Path = typer.Option(..., "--out", help="Sweep folder (created; an existing one of the same sweep resumes)."),
     spec: Path | None = typer.Option(None, "--spec", help="Sweep spec TOML file (default: none; give --spec, "
