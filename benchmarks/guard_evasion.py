@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forgetlab.eco.classify.entities import mine_entities, mine_references
-from forgetlab.eco.classify.negatives import rewrites_per_prompt, unseen_entity_negatives
+from forgetlab.eco.classify.entities import mine_entities
+from forgetlab.eco.classify.entity_sets import entity_sets
 from forgetlab.eco.classify.prompt import PromptClassifier
 from forgetlab.eco.classify.rule import FlagRule
 from forgetlab.eco.classify.token import TokenClassifier
@@ -153,14 +153,13 @@ def _entity_sets(world, rng: np.random.Generator, fpr: float) -> dict:
     hard_a = [p for p in _fill(HARD_A, pools, 150, rng) if p not in set(train_r)]
     hard_b = [p for p in _fill(HARD_B, pools, 100, rng) if p not in set(hard_a)]
     entities = mine_entities(train_f, train_r)
-    per = rewrites_per_prompt(len(train_f), fpr, 0.4, 0.5)
-    unseen_train = [p for p in unseen_entity_negatives(train_f, entities, train_r, rng, per) if p not in set(train_r)]
-    refs = mine_references(train_f + [r["answer"] for r in forget], train_r + [r["answer"] for r in others], entities)
+    extra = entity_sets(train_f, train_r, entities, forget_texts=[r["answer"] for r in forget],
+                        retain_texts=[r["answer"] for r in others], seed=int(rng.integers(2**31)), fpr=fpr)
     books = [r for r in forget if r["fact"] in ("first_book", "famous_book", "latest_book")]
     retain_eval = [(r["paraphrased_question"], r["entity"]) for r in others]
     retain_eval = [retain_eval[i] for i in rng.permutation(len(retain_eval))[:N_BENIGN]]
-    return {"train_forget": train_f, "train_retain": train_r, "entities": entities, "references": refs,
-            "negatives": {"unseen_entity": unseen_train, "hard_negative": hard_a},
+    return {"train_forget": train_f, "train_retain": train_r, "entities": entities, "references": extra.references,
+            "negatives": {**extra.negatives, "hard_negative": hard_a},
             "forget": [(r["paraphrased_question"], r["entity"]) for r in forget],
             "indirect reference": [(t.format(title=r["value"]), None) for r in books
                                    for t in ("Who wrote {title}?", "Tell me about the author of {title}.")],

@@ -191,10 +191,8 @@ def _flag_sets(forget_path: Path, forget: list[str], retain: list[str], calibrat
     """The flag rule's extra sets: ``negatives`` (hard negatives, unseen-entity rewrites), ``calibration``
     (calibration-only prompts) and ``references`` (titles and rare terms of the forget texts, answers included,
     for the name matcher)."""
-    import numpy as np
-
-    from .classify.entities import mine_entities, mine_references
-    from .classify.negatives import rewrites_per_prompt, unseen_entity_negatives
+    from .classify.entities import mine_entities
+    from .classify.entity_sets import entity_sets
     from .classify.prompts import load_prompts, load_texts
 
     negatives, calib = {}, {}
@@ -203,14 +201,9 @@ def _flag_sets(forget_path: Path, forget: list[str], retain: list[str], calibrat
     if calibration is not None:
         calib["calibration"] = load_prompts(calibration)
     entities = mine_entities(forget, retain)
-    if unseen and entities:
-        cfg = ClassifierConfig(fpr=fpr)
-        per = rewrites_per_prompt(len(forget), fpr, cfg.heldout_fraction, cfg.test_share)
-        swapped = unseen_entity_negatives(forget, entities, retain, np.random.default_rng(seed), per_prompt=per)
-        negatives["unseen_entity"] = [p for p in swapped if p not in set(retain)]
-    texts = forget + load_texts(forget_path, ("answer", "paraphrased_answer"))
-    references = mine_references(texts, retain, entities) if entities else []
-    return {"negatives": negatives, "calibration": calib, "references": references}
+    answers = load_texts(forget_path, ("answer", "paraphrased_answer"))
+    extra = entity_sets(forget, retain, entities, forget_texts=answers, seed=seed, fpr=fpr, unseen=unseen)
+    return {"negatives": {**negatives, **extra.negatives}, "calibration": calib, "references": extra.references}
 
 
 def _check_flag_rule(clf, tclf, flag_entities: bool, fpr: float, say) -> None:

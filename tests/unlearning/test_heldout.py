@@ -63,3 +63,38 @@ def test_a_leaking_flag_rule_stops_the_bench_before_anything_is_written(monkeypa
     with pytest.raises(BadInput, match=r"flag-rule negatives.*utility"):
         bench_run.run_bench(tmp_path / "out", "tiny", methods=("eco",))
     assert not (tmp_path / "out").exists()
+
+
+def test_flag_rule_extra_sets_name_no_scored_person_and_are_checked():
+    s = scale_config("tiny", "name-free")
+    world = make_world(s.world)
+    rec = bench_run.check_bench_heldout(world, s, ("eco",))
+    from forgetlab.unlearning.bench.eco import flag_rule_extra
+    from forgetlab.unlearning.bench.splits import eval_and_fit_splits
+
+    retain_eval = eval_and_fit_splits(world, s)[0]
+    for split in s.splits:
+        assert rec[split]["fit_sets"]["flag-rule unseen-entity negatives"] > 0
+        extra = flag_rule_extra(world, retain_eval, split, 0, s.classifier_fpr)
+        scored = set(world.holdout) | {r["entity"] for r in retain_eval + world.painters}
+        swapped = extra.negatives["unseen_entity"]
+        assert swapped and not any(n.lower() in p.lower() for p in swapped for n in scored)
+        assert not any(n.lower() in p.lower() for p in swapped for n in world.splits[split])
+
+
+def test_an_unseen_entity_negative_equal_to_a_scored_question_stops_the_bench(monkeypatch):
+    s = scale_config("tiny", "name-free")
+    world = make_world(s.world)
+    real = bench_run.flag_rule_extra
+    from forgetlab.unlearning.bench.splits import eval_and_fit_splits
+
+    mia_holdout = eval_and_fit_splits(world, s)[3]
+
+    def leaky(world, retain_eval, split, seed, fpr):
+        extra = real(world, retain_eval, split, seed, fpr)
+        extra.negatives["unseen_entity"].append(mia_holdout[0]["question"])
+        return extra
+
+    monkeypatch.setattr(bench_run, "flag_rule_extra", leaky)
+    with pytest.raises(BadInput, match=r"unseen-entity negatives.*MIA holdout"):
+        bench_run.check_bench_heldout(world, s, ("eco",))

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ...eco.classify.entity_sets import EntitySets, entity_sets
 from ...eco.classify.prompt import PromptClassifier
 from ...eco.classify.rule import FlagRule
 from ...eco.classify.token import TokenClassifier
@@ -55,13 +56,16 @@ class EcoSetup:
 def setup_eco(forget_prompts: list[str], retain_prompts: list[str], forget_para: list[str],
               retain_para: list[str], entities: list[str], fit: Callable[[str], tuple[str, float, dict]],
               protocols: tuple[str, ...], *, unseen: list[str] | None = None, fpr: float = 0.01, seed: int = 0,
-              flag_entities: bool = True) -> EcoSetup:
-    """Train the prompt classifier (forget vs retain prompts), build the token classifier for the forget
-    entities, measure the flag rule's FPR/FNR on held-out paraphrases, and fit the corruption of each protocol
-    with ``fit(protocol)`` (on a fit set, never the evaluation split)."""
+              flag_entities: bool = True, extra: EntitySets | None = None) -> EcoSetup:
+    """Train the prompt classifier (forget vs retain prompts, plus ``extra``'s negatives), build the token
+    classifier for the forget entities (and ``extra``'s references), measure the flag rule's FPR/FNR on held-out
+    paraphrases, and fit the corruption of each protocol with ``fit(protocol)`` (on a fit set, never the
+    evaluation split)."""
     t0 = time.perf_counter()
-    clf = PromptClassifier.fit(forget_prompts, retain_prompts, fpr=fpr, seed=seed)
-    rule = FlagRule(clf, TokenClassifier.fit(entities, retain=retain_prompts, fallback="all"), flag_entities)
+    extra = extra or EntitySets()
+    clf = PromptClassifier.fit(forget_prompts, retain_prompts, negatives=extra.negatives, fpr=fpr, seed=seed)
+    tcl = TokenClassifier.fit(entities, retain=retain_prompts, fallback="all", references=extra.references)
+    rule = FlagRule(clf, tcl, flag_entities)
 
     def rates(prompts: list[str]) -> tuple[float, float]:
         """(flag rule, classifier alone) flagged fractions; the classifier runs once."""
@@ -123,6 +127,28 @@ def flag_rule_negatives(world: World, retain_eval: list[dict[str, Any]],
     return others, [r for rows_ in world.mc.values() for r in rows_]
 
 
+def _not_naming(prompts: list[str], names: set[str]) -> list[str]:
+    """The prompts that mention none of ``names`` (case-insensitive)."""
+    low = [n.lower() for n in names]
+    return [p for p in prompts if not any(n in p.lower() for n in low)]
+
+
+def flag_rule_extra(world: World, retain_eval: list[dict[str, Any]], split: str, seed: int,
+                    fpr: float) -> EntitySets:
+    """The split's unseen-entity negatives and references, as ``eco fit`` builds them
+    (:func:`~forgetlab.eco.classify.entity_sets.entity_sets`). A swapped-in name can be a scored person's (the
+    name pools overlap): such rewrites are dropped, so the flag rule never trains on a holdout author, a
+    utility author or a painter, and its FPR on never-seen authors stays a held-out figure."""
+    forget = world.forget(split)
+    others, mc = flag_rule_negatives(world, retain_eval, split)
+    extra = entity_sets([r["question"] for r in forget], [r["question"] for r in others + mc],
+                        list(world.splits[split]), forget_texts=[r["answer"] for r in forget],
+                        retain_texts=[r["answer"] for r in others], seed=seed, fpr=fpr)
+    scored = set(world.holdout) | {r["entity"] for r in retain_eval + world.painters}
+    extra.negatives = {k: _not_naming(v, scored) for k, v in extra.negatives.items()}
+    return extra
+
+
 def _flag_rule_sets(ctx: BenchContext, split: str) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
     """(forget questions, retain questions, forget paraphrases, retain paraphrases, never-seen authors'
     questions and paraphrases) for training and measuring one split's flag rule."""
@@ -140,8 +166,10 @@ def eco_rows(ctx: BenchContext, split: str, data: EvalData, ev_retain: Evaluatio
     """Fit ECO's flag rule for ``split``, then score the guard under both protocols: one row each."""
     forget_q, retain_q, para_f, para_r, unseen = _flag_rule_sets(ctx, split)
     fit_reused = bool(fitter.records)  # the corruption fit runs once (first split); later splits reuse it
+    extra = flag_rule_extra(ctx.world, ctx.retain_eval, split, ctx.seed, ctx.scale.classifier_fpr)
     eco = setup_eco(forget_q, retain_q, para_f, para_r, list(ctx.world.splits[split]), fitter, PROTOCOLS,
-                    unseen=unseen, fpr=ctx.scale.classifier_fpr, seed=ctx.seed, flag_entities=ctx.flag_entities)
+                    unseen=unseen, fpr=ctx.scale.classifier_fpr, seed=ctx.seed, flag_entities=ctx.flag_entities,
+                    extra=extra)
     rows = []
     tcl = eco.rule.token_classifier
     for proto in PROTOCOLS:
@@ -161,6 +189,8 @@ def eco_rows(ctx: BenchContext, split: str, data: EvalData, ev_retain: Evaluatio
                  classifier_only_fnr=eco.classifier_fnr, classifier_fpr_unseen_authors=eco.fpr_unseen,
                  corruption_fit_reused=fit_reused,  # then `seconds` holds no fit time
                  classifier_only_fpr_unseen_authors=eco.classifier_fpr_unseen,
-                 classifier_report=eco.rule.classifier.report, guard=None if saved is None else str(saved))
+                 classifier_report=eco.rule.classifier.report, guard=None if saved is None else str(saved),
+                 flag_rule_negatives={k: len(v) for k, v in extra.negatives.items()},
+                 flag_rule_references=len(extra.references))
         rows.append(r)
     return rows

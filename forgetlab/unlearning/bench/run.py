@@ -22,7 +22,7 @@ from ..evaluate import EvalData, Evaluation, compare
 from ..lm import load_lm
 from ..world import World, make_world
 from .context import BenchContext
-from .eco import CorruptionFit, eco_rows, flag_rule_negatives
+from .eco import CorruptionFit, eco_rows, flag_rule_extra, flag_rule_negatives
 from .heldout import FORGET_EVAL, FORGET_REQUEST, check_heldout
 from .machine import load_average, machine_record
 from .mc import MC_CHANCE, mc_rows
@@ -46,7 +46,7 @@ def _check(scale: str, answers: str, methods: tuple[str, ...], splits: tuple[str
     return s
 
 
-def check_bench_heldout(world: World, s, methods: tuple[str, ...]) -> dict[str, Any]:
+def check_bench_heldout(world: World, s, methods: tuple[str, ...], seed: int = 0) -> dict[str, Any]:
     """The held-out check of every split (:func:`~forgetlab.unlearning.bench.heldout.check_heldout`): the fit
     sets of the flag rule, the corruption and the baselines against the forget, utility and holdout items."""
     retain_eval, fit_items, holdout_fit, holdout_eval = eval_and_fit_splits(world, s)
@@ -57,7 +57,9 @@ def check_bench_heldout(world: World, s, methods: tuple[str, ...]) -> dict[str, 
         fits: dict[str, list] = {FORGET_REQUEST: world.forget(split)}
         if "eco" in methods:
             others, mc = flag_rule_negatives(world, retain_eval, split)
+            swapped = flag_rule_extra(world, retain_eval, split, seed, s.classifier_fpr).negatives
             fits.update({"flag-rule negatives": others + mc, "corruption fit set": fit_items,
+                         "flag-rule unseen-entity negatives": [{"question": p} for v in swapped.values() for p in v],
                          "corruption surrogate": holdout_fit})
         if any(m != "eco" for m in methods):
             fits["baseline retain set"] = retain_fit_items(world, retain_eval)
@@ -187,7 +189,7 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
     t_all = time.perf_counter()
     worlds = {k: make_world(seeded(s, k).world) for k in seeds}
     timings = {"world": time.perf_counter() - t_all}
-    heldout = {str(k): check_bench_heldout(worlds[k], seeded(s, k), methods) for k in seeds}
+    heldout = {str(k): check_bench_heldout(worlds[k], seeded(s, k), methods, k) for k in seeds}
     out = prepare_out_dir(out_dir, overwrite=overwrite)
     opts = {"answers": answers, "cache_dir": cache_dir, "progress": progress, "entity_level": entity_level,
             "flag_entities": flag_entities, "methods": methods}
