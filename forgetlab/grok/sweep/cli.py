@@ -40,7 +40,8 @@ def sweep_command(
     grid: list[str] = typer.Option([], "--grid", help="Sweep a field: key=start:stop:num or key=a,b,c "
                                    "(repeatable)."),
     backend: str = typer.Option("local", "--backend", help="Where batches train, one of: local, ray."),
-    workers: int = typer.Option(1, "--workers", help="Parallel worker processes (local) or CPUs (ray, 0=all)."),
+    workers: int = typer.Option(1, "--workers", help="Local: worker processes, each with cores // workers torch "
+                                "threads (0 = one process per usable core; 1 = this process). Ray: CPUs (0 = all)."),
     max_memory: float | None = typer.Option(None, "--max-memory", help="GiB per batch (default: the spec's "
                                             "max_memory_gb, else half the free memory)."),
     keep_history: bool | None = typer.Option(None, "--keep-history/--no-keep-history",
