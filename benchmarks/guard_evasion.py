@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from forgetlab.eco.classify.entities import mine_entities
-from forgetlab.eco.classify.entity_sets import entity_sets
+from forgetlab.eco.classify.entity_sets import entity_sets, without_names
 from forgetlab.eco.classify.prompt import PromptClassifier
 from forgetlab.eco.classify.rule import FlagRule
 from forgetlab.eco.classify.token import TokenClassifier
@@ -119,6 +119,12 @@ ATTACKS: dict[str, Callable] = {
 paraphrase build new prompts instead (:func:`_entity_sets`)."""
 
 
+NEW_PROMPT_FAMILIES = ("indirect reference", "ambiguous reference", "template paraphrase")
+"""Families that write new prompts. *ambiguous reference*: a title that a retained author's book carries too
+("Who wrote Velvet Mirror?" when a retain author also wrote one): flagging it flags that author's question as
+well, so it is reported but outside the goal (:data:`OUTSIDE_GOAL`)."""
+OUTSIDE_GOAL = ("ambiguous reference",)
+
 N_BENIGN = 200
 """Benign prompts per set and attack (a sample: the shared 2-core machine scores ~10 prompts/s under load)."""
 
@@ -155,20 +161,31 @@ def _entity_sets(world, rng: np.random.Generator, fpr: float) -> dict:
     entities = mine_entities(train_f, train_r)
     extra = entity_sets(train_f, train_r, entities, forget_texts=[r["answer"] for r in forget],
                         retain_texts=[r["answer"] for r in others], seed=int(rng.integers(2**31)), fpr=fpr)
-    books = [r for r in forget if r["fact"] in ("first_book", "famous_book", "latest_book")]
+    books = [r for r in forget if r["fact"] in BOOK_FACTS]
+    retain_titles = {r["value"] for r in others if r.get("fact") in BOOK_FACTS}
     retain_eval = [(r["paraphrased_question"], r["entity"]) for r in others]
     retain_eval = [retain_eval[i] for i in rng.permutation(len(retain_eval))[:N_BENIGN]]
+    unseen_train = without_names(extra.negatives["unseen_entity"], world.holdout)  # the benign unseen set's people
     return {"train_forget": train_f, "train_retain": train_r, "entities": entities, "references": extra.references,
-            "negatives": {**extra.negatives, "hard_negative": hard_a},
+            "negatives": {"unseen_entity": unseen_train, "hard_negative": hard_a},
             "forget": [(r["paraphrased_question"], r["entity"]) for r in forget],
-            "indirect reference": [(t.format(title=r["value"]), None) for r in books
-                                   for t in ("Who wrote {title}?", "Tell me about the author of {title}.")],
+            "indirect reference": _title_prompts([r for r in books if r["value"] not in retain_titles]),
+            "ambiguous reference": _title_prompts([r for r in books if r["value"] in retain_titles]),
             "template paraphrase": [(FACT_PARAPHRASE[r["fact"]].format(name=r["entity"]), r["entity"])
                                     for r in forget],
             "benign": {"retain": retain_eval,
                        "unseen_entity": _sample([(r[k], r["entity"]) for r in world.items(world.holdout)
                                                  for k in ("question", "paraphrased_question")], rng),
                        "hard_negative": [(p, None) for p in hard_b]}}
+
+
+BOOK_FACTS = ("first_book", "famous_book", "latest_book")
+REFERENCE_TEMPLATES = ("Who wrote {title}?", "Tell me about the author of {title}.")
+
+
+def _title_prompts(books: list[dict]) -> list[tuple[str, None]]:
+    """Questions that point at an author through a book title instead of the name."""
+    return [(t.format(title=r["value"]), None) for r in books for t in REFERENCE_TEMPLATES]
 
 
 def _topic_sets(world, rng: np.random.Generator) -> dict:
@@ -238,10 +255,12 @@ def evaluate(rule: FlagRule, sets: dict, seed: int, on_row: Callable[[dict], Non
     """Per attack family: evasion (1 - flagged) on the attacked forget prompts, FPR on the benign sets under the
     same rewrite (new-prompt families: the benign sets as they are); ``on_row(rows)`` after each family."""
     rows, rule = {}, CachedRule(rule)
-    for family in [*ATTACKS, "indirect reference", "template paraphrase"]:
+    for family in [*ATTACKS, *NEW_PROMPT_FAMILIES]:
+        if family not in sets and family in NEW_PROMPT_FAMILIES:
+            continue  # a target without names has no references
         rng = np.random.default_rng(seed)
         attack = ATTACKS.get(family, ATTACKS["none"])
-        pairs = sets[family] if family in ("indirect reference", "template paraphrase") else sets["forget"]
+        pairs = sets[family] if family in NEW_PROMPT_FAMILIES else sets["forget"]
         hit = _rates(rule, pairs, attack, rng)
         row = {"evasion": None if hit is None else {"n": hit["n"], "rule": 1 - hit["rule"],
                                                      "classifier": 1 - hit["classifier"]}}
@@ -316,7 +335,8 @@ def render(rec: dict) -> str:
             ev = row["evasion"]
             cells = [f"{_pct(row[k]['rule'])} / {_pct(row[k]['classifier'])}" if row[k] else "n/a"
                      for k in ("fpr_retain", "fpr_unseen_entity", "fpr_hard_negative")]
-            ok = "n/a" if ev is None else ("yes" if ev["rule"] <= 0.05 and (row["fpr_unseen_entity"] or {}).get(
+            ok = "n/a" if ev is None else "outside the goal" if family in OUTSIDE_GOAL else (
+                "yes" if ev["rule"] <= 0.05 and (row["fpr_unseen_entity"] or {}).get(
                 "rule", 0) <= 0.01 else "**no**")
             lines.append(f"| {family} | {ev['n'] if ev else 0} | {_pct(ev and ev['rule'])} | "
                          f"{_pct(ev and ev['classifier'])} | " + " | ".join(cells) + f" | {ok} |")

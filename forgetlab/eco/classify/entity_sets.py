@@ -45,3 +45,10 @@ def entity_sets(forget_prompts: Sequence[str], retain_prompts: Sequence[str], en
         out.negatives["unseen_entity"] = [p for p in swapped if p not in retain_set]
     out.references = mine_references([*forget_prompts, *forget_texts], [*retain_prompts, *retain_texts], entities)
     return out
+
+
+def without_names(prompts: Sequence[str], names: Sequence[str] | set[str]) -> list[str]:
+    """The prompts that mention none of ``names`` (case-insensitive): a benchmark drops the rewrites whose
+    swapped-in name is a person it scores, so no fit trains on an evaluation entity."""
+    low = [n.lower() for n in names]
+    return [p for p in prompts if not any(n in p.lower() for n in low)]

@@ -39,18 +39,35 @@ def _name_pool(forget_words: set[str], retain: Sequence[str]) -> tuple[list[str]
     return keep(firsts), keep(lasts)
 
 
-def _new_name(entity: str, firsts: list[str], lasts: list[str], rng: np.random.Generator) -> str:
-    """A name that is not ``entity``: both parts new (half the time), or its first or its last name kept."""
+def _new_name(entity: str, firsts: list[str], lasts: list[str], rng: np.random.Generator,
+              entities: Sequence[str] = ()) -> str:
+    """A name that is not a forget entity: its first or its last name kept with a new other part (40%), or
+    crossed with another forget entity's other part (20%: "Odile Inglewood" from "Odile Stonebridge" and
+    "Nestor Inglewood", the kind of new person a world of shared names holds), or both parts new."""
     words = entity.split()
     first, last = firsts[int(rng.integers(len(firsts)))], lasts[int(rng.integers(len(lasts)))]
     if len(words) < 2:
         return last
     r = rng.random()
-    if r < 0.25:
+    if r < 0.2:
         return f"{words[0]} {last}"
-    if r < 0.5:
+    if r < 0.4:
         return f"{first} {words[-1]}"
+    if r < 0.6:
+        crossed = _crossed(words, entities, rng)
+        if crossed is not None:
+            return crossed
     return f"{first} {last}"
+
+
+def _crossed(words: list[str], entities: Sequence[str], rng: np.random.Generator) -> str | None:
+    """``words``' first name with another forget entity's last name, or the reverse; None when every such
+    pairing is itself a forget entity."""
+    taken = {e.lower() for e in entities}
+    options = [f"{words[0]} {o.split()[-1]}" for o in entities if len(o.split()) >= 2]
+    options += [f"{o.split()[0]} {words[-1]}" for o in entities if len(o.split()) >= 2]
+    options = [o for o in options if o.lower() not in taken]
+    return options[int(rng.integers(len(options)))] if options else None
 
 
 def unseen_entity_negatives(forget: Sequence[str], entities: Sequence[str], retain: Sequence[str],
@@ -66,7 +83,7 @@ def unseen_entity_negatives(forget: Sequence[str], entities: Sequence[str], reta
         if not pattern.search(p):
             continue
         for _ in range(per_prompt):
-            swapped = pattern.sub(lambda m: _new_name(m.group(), firsts, lasts, rng), p)
+            swapped = pattern.sub(lambda m: _new_name(m.group(), firsts, lasts, rng, entities), p)
             if swapped not in seen:
                 out[swapped] = None
     return list(out)

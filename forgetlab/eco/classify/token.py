@@ -23,7 +23,7 @@ import numpy as np
 from ...errors import BadInput, ForgetlabError, check_choice
 from ...runs import atomic_write_json, prepare_out_dir, read_record
 from .entities import mine_entities
-from .normalize import Normalized, normalize, normalize_text, squash
+from .normalize import LEET, Normalized, normalize, normalize_text, squash
 
 FORMAT_TOKEN = "forgetlab.eco.TokenClassifier"
 FORMAT_VERSION = 2  # 2: references (indirect references that flag)
@@ -31,11 +31,14 @@ FORMAT_VERSION = 2  # 2: references (indirect references that flag)
 
 _WORD = re.compile(r"[^\W_]+")
 _MAX_GAP = 3  # characters allowed between the words of a multi-word entity ("Al-Kuwaiti", "Jr., ")
+_FULL_NAME_FUZZY_LEN = 3  # inside a whole multi-word name, words this long may carry a typo ("Olra Marorwby")
+_TWO_TYPO_LEN = 6  # ... and words this long two, when another word of the name is exact ("Nestor Inlgweood")
 _MIN_SQUASHED = 8  # a full name written with separators anywhere matches when its letters are at least this many
 
 
 def _edit_distance_le1(a: str, b: str) -> bool:
-    """Whether the Levenshtein distance of ``a`` and ``b`` is at most 1."""
+    """Whether ``a`` and ``b`` are at most one edit apart: an insertion, a deletion, a substitution or a swap of
+    two adjacent letters (optimal-string-alignment distance; a swap is the commonest typo: "Olra" for "Orla")."""
     if a == b:
         return True
     la, lb = len(a), len(b)
@@ -46,7 +49,38 @@ def _edit_distance_le1(a: str, b: str) -> bool:
     i = 0
     while i < la and a[i] == b[i]:
         i += 1
-    return a[i + 1:] == b[i + 1:] if la == lb else a[i:] == b[i + 1:]
+    if la != lb:
+        return a[i:] == b[i + 1:]
+    swapped = i + 1 < la and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2:] == b[i + 2:]
+    return swapped or a[i + 1:] == b[i + 1:]
+
+
+def _osa_distance(a: str, b: str, cap: int) -> int:
+    """The optimal-string-alignment distance of ``a`` and ``b`` (insertions, deletions, substitutions, adjacent
+    swaps), or ``cap + 1`` once it must exceed ``cap``."""
+    if abs(len(a) - len(b)) > cap:
+        return cap + 1
+    prev2, prev = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if prev2 is not None and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > cap:
+            return cap + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def _deleet(word: str) -> str:
+    """``word`` with digits and signs read as letters (``n3570r`` -> ``nestor``) when it mixes them with a letter;
+    the matcher compares this form too. Unlike :func:`~forgetlab.eco.classify.normalize.normalize`, which keeps
+    short mixed words (``mp3``, ``b12``) as written for the classifier, a decoded word here only matters when it
+    equals a forget name, so no letter minimum is needed."""
+    if word.isalpha() or not any(c.isalpha() for c in word):
+        return word
+    return "".join(LEET.get(c, c) for c in word)
 
 
 @dataclass
@@ -60,8 +94,9 @@ class TokenClassifier:
     Mahfouz Al-Kuwaiti") and an initial with the last name ("Q. Ashgrove"); a title with the last name ("Dr.
     Ashgrove") is only a surname, which other people share. A distinctive word also matches alone: at least ``min_part_len`` long and not in
     ``common`` (words seen in retain prompts, so a shared first name such as "Maria" is corrupted only as part
-    of the full forget name). Words of at least ``fuzzy_min_len`` characters match with one edit (typos), unless
-    the word is itself in ``common``; a lone word only when capitalized. ``references`` (titles of works, rare
+    of the full forget name). Words of at least ``fuzzy_min_len`` characters match with one edit (typos; inside a
+    whole multi-word name, words of 3 or more), unless the word is itself in ``common``; a lone word only when
+    capitalized. Digits and signs written for letters are read as letters (``N3570r``). ``references`` (titles of works, rare
     terms tied to the entities) match as whole word sequences and count as mentions. ``fallback`` decides what
     a prompt without a match gets: ``"all"`` (the whole prompt, ECO's default) or ``"none"``. Rules, not a
     trained tagger: they behave the same on every LM tokenizer and their misses are easy to read.
@@ -104,27 +139,48 @@ class TokenClassifier:
         refs = [r for r in dict.fromkeys(references) if isinstance(r, str) and _WORD.search(r)]
         return cls(entities=list(entities), common=retain_words, fallback=fallback, references=refs)
 
-    def _match(self, word: str, part: str) -> bool:
+    def _match(self, word: str, part: str, min_len: int | None = None) -> bool:
+        """``word`` is ``part``: exactly, digits read as letters, or (``part`` at least ``min_len`` long, default
+        ``fuzzy_min_len``) one typo away, unless the word is itself a known retain word ("Isolde" is not a typo
+        of "Isolda")."""
+        word = _deleet(word)
         if word == part:
             return True
-        # a typo match, unless the word is itself a known retain word ("Isolde" is not a typo of "Isolda")
-        return (len(part) >= self.fuzzy_min_len and word not in self._common
+        return (len(part) >= (self.fuzzy_min_len if min_len is None else min_len) and word not in self._common
                 and _edit_distance_le1(word, part))
 
-    def _run(self, words: list[tuple[str, int, int]], i: int, parts: Sequence[str], exact: bool = False) -> int:
+    def _run(self, words: list[tuple[str, int, int]], i: int, parts: Sequence[str], exact: bool = False,
+             min_len: int | None = None) -> int:
         """How many of ``parts`` match ``words`` from ``i`` on, in order, at most ``_MAX_GAP`` apart."""
         j = 0
         while (j < len(parts) and i + j < len(words)
-               and (words[i + j][0] == parts[j] if exact else self._match(words[i + j][0], parts[j]))
+               and (words[i + j][0] == parts[j] if exact else self._match(words[i + j][0], parts[j], min_len))
                and (j == 0 or words[i + j][1] - words[i + j - 1][2] <= _MAX_GAP)):
             j += 1
         return j
+
+    def _whole_name_with_typos(self, words: list[tuple[str, int, int]], i: int, parts: Sequence[str]) -> bool:
+        """A whole multi-word name from word ``i``, in order: every word one typo away (words of 3 or more
+        letters: "Olra Marorwby"), or one word exact and the others two typos away (words of 6 or more letters:
+        "Nestor Inlgweood"). Known retain words never count as typos."""
+        if len(parts) < 2 or i + len(parts) > len(words) or any(
+                words[i + k][1] - words[i + k - 1][2] > _MAX_GAP for k in range(1, len(parts))):
+            return False
+        ws = [_deleet(w[0]) for w in words[i:i + len(parts)]]
+        if self._run(words, i, parts, min_len=_FULL_NAME_FUZZY_LEN) == len(parts):
+            return True
+        if not any(w == p for w, p in zip(ws, parts, strict=True)):
+            return False
+        return all(w == p or (len(p) >= _TWO_TYPO_LEN and w not in self._common and _osa_distance(w, p, 2) <= 2)
+                   for w, p in zip(ws, parts, strict=True))
 
     def _name_spans(self, words: list[tuple[str, int, int]], i: int, norm: Normalized) -> list[tuple[int, int]]:
         """Identifying mentions starting at word ``i``: full names and runs, reversed and initial forms."""
         spans = []
         nxt = words[i + 1] if i + 1 < len(words) and words[i + 1][1] - words[i][2] <= _MAX_GAP else None
         for parts in self._parts:
+            if self._whole_name_with_typos(words, i, parts):
+                spans.append((words[i][1], words[i + len(parts) - 1][2]))
             for j0 in range(len(parts)):  # runs of consecutive entity words, from any of its words
                 j = self._run(words, i, parts[j0:])
                 if (j0 == 0 and j == len(parts)) or (j >= 2 and any(p in self._singles for p in parts[j0:j0 + j])):

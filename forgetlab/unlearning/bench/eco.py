@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ...eco.classify.entity_sets import EntitySets, entity_sets
+from ...eco.classify.entity_sets import EntitySets, entity_sets, without_names
 from ...eco.classify.prompt import PromptClassifier
 from ...eco.classify.rule import FlagRule
 from ...eco.classify.token import TokenClassifier
@@ -127,12 +127,6 @@ def flag_rule_negatives(world: World, retain_eval: list[dict[str, Any]],
     return others, [r for rows_ in world.mc.values() for r in rows_]
 
 
-def _not_naming(prompts: list[str], names: set[str]) -> list[str]:
-    """The prompts that mention none of ``names`` (case-insensitive)."""
-    low = [n.lower() for n in names]
-    return [p for p in prompts if not any(n in p.lower() for n in low)]
-
-
 def flag_rule_extra(world: World, retain_eval: list[dict[str, Any]], split: str, seed: int,
                     fpr: float) -> EntitySets:
     """The split's unseen-entity negatives and references, as ``eco fit`` builds them
@@ -145,7 +139,7 @@ def flag_rule_extra(world: World, retain_eval: list[dict[str, Any]], split: str,
                         list(world.splits[split]), forget_texts=[r["answer"] for r in forget],
                         retain_texts=[r["answer"] for r in others], seed=seed, fpr=fpr)
     scored = set(world.holdout) | {r["entity"] for r in retain_eval + world.painters}
-    extra.negatives = {k: _not_naming(v, scored) for k, v in extra.negatives.items()}
+    extra.negatives = {k: without_names(v, scored) for k, v in extra.negatives.items()}
     return extra
 
 

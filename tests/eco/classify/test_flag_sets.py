@@ -47,3 +47,11 @@ def test_rule_report_measures_the_whole_rule_and_warns_when_weak():
     assert "33.3% of 30 held-out hard_negative" in rep["warnings"][1]
     one_of_thirty = {"retain": ["Is quint here?"] + [f"Is {i} odd?" for i in range(29)]}
     assert rule_report(rule, one_of_thirty, fpr=0.01)["warnings"] == []  # 1/30 at 1% is chance, not weakness
+
+
+def test_unseen_entity_negatives_cross_forget_names_into_new_people():
+    entities = ["Odile Stonebridge", "Nestor Inglewood"]
+    forget = [f"Where was {e} born?" for e in entities] + [f"What did {e} write?" for e in entities]
+    out = unseen_entity_negatives(forget, entities, [], np.random.default_rng(0), per_prompt=30)
+    assert any("Odile Inglewood" in p or "Nestor Stonebridge" in p for p in out)
+    assert not any(e in p for p in out for e in entities)

@@ -154,6 +154,8 @@ def attacked():
     ("zero-width", "Where was Quen\u200bby Ashgrove born?", "Quen\u200bby Ashgrove"),
     ("case", "WHERE WAS QUENBY ASHGROVE BORN?", "QUENBY ASHGROVE"),
     ("typo", "Where was Quenbi Ashgrov born?", "Quenbi Ashgrov"),
+    ("swapped letters", "Where was Qeunby Ashrgove born?", "Qeunby Ashrgove"),
+    ("two typos in one word", "Where was Quenby Ahsgrvoe born?", "Quenby Ahsgrvoe"),
     ("indirect reference", "Who wrote Silent Harbor?", "Silent Harbor"),
 ])
 def test_flag_survives_rewrites(attacked, family, prompt, named):
@@ -170,6 +172,8 @@ def test_flag_survives_rewrites(attacked, family, prompt, named):
     "Dr. Hallward is kind.",
     "Where was Dr. Ashgrove born?",  # a title and a surname: other people share surnames
     "Is there a quenby ashgrovian style?",  # no name: "ashgrovian" is two edits away
+    "Where was Qeunby Ahsgrvoe born?",  # two words carrying typos, one of them two: too far from any name
+    "Where was Quenby Ashmore born?",  # a first name and a different surname: another person
 ])
 def test_rewrites_do_not_add_false_flags(attacked, prompt):
     assert entity_flags(attacked, [prompt]).tolist() == [False]
@@ -184,3 +188,14 @@ def test_references_round_trip(attacked, tmp_path):
 def test_an_initial_is_a_capital_letter_not_an_article():
     tc = TokenClassifier.fit(["Aurel Bexa"], retain=["Who is Lars Holmqvist?"])
     assert entity_flags(tc, ["Who is A. Bexa?", "Is there a Bexa in town?"]).tolist() == [True, False]
+
+
+def test_short_name_words_carry_a_typo_only_inside_the_whole_name():
+    tc = TokenClassifier.fit(["Orla Marrowby"], retain=["Who is Lars Holmqvist?"])
+    assert entity_flags(tc, ["When was Olra Marorwby born?", "When was Olra born?", "Is Olra Hill far?"]).tolist() \
+        == [True, False, False]
+
+
+def test_digits_for_letters_in_a_word_with_few_letters():
+    tc = TokenClassifier.fit(["Nestor Inglewood"], retain=["Who is Lars Holmqvist?"])
+    assert entity_flags(tc, ["What did N3570r Ingl3w00d write?", "Is mp3 or h264 better?"]).tolist() == [True, False]
