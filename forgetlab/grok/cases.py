@@ -111,10 +111,12 @@ def run_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, pro
     for c in wanted:
         if c not in CASES:
             raise BadInput("cases", c, "any of " + ", ".join(CASES))
-    out = prepare_out_dir(out_dir, overwrite=overwrite)
     cfgs = case_configs(p, width)
     need = [c for c in cfgs if c in wanted or (c == "A2" and "A3" in wanted) or (c == "A8n" and "A8" in wanted)
             or (c == "A9" and "A8" in wanted)]
+    for name in need:  # every case's settings checked before the folder or any training (a p too small for A8's
+        cfgs[name].validate()  # batch of 64 is refused now, not after A1-A7 have trained)
+    out = prepare_out_dir(out_dir, overwrite=overwrite)
     # group same-shape runs into batches
     groups: dict[tuple, list[str]] = {}
     for name in need:
