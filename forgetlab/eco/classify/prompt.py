@@ -285,13 +285,18 @@ class PromptClassifier:
         self.heldout = {"forget": fs.test, "retain": rs.test, **{n: sp.test for n, sp in sets.items()}}
 
     def _set_threshold(self, name: str, prompts: Sequence[str]) -> dict[str, Any]:
-        """One negative set's conformal threshold, or None with the reason when it has too few prompts."""
+        """One negative set's conformal threshold; a set too small for the requested FPR gets its highest held-out
+        score (the strictest threshold it allows: ``P(flag) <= 1 / (n + 1)`` for its prompts), so that a few
+        near-topic negatives still raise the threshold instead of being ignored."""
+        if not prompts:
+            return {"n_calib": 0, "threshold": None, "note": "not calibrated on: no held-out prompts"}
+        scores = self.score(prompts, first_stage=False)
         try:
-            return {"n_calib": len(prompts),
-                    "threshold": self.config.threshold_rule()(self.score(prompts, first_stage=False))}
+            return {"n_calib": len(prompts), "threshold": self.config.threshold_rule()(scores)}
         except BadInput as exc:
-            return {"n_calib": len(prompts), "threshold": None,
-                    "note": f"not calibrated on: {exc.allowed.replace('retain', name)}"}
+            return {"n_calib": len(prompts), "threshold": float(np.max(scores)),
+                    "note": f"too few for the requested FPR ({exc.allowed.replace('retain', name)}): threshold at "
+                            f"its highest held-out score, P(flag) <= 1/{len(prompts) + 1} for such prompts"}
 
     def _measure_sets(self, rs: Splits, sets: Mapping[str, Splits],
                       per_set: dict[str, dict[str, Any]]) -> dict[str, Any]:

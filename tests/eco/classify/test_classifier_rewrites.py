@@ -87,13 +87,17 @@ def test_each_negative_set_sets_a_threshold_and_the_highest_decides(with_sets):
         assert s["n_test"] > 0 and 0.0 <= s["fpr"] <= 1.0
 
 
-def test_a_small_set_is_reported_not_calibrated_on(encoder):
+def test_a_small_set_still_raises_the_threshold_to_its_highest_score(encoder):
     forget, retain = make_sets(30, 30, 30, seed=6)
-    clf = PromptClassifier.fit(forget, retain, calibration_sets={"tiny": ["What is 2 plus 3?", "Is it raining?"]},
+    tiny_prompts = ["What is 2 plus 3?", "Is it raining?"]
+    clf = PromptClassifier.fit(forget, retain, calibration_sets={"tiny": tiny_prompts},
                                fpr=0.1, seed=0, encoder=encoder, first_stage=False, wrappers=0, augment=False)
     tiny = clf.report["sets"]["tiny"]
-    assert tiny["threshold"] is None and "held-out tiny prompts" in tiny["note"]
-    assert clf.threshold == clf.report["sets"]["retain"]["threshold"]
+    assert "held-out tiny prompts" in tiny["note"] and "P(flag) <= 1/2" in tiny["note"]  # 1 calibration prompt
+    scores = clf.score(tiny_prompts, first_stage=False).tolist()
+    assert any(tiny["threshold"] == pytest.approx(sc) for sc in scores)  # the score of its calibration prompt
+    assert clf.threshold == max(clf.report["sets"]["retain"]["threshold"], tiny["threshold"])
+    assert sum(sc > clf.threshold for sc in scores) <= 1  # its calibration prompt is not flagged
 
 
 def test_negative_sets_refuse_forget_prompts_and_reserved_names(encoder):
