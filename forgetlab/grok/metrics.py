@@ -40,3 +40,12 @@ def run_metrics(out: torch.Tensor, b: RunsData, loss: str) -> list[dict[str, Any
             "clean_acc": frac(clean, ok), "inversion_acc": frac(corr, ok_true),
             "train_loss": mean(train), "test_loss": mean(test), "output_spread": spread.tolist()}
     return [{k: v[r] for k, v in cols.items()} for r in range(R)]
+
+
+def add_ipr_and_norm(mets: list[dict[str, Any]], iprs: torch.Tensor, weights: list[torch.Tensor]) -> None:
+    """Add ``mean_ipr`` (mean over the rows of ``iprs [R, n]``) and ``weight_norm`` (the L2 norm of all of a
+    run's ``weights``, each ``[R, ...]``, in float64) to each run's metrics."""
+    norms = torch.sqrt(sum(w.double().square().flatten(1).sum(1) for w in weights))
+    for r, mt in enumerate(mets):
+        mt["mean_ipr"] = float(iprs[r].mean())
+        mt["weight_norm"] = float(norms[r])

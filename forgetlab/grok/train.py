@@ -44,7 +44,7 @@ from .kernel import (
     loss_targets,
     row_bags,
 )
-from .metrics import run_metrics
+from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
 from .models import init_deep_weights, init_mlp_weights
 from .result import TrainResult, make_result
@@ -200,13 +200,7 @@ def _evaluate(runs: _Runs, b: RunsData, act: str, loss: str) -> tuple[list[dict[
         out = batched_forward(runs.E, runs.Wt, b.M, b.Nn, act, bn=runs.bn, train=False, hidden=runs.H)
         mets = run_metrics(out, b, loss)
         iprs = layered_neuron_ipr(*_uvw(runs.E, runs.Wt)) if runs.H else neuron_ipr(*_uvw(runs.E, runs.Wt))
-        sq = runs.E.double().square().sum((1, 2)) + runs.Wt.double().square().sum((1, 2))
-        for H in runs.H:
-            sq = sq + H.double().square().sum((1, 2))
-        norms = torch.sqrt(sq)
-    for r, mt in enumerate(mets):
-        mt["mean_ipr"] = float(iprs[r].mean())
-        mt["weight_norm"] = float(norms[r])
+        add_ipr_and_norm(mets, iprs, [runs.E, runs.Wt, *runs.H])
     return mets, iprs
 
 

@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .data import RunsData, make_dataset, stack_datasets
 from .fourier import neuron_ipr
 from .kernel import StackedAdamW, per_example_loss
-from .metrics import run_metrics
+from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
 from .result import TrainResult, make_result
 from .transformer import (
@@ -67,11 +67,7 @@ def _evaluate(model: _Model, b: RunsData, c0: TrainConfig) -> tuple[list[dict[st
         out = transformer_forward(model.params, b.M, b.Nn, c0.act)
         mets = run_metrics(out, b, c0.loss)
         iprs = neuron_ipr(*transformer_ipr_views(model.params))
-        sq = sum(t.double().square().flatten(1).sum(1) for t in model.params.values())
-        norms = torch.sqrt(sq)
-    for r, mt in enumerate(mets):
-        mt["mean_ipr"] = float(iprs[r].mean())
-        mt["weight_norm"] = float(norms[r])
+        add_ipr_and_norm(mets, iprs, list(model.params.values()))
     return mets, iprs
 
 
