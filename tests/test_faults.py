@@ -106,7 +106,7 @@ def test_json_and_jsonl_readers_refuse_bad_bytes_and_deep_nesting(tmp_path):
 @pytest.mark.parametrize(("args", "words"), [
     (["--grid", "alpha=0.5", "--set", "p=7", "--max-memory", "nan"], "max_memory"),
     (["--grid", "alpha=0.5", "--set", "p=7", "--max-memory", "inf"], "max_memory"),
-])
+], ids=["nan", "inf"])
 def test_sweep_memory_limit_must_be_finite(tmp_path, capsys, args, words):
     code, _, err = run_cli(["grok", "sweep", "--out", str(tmp_path / "s"), "--quiet", *args], capsys)
     assert code == 2 and one_line(err) and words in err and not (tmp_path / "s").exists()
@@ -117,12 +117,26 @@ def test_sweep_memory_limit_must_be_finite(tmp_path, capsys, args, words):
     (b"# nothing but a comment\n", "at least one"),
     (b"[sweep]\nname = 'x'\n", "at least one"),
     (b"[sweep]\nmax_memory_gb = nan\n[grid]\nalpha = [0.5]\n", "max_memory"),
-])
+], ids=["not-utf8", "only-a-comment", "only-sweep-settings", "nan-memory"])
 def test_bad_sweep_specs_are_one_line(tmp_path, capsys, text, words):
     spec = tmp_path / "spec.toml"
     spec.write_bytes(text)
     code, _, err = run_cli(["grok", "sweep", "--spec", str(spec), "--out", str(tmp_path / "s"), "--quiet"], capsys)
     assert code == 2 and one_line(err) and words in err and not (tmp_path / "s").exists()
+
+
+def test_a_full_disk_during_a_sweep_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    """The disk fills while the sweep writes its first run record: exit 1, one line, no record, no temp file."""
+    import forgetlab.grok.sweep.store as store
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "s" / "runs"))
+
+    monkeypatch.setattr(store, "atomic_write_json", full)
+    code, out, err = run_cli(["grok", "sweep", "--out", str(tmp_path / "s"), "--quiet", "--set", "p=7", "--set",
+                              "width=8", "--set", "steps=3", "--grid", "alpha=0.5"], capsys)
+    assert code == 1 and one_line(err) and "No space left on device" in err and out == ""
+    assert not [p for p in (tmp_path / "s" / "runs").iterdir()]
 
 
 def test_killed_writers_temp_folders_are_cleaned_live_ones_kept(tmp_path):

@@ -75,7 +75,9 @@ def test_guard_json_is_covered_by_its_own_checksum(base_dir, tmp_path, capsys):
     (lambda m: m.update(files=[]), "files"),
     (lambda m: m.update(model="elsewhere"), "model"),
     (lambda m: m.update(format_version="3"), "format_version"),
-])
+], ids=["model-path-dotdot", "model-path-root", "model-files-empty", "files-dotdot", "files-absolute",
+        "strength-string", "k-float", "flag-entities-string", "strength-negative", "unknown-config-field",
+        "classifier-type-int", "files-list", "model-string", "format-version-string"])
 def test_a_resealed_but_wrong_record_is_still_refused_on_one_line(base_dir, tmp_path, capsys, change, words):
     g = saved(base_dir, tmp_path / "g")
     edit(g, change, reseal=True)
@@ -162,3 +164,14 @@ def test_a_deeply_nested_jsonl_line_is_one_line(tmp_path, capsys, base_dir):
     inputs["forget"].write_text('{"prompt": "x"}\n' + "[" * 50_000 + "]" * 50_000 + "\n")
     code, _, err = run_cli(fit_argv(inputs, base_dir, tmp_path / "g"), capsys)
     assert code == 2 and one_line(err) and "line 2" in err and not (tmp_path / "g").exists()
+
+
+def test_fit_into_an_existing_empty_folder_writes_the_guard(tmp_path, capsys, base_dir):
+    """An empty --out folder (made by the user beforehand) is a new folder: the fit writes its guard there,
+    rather than training first and refusing the folder afterwards."""
+    inputs = write_inputs(tmp_path / "in")
+    (tmp_path / "g").mkdir()
+    code, out, err = run_cli(fit_argv(inputs, base_dir, tmp_path / "g"), capsys)
+    assert code == 0, err
+    assert json.loads(out)["guard"] == str(tmp_path / "g")
+    assert EcoGuard.from_pretrained(tmp_path / "g").config.strength == 1.0

@@ -121,6 +121,30 @@ def test_a_huge_prompt_is_refused_by_its_length_without_blocking_other_clients(g
         assert all(h.status_code == 200 for h in health)
 
 
+def test_prompts_are_tokenized_off_the_event_loop(guard, monkeypatch):
+    """Tokenizing (of a prompt within the limits, which may still take long) never runs on the event loop's
+    thread, where it would hold up every other client and /health."""
+    import asyncio
+
+    import forgetlab.eco.serve.http as http_mod
+
+    where, real = [], http_mod._completion_prompts
+
+    def spy(engine, body):
+        try:
+            asyncio.get_running_loop()
+            where.append("event loop")
+        except RuntimeError:
+            where.append("another thread")
+        return real(engine, body)
+
+    monkeypatch.setattr(http_mod, "_completion_prompts", spy)
+    engine = ServeEngine(guard, "transformers", LIMITS, model_name="m")
+    with serve_in_thread(engine) as srv, httpx.Client(base_url=srv.url, timeout=60) as client:
+        _ok(client)
+    assert where == ["another thread"]
+
+
 def test_unknown_routes_and_methods(http):
     assert http.get("/v1/nothing").status_code == 404
     r = http.get("/v1/completions")

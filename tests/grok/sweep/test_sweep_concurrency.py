@@ -39,6 +39,23 @@ def test_open_looks_for_the_manifest_again_before_refusing(tmp_path):
     assert first.manifest() == store.manifest()
 
 
+def test_open_writes_the_manifest_before_anything_else(tmp_path, monkeypatch):
+    """A second process looking at the folder while the first opens it sees nothing of the first's but (a temp
+    file of) the manifest: ``runs/`` and ``claims/`` come after it, so they can never make the folder look
+    foreign."""
+    root = tmp_path / "s"
+    seen = []
+    real = SweepStore._create_manifest
+
+    def spy(self, *args):
+        seen.append(sorted(p.name for p in root.iterdir()))
+        real(self, *args)
+
+    monkeypatch.setattr(SweepStore, "_create_manifest", spy)
+    SweepStore.open(root, {"fixed": {}}, "h", 1)
+    assert seen == [[]] and {p.name for p in root.iterdir()} == {MANIFEST, "runs", "claims"}
+
+
 def test_temp_cleanup_spares_live_writers_and_takes_dead_ones(tmp_path):
     store = SweepStore.open(tmp_path / "s", {"fixed": {}}, "h", 1)
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
