@@ -127,18 +127,28 @@ def fit_argv(inputs, base_dir, out, *more):
             str(inputs["retain"]), "--strength", "1", "--fpr", "0.1", "--quiet", "--out", str(out), *more]
 
 
-def test_fit_refuses_a_second_writer_and_an_unwritable_out_before_any_work(tmp_path, capsys, base_dir, monkeypatch):
+def _no_training(monkeypatch):
     import forgetlab.eco.cli as eco_cli
-    import forgetlab.folders as folders
 
     def never(*a, **k):
-        raise AssertionError("the base model must not be loaded before --out is claimed")
+        raise AssertionError("the guard must not be built before --out is claimed")
 
     monkeypatch.setattr(eco_cli, "_build_guard", never)
+
+
+def test_fit_refuses_a_second_writer_before_any_work(tmp_path, capsys, base_dir, monkeypatch):
+    _no_training(monkeypatch)
     inputs = write_inputs(tmp_path / "in")
     with claim_out_dir(tmp_path / "g"):
         code, _, err = run_cli(fit_argv(inputs, base_dir, tmp_path / "g"), capsys)
     assert code == 2 and one_line(err) and "writing it now" in err
+
+
+def test_fit_refuses_an_unwritable_out_before_any_work(tmp_path, capsys, base_dir, monkeypatch):
+    import forgetlab.folders as folders
+
+    _no_training(monkeypatch)
+    inputs = write_inputs(tmp_path / "in")
 
     def read_only(*a, **k):
         raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "ro"))
