@@ -30,17 +30,15 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 IGNORE = shutil.ignore_patterns(".git", "docs", "__pycache__", ".venv", ".pytest_cache", ".ruff_cache",
                                 ".import_linter_cache", "*.egg-info", "out")
 
 
-@dataclass(frozen=True)
-class Mutation:
+class Mutation(NamedTuple):
     """One defect, its fix in one file, the text that disables the fix, and the tests that must then fail."""
 
     defect: str  # as issue 17's "Why" section words it
@@ -288,7 +286,7 @@ def mutate_and_test(tree: Path, m: Mutation, memory_gb: float) -> dict[str, Any]
     finally:
         path.write_text(original, encoding="utf-8")
     failed = applied and run["exit_code"] != 0 and all(o in ("failed", "not run") for o in run["outcomes"].values())
-    return {"number": MUTATIONS.index(m) + 1, **asdict(m), "tests": list(m.tests), "applied": applied,
+    return {"number": MUTATIONS.index(m) + 1, **m._asdict(), "tests": list(m.tests), "applied": applied,
             "tests_failed": failed, **run}
 
 
