@@ -6,9 +6,10 @@ runs under Hugging Face ``accelerate`` (``Accelerator().prepare``), so the same 
 and on several GPUs with ``accelerate launch your_script.py`` (each process gets its shard of the forget and
 retain loaders; gradients are all-reduced by accelerate).
 
-Defaults (documented, not tuned per split): AdamW, ``lr=5e-4`` (the tiny models are trained at 3e-3; TOFU's 7B
-recipes use 1e-5), 5 epochs over the forget set, batch 32, retain batches drawn alongside; NPO ``beta=0.1``
-(Zhang et al. 2024, as open-unlearning), GD/NPO retain weight 1; RMU as open-unlearning's ``RMU`` config (steering
+Defaults (documented; the bench tunes ``lr`` and ``epochs`` per seed by ECO's holdout-surrogate rule,
+:mod:`forgetlab.unlearning.bench.tune`, and uses these under ``--no-tune``): AdamW, ``lr=5e-4`` (the tiny
+models are trained at 3e-3; TOFU's 7B recipes use 1e-5), 5 epochs over the forget set, batch 32, retain batches
+drawn alongside; NPO ``beta=0.1`` (Zhang et al. 2024, as open-unlearning), GD/NPO retain weight 1; RMU as open-unlearning's ``RMU`` config (steering
 coefficient 2, alpha 1, every parameter trainable, the activations of the decoder layer at a quarter of the depth:
 OU's layer 7 of Llama-2-7B's 32).
 """
