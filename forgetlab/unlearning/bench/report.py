@@ -117,7 +117,9 @@ def _tuning(res: dict[str, Any]) -> list[str]:
              "smallest KS statistic of its truth ratios vs never-seen authors'; floor: mean answer probability on "
              f"held-back retain authors >= {first['floor_fraction']:g} x the target's)", "",
              f"Proxy forget set {first['proxy_forget_set']} items, tuning retain set {first['retain_set']}, floor "
-             f"set {first['floor_set']} ({first['floor_authors']} authors); no evaluation item, no retain model.",
+             f"set {first['floor_set']} items of {first['floor_authors']} held-back author(s); no evaluation item, "
+             "no retain model. A point's seconds: its training epochs and its scoring (points with one learning "
+             "rate share a run).",
              "", "| seed | method | lr | epochs | KS | floor ratio | seconds | chosen |", "|---|---|---|---|---|---|---|---|"]
     for seed, tuned in parts.items():
         for method, rec in tuned.items():

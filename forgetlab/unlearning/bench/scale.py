@@ -38,7 +38,8 @@ SCALES: dict[str, Scale] = {
                               mc_per_subject=8),
                   LMConfig(hidden=64, layers=1, heads=4, intermediate=128, vocab_size=768),
                   TrainConfig(epochs=20, lr=1e-2, batch_size=64), ("forget10",), retain_eval_max=40,
-                  max_new_tokens=16, classifier_fpr=0.1, fit_max_evals=8, tune_grid=((5e-4, 2), (2e-3, 5))),
+                  max_new_tokens=16, classifier_fpr=0.1, fit_max_evals=8,
+                  tune_grid=((5e-4, 2), (2e-3, 2), (2e-3, 5))),
     # forget01 holds at least TOFU's forget01 size (2 authors x 20 = 40 questions), so the untouched target is
     # distinguishable from the retain model by the KS test (forget quality < 0.01; fewer items cannot show it)
     "default": Scale(WorldConfig(min_split_items=FORGET01_ITEMS), LMConfig(), TrainConfig(),

@@ -10,7 +10,9 @@ truth ratios by wrecking the model, so a *utility floor* guards the choice: the 
 authors (a quarter of the tuning's retain authors, held back: no tuning step trains on them) must stay
 >= ``Scale.tune_floor`` x the target's. The smallest KS among the points that pass wins; when none passes, the
 point with the highest floor ratio is taken and the record says so. The proxy does not depend on the forget
-split, so tuning runs once per seed and the chosen point is run on every split.
+split, so tuning runs once per seed and the chosen point is run on every split. Points sharing a learning rate
+share one run: the state after epoch e of the longest is the state an e-epoch run ends in (constant learning rate,
+the same seeded batches), scored when that epoch ends.
 """
 
 from __future__ import annotations
@@ -96,21 +98,34 @@ class TuneReference:
     floor_prob: float
 
 
-def score_point(ctx: BenchContext, method: str, sets: TuningSets, ref: TuneReference, lr: float,
-                epochs: int) -> dict[str, Any]:
-    """Unlearn a copy of the target on the proxy forget set at (``lr``, ``epochs``) and score it: the surrogate
-    KS statistic of its fit-set truth ratios vs the target's holdout ones, and its floor-set answer probability."""
-    t0 = time.perf_counter()
-    model, _ = load_lm(ctx.models.target)
-    rec = METHODS.get(method)(replace(UnlearnConfig(), lr=lr, epochs=epochs)).unlearn(
-        model, ctx.tokenizer, sets.forget, sets.retain)
-    q = qa_scores(model, ctx.tokenizer, sets.forget)
+def score_proxy(model: Any, tokenizer: Any, sets: TuningSets, ref: TuneReference) -> dict[str, float]:
+    """One unlearned proxy's numbers: the surrogate KS statistic (and p-value) of its fit-set truth ratios vs the
+    target's holdout ones, its fit-set answer probability, its floor-set answer probability and floor ratio."""
+    q = qa_scores(model, tokenizer, sets.forget)
     stat, pvalue = surrogate_ks(truth_ratio(q["para"], q["pert"]), ref.holdout_tr)
-    floor_prob = answer_prob(model, ctx.tokenizer, sets.floor)
-    return {"lr": lr, "epochs": epochs, "ks_statistic": stat, "ks_pvalue": pvalue,
-            "proxy_forget_prob": float(np.mean(np.exp(q["answer"]))), "floor_prob": floor_prob,
-            "floor_ratio": floor_prob / ref.floor_prob if ref.floor_prob > 0 else float("nan"),
-            "final_loss": rec["final_loss"], "seconds": time.perf_counter() - t0}
+    floor_prob = answer_prob(model, tokenizer, sets.floor)
+    return {"ks_statistic": stat, "ks_pvalue": pvalue, "proxy_forget_prob": float(np.mean(np.exp(q["answer"]))),
+            "floor_prob": floor_prob,
+            "floor_ratio": floor_prob / ref.floor_prob if ref.floor_prob > 0 else float("nan")}
+
+
+def score_lr(ctx: BenchContext, method: str, sets: TuningSets, ref: TuneReference, lr: float,
+             epochs: list[int]) -> list[dict[str, Any]]:
+    """The grid points (``lr``, e) for every e in ``epochs`` from one run of max(epochs) epochs on a copy of the
+    target, each scored when its epoch ends (the state a run of e epochs ends in). A point's ``seconds`` is the
+    wall time since the previous point of the run (its training epochs and its scoring)."""
+    model, _ = load_lm(ctx.models.target)
+    want, points, mark = set(epochs), [], [time.perf_counter()]
+
+    def at_epoch(epoch: int, m: Any) -> None:
+        if epoch in want:
+            points.append({"lr": lr, "epochs": epoch, **score_proxy(m, ctx.tokenizer, sets, ref),
+                           "seconds": time.perf_counter() - mark[0]})
+            mark[0] = time.perf_counter()
+
+    METHODS.get(method)(replace(UnlearnConfig(), lr=lr, epochs=max(epochs))).unlearn(
+        model, ctx.tokenizer, sets.forget, sets.retain, on_epoch=at_epoch)
+    return points
 
 
 class BaselineTuner:
@@ -138,13 +153,17 @@ class BaselineTuner:
         return replace(UnlearnConfig(), lr=c["lr"], epochs=c["epochs"])
 
     def tune(self, method: str) -> dict[str, Any]:
-        """Score every grid point of ``method`` and choose one (:func:`choose_point`); the record of it all."""
+        """Score every grid point of ``method`` (one run per learning rate, :func:`score_lr`) and choose one
+        (:func:`choose_point`); the record of it all, points in grid order."""
         ctx, grid, t0 = self.ctx, self.ctx.scale.tune_grid, time.perf_counter()
-        ref, points = self.reference(), []
-        for i, (lr, epochs) in enumerate(grid):
-            ctx.say(f"tune {method}", i, len(grid))
-            points.append(score_point(ctx, method, self.sets, ref, lr, epochs))
-        ctx.say(f"tune {method}", len(grid), len(grid))
+        ref, found = self.reference(), {}
+        lrs = list(dict.fromkeys(lr for lr, _ep in grid))
+        for i, lr in enumerate(lrs):
+            ctx.say(f"tune {method}", i, len(lrs))
+            for p in score_lr(ctx, method, self.sets, ref, lr, sorted({ep for r, ep in grid if r == lr})):
+                found[(p["lr"], p["epochs"])] = p
+        ctx.say(f"tune {method}", len(lrs), len(lrs))
+        points = [found[(lr, ep)] for lr, ep in grid]
         idx, why, fallback = choose_point(points, ctx.scale.tune_floor)
         return {"grid": [list(p) for p in grid], "points": points, "chosen": {k: points[idx][k] for k in
                                                                               ("lr", "epochs")},
