@@ -43,7 +43,9 @@ def _header(res: dict[str, Any]) -> list[str]:
     seeds = ",".join(str(k) for k in c.get("seeds", [0]))
     asked = ",".join(str(k) for k in c.get("seeds_requested", c.get("seeds", [0])))
     cmd = (f"forgetlab eco bench --scale {c['scale']} --answers {c['answers']} --seeds {asked} "
-           f"--methods {','.join(c['methods'])}{'' if c.get('tune', True) else ' --no-tune'} --out DIR")
+           f"--methods {','.join(c['methods'])}"
+           + (f" --splits {','.join(c['splits'])}" if c.get("splits") else "")
+           + f"{'' if c.get('tune', True) else ' --no-tune'} --out DIR")
     load = m.get("load_average")
     return [f"# Unlearning benchmark ({c['scale']} scale, {c['answers']} answers, seeds {seeds})", "",
             "Generated from `DIR/results.json` by `forgetlab eco bench-report DIR/results.json --out "
@@ -110,8 +112,10 @@ def _tuning(res: dict[str, Any]) -> list[str]:
     """Each baseline's tuning per seed: every grid point's KS statistic, floor ratio and time, and the choice."""
     parts = {seed: part.get("baseline_tuning") or {} for seed, part in res["config"].get("per_seed", {}).items()}
     if not any(parts.values()):
+        if res["config"].get("tune") is not False:
+            return []  # no baseline among the methods (or a results file from before tuning existed)
         return ["", "Baselines: untuned (`--no-tune`: the defaults of `UnlearnConfig`, recorded in each row's "
-                "`unlearn.config`)." if res["config"].get("tune") is False else "", ""]
+                "`unlearn.config`)."]
     first = next(rec for p in parts.values() for rec in p.values())
     lines = ["", "## Baselines' learning rate and epochs (ECO's rule: unlearn the fit set as a proxy forget set; "
              "smallest KS statistic of its truth ratios vs never-seen authors'; floor: mean answer probability on "
