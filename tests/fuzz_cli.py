@@ -169,7 +169,7 @@ def _eco(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[st
                       {"--scale": pool("tiny", "default", "huge"), "--answers": pool("tofu", "name-free", "x"),
                        "--methods": pool("eco", "ga,gd", "rmu", "eco,", ""), "--splits": pool("forget10", "x"),
                        "--seeds": pool("0", "0,1", "1,1", "", "x", "-1", "0,"), "--out": out, "--overwrite": FLAG,
-                       "--prompt-level": FLAG,
+                       "--prompt-level": FLAG, "--tune": FLAG, "--no-tune": FLAG,
                        "--classifier-only": FLAG, "--entity-level": FLAG, "--flag-entities": FLAG, "--cache": st.sampled_from(["{out}-cache", str(fx["file"])])}),
         "eco bench-report": (["eco", "bench-report", str(BENCH_RESULTS), "--out", "{out}.md"],
                              {"RESULTS": pool(BENCH_RESULTS, fx["missing"], fx["file"], fx["empty_dir"], fx["world"]),

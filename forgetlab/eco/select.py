@@ -28,6 +28,17 @@ STRENGTH_MAX = 2048.0
 SurrogateScore = Callable[[str, float, bool], tuple[float, Any]]
 
 
+def surrogate_ks(fit_tr, holdout_tr) -> tuple[float, float]:
+    """(statistic, p-value) of the two-sample KS test between the fit set's per-item truth ratios ``[N]`` (under
+    a candidate: a corruption, or an unlearned proxy model) and the never-seen holdout's ``[M]``: the holdout
+    surrogate's distance, smaller = closer to never having seen the fit set. The one place it is computed (ECO's
+    corruption choice and the bench's baseline tuning both call it)."""
+    from scipy.stats import ks_2samp
+
+    ks = ks_2samp(fit_tr, holdout_tr)
+    return float(ks.statistic), float(ks.pvalue)
+
+
 def select_corruption(score: SurrogateScore, holdout_prob: float, holdout_tr, *,
                       candidates: tuple[str, ...] = ECO_CANDIDATES, tol: float = 0.02,
                       max_evals: int = 24, hi_max: float = STRENGTH_MAX) -> tuple[str, float, dict[str, Any]]:
@@ -40,8 +51,6 @@ def select_corruption(score: SurrogateScore, holdout_prob: float, holdout_tr, *,
     the candidates whose strength search converged wins (a non-converged one is kept on record with
     ``excluded``). ``score(name, strength, want_tr)`` returns (mean probability, truth ratios or None).
     """
-    from scipy.stats import ks_2samp
-
     record: dict[str, Any] = {"holdout_prob": holdout_prob, "candidates": {}}
     best: tuple[float, str, float] | None = None
     for name in candidates:
@@ -57,11 +66,11 @@ def select_corruption(score: SurrogateScore, holdout_prob: float, holdout_tr, *,
                                      f"{res.n_evals} evaluations) with mean probability {res.metric:.4g}, "
                                      f"not within {tol} of the holdout's {holdout_prob:.4g}")
         prob, tr = score(name, strength, True)
-        ks = ks_2samp(tr, holdout_tr)
-        entry.update(strength=strength, prob=prob, ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue))
+        stat, pvalue = surrogate_ks(tr, holdout_tr)
+        entry.update(strength=strength, prob=prob, ks_statistic=stat, ks_pvalue=pvalue)
         record["candidates"][name] = entry
-        if "excluded" not in entry and (best is None or ks.statistic < best[0]):
-            best = (float(ks.statistic), name, strength)
+        if "excluded" not in entry and (best is None or stat < best[0]):
+            best = (stat, name, strength)
     if best is None:
         raise ForgetlabError("no ECO corruption candidate converged: " + "; ".join(
             f"{n}: {c['excluded']}" for n, c in record["candidates"].items()))

@@ -6,9 +6,10 @@ runs under Hugging Face ``accelerate`` (``Accelerator().prepare``), so the same 
 and on several GPUs with ``accelerate launch your_script.py`` (each process gets its shard of the forget and
 retain loaders; gradients are all-reduced by accelerate).
 
-Defaults (documented, not tuned per split): AdamW, ``lr=5e-4`` (the tiny models are trained at 3e-3; TOFU's 7B
-recipes use 1e-5), 5 epochs over the forget set, batch 32, retain batches drawn alongside; NPO ``beta=0.1``
-(Zhang et al. 2024, as open-unlearning), GD/NPO retain weight 1; RMU as open-unlearning's ``RMU`` config (steering
+Defaults (documented; the bench tunes ``lr`` and ``epochs`` per seed by ECO's holdout-surrogate rule,
+:mod:`forgetlab.unlearning.bench.tune`, and uses these under ``--no-tune``): AdamW, ``lr=5e-4`` (the tiny
+models are trained at 3e-3; TOFU's 7B recipes use 1e-5), 5 epochs over the forget set, batch 32, retain batches
+drawn alongside; NPO ``beta=0.1`` (Zhang et al. 2024, as open-unlearning), GD/NPO retain weight 1; RMU as open-unlearning's ``RMU`` config (steering
 coefficient 2, alpha 1, every parameter trainable, the activations of the decoder layer at a quarter of the depth:
 OU's layer 7 of Llama-2-7B's 32).
 """
@@ -78,10 +79,14 @@ class Unlearner:
         raise NotImplementedError
 
     def unlearn(self, model, tokenizer, forget: Sequence[dict[str, Any]], retain: Sequence[dict[str, Any]] = (),
-                progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                progress: Callable[[int, int], None] | None = None,
+                on_epoch: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
         """Fine-tune ``model`` in place on question/answer ``forget`` (and ``retain``) items; returns a record.
 
         Runs through ``accelerate``: model, optimizer and loaders are prepared by one ``Accelerator``.
+        ``on_epoch(epoch, model)`` (1-based) is called after each epoch with the model in eval mode: the state
+        after epoch ``e`` of a run is the state a run of ``e`` epochs ends in (constant learning rate, the same
+        seeded batch order), so one run can score every shorter run of a grid.
         """
         from accelerate import Accelerator
 
@@ -91,16 +96,8 @@ class Unlearner:
             raise BadInput("retain", 0, f"retain items for {self.name}")
         cfg = self.config
         acc = Accelerator(cpu=not torch.cuda.is_available())
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-        def loader(items: Sequence[dict[str, Any]], seed: int):
-            seqs = [encode_pair(tokenizer, prompt_of(it["question"]), it["answer"]) for it in items]
-            gen = torch.Generator().manual_seed(seed)
-            return torch.utils.data.DataLoader(seqs, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                                               collate_fn=lambda b: collate(b, pad))
-
-        f_loader = loader(forget, cfg.seed)
-        r_loader = loader(retain, cfg.seed + 1) if self.needs_retain else None
+        f_loader = self._loader(tokenizer, forget, cfg.seed)
+        r_loader = self._loader(tokenizer, retain, cfg.seed + 1) if self.needs_retain else None
         ref = None
         if self.needs_reference:
             ref = copy.deepcopy(model).eval()
@@ -113,10 +110,27 @@ class Unlearner:
             model, opt, f_loader = acc.prepare(model, opt, f_loader)
         if ref is not None:
             ref = ref.to(acc.device)
-        model.train()
-        total, step, t0, losses = cfg.epochs * len(f_loader), 0, time.perf_counter(), []
+        total, t0 = cfg.epochs * len(f_loader), time.perf_counter()
+        losses = self._epochs(acc, model, opt, f_loader, r_loader, ref, progress, on_epoch)
+        acc.unwrap_model(model)
+        return {"method": self.name, "config": asdict(cfg), "steps": total, "final_loss": losses[-1],
+                "seconds": time.perf_counter() - t0, "processes": acc.num_processes}
+
+    def _loader(self, tokenizer, items: Sequence[dict[str, Any]], seed: int):
+        """A shuffled (seeded) loader of the encoded question/answer ``items``, batches padded."""
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        seqs = [encode_pair(tokenizer, prompt_of(it["question"]), it["answer"]) for it in items]
+        gen = torch.Generator().manual_seed(seed)
+        return torch.utils.data.DataLoader(seqs, batch_size=self.config.batch_size, shuffle=True, generator=gen,
+                                           collate_fn=lambda b: collate(b, pad))
+
+    def _epochs(self, acc, model, opt, f_loader, r_loader, ref, progress, on_epoch) -> list[float]:
+        """The training loop: every forget batch of every epoch, a retain batch beside it when needed (the
+        retain loader cycles); returns the losses. Leaves the model in eval mode."""
+        total, step, losses = self.config.epochs * len(f_loader), 0, []
         r_iter = iter(r_loader) if r_loader is not None else None
-        for _ in range(cfg.epochs):
+        for epoch in range(self.config.epochs):
+            model.train()
             for fb in f_loader:
                 rb = None
                 if r_iter is not None:
@@ -133,10 +147,10 @@ class Unlearner:
                 losses.append(float(loss.detach()))
                 if progress is not None:
                     progress(step, total)
-        model.eval()
-        acc.unwrap_model(model)
-        return {"method": self.name, "config": asdict(cfg), "steps": total, "final_loss": losses[-1],
-                "seconds": time.perf_counter() - t0, "processes": acc.num_processes}
+            model.eval()
+            if on_epoch is not None:
+                on_epoch(epoch + 1, acc.unwrap_model(model))
+        return losses
 
 
 class GradientAscent(Unlearner):

@@ -183,6 +183,11 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
                                                       "rule); on this world the classifier alone misses "
                                                       "many paraphrased forget questions (docs/benchmarks/"
                                                       "unlearning.md)."),
+              tune: bool = typer.Option(True, "--tune/--no-tune",
+                                        help="Choose each baseline's learning rate and epochs per seed from the "
+                                             "scale's grid by ECO's rule (default): unlearn the fit set as a "
+                                             "proxy, smallest KS vs never-seen authors' truth ratios, with a "
+                                             "utility floor; or run them untuned (UnlearnConfig's defaults)."),
               overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty --out folder."),
               quiet: bool = typer.Option(False, "--quiet", help="No progress display on stderr.")) -> None:
     """Run the unlearning benchmark: target, retain, ECO (deployment + paper protocols), GA, GD, NPO, RMU.
@@ -198,7 +203,7 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
         res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite,
                         progress=None if quiet else tasks, seeds=seed_list,
                         splits=tuple(x.strip() for x in splits.split(",") if x.strip()) or None,
-                        entity_level=entity_level, flag_entities=flag_entities)
+                        entity_level=entity_level, flag_entities=flag_entities, tune=tune)
     status(not quiet)(f"wrote {', '.join(str(p) for p in res.files.values())} ({res.timings['total']:.0f} s)")
     emit({"files": {k: str(v) for k, v in res.files.items()}, "seconds": res.timings["total"],
           "models": res.config.get("models"), "guards": res.config.get("guards")})

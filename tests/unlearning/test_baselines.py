@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -95,3 +96,20 @@ def test_rmu_loss_by_hand_and_it_steers_forget_activations(trained):
     with torch.no_grad():
         after = float(rmu._masked_mse(rmu._activations(m, fb), cu, fb["labels"]))
     assert after < before
+
+
+def test_the_state_after_an_epoch_is_the_shorter_run_s_end(trained):
+    """One 3-epoch run scores the 2-epoch point of a tuning grid: ``on_epoch`` sees exactly the weights a
+    2-epoch run ends with (GD: the cycling retain batches included)."""
+    world, tok, state = trained
+    forget, retain = world.forget("forget10")[:12], world.items(world.retain_authors()[:2])
+    seen: dict[int, dict] = {}
+    long_run = _fresh(tok, state)
+    METHODS.get("gd")(UnlearnConfig(lr=1e-3, epochs=3, batch_size=4)).unlearn(
+        long_run, tok, forget, retain, on_epoch=lambda e, m: seen.update({e: copy.deepcopy(m.state_dict())}))
+    short_run = _fresh(tok, state)
+    METHODS.get("gd")(UnlearnConfig(lr=1e-3, epochs=2, batch_size=4)).unlearn(short_run, tok, forget, retain)
+    assert sorted(seen) == [1, 2, 3]
+    for k, v in short_run.state_dict().items():
+        assert torch.equal(v, seen[2][k]), k
+    assert any(not torch.equal(v, seen[3][k]) for k, v in short_run.state_dict().items())

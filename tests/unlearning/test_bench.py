@@ -152,6 +152,26 @@ def test_cli_bad_inputs(tmp_path, capsys):
     assert set(QA_FIELDS) >= {"question", "answer"}
 
 
+def test_tiny_bench_tunes_each_baseline_once_and_records_it(tiny):
+    data = json.loads(tiny.files["json"].read_text())
+    tuning = data["config"]["per_seed"]["0"]["baseline_tuning"]
+    grid = [list(p) for p in scale_config("tiny", "name-free").tune_grid]
+    assert set(tuning) == {"ga", "gd", "npo", "rmu"} and data["config"]["tune"] is True
+    text = tiny.files["md"].read_text()
+    assert "## Baselines' learning rate and epochs" in text
+    for method, rec in tuning.items():
+        assert rec["grid"] == grid and len(rec["points"]) == len(grid)
+        for p in rec["points"]:
+            assert 0 <= p["ks_statistic"] <= 1 and p["floor_ratio"] > 0 and p["seconds"] > 0
+        chosen = rec["points"][rec["chosen_index"]]
+        assert rec["fallback"] or chosen["floor_ratio"] >= rec["floor_fraction"]
+        used = next(r for r in data["rows"] if r["method"] == method)["unlearn"]["config"]
+        assert (used["lr"], used["epochs"]) == (chosen["lr"], chosen["epochs"]) == tuple(rec["chosen"].values())
+        assert f"- seed 0, {method}: lr {chosen['lr']:g}, {chosen['epochs']} epochs: " in text
+        assert "baseline tuning floor set" in data["config"]["heldout_check"]["0"]["forget10"]["fit_sets"]
+        assert f"seed0/{method}/tune" in data["timings"]
+
+
 def test_results_record_machine_and_summary(tiny):
     data = json.loads(tiny.files["json"].read_text())
     m = data["machine"]

@@ -108,9 +108,10 @@ def eco_bench(folder: Path, scale: str, advance: Callable[[float], None]) -> Sta
         seen: set[str] = set()
 
         def sub(task: str, done: int, total: int, _i: int = i, _seen: set[str] = seen) -> None:
-            # the bench reports sub-tasks (train a model, evaluate a method on a split): about 22 in a run
+            # the bench reports sub-tasks (train a model, evaluate a method on a split, tune a baseline): about
+            # 26 in a run
             _seen.add(task)
-            advance((_i + min(len(_seen) / 22, 1.0)) / len(styles))
+            advance((_i + min(len(_seen) / 26, 1.0)) / len(styles))
 
         res = run_bench(folder / f"bench-{answers}", scale=bench_scale, answers=answers, overwrite=True,
                         progress=sub)

@@ -88,9 +88,7 @@ class CorruptionFit:
 
     def __init__(self, ctx: BenchContext) -> None:
         self.ctx = ctx
-        hs = qa_scores(ctx.target, ctx.tokenizer, ctx.holdout_fit)
-        self.holdout_prob = float(np.mean(np.exp(hs["answer"])))
-        self.holdout_tr = truth_ratio(hs["para"], hs["pert"])
+        self.holdout_prob, self.holdout_tr = ctx.holdout_surrogate()
         self.records: dict[str, tuple[str, float, dict[str, Any]]] = {}
 
     def _score(self, key: str, tc: TokenClassifier, name: str, strength: float, want_tr: bool):

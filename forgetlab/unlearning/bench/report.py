@@ -4,7 +4,7 @@
 text to ``results.md`` beside its ``results.json``. The page says when, where (CPU model, cores, torch threads and
 version, load average) and how (the command) the numbers were measured, then one table per forget split with
 mean +- sd over the seeds (open-unlearning's metric names), each seed's headline numbers, the corruption fits, the
-held-out check and the multiple-choice rows.
+baselines' tuning, the held-out check and the multiple-choice rows.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def _header(res: dict[str, Any]) -> list[str]:
     seeds = ",".join(str(k) for k in c.get("seeds", [0]))
     asked = ",".join(str(k) for k in c.get("seeds_requested", c.get("seeds", [0])))
     cmd = (f"forgetlab eco bench --scale {c['scale']} --answers {c['answers']} --seeds {asked} "
-           f"--methods {','.join(c['methods'])} --out DIR")
+           f"--methods {','.join(c['methods'])}"
+           + (f" --splits {','.join(c['splits'])}" if c.get("splits") else "")
+           + f"{'' if c.get('tune', True) else ' --no-tune'} --out DIR")
     load = m.get("load_average")
     return [f"# Unlearning benchmark ({c['scale']} scale, {c['answers']} answers, seeds {seeds})", "",
             "Generated from `DIR/results.json` by `forgetlab eco bench-report DIR/results.json --out "
@@ -96,6 +98,7 @@ def _fits(res: dict[str, Any]) -> list[str]:
                 f"{n}: strength {c['strength']:.4g}, KS {c['ks_statistic']:.3f}"
                 + (f" (excluded: {c['excluded']})" if c.get("excluded") else "") for n, c in rec["candidates"].items())
             lines.append(f"- seed {seed}, {proto}: **{rec['corruption']}**. {cands}")
+    lines += _tuning(res)
     lines += ["", "## Held-out check (passed before any fit; sizes of the sets compared, first seed)", ""]
     check = next(iter(res["config"].get("heldout_check", {}).values()), {})
     for split, rec in check.items():
@@ -103,6 +106,35 @@ def _fits(res: dict[str, Any]) -> list[str]:
         scored = ", ".join(f"{k} {v}" for k, v in rec["scored_sets"].items())
         lines.append(f"- {split}: fit sets ({fits}) share no {' or '.join(rec['by'])} with scored sets ({scored})")
     return [*lines, ""]
+
+
+def _tuning(res: dict[str, Any]) -> list[str]:
+    """Each baseline's tuning per seed: every grid point's KS statistic, floor ratio and time, and the choice."""
+    parts = {seed: part.get("baseline_tuning") or {} for seed, part in res["config"].get("per_seed", {}).items()}
+    if not any(parts.values()):
+        if res["config"].get("tune") is not False:
+            return []  # no baseline among the methods (or a results file from before tuning existed)
+        return ["", "Baselines: untuned (`--no-tune`: the defaults of `UnlearnConfig`, recorded in each row's "
+                "`unlearn.config`)."]
+    first = next(rec for p in parts.values() for rec in p.values())
+    lines = ["", "## Baselines' learning rate and epochs (ECO's rule: unlearn the fit set as a proxy forget set; "
+             "smallest KS statistic of its truth ratios vs never-seen authors'; floor: mean answer probability on "
+             f"held-back retain authors >= {first['floor_fraction']:g} x the target's)", "",
+             f"Proxy forget set {first['proxy_forget_set']} items, tuning retain set {first['retain_set']}, floor "
+             f"set {first['floor_set']} items of {first['floor_authors']} held-back author(s); no evaluation item, "
+             "no retain model. A point's seconds: its training epochs and its scoring (points with one learning "
+             "rate share a run).",
+             "", "| seed | method | lr | epochs | KS | floor ratio | seconds | chosen |", "|---|---|---|---|---|---|---|---|"]
+    for seed, tuned in parts.items():
+        for method, rec in tuned.items():
+            for i, p in enumerate(rec["points"]):
+                mark = ("**yes**" + (" (fallback)" if rec["fallback"] else "")) if i == rec["chosen_index"] else ""
+                lines.append(f"| {seed} | {method} | {p['lr']:g} | {p['epochs']} | {fmt(p['ks_statistic'], '3f')} | "
+                             f"{fmt(p['floor_ratio'], '3f')} | {p['seconds']:.1f} | {mark} |")
+    lines.append("")
+    lines += [f"- seed {seed}, {method}: lr {rec['chosen']['lr']:g}, {rec['chosen']['epochs']} epochs: {rec['why']}"
+              for seed, tuned in parts.items() for method, rec in tuned.items()]
+    return lines
 
 
 def _mc_and_timings(res: dict[str, Any]) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 from ...eco.select import ECO_CANDIDATES
 from ...errors import BadInput, check_choice
 from ...runs import atomic_write_json, atomic_write_text, prepare_out_dir, run_record
-from ..baselines import METHODS
+from ..baselines import METHODS, UnlearnConfig
 from ..evaluate import EvalData, Evaluation, compare
 from ..lm import load_lm
 from ..world import World, make_world
@@ -32,6 +32,7 @@ from .scale import Scale, scale_config
 from .splits import eval_and_fit_splits, retain_fit_items
 from .summary import summarize
 from .table import BenchResult, plot_tradeoff, row
+from .tune import BaselineTuner, tuning_sets
 
 
 def _check(scale: str, answers: str, methods: tuple[str, ...], splits: tuple[str, ...] | None):
@@ -46,9 +47,11 @@ def _check(scale: str, answers: str, methods: tuple[str, ...], splits: tuple[str
     return s
 
 
-def check_bench_heldout(world: World, s, methods: tuple[str, ...], seed: int = 0) -> dict[str, Any]:
+def check_bench_heldout(world: World, s, methods: tuple[str, ...], seed: int = 0,
+                        tune: bool = True) -> dict[str, Any]:
     """The held-out check of every split (:func:`~forgetlab.unlearning.bench.heldout.check_heldout`): the fit
-    sets of the flag rule, the corruption and the baselines against the forget, utility and holdout items."""
+    sets of the flag rule, the corruption, the baselines and (with ``tune``) the baselines' tuning against the
+    forget, utility and holdout items."""
     retain_eval, fit_items, holdout_fit, holdout_eval = eval_and_fit_splits(world, s)
     scored = {"utility (retain)": retain_eval, "utility (real authors)": world.painters,
               "utility (world facts)": world.world_facts, "MIA holdout": holdout_eval}
@@ -63,6 +66,10 @@ def check_bench_heldout(world: World, s, methods: tuple[str, ...], seed: int = 0
                          "corruption surrogate": holdout_fit})
         if any(m != "eco" for m in methods):
             fits["baseline retain set"] = retain_fit_items(world, retain_eval)
+            if tune:
+                ts = tuning_sets(world, retain_eval, fit_items, s.tune_floor_share)
+                fits.update({"baseline tuning proxy forget set": ts.forget, "baseline tuning retain set": ts.retain,
+                             "baseline tuning floor set": ts.floor, "baseline tuning surrogate": holdout_fit})
         record[split] = check_heldout(fits, {FORGET_EVAL: world.forget(split), **scored})
     return record
 
@@ -102,18 +109,21 @@ def _reference_rows(ctx: BenchContext, split: str, data: EvalData) -> tuple[list
     return rows, ev_retain
 
 
-def _baseline_row(ctx: BenchContext, split: str, method: str, data: EvalData,
-                  ev_retain: Evaluation) -> dict[str, Any]:
-    """Fine-tune a copy of the target with ``method`` on the split's forget set and score it."""
+def _baseline_row(ctx: BenchContext, split: str, method: str, data: EvalData, ev_retain: Evaluation,
+                  tuner: BaselineTuner | None) -> dict[str, Any]:
+    """Fine-tune a copy of the target with ``method`` (at the tuned config, or the untuned default without
+    ``tuner``) on the split's forget set and score it; the tuning's time is not in the row's ``seconds``."""
+    config = tuner.config(method) if tuner is not None else UnlearnConfig()
     ctx.say(f"{split}: {method}", 0, 1)
     t0 = time.perf_counter()
     model, _ = load_lm(ctx.models.target)
     progress = ctx.progress
-    rec = METHODS.get(method)().unlearn(
+    rec = METHODS.get(method)(config).unlearn(
         model, ctx.tokenizer, ctx.world.forget(split), ctx.retain_fit,
         progress=(lambda i, n: progress(f"{split}: {method}", i, n)) if progress else None)
     e = ctx.evaluate(model, data)
-    return row(split, method, "-", e.summary, compare(e, ev_retain), time.perf_counter() - t0, unlearn=rec)
+    return row(split, method, "-", e.summary, compare(e, ev_retain), time.perf_counter() - t0, unlearn=rec,
+               tuned=tuner is not None)
 
 
 def seeded(s: Scale, seed: int) -> Scale:
@@ -141,6 +151,7 @@ def _run_seed(world: World, s: Scale, seed: int, opts: dict[str, Any], guards_di
     ctx.guards_dir = guards_dir
     methods = opts["methods"]
     fitter = CorruptionFit(ctx) if "eco" in methods else None
+    tuner = BaselineTuner(ctx) if opts["tune"] and any(m != "eco" for m in methods) else None
     rows: list[dict[str, Any]] = []
     for split in s.splits:
         data = EvalData(ctx.world.forget(split), ctx.holdout_eval, ctx.retain_eval, ctx.world.painters,
@@ -153,14 +164,18 @@ def _run_seed(world: World, s: Scale, seed: int, opts: dict[str, Any], guards_di
                 rows += eco_rows(ctx, split, data, ev_retain, fitter)
             ctx.say(f"{split}: ECO classifier and fit", 1, 1)
         for m in (m for m in methods if m != "eco"):
+            if tuner is not None and m not in tuner.records:
+                with ctx.timed(f"{m}/tune"):
+                    tuner.config(m)
             with ctx.timed(f"{m}/{split}"):
-                rows.append(_baseline_row(ctx, split, m, data, ev_retain))
+                rows.append(_baseline_row(ctx, split, m, data, ev_retain, tuner))
     with ctx.timed("multiple_choice"):
         mcr = mc_rows(ctx, "eco" in methods)
     ctx.timings["seed_total"] = time.perf_counter() - t0
     for r in rows + mcr:
         r["seed"] = seed
     config = {"eco_fit": {k: v[2] for k, v in (fitter.records if fitter else {}).items()},
+              "baseline_tuning": tuner.records if tuner is not None else {},
               "forget_subject": ctx.world.forget_subject,
               "fit_target_holdout_prob": fitter.holdout_prob if fitter else None,
               "models": {"tokenizer": str(ctx.models.tokenizer), "target": str(ctx.models.target),
@@ -173,15 +188,17 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
               methods: tuple[str, ...] = ("eco", "ga", "gd", "npo", "rmu"), *, cache_dir: str | os.PathLike | None = None,
               overwrite: bool = False, progress: Progress | None = None, seeds: tuple[int, ...] = (0,),
               splits: tuple[str, ...] | None = None, entity_level: bool = True,
-              flag_entities: bool = True) -> BenchResult:
+              flag_entities: bool = True, tune: bool = True) -> BenchResult:
     """Run the whole benchmark and write ``results.json``, ``results.md`` and ``tradeoff.png`` into ``out_dir``.
 
     Each of ``seeds`` runs its own world, models, flag rules and fits (seed 0: the scale as defined); the
     summary gives mean +- sd over them. ``splits`` restricts the scale's forget splits (and the retain models
     trained) to a subset. ``entity_level``: ECO corrupts only the forget-entity tokens of flagged prompts (token
     classifier) instead of every prompt token, in the fit, the scoring and the guard's generation alike.
-    ``flag_entities``: a prompt is flagged when the classifier flags it OR it names a forget author. The
-    held-out check of every seed runs before anything is written or fitted.
+    ``flag_entities``: a prompt is flagged when the classifier flags it OR it names a forget author. ``tune``:
+    each baseline's lr and epochs are chosen per seed by the holdout surrogate (:mod:`.tune`); without it they
+    run at :class:`~forgetlab.unlearning.baselines.UnlearnConfig`'s defaults. The held-out check of every seed
+    (the tuning's sets included) runs before anything is written or fitted.
     """
     s = _check(scale, answers, methods, splits)
     seeds = check_seeds(seeds)
@@ -189,17 +206,17 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
     t_all = time.perf_counter()
     worlds = {k: make_world(seeded(s, k).world) for k in seeds}
     timings = {"world": time.perf_counter() - t_all}
-    heldout = {str(k): check_bench_heldout(worlds[k], seeded(s, k), methods, k) for k in seeds}
+    heldout = {str(k): check_bench_heldout(worlds[k], seeded(s, k), methods, k, tune) for k in seeds}
     out = prepare_out_dir(out_dir, overwrite=overwrite)
     opts = {"answers": answers, "cache_dir": cache_dir, "progress": progress, "entity_level": entity_level,
-            "flag_entities": flag_entities, "methods": methods}
+            "flag_entities": flag_entities, "methods": methods, "tune": tune}
     runs: dict[int, SeedRun] = {}
     for k in seeds:  # the files are rewritten after every seed: a long run leaves the seeds it finished
         guards_dir = out / "guards" if len(seeds) == 1 else out / "guards" / f"seed{k}"
         runs[k] = _run_seed(worlds[k], seeded(s, k), k, opts, guards_dir, {})
         timings["total"] = time.perf_counter() - t_all
         machine["load_average_end"] = load_average()
-        config = _config(s, scale, answers, methods, entity_level, flag_entities, heldout, runs)
+        config = {**_config(s, scale, answers, methods, entity_level, flag_entities, heldout, runs), "tune": tune}
         res = _write(out, runs, {**config, "seeds_requested": list(seeds)}, machine, timings)
     return res
 
