@@ -68,3 +68,19 @@ def test_grok_reproduce_refuses_a_p_too_small_for_a_case_before_training_any(tmp
                               "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and out == "" and err.startswith("error: batch_size")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cuda_or_mps_device_this_machine_lacks_is_bad_input_not_a_traceback():
+    """`eco generate --device cuda` on a CPU-only torch: torch's AssertionError came through as a traceback."""
+    import torch
+
+    from forgetlab.eco.placement import Placement
+    from forgetlab.errors import BadInput
+
+    beyond = f"cuda:{torch.cuda.device_count() if torch.cuda.is_available() else 0}"
+    with pytest.raises(BadInput, match=r"device: got 'cuda:\d+'; allowed: cpu or auto here"):
+        Placement(device=beyond).torch_device()
+    if not torch.backends.mps.is_available():
+        with pytest.raises(BadInput, match="no MPS device"):
+            Placement(device="mps").torch_device()
+    assert Placement(device="cpu").torch_device() == "cpu"

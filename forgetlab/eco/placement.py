@@ -74,9 +74,17 @@ class Placement:
         """The device to move the model to when no device map is given (``auto`` resolved; imports torch)."""
         import torch
 
-        if self.device != "auto":
-            return self.device
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device.startswith("cuda"):
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            index = int(self.device.partition(":")[2] or 0)
+            if index >= count:
+                raise BadInput("device", self.device, f"cpu or auto here: {count} CUDA device(s) visible to torch "
+                               f"{torch.__version__}")
+        elif self.device == "mps" and not torch.backends.mps.is_available():
+            raise BadInput("device", self.device, "cpu or auto here: no MPS device")
+        return self.device
 
     def record(self) -> dict[str, str]:
         """The settings as given, for run records."""
