@@ -91,4 +91,7 @@ def test_a_leaking_tuning_set_stops_the_bench_before_anything_is_written(monkeyp
 def test_the_untuned_report_says_so():
     from forgetlab.unlearning.bench.report import _tuning
 
-    assert "untuned" in " ".join(_tuning({"config": {"tune": False, "per_seed": {"0": {}}}}))
+    assert "untuned" in " ".join(_tuning({"config": {"tune": False, "methods": ["eco", "ga"], "per_seed": {"0": {}}}}))
+    # a results file from before tuning existed (no "tune" key) ran its baselines untuned: said so too
+    assert "untuned" in " ".join(_tuning({"config": {"methods": ["ga"], "per_seed": {"0": {}}}}))
+    assert _tuning({"config": {"methods": ["eco"], "per_seed": {"0": {}}}}) == []  # no baseline, nothing to say

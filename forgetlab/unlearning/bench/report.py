@@ -45,7 +45,7 @@ def _header(res: dict[str, Any]) -> list[str]:
     cmd = (f"forgetlab eco bench --scale {c['scale']} --answers {c['answers']} --seeds {asked} "
            f"--methods {','.join(c['methods'])}"
            + (f" --splits {','.join(c['splits'])}" if c.get("splits") else "")
-           + f"{'' if c.get('tune', True) else ' --no-tune'} --out DIR")
+           + f"{'' if c.get('tune', False) else ' --no-tune'} --out DIR")  # no key: a run before tuning existed
     load = m.get("load_average")
     return [f"# Unlearning benchmark ({c['scale']} scale, {c['answers']} answers, seeds {seeds})", "",
             "Generated from `DIR/results.json` by `forgetlab eco bench-report DIR/results.json --out "
@@ -112,8 +112,8 @@ def _tuning(res: dict[str, Any]) -> list[str]:
     """Each baseline's tuning per seed: every grid point's KS statistic, floor ratio and time, and the choice."""
     parts = {seed: part.get("baseline_tuning") or {} for seed, part in res["config"].get("per_seed", {}).items()}
     if not any(parts.values()):
-        if res["config"].get("tune") is not False:
-            return []  # no baseline among the methods (or a results file from before tuning existed)
+        if res["config"].get("tune") or not set(res["config"].get("methods", [])) - {"eco"}:
+            return []  # no baseline among the methods
         return ["", "Baselines: untuned (`--no-tune`: the defaults of `UnlearnConfig`, recorded in each row's "
                 "`unlearn.config`)."]
     first = next(rec for p in parts.values() for rec in p.values())
