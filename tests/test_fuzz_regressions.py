@@ -84,3 +84,13 @@ def test_a_cuda_or_mps_device_this_machine_lacks_is_bad_input_not_a_traceback():
         with pytest.raises(BadInput, match="no MPS device"):
             Placement(device="mps").torch_device()
     assert Placement(device="cpu").torch_device() == "cpu"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, True])
+def test_a_classifier_seed_numpy_or_torch_refuses_is_bad_input(seed):
+    """`eco fit --seed -1` trained nothing and ended in numpy's ValueError traceback."""
+    from forgetlab.eco.classify.config import ClassifierConfig
+    from forgetlab.errors import BadInput
+
+    with pytest.raises(BadInput, match=r"^seed: got"):
+        ClassifierConfig(seed=seed).validate()

@@ -127,6 +127,7 @@ def fit_cmd(
     from .classify.prompts import load_prompts
 
     spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol)
+    ClassifierConfig(fpr=fpr, seed=seed).validate()  # the seed seeds the negatives' rewrites before training
     existing = _check_destination(out, add_to, name, model)
     forget_prompts, retain_prompts = load_prompts(forget), load_prompts(retain)
     sets = _flag_sets(forget, forget_prompts, retain_prompts, calibration, hard_negatives, unseen_negatives, seed,

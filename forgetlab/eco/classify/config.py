@@ -57,6 +57,8 @@ class ClassifierConfig:
     def validate(self) -> ClassifierConfig:
         """Return self, or raise :class:`BadInput` naming the first bad field."""
         check_range("fpr", self.fpr, 0.0, 1.0, lo_open=True, hi_open=True)
+        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**63):
+            raise BadInput("seed", self.seed, "an integer in [0, 2^63 - 1] (numpy and torch generators)")
         check_range("heldout_fraction", self.heldout_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
         check_range("test_share", self.test_share, 0.0, 1.0, lo_open=False, hi_open=True)
         check_range("first_stage_miss", self.first_stage_miss, 0.0, 1.0, lo_open=True, hi_open=True)
