@@ -37,8 +37,11 @@ def _fit_fold(ctx: BenchContext, fit_f: dict[str, list[dict]]) -> tuple[PromptCl
     """The classifier and the fitted strength of one fold, from that fold's questions only."""
     fsub = ctx.world.forget_subject
     authors_q = [r["question"] for r in ctx.retain_fit]  # no utility author (held-out discipline)
-    retain_q = [r["question"] for k, v in fit_f.items() if k != fsub for r in v] + authors_q
-    clf = PromptClassifier.fit([r["question"] for r in fit_f[fsub]], retain_q, fpr=ctx.scale.classifier_fpr,
+    near_topic = [r["question"] for k, v in fit_f.items() if k != fsub for r in v]
+    # the retained subjects' questions are near-topic negatives with a threshold of their own (a handful per
+    # fold: their highest held-out score), not just more retain prompts under the authors' 1% quantile
+    clf = PromptClassifier.fit([r["question"] for r in fit_f[fsub]], authors_q,
+                               negatives={"retained_subjects": near_topic}, fpr=ctx.scale.classifier_fpr,
                                seed=ctx.seed)
 
     def mc_metric(strength: float, fit_set) -> float:
