@@ -94,3 +94,10 @@ def test_a_classifier_seed_numpy_or_torch_refuses_is_bad_input(seed):
 
     with pytest.raises(BadInput, match=r"^seed: got"):
         ClassifierConfig(seed=seed).validate()
+
+
+def test_grok_analytic_refuses_a_p_whose_evaluation_does_not_fit_in_memory(capsys):
+    """`grok analytic --p 99991`: every p^2 pair is evaluated at once; it grew to 16 GB before anything stopped
+    it. Now refused with the estimate before allocating."""
+    code, out, err = run_cli(["grok", "analytic", "--p", "10007", "--width", "8"], capsys)
+    assert code == 2 and out == "" and err.startswith("error: p/width") and "GiB" in err

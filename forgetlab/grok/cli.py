@@ -130,6 +130,7 @@ def analytic_command(
     check_p_op(p, "add")
     if width < 1:
         raise BadInput("width", width, "an integer >= 1")
+    _check_memory(TrainConfig(p=p, width=width, alpha=0.5, xi=0.0))  # all p^2 pairs are evaluated at once
     U, V, W = analytic_solution(p, width, torch.Generator().manual_seed(seed))
     ds = make_dataset(p, "add", 0.5, 0.0)
     m = evaluate_states([{"U": U, "V": V, "W": W}], ds)[0]
