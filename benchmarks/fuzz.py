@@ -167,7 +167,10 @@ def merged(paths: list[Path]) -> dict[str, Any]:
     if len(parts) > 1:
         if any(p["kind"] != "cli" for p in parts):
             raise SystemExit("only CLI shards can be merged")
-        res["counts"] = dict(sorted(kv for p in parts for kv in p["counts"].items()))
+        names = [name for p in parts for name in p["counts"]]
+        if len(set(names)) != len(names):  # shards of different runs (another command split): not one run
+            raise SystemExit("these CLI shards share commands: give the shards of one run (one --cases, 0/N..N-1/N)")
+        res["counts"] = dict(sorted((kv for p in parts for kv in p["counts"].items()), key=lambda kv: kv[0]))
         res["totals"] = {f: sum(p["totals"][f] for p in parts) for f in res["totals"]}
         res["failures"] = [f for p in parts for f in p["failures"]]
         res["partial"] = any(p.get("partial") for p in parts)
