@@ -69,7 +69,23 @@ class GuardLike(Protocol):
                  flags: Sequence[bool] | None = None, **kwargs: Any) -> torch.Tensor: ...
 
 
-class PlainModel:
+class _OnModel:
+    """``device`` and ``dtype`` of a wrapper of ``self.model``, shared by :class:`PlainModel` and :class:`EcoGuard`."""
+
+    model: Any
+
+    @property
+    def device(self) -> torch.device:
+        """Where input ids go: the device of the model's input embeddings (its first stage under a device map)."""
+        return input_device(self.model)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the model's input embeddings: the dtype every corruption is applied in."""
+        return input_embeddings(self.model).weight.dtype
+
+
+class PlainModel(_OnModel):
     """An unguarded model behind the guard interface: nothing is ever flagged (the 'without guard' baseline)."""
 
     def __init__(self, model: Any, tokenizer: Any) -> None:
@@ -97,14 +113,6 @@ class PlainModel:
                      self.tokenizer.pad_token_id or 0)
         return continuation_logprobs(self.model, batch, None, top_k=top_k)
 
-    @property
-    def device(self) -> torch.device:
-        return input_device(self.model)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return input_embeddings(self.model).weight.dtype
-
     @torch.no_grad()
     def score_packed(self, batch: Packed, flags: Sequence[bool] | None = None, *, texts=None, whole: bool = False,
                      with_dist: bool = False) -> TokenScores:
@@ -112,7 +120,7 @@ class PlainModel:
         return continuation_logprobs(self.model, batch, None, with_dist)
 
 
-class EcoGuard:
+class EcoGuard(_OnModel):
     """A causal LM guarded by ECO: flagged prompts have their input embeddings corrupted (prompt positions only).
 
     A guard holds one or more forget targets (:mod:`forgetlab.eco.targets`); ``classifier``, ``config``,
@@ -158,16 +166,6 @@ class EcoGuard:
     def model_path(self) -> Path | None:
         """The local folder of the base model (None for a model built in memory)."""
         return None if self.model_source is None else self.model_source.folder
-
-    @property
-    def device(self) -> torch.device:
-        """Where input ids go: the device of the model's input embeddings (its first stage under a device map)."""
-        return input_device(self.model)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The dtype of the model's input embeddings: the dtype every corruption is applied in."""
-        return input_embeddings(self.model).weight.dtype
 
     @property
     def model_config(self) -> Any:
