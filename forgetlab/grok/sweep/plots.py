@@ -35,13 +35,20 @@ def majority_phase(phases: Sequence[str]) -> tuple[str, float]:
     return best, counts[best] / len(phases)
 
 
-def _panel_keys(root: Path, records: list[dict[str, Any]]) -> list[str]:
+def manifest_panel_keys(root: Path) -> list[str] | None:
+    """The panel keys a sweep's manifest names, or None (none named, or no readable manifest)."""
     try:
         keys = read_json(root / MANIFEST)["spec"]["panel"]
-        if keys is not None:
-            return list(keys)
     except (ForgetlabError, KeyError, TypeError):
-        pass
+        return None
+    return None if keys is None else list(keys)
+
+
+def _panel_keys(root: Path, records: list[dict[str, Any]]) -> list[str]:
+    """The manifest's panel keys, else the config keys that vary (not alpha, xi or seeds)."""
+    keys = manifest_panel_keys(root)
+    if keys is not None:
+        return keys
     varying = [k for k in records[0]["config"] if len({json.dumps(r["config"][k]) for r in records}) > 1]
     return [k for k in varying if k not in AXIS_KEYS + SEED_KEYS]
 

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import BadInput, ForgetlabError
-from ...runs import read_json
 from ..phases import PHASES
-from .plots import panel_label, phase_grids
+from .plots import manifest_panel_keys, panel_label, phase_grids
 from .spec import AXIS_KEYS, SEED_KEYS, parse_cli_value
-from .store import MANIFEST, RESULTS_CSV, read_results_csv
+from .store import RESULTS_CSV, read_results_csv
 
 
 def _value(text: str) -> Any:
@@ -28,12 +27,9 @@ def _records(rows: list[dict[str, str]], keys: list[str]) -> list[dict[str, Any]
 
 def _panel_keys(root: Path, rows: list[dict[str, str]]) -> list[str]:
     """The manifest's panel keys, else the config columns that vary (not alpha, xi or seeds)."""
-    try:
-        keys = read_json(root / MANIFEST)["spec"]["panel"]
-        if keys is not None:
-            return list(keys)
-    except (ForgetlabError, KeyError, TypeError):
-        pass
+    keys = manifest_panel_keys(root)
+    if keys is not None:
+        return keys
     skip = {"run_id", "phase", *AXIS_KEYS, *SEED_KEYS}
     config_cols = list(rows[0])[:list(rows[0]).index("train_acc")]
     return [k for k in config_cols if k not in skip and len({r[k] for r in rows}) > 1]
