@@ -101,3 +101,11 @@ def test_grok_analytic_refuses_a_p_whose_evaluation_does_not_fit_in_memory(capsy
     it. Now refused with the estimate before allocating."""
     code, out, err = run_cli(["grok", "analytic", "--p", "10007", "--width", "8"], capsys)
     assert code == 2 and out == "" and err.startswith("error: p/width") and "GiB" in err
+
+
+@pytest.mark.parametrize("p", ["-1", "1", "2"])
+def test_grok_reproduce_of_the_analytic_case_checks_p(tmp_path, capsys, p):
+    """`grok reproduce --cases A0 --p -1`: A0 trains nothing, so no config checked p (a torch RuntimeError)."""
+    code, out, err = run_cli(["grok", "reproduce", "--cases", "A0", "--p", p, "--quiet",
+                              "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and out == "" and err.startswith("error: p:") and list(tmp_path.iterdir()) == []

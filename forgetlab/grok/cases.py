@@ -20,7 +20,7 @@ import torch
 from ..errors import BadInput
 from ..fmt import fmt
 from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir
-from .config import TrainConfig, batch_key, paper_minibatch_steps
+from .config import TrainConfig, batch_key, check_p_op, paper_minibatch_steps
 from .data import make_dataset
 from .fourier import analytic_solution, neuron_ipr
 from .phases import COLLAPSE_NORM
@@ -111,6 +111,7 @@ def run_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, pro
     for c in wanted:
         if c not in CASES:
             raise BadInput("cases", c, "any of " + ", ".join(CASES))
+    check_p_op(p, "add")  # A0 trains nothing: its p is checked here, not by a config
     cfgs = case_configs(p, width)
     need = [c for c in cfgs if c in wanted or (c == "A2" and "A3" in wanted) or (c == "A8n" and "A8" in wanted)
             or (c == "A9" and "A8" in wanted)]
