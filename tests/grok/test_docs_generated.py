@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "docs" / "benchmarks" / name for name in ("phases.md", "robustness.md", "guard_evasion.md")]
+DOCS = [ROOT / "docs" / "benchmarks" / name for name in ("phases.md", "robustness.md", "guard_evasion.md", "grok.md")]
 
 
 def _module(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = mod  # dataclasses look their module up while the script is defined
     spec.loader.exec_module(mod)
     return mod
 
