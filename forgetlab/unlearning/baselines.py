@@ -113,7 +113,8 @@ class Unlearner:
         total, t0 = cfg.epochs * len(f_loader), time.perf_counter()
         losses = self._epochs(acc, model, opt, f_loader, r_loader, ref, progress, on_epoch)
         acc.unwrap_model(model)
-        return {"method": self.name, "config": asdict(cfg), "steps": total, "final_loss": losses[-1],
+        return {"method": self.name, "config": asdict(cfg), "n_forget": len(forget), "steps": total,
+                "final_loss": losses[-1],
                 "seconds": time.perf_counter() - t0, "processes": acc.num_processes}
 
     def _loader(self, tokenizer, items: Sequence[dict[str, Any]], seed: int):

@@ -16,6 +16,7 @@ from forgetlab.cli import main
 from forgetlab.unlearning.bench.models import build_models
 from forgetlab.unlearning.bench.scale import scale_config
 from forgetlab.unlearning.bench.table import ROW_FIELDS
+from forgetlab.unlearning.bench.tune import matching_epochs
 from forgetlab.unlearning.formats import write_layouts
 from forgetlab.unlearning.world import QA_FIELDS, make_world
 
@@ -165,8 +166,12 @@ def test_tiny_bench_tunes_each_baseline_once_and_records_it(tiny):
             assert 0 <= p["ks_statistic"] <= 1 and p["floor_ratio"] > 0 and p["seconds"] > 0
         chosen = rec["points"][rec["chosen_index"]]
         assert rec["fallback"] or chosen["floor_ratio"] >= rec["floor_fraction"]
-        used = next(r for r in data["rows"] if r["method"] == method)["unlearn"]["config"]
-        assert (used["lr"], used["epochs"]) == (chosen["lr"], chosen["epochs"]) == tuple(rec["chosen"].values())
+        row_ = next(r for r in data["rows"] if r["method"] == method)
+        used, n_forget = row_["unlearn"]["config"], row_["unlearn"]["n_forget"]
+        assert (chosen["lr"], chosen["epochs"]) == tuple(rec["chosen"].values())
+        # the split runs as many updates as the chosen point made on the proxy
+        assert (used["lr"], used["epochs"]) == (chosen["lr"], matching_epochs(chosen["epochs"],
+                                                                             rec["proxy_forget_set"], n_forget))
         assert f"- seed 0, {method}: lr {chosen['lr']:g}, {chosen['epochs']} epochs: " in text
         assert "baseline tuning floor set" in data["config"]["heldout_check"]["0"]["forget10"]["fit_sets"]
         assert f"seed0/{method}/tune" in data["timings"]

@@ -95,3 +95,12 @@ def test_the_untuned_report_says_so():
     # a results file from before tuning existed (no "tune" key) ran its baselines untuned: said so too
     assert "untuned" in " ".join(_tuning({"config": {"methods": ["ga"], "per_seed": {"0": {}}}}))
     assert _tuning({"config": {"methods": ["eco"], "per_seed": {"0": {}}}}) == []  # no baseline, nothing to say
+
+
+def test_tuned_epochs_transfer_as_updates():
+    from forgetlab.unlearning.bench.tune import matching_epochs
+
+    # 2 epochs on a 304-item proxy at batch 32 = 20 updates; on 49 items (2 batches an epoch): 10 epochs
+    assert matching_epochs(2, 304, 49) == 10
+    assert matching_epochs(5, 64, 64) == 5 and matching_epochs(1, 10, 1000) == 1  # never below one epoch
+    assert matching_epochs(2, 304, 49, batch_size=8) == round(2 * 38 / 7)

@@ -108,6 +108,10 @@ def _fits(res: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+_TRANSFER = ("A forget split runs the chosen point's number of optimizer updates (its epochs scaled by the proxy's "
+             "batches per epoch over the split's; each row's `unlearn` record). ")
+
+
 def _tuning(res: dict[str, Any]) -> list[str]:
     """Each baseline's tuning per seed: every grid point's KS statistic, floor ratio and time, and the choice."""
     parts = {seed: part.get("baseline_tuning") or {} for seed, part in res["config"].get("per_seed", {}).items()}
@@ -122,7 +126,8 @@ def _tuning(res: dict[str, Any]) -> list[str]:
              f"held-back retain authors >= {first['floor_fraction']:g} x the target's)", "",
              f"Proxy forget set {first['proxy_forget_set']} items, tuning retain set {first['retain_set']}, floor "
              f"set {first['floor_set']} items of {first['floor_authors']} held-back author(s); no evaluation item, "
-             "no retain model. A point's seconds: its training epochs and its scoring (points with one learning "
+             "no retain model. " + (_TRANSFER if res["config"].get("tuned_epochs") == "matching updates" else
+                                      "Each split ran the chosen epochs as they are. ") + "A point's seconds: its training epochs and its scoring (points with one learning "
              "rate share a run).",
              "", "| seed | method | lr | epochs | KS | floor ratio | seconds | chosen |", "|---|---|---|---|---|---|---|---|"]
     for seed, tuned in parts.items():

@@ -113,7 +113,7 @@ def _baseline_row(ctx: BenchContext, split: str, method: str, data: EvalData, ev
                   tuner: BaselineTuner | None) -> dict[str, Any]:
     """Fine-tune a copy of the target with ``method`` (at the tuned config, or the untuned default without
     ``tuner``) on the split's forget set and score it; the tuning's time is not in the row's ``seconds``."""
-    config = tuner.config(method) if tuner is not None else UnlearnConfig()
+    config = tuner.config(method, len(ctx.world.forget(split))) if tuner is not None else UnlearnConfig()
     ctx.say(f"{split}: {method}", 0, 1)
     t0 = time.perf_counter()
     model, _ = load_lm(ctx.models.target)
@@ -216,7 +216,8 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
         runs[k] = _run_seed(worlds[k], seeded(s, k), k, opts, guards_dir, {})
         timings["total"] = time.perf_counter() - t_all
         machine["load_average_end"] = load_average()
-        config = {**_config(s, scale, answers, methods, entity_level, flag_entities, heldout, runs), "tune": tune}
+        config = {**_config(s, scale, answers, methods, entity_level, flag_entities, heldout, runs), "tune": tune,
+                  "tuned_epochs": "matching updates"}
         res = _write(out, runs, {**config, "seeds_requested": list(seeds)}, machine, timings)
     return res
 

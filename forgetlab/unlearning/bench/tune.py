@@ -128,6 +128,14 @@ def score_lr(ctx: BenchContext, method: str, sets: TuningSets, ref: TuneReferenc
     return points
 
 
+def matching_epochs(epochs: int, n_proxy: int, n_forget: int, batch_size: int = UnlearnConfig.batch_size) -> int:
+    """Epochs on ``n_forget`` items that make about the updates ``epochs`` made on the ``n_proxy``-item proxy
+    (at least 1). A point tuned as "2 epochs" on a 304-item proxy is 20 updates; on a 49-item forget split, 2
+    epochs would be 4, and the tuned method would barely move the model (measured at default scale)."""
+    per_epoch = lambda n: -(-n // batch_size)  # noqa: E731 (batches per epoch; the last one may be short)
+    return max(1, round(epochs * per_epoch(n_proxy) / per_epoch(max(n_forget, 1))))
+
+
 class BaselineTuner:
     """Tunes each baseline once per seed (the proxy is split-independent); :meth:`config` gives the chosen
     :class:`UnlearnConfig` and ``records`` what was tried, for ``results.json``."""
@@ -145,12 +153,14 @@ class BaselineTuner:
                                       answer_prob(self.ctx.target, self.ctx.tokenizer, self.sets.floor))
         return self._ref
 
-    def config(self, method: str) -> UnlearnConfig:
-        """The chosen config of ``method`` (tuned on first use)."""
+    def config(self, method: str, n_forget: int | None = None) -> UnlearnConfig:
+        """The chosen config of ``method`` (tuned on first use), for a forget set of ``n_forget`` items: its epochs
+        give as many optimizer updates as the chosen point made on the proxy (:func:`matching_epochs`)."""
         if method not in self.records:
             self.records[method] = self.tune(method)
         c = self.records[method]["chosen"]
-        return replace(UnlearnConfig(), lr=c["lr"], epochs=c["epochs"])
+        epochs = c["epochs"] if n_forget is None else matching_epochs(c["epochs"], len(self.sets.forget), n_forget)
+        return replace(UnlearnConfig(), lr=c["lr"], epochs=epochs)
 
     def tune(self, method: str) -> dict[str, Any]:
         """Score every grid point of ``method`` (one run per learning rate, :func:`score_lr`) and choose one
