@@ -109,3 +109,11 @@ def test_grok_reproduce_of_the_analytic_case_checks_p(tmp_path, capsys, p):
     code, out, err = run_cli(["grok", "reproduce", "--cases", "A0", "--p", p, "--quiet",
                               "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and out == "" and err.startswith("error: p:") and list(tmp_path.iterdir()) == []
+
+
+def test_grok_reproduce_refuses_cases_that_cannot_fit_in_memory_before_anything(tmp_path, capsys):
+    """`grok reproduce --cases T1 --p 999999999999999999999`: an integer >= 3, so it started allocating and the
+    long fuzz run was killed by the kernel at 24 GB. Now refused with the estimate, nothing written."""
+    code, out, err = run_cli(["grok", "reproduce", "--cases", "T1", "--p", "999999999999999999999", "--quiet",
+                              "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and out == "" and err.startswith("error: p/width") and list(tmp_path.iterdir()) == []

@@ -75,6 +75,21 @@ def _check_memory(cfg) -> None:
                        f"{have / 2**30:.1f} GiB are available (lower p, width or batch size)")
 
 
+def _check_cases_memory(paper: list[str], arch: list[str], p: int) -> None:
+    """Refuse, before any folder or training, cases whose runs would not fit in memory at modulus ``p`` (a
+    `--p` of 10^21 is an integer >= 3, and its first tensor alone is larger than any machine)."""
+    from .arch_cases import arch_case_configs
+    from .cases import case_configs
+    from .config import check_p_op
+
+    check_p_op(p, "add")
+    configs = [c for name, c in case_configs(p).items() if name in paper]
+    if arch:
+        configs += [c for name, cs in arch_case_configs(p).items() if name in arch for c in cs]
+    for cfg in configs:
+        _check_memory(cfg)
+
+
 @app.command("prune")
 def prune_command(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A folder written by `forgetlab grok train`."),
@@ -168,6 +183,7 @@ def reproduce_command(
     _set_threads(threads)
     paper = [c for c in wanted if c in CASES]
     arch = [c for c in wanted if c in ARCH_CASES]
+    _check_cases_memory(paper, arch, p)
     results, files = [], []
     with claim_out_dir(out, resume=True):  # the runners check the folder's content themselves
         if paper:
