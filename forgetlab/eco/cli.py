@@ -54,67 +54,95 @@ def _parse_target(target: str, items: list) -> float:
     return value
 
 
+FIT_OPTIONS = {
+    "model": typer.Option("", "--model", help="The base model: a local Hugging Face causal-LM folder, or a "
+        "hub id (org/name) in the local Hugging Face cache (with --add-to: the guard's)."),
+    "revision": typer.Option("", "--revision", help="Branch, tag or commit of a hub --model (default main); "
+        "the guard records the commit."),
+    "forget": typer.Option(..., "--forget", help="JSONL of prompts about the forget target ({'prompt': ...})."),
+    "retain": typer.Option(..., "--retain", help="JSONL of prompts that must not be flagged."),
+    "fit": typer.Option(None, "--fit", help="JSONL of multiple-choice forget questions to fit the "
+        "strength on ({'question', 'choices', 'answer'}: index, letter or text, as "
+        "WMDP/MMLU); never the evaluation split (default: none, --strength is used as "
+        "given)."),
+    "corruption": typer.Option("rand_noise_first_n", "--corruption",
+        help="Corruption, one of: " + ", ".join(CORRUPTIONS.names()) + " (the "
+        "reference's names " + ", ".join(ALIASES) + " also)."),
+    "target": typer.Option("chance", "--target", help="Metric value to reach on --fit: 'chance' (the mean of "
+        "1 / number of choices) or a number."),
+    "metric": typer.Option("mc_accuracy", "--metric", help="Metric to fit on, one of: "
+        + ", ".join(MC_METRICS.names()) + "."),
+    "method": typer.Option("bracket", "--method", help="Fitting method, one of: bracket (root finder), zo "
+        "(zeroth-order)."),
+    "tol": typer.Option(0.05, "--tol", help="Tolerance on the metric."),
+    "strength": typer.Option(0.0, "--strength", help="Strength when not fitting (no --fit)."),
+    "k": typer.Option(None, "--k", help="Dims to corrupt (default: the hidden size)."),
+    "fpr": typer.Option(ClassifierConfig.fpr, "--fpr",
+        help="Classifier false-positive rate on retain prompts, in (0, 1)."),
+    "entity_level": typer.Option(False, "--entity-level", help="Corrupt only forget entity tokens "
+        "(mined from the prompts). Off by default: the paper's ECO corrupts the "
+        "whole prompt (`eco bench` turns it on, where it measures better)."),
+    "flag_entities": typer.Option(False, "--flag-entities", help="Also flag every prompt that names a forget "
+        "entity (mined from the prompts): the flag rule becomes classifier OR "
+        "name match. Off by default: the paper's rule is the classifier alone, "
+        "and names mined from arbitrary prompts can add false positives (`eco "
+        "bench` turns it on: docs/benchmarks/unlearning.md)."),
+    "calibration": typer.Option(None, "--calibration", help="JSONL of benign prompts used only to "
+        "calibrate the classifier's threshold (and, for a share of them, to "
+        "measure its FPR), never to train it: e.g. questions about people "
+        "of the same kind as the forget entities (default: none)."),
+    "hard_negatives": typer.Option(None, "--hard-negatives", help="JSONL of near-topic benign prompts "
+        "(everyday questions on the forget topic) to train, calibrate and "
+        "measure the classifier on (default: none)."),
+    "unseen_negatives": typer.Option(True, "--unseen-negatives/--no-unseen-negatives", help="Add the forget "
+        "prompts rewritten about people who are not forget entities (names "
+        "mined from the prompts, swapped) as negatives, so the FPR holds for "
+        "never-seen entities; only where names are mined."),
+    "copy_model": typer.Option(False, "--copy-model", help="Copy the base model into the guard folder."),
+    "seed": typer.Option(ClassifierConfig.seed, "--seed",
+        help="Seed of the classifier's splits and of the corruption's noise."),
+    "out": typer.Option(None, "--out", help="Guard folder to write (new or empty): a new guard with "
+        "one target (default: none; give --out or --add-to)."),
+    "add_to": typer.Option(None, "--add-to", help="Add this forget request as a new target of an "
+        "existing guard folder instead (the other targets are not refitted; "
+        "default: none)."),
+    "name": typer.Option("default", "--name", help="Name of the target (a guard's targets are listed and "
+        "removed by name: forgetlab eco targets)."),
+    "overwrite": typer.Option(False, "--overwrite", help="Replace an earlier guard folder at --out."),
+    "quiet": typer.Option(False, "--quiet", help="No progress bars or status lines on stderr."),
+}
+"""The options of ``eco fit``, each with its help, apart from the command so that its body reads whole."""
+
+
 @app.command("fit")
 @config_command(Placement, param="placement")
-# Long only by its typer option declarations (one per option, each with its help); the body is ~30 lines of
-# calls to the helpers below.
 def fit_cmd(
     placement: Placement,
-    model: str = typer.Option("", "--model", help="The base model: a local Hugging Face causal-LM folder, or a "
-                              "hub id (org/name) in the local Hugging Face cache (with --add-to: the guard's)."),
-    revision: str = typer.Option("", "--revision", help="Branch, tag or commit of a hub --model (default main); "
-                                 "the guard records the commit."),
-    forget: Path = typer.Option(..., "--forget", help="JSONL of prompts about the forget target ({'prompt': ...})."),
-    retain: Path = typer.Option(..., "--retain", help="JSONL of prompts that must not be flagged."),
-    fit: Path | None = typer.Option(None, "--fit", help="JSONL of multiple-choice forget questions to fit the "
-                                    "strength on ({'question', 'choices', 'answer'}: index, letter or text, as "
-                                    "WMDP/MMLU); never the evaluation split (default: none, --strength is used as "
-                                    "given)."),
-    corruption: str = typer.Option("rand_noise_first_n", "--corruption",
-                                   help="Corruption, one of: " + ", ".join(CORRUPTIONS.names()) + " (the "
-                                   "reference's names " + ", ".join(ALIASES) + " also)."),
-    target: str = typer.Option("chance", "--target", help="Metric value to reach on --fit: 'chance' (the mean of "
-                               "1 / number of choices) or a number."),
-    metric: str = typer.Option("mc_accuracy", "--metric", help="Metric to fit on, one of: "
-                               + ", ".join(MC_METRICS.names()) + "."),
-    method: str = typer.Option("bracket", "--method", help="Fitting method, one of: bracket (root finder), zo "
-                               "(zeroth-order)."),
-    tol: float = typer.Option(0.05, "--tol", help="Tolerance on the metric."),
-    strength: float = typer.Option(0.0, "--strength", help="Strength when not fitting (no --fit)."),
-    k: int | None = typer.Option(None, "--k", help="Dims to corrupt (default: the hidden size)."),
-    fpr: float = typer.Option(ClassifierConfig.fpr, "--fpr",
-                              help="Classifier false-positive rate on retain prompts, in (0, 1)."),
-    entity_level: bool = typer.Option(False, "--entity-level", help="Corrupt only forget entity tokens "
-                                      "(mined from the prompts). Off by default: the paper's ECO corrupts the "
-                                      "whole prompt (`eco bench` turns it on, where it measures better)."),
-    flag_entities: bool = typer.Option(False, "--flag-entities", help="Also flag every prompt that names a forget "
-                                       "entity (mined from the prompts): the flag rule becomes classifier OR "
-                                       "name match. Off by default: the paper's rule is the classifier alone, "
-                                       "and names mined from arbitrary prompts can add false positives (`eco "
-                                       "bench` turns it on: docs/benchmarks/unlearning.md)."),
-    calibration: Path | None = typer.Option(None, "--calibration", help="JSONL of benign prompts used only to "
-                                            "calibrate the classifier's threshold (and, for a share of them, to "
-                                            "measure its FPR), never to train it: e.g. questions about people "
-                                            "of the same kind as the forget entities (default: none)."),
-    hard_negatives: Path | None = typer.Option(None, "--hard-negatives", help="JSONL of near-topic benign prompts "
-                                               "(everyday questions on the forget topic) to train, calibrate and "
-                                               "measure the classifier on (default: none)."),
-    unseen_negatives: bool = typer.Option(True, "--unseen-negatives/--no-unseen-negatives", help="Add the forget "
-                                          "prompts rewritten about people who are not forget entities (names "
-                                          "mined from the prompts, swapped) as negatives, so the FPR holds for "
-                                          "never-seen entities; only where names are mined."),
-    copy_model: bool = typer.Option(False, "--copy-model", help="Copy the base model into the guard folder."),
-    seed: int = typer.Option(ClassifierConfig.seed, "--seed",
-                             help="Seed of the classifier's splits and of the corruption's noise."),
-    out: Path | None = typer.Option(None, "--out", help="Guard folder to write (new or empty): a new guard with "
-                                    "one target (default: none; give --out or --add-to)."),
-    add_to: Path | None = typer.Option(None, "--add-to", help="Add this forget request as a new target of an "
-                                       "existing guard folder instead (the other targets are not refitted; "
-                                       "default: none)."),
-    name: str = typer.Option("default", "--name", help="Name of the target (a guard's targets are listed and "
-                             "removed by name: forgetlab eco targets)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier guard folder at --out."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or status lines on stderr."),
+    model: str = FIT_OPTIONS['model'],
+    revision: str = FIT_OPTIONS['revision'],
+    forget: Path = FIT_OPTIONS['forget'],
+    retain: Path = FIT_OPTIONS['retain'],
+    fit: Path | None = FIT_OPTIONS['fit'],
+    corruption: str = FIT_OPTIONS['corruption'],
+    target: str = FIT_OPTIONS['target'],
+    metric: str = FIT_OPTIONS['metric'],
+    method: str = FIT_OPTIONS['method'],
+    tol: float = FIT_OPTIONS['tol'],
+    strength: float = FIT_OPTIONS['strength'],
+    k: int | None = FIT_OPTIONS['k'],
+    fpr: float = FIT_OPTIONS['fpr'],
+    entity_level: bool = FIT_OPTIONS['entity_level'],
+    flag_entities: bool = FIT_OPTIONS['flag_entities'],
+    calibration: Path | None = FIT_OPTIONS['calibration'],
+    hard_negatives: Path | None = FIT_OPTIONS['hard_negatives'],
+    unseen_negatives: bool = FIT_OPTIONS['unseen_negatives'],
+    copy_model: bool = FIT_OPTIONS['copy_model'],
+    seed: int = FIT_OPTIONS['seed'],
+    out: Path | None = FIT_OPTIONS['out'],
+    add_to: Path | None = FIT_OPTIONS['add_to'],
+    name: str = FIT_OPTIONS['name'],
+    overwrite: bool = FIT_OPTIONS['overwrite'],
+    quiet: bool = FIT_OPTIONS['quiet'],
 ) -> None:
     """Train the prompt classifier, fit the corruption strength, and save a guard folder (or add a target).
 
@@ -144,15 +172,20 @@ def fit_cmd(
                              goal, metric, method, tol, fpr, seed, entity_level, flag_entities, fit, name, quiet,
                              say, sets)
         _publish(guard, out, add_to, copy_model, overwrite)
+    say(f"wrote {out or add_to}")
+    emit(_fit_result(guard, source, out or add_to, name, corruption))
+
+
+def _fit_result(guard, source, folder: Path, name: str, corruption: str) -> dict:
+    """What ``eco fit`` prints: the guard folder, target, base model, classifier and fit summary."""
     fit_record, c, clf = guard.fit, guard.config, guard.classifier
     summary = None if fit_record is None else {x: fit_record[x] for x in ("method", "metric", "target", "n_evals",
                                                                           "converged", "fit_set_sha256")}
-    say(f"wrote {out or add_to}")
-    emit({"guard": str(out or add_to), "target": name, "model": source.hub_id or str(source.folder),
-          "revision": source.revision, "device": str(guard.device), "dtype": str(guard.dtype).replace("torch.", ""),
-          "threshold": getattr(clf, "threshold", None), "classifier_report": getattr(clf, "report", {}) or {},
-          "corruption": corruption, "strength": float(c.strength), "k": int(c.k), "fit": summary,
-          "flag_rule": (getattr(clf, "report", {}) or {}).get("flag_rule")})
+    report = getattr(clf, "report", {}) or {}
+    return {"guard": str(folder), "target": name, "model": source.hub_id or str(source.folder),
+            "revision": source.revision, "device": str(guard.device), "dtype": str(guard.dtype).replace("torch.", ""),
+            "threshold": getattr(clf, "threshold", None), "classifier_report": report, "corruption": corruption,
+            "strength": float(c.strength), "k": int(c.k), "fit": summary, "flag_rule": report.get("flag_rule")}
 
 
 def _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, corruption, strength, k, goal,

@@ -28,8 +28,6 @@ def _preset_sizes() -> str:
     return ", ".join(out)
 
 
-# Long only by its typer option declarations (one per option, each with its help); the body delegates to
-# build_spec, estimate_sweep and run_sweep.
 def sweep_command(
     out: Path = typer.Option(..., "--out", help="Sweep folder (created; an existing one of the same sweep resumes)."),
     spec: Path | None = typer.Option(None, "--spec", help="Sweep spec TOML file (default: none; give --spec, "
@@ -59,7 +57,6 @@ def sweep_command(
 
     Prints one JSON object on stdout: run counts, seconds, the results.csv path and the phase counts."""
     import dataclasses
-    from collections import Counter
 
     from .backends import BACKENDS
     from .run import run_sweep
@@ -72,19 +69,33 @@ def sweep_command(
     if changes:
         sweep_spec = dataclasses.replace(sweep_spec, **changes)
     if estimate:
-        from .estimate import estimate_sweep
-        from .store import SweepStore
-
-        est = estimate_sweep(sweep_spec, trainer=trainer, finished=SweepStore(out).finished())
-        say = status(not quiet)
-        say(est.describe(workers))
-        for sh in est.shapes:
-            say(f"  {sh.runs} runs of shape {sh.shape}: {sh.step_seconds * 1e3:.1f} ms per step of a batch "
-                f"of {sh.probe_runs}, {sh.seconds:.0f} s")
-        emit({"estimate": dataclasses.asdict(est), "workers": workers})
+        _print_estimate(sweep_spec, trainer, out, workers, quiet)
         return
     res = run_sweep(sweep_spec, out, backend=backend, workers=workers, progress=not quiet, trainer=trainer,
                     max_memory_gb=max_memory)
+    _report_sweep(res, quiet)
+
+
+def _print_estimate(sweep_spec, trainer: str, out: Path, workers: int, quiet: bool) -> None:
+    """``--estimate``: the estimated wall time on this machine (status lines), and as JSON on stdout."""
+    import dataclasses
+
+    from .estimate import estimate_sweep
+    from .store import SweepStore
+
+    est = estimate_sweep(sweep_spec, trainer=trainer, finished=SweepStore(out).finished())
+    say = status(not quiet)
+    say(est.describe(workers))
+    for sh in est.shapes:
+        say(f"  {sh.runs} runs of shape {sh.shape}: {sh.step_seconds * 1e3:.1f} ms per step of a batch "
+            f"of {sh.probe_runs}, {sh.seconds:.0f} s")
+    emit({"estimate": dataclasses.asdict(est), "workers": workers})
+
+
+def _report_sweep(res, quiet: bool) -> None:
+    """A finished sweep's counts and phases: status lines, and one JSON object on stdout."""
+    from collections import Counter
+
     from .store import read_results_csv
 
     phases = Counter(r["phase"] for r in read_results_csv(res.results_csv))
@@ -95,7 +106,6 @@ def sweep_command(
     emit({"out": str(res.out_dir), "n_runs": res.n_runs, "n_batches": res.n_batches, "n_skipped": res.n_skipped,
           "n_trained": res.n_trained, "n_damaged": res.n_damaged, "seconds": res.seconds, "backend": res.backend,
           "results_csv": str(res.results_csv), "phases": dict(sorted(phases.items()))})
-
 
 def phase_diagram_command(
     sweep_dir: Path = typer.Argument(..., metavar="SWEEP_DIR", help="A sweep folder (with sweep.json and runs/)."),
