@@ -56,7 +56,7 @@ def test_every_command_is_walked():
     names = {" ".join(p) for p, _ in COMMANDS}
     assert names == {"reproduce", "grok train", "grok prune", "grok analytic", "grok reproduce", "grok sweep",
                      "grok phase-diagram", "eco fit", "eco classify", "eco generate", "eco serve", "eco world",
-                     "eco evaluate", "eco bench", "eco bench-report", "eco targets", "eco lm-eval"}
+                     "eco evaluate", "eco bench", "eco bench-report", "eco bench-merge", "eco targets", "eco lm-eval"}
 
 
 PASSTHROUGH = {"eco lm-eval"}  # every argument, --help included, is lm-evaluation-harness's own

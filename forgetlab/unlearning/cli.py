@@ -130,6 +130,40 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
+def _bench_results(path: Path) -> dict:
+    """A loaded ``results.json`` of `forgetlab eco bench`, or a one-line error naming it."""
+    import json
+
+    try:
+        res = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise BadInput("results", str(path), f"a readable results.json of `forgetlab eco bench` ({e})") from None
+    if not isinstance(res, dict) or not {"config", "rows", "summary", "timings"} <= set(res):
+        raise BadInput("results", str(path), "a results.json of `forgetlab eco bench` with config, rows, summary "
+                       "and timings (rerun the bench to get one)")
+    return res
+
+
+@app.command("bench-merge")
+def bench_merge_cmd(results: list[Path] = typer.Argument(..., help="Two or more results.json files of `forgetlab "
+                                                         "eco bench` runs with the same settings and distinct seeds."),
+                    out: Path = typer.Option(..., "--out", help="Folder for the merged results.json/.md and "
+                                             "tradeoff.png."),
+                    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty --out folder.")) -> None:
+    """Join bench runs of other seeds (e.g. `--seeds 1` and `--seeds 2` run side by side) into the one record
+    `--seeds 0,1,2` would write: every seed's rows, mean +- sd over seeds, each run's machine and timings.
+
+    Prints one JSON object on stdout: the files written and the seeds merged."""
+    from ..runs import prepare_out_dir
+    from .bench.merge import merge_results
+    from .bench.run import write_bench_files
+
+    names = [str(p) for p in results]
+    merged = merge_results([_bench_results(p) for p in results], names)
+    files = write_bench_files(prepare_out_dir(out, overwrite=overwrite), merged)
+    emit({"files": {k: str(v) for k, v in files.items()}, "seeds": merged["seeds"], "merged_from": names})
+
+
 @app.command("bench-report")
 def bench_report_cmd(results: Path = typer.Argument(..., help="A results.json written by `forgetlab eco bench`."),
                      out: Path = typer.Option(..., "--out", help="The Markdown file to write, e.g. "
@@ -137,18 +171,10 @@ def bench_report_cmd(results: Path = typer.Argument(..., help="A results.json wr
     """Render the bench's Markdown report (tables with mean +- sd, machine, load, command) from a results.json.
 
     Prints one JSON object on stdout: the file written and the run it came from."""
-    import json
-
     from ..runs import atomic_write_text
     from .bench.report import render_report
 
-    try:
-        res = json.loads(results.read_text())
-    except (OSError, ValueError) as e:
-        raise BadInput("results", str(results), f"a readable results.json of `forgetlab eco bench` ({e})") from None
-    if not isinstance(res, dict) or not {"config", "rows", "summary", "timings"} <= set(res):
-        raise BadInput("results", str(results), "a results.json of `forgetlab eco bench` with config, rows, summary "
-                       "and timings (rerun the bench to get one)")
+    res = _bench_results(results)
     atomic_write_text(out, render_report(res))
     emit({"file": str(out), "results": str(results), "seeds": res["config"].get("seeds", [0]),
           "measured": res.get("machine", {}).get("date_utc")})

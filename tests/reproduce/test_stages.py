@@ -54,3 +54,25 @@ def test_eco_stage_end_to_end(tmp_path):
     assert any(c.case == "MC forget subject" for c in eco.claims)
     assert all((tmp_path / "r" / f.path).is_file() for f in eco.figures)
     json.loads(paths["json"].read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+
+
+def test_eco_claims_over_seeds_apply_the_band_to_the_mean_and_report_each_seed():
+    from forgetlab.reproduce.stages.eco import _seeded_claims
+
+    def rows(seed, eco_fq):
+        base = {"split": "forget05", "seed": seed, "forget_Q_A_ROUGE": 0.3, "model_utility": 0.8,
+                "classifier_fpr": 0.0, "classifier_fnr": 0.0}
+        return [{**base, "method": "target", "protocol": "-", "forget_quality": 1e-6},
+                {**base, "method": "retain", "protocol": "-", "forget_quality": 1.0},
+                {**base, "method": "eco", "protocol": "deployment", "forget_quality": eco_fq}]
+
+    config = {"splits": ["forget05"]}
+    all_rows = rows(0, 0.3) + rows(1, 0.05) + rows(2, 0.1)  # mean 0.15 passes >= 0.1; seed 1 misses
+    claims = _seeded_claims(all_rows, [], config, "name-free")
+    fq = next(c for c in claims if c.case == "forget05 ECO" and "forget quality" in c.quantity)
+    assert fq.passed and "FQ 0.15" in fq.ours and "1: FQ 0.05" in fq.ours and "seed(s) 1 outside" in fq.miss
+    worse = _seeded_claims(rows(0, 0.1) + rows(1, 0.05), [], config, "name-free")
+    fq = next(c for c in worse if c.case == "forget05 ECO" and "forget quality" in c.quantity)
+    assert not fq.passed and "FQ 0.075" in fq.ours
+    one = _seeded_claims(rows(0, 0.3), [], config, "name-free")
+    assert all("per seed" not in c.ours for c in one)

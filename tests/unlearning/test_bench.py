@@ -231,3 +231,56 @@ def test_cli_bad_seeds(tmp_path, capsys):
         code, _, err = run_cli(["eco", "bench", "--out", str(tmp_path / "b"), "--seeds", bad], capsys)
         assert code == 2 and "--seeds" in err and len(err.strip().splitlines()) == 1, (bad, err)
     assert not (tmp_path / "b").exists()
+
+
+def _as_seed(rec: dict, seed: int, shift: float) -> dict:
+    """The tiny run's record relabelled as another seed's run, its forget quality moved by ``shift``."""
+    rec = json.loads(json.dumps(rec))
+    for r in rec["rows"] + rec["mc_rows"]:
+        r["seed"] = seed
+    for r in rec["rows"]:
+        r["forget_quality"] += shift
+    c = rec["config"]
+    c["seeds"] = c["seeds_requested"] = [seed]
+    c["world"]["seed"] = c["train"]["seed"] = seed
+    for k in ("per_seed", "heldout_check"):
+        c[k] = {str(seed): v for v in c[k].values()}
+    rec["timings"] = {(f"seed{seed}/" + k.split("/", 1)[1] if k.startswith("seed") else k): v
+                      for k, v in rec["timings"].items()}
+    rec["training"] = {str(seed): v for v in rec["training"].values()}
+    return rec
+
+
+def test_bench_merge_joins_runs_of_other_seeds(tiny, tmp_path, capsys):
+    base = json.loads(tiny.files["json"].read_text())
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(_as_seed(base, 1, 0.1)))
+    code, out, err = run_cli(["eco", "bench-merge", str(tiny.files["json"]), str(one), "--out",
+                              str(tmp_path / "m")], capsys)
+    assert code == 0, err
+    merged = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert json.loads(out)["seeds"] == [0, 1] == merged["config"]["seeds"]
+    assert len(merged["rows"]) == 2 * len(base["rows"]) and set(merged["training"]) == {"0", "1"}
+    target = next(s for s in merged["summary"] if s["method"] == "target")
+    fq0 = next(r["forget_quality"] for r in base["rows"] if r["method"] == "target")
+    assert target["forget_quality"]["n"] == 2 and target["forget_quality"]["mean"] == pytest.approx(fq0 + 0.05)
+    assert target["worst_seed_forget_quality"] == 0 and len(merged["machine"]["runs"]) == 2
+    text = (tmp_path / "m" / "results.md").read_text()
+    assert "forgetlab eco bench-merge DIR_0/results.json DIR_1/results.json --out DIR" in text and "seed 1" in text
+
+
+def test_bench_merge_refuses_runs_that_differ(tiny, tmp_path, capsys):
+    base = json.loads(tiny.files["json"].read_text())
+    other = _as_seed(base, 1, 0.0)
+    other["config"]["answers"] = "tofu"
+    cases = {"same seed twice": base, "other answers": other}
+    for name, rec in cases.items():
+        f = tmp_path / f"{name}.json"
+        f.write_text(json.dumps(rec))
+        code, _, err = run_cli(["eco", "bench-merge", str(tiny.files["json"]), str(f), "--out",
+                                str(tmp_path / "m")], capsys)
+        assert code == 2 and "results" in err and len(err.strip().splitlines()) == 1, (name, err)
+        assert ("seed 0" in err) if name == "same seed twice" else ("answers" in err)
+    code, _, err = run_cli(["eco", "bench-merge", str(tiny.files["json"]), "--out", str(tmp_path / "m")], capsys)
+    assert code == 2 and "two or more" in err
+    assert not (tmp_path / "m").exists()

@@ -46,6 +46,8 @@ def _header(res: dict[str, Any]) -> list[str]:
            f"--methods {','.join(c['methods'])}"
            + (f" --splits {','.join(c['splits'])}" if c.get("splits") else "")
            + f"{'' if c.get('tune', False) else ' --no-tune'} --out DIR")  # no key: a run before tuning existed
+    if c.get("merged_from"):
+        return _merged_header(res, cmd)
     load = m.get("load_average")
     return [f"# Unlearning benchmark ({c['scale']} scale, {c['answers']} answers, seeds {seeds})", "",
             "Generated from `DIR/results.json` by `forgetlab eco bench-report DIR/results.json --out "
@@ -59,6 +61,29 @@ def _header(res: dict[str, Any]) -> list[str]:
             + (" (a shared machine: timings are under load)" if load and load[0] > (m.get("cpu_count") or 1)
                else ""),
             f"- flag rule: {'classifier OR forget-name match' if c.get('flag_entities') else 'classifier'}; "
+            f"corrupted tokens: {'forget-entity tokens' if c.get('entity_level') else 'whole prompt'}", "",
+            _DEFINITIONS, ""]
+
+
+def _merged_header(res: dict[str, Any], cmd: str) -> list[str]:
+    """The header of a record joined by ``forgetlab eco bench-merge``: the runs' commands and each run's machine."""
+    c, m = res["config"], res["machine"]
+    seeds = ",".join(str(k) for k in c["seeds"])
+    per_run = cmd.replace(f"--seeds {seeds}", "--seeds K").replace("--out DIR", "--out DIR_K")
+    lines = [f"# Unlearning benchmark ({c['scale']} scale, {c['answers']} answers, seeds {seeds})", "",
+             "Generated from `DIR/results.json` by `forgetlab eco bench-report DIR/results.json --out "
+             "docs/benchmarks/unlearning.md`; do not edit by hand (rerun the commands instead).", "",
+             f"- commands: `{per_run}` for each seed K (separate processes), then `forgetlab eco bench-merge "
+             + " ".join(f"DIR_{k}/results.json" for k in c["seeds"]) + " --out DIR`",
+             f"- machine: {m.get('cpu_model', '?')}, {m.get('cpu_count', '?')} logical cores, torch "
+             f"{m.get('torch', '?')}; the runs (load average 1/5/15 min at their start and end):"]
+    for r in m["runs"]:
+        busy = r.get("load_average") and r["load_average"][0] > (r.get("cpu_count") or 1)
+        lines.append(f"  - seeds {','.join(map(str, r['seeds']))}: started {r.get('date_utc', '?')} (UTC), "
+                     f"{fmt(r.get('total_seconds'), '4g')} s, {r.get('torch_threads', '?')} torch thread(s), load "
+                     f"{r.get('load_average')} -> {r.get('load_average_end')}"
+                     + (" (a shared machine: timings are under load)" if busy else ""))
+    return [*lines, f"- flag rule: {'classifier OR forget-name match' if c.get('flag_entities') else 'classifier'}; "
             f"corrupted tokens: {'forget-entity tokens' if c.get('entity_level') else 'whole prompt'}", "",
             _DEFINITIONS, ""]
 

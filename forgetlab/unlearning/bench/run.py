@@ -254,8 +254,13 @@ def _write(out: Path, runs: dict[int, SeedRun], config: dict[str, Any], machine:
     record = {**run_record(config, seeds=list(runs)), "machine": machine, "rows": rows, "summary": summarize(rows),
               "mc_rows": mcr, "timings": {**timings, **seed_timings},
               "training": {str(k): run.training for k, run in runs.items()}}
+    return BenchResult(rows, mcr, record["timings"], write_bench_files(out, record), config)
+
+
+def write_bench_files(out: Path, record: dict[str, Any]) -> dict[str, Path]:
+    """``results.json`` (the record), ``results.md`` rendered from the file as written, and ``tradeoff.png``."""
     files = {"json": out / "results.json", "md": out / "results.md", "png": out / "tradeoff.png"}
     atomic_write_json(files["json"], record)
     atomic_write_text(files["md"], render_report(json.loads(files["json"].read_text())))
-    plot_tradeoff(rows, files["png"])
-    return BenchResult(rows, mcr, record["timings"], files, config)
+    plot_tradeoff(record["rows"], files["png"])
+    return files
