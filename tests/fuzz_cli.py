@@ -128,6 +128,7 @@ def _eco(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[st
                      "--target": pool("chance", 0.3, "nan", "x"), "--metric": pool("mc_accuracy", "nope"),
                      "--method": pool("bracket", "zo", "grid"), "--tol": FLOATS, "--strength": FLOATS,
                      "--k": pool(0, 1, 8, -1, 10**6), "--fpr": FLOATS, "--entity-level": FLAG,
+                     "--classifier-precision": pool("auto", "fp32", "bf16", "fp16"),
                      "--flag-entities": FLAG, "--seed": INTS, "--out": out, "--overwrite": FLAG,
                      "--revision": pool("main", "", "0" * 40), "--copy-model": FLAG,
                      "--add-to": st.sampled_from(["{guard_copy}", "{file}", str(fx["missing"])]),

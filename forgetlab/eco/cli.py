@@ -98,6 +98,10 @@ FIT_OPTIONS = {
         "prompts rewritten about people who are not forget entities (names "
         "mined from the prompts, swapped) as negatives, so the FPR holds for "
         "never-seen entities; only where names are mined."),
+    "classifier_precision": typer.Option(ClassifierConfig.precision, "--classifier-precision",
+        help="The prompt classifier's encoder precision when it scores, one of: auto (bf16 where the CPU has AMX "
+        "or AVX-512 BF16 units or on a bf16 GPU, else fp32), fp32, bf16. Trained in fp32; the threshold is "
+        "calibrated in this precision and the guard records it."),
     "copy_model": typer.Option(False, "--copy-model", help="Copy the base model into the guard folder."),
     "seed": typer.Option(ClassifierConfig.seed, "--seed",
         help="Seed of the classifier's splits and of the corruption's noise."),
@@ -136,6 +140,7 @@ def fit_cmd(
     calibration: Path | None = FIT_OPTIONS['calibration'],
     hard_negatives: Path | None = FIT_OPTIONS['hard_negatives'],
     unseen_negatives: bool = FIT_OPTIONS['unseen_negatives'],
+    classifier_precision: str = FIT_OPTIONS['classifier_precision'],
     copy_model: bool = FIT_OPTIONS['copy_model'],
     seed: int = FIT_OPTIONS['seed'],
     out: Path | None = FIT_OPTIONS['out'],
@@ -155,7 +160,8 @@ def fit_cmd(
     from .classify.prompts import load_prompts
 
     spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol)
-    ClassifierConfig(fpr=fpr, seed=seed).validate()  # the seed seeds the negatives' rewrites before training
+    # the seed seeds the negatives' rewrites before training
+    ClassifierConfig(fpr=fpr, seed=seed, precision=classifier_precision).validate()
     existing = _check_destination(out, add_to, name, model)
     forget_prompts, retain_prompts = load_prompts(forget), load_prompts(retain)
     sets = _flag_sets(forget, forget_prompts, retain_prompts, calibration, hard_negatives, unseen_negatives, seed,
@@ -170,7 +176,7 @@ def fit_cmd(
         source, lm, tok = _load_fit_model(model, revision, existing, placement, say)
         guard = _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, corruption, strength, k,
                              goal, metric, method, tol, fpr, seed, entity_level, flag_entities, fit, name, quiet,
-                             say, sets)
+                             say, sets, classifier_precision)
         _publish(guard, out, add_to, copy_model, overwrite)
     say(f"wrote {out or add_to}")
     emit(_fit_result(guard, source, out or add_to, name, corruption))
@@ -184,12 +190,14 @@ def _fit_result(guard, source, folder: Path, name: str, corruption: str) -> dict
     report = getattr(clf, "report", {}) or {}
     return {"guard": str(folder), "target": name, "model": source.hub_id or str(source.folder),
             "revision": source.revision, "device": str(guard.device), "dtype": str(guard.dtype).replace("torch.", ""),
-            "threshold": getattr(clf, "threshold", None), "classifier_report": report, "corruption": corruption,
+            "threshold": getattr(clf, "threshold", None),
+            "classifier_precision": getattr(getattr(clf, "config", None), "precision", None), "classifier_report": report, "corruption": corruption,
             "strength": float(c.strength), "k": int(c.k), "fit": summary, "flag_rule": report.get("flag_rule")}
 
 
 def _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, corruption, strength, k, goal,
-                 metric, method, tol, fpr, seed, entity_level, flag_entities, fit, name, quiet, say, sets):
+                 metric, method, tol, fpr, seed, entity_level, flag_entities, fit, name, quiet, say, sets,
+                 precision):
     """Train the classifiers and fit the strength (or k) on the loaded base model: the guard, with its fit
     record."""
     from .classify.prompt import PromptClassifier
@@ -204,7 +212,8 @@ def _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, c
         raise BadInput("k", k, f"an integer in [0, {d}] (the hidden size)")
     say(f"training the prompt classifier on {len(forget_prompts)} forget / {len(retain_prompts)} retain prompts")
     clf = PromptClassifier.fit(forget_prompts, retain_prompts, negatives=sets["negatives"],
-                               calibration_sets=sets["calibration"], fpr=fpr, seed=seed, progress=not quiet)
+                               calibration_sets=sets["calibration"], fpr=fpr, seed=seed, precision=precision,
+                               progress=not quiet)
     tclf = (TokenClassifier.fit(forget=forget_prompts, retain=retain_prompts, references=sets["references"])
             if entity_level or flag_entities else None)
     _check_flag_rule(clf, tclf, flag_entities, fpr, say)

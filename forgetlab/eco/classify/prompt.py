@@ -61,6 +61,7 @@ from .encoder import Encoder
 from .heads import balanced_weights, train_head
 from .ngram import NgramModel
 from .normalize import normalize_text
+from .precision import resolve_precision
 from .segments import prompt_segments
 
 FORMAT_PROMPT = "forgetlab.eco.PromptClassifier"
@@ -226,7 +227,7 @@ class PromptClassifier:
         forget, retain = _dedupe(forget, "forget"), _dedupe(retain, "retain")
         _check_classes(forget, retain)
         groups = _negative_sets(negatives or {}, calibration_sets or {}, forget)
-        enc = encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)
+        enc = (encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)).with_precision("fp32")
         if cfg.finetune:
             _trainable_encoder_params(enc.model, cfg.finetune_layers)  # validate before any work
         cfg.encoder = enc.ref
@@ -241,6 +242,8 @@ class PromptClassifier:
                 for name, (p, trained) in groups.items()}
         texts, labels = _training_set(fs, rs, cfg, rng, [p for sp in sets.values() for p in sp.train])
         clf = cls._train(enc, cfg, texts, labels, progress)
+        cfg.precision = resolve_precision(cfg.precision)  # trained in fp32, calibrated in the serving precision
+        clf.encoder = clf.encoder.with_precision(cfg.precision)
         clf._calibrate(fs, rs, texts, labels, sets)
         return clf
 
@@ -426,18 +429,18 @@ class PromptClassifier:
         verify_checksums(path, meta.get("files", {}), f"classifier {path}", "classifier.json")
         legacy = LEGACY_SCORING if meta.get("format_version", 0) < 2 else {}
         try:
-            cfg = ClassifierConfig(**{**legacy, **meta["config"]})
+            cfg = ClassifierConfig(**{**legacy, "precision": "fp32", **meta["config"]})  # no key: fp32 era
         except TypeError as exc:
             raise ForgetlabError(f"{path / 'classifier.json'}: unexpected config ({exc})") from None
         if cfg.finetune:
-            enc = Encoder.load(path / "encoder")
+            enc = Encoder.load(path / "encoder", cfg.precision)
             enc.ref = "encoder"
         elif encoder is not None:
             if encoder.ref != cfg.encoder:
                 raise BadInput("encoder", encoder.ref, f"the encoder recorded in {path}: {cfg.encoder!r}")
-            enc = encoder
+            enc = encoder.with_precision(cfg.precision)
         else:
-            enc = Encoder.load(cfg.encoder)
+            enc = Encoder.load(cfg.encoder, cfg.precision)
         head = HEADS.get(cfg.head, "head")(enc.dim, cfg.hidden, torch.Generator())
         try:
             head.load_state_dict(load_tensors(path / "head.safetensors"))
