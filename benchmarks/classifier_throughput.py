@@ -7,7 +7,7 @@ FPR/FNR with and without the first stage, the held-out report of the fit, and th
 prompt. Every rate is a median with min-max over interleaved rounds, with the load around each round.
 
     HF_HUB_OFFLINE=1 python benchmarks/classifier_throughput.py [--quick] [--threads N] [--rounds 5]
-        [--save DIR | --load DIR] [--out FILE]
+        [--precision auto|fp32|bf16] [--save DIR | --load DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ def _synth():
     return mod
 
 
-def classifier(args, synth, enc):
-    """Fit (or load) the prompt classifier; returns it, its fit data and the fit seconds."""
+def classifier(args, synth, enc, precision: str | None = None):
+    """Fit (or load) the prompt classifier (in ``precision``, default ``--precision``); returns it, its fit data
+    and the fit seconds."""
     from forgetlab.eco.classify.prompt import PromptClassifier
 
     n = 120 if args.quick else 400
@@ -48,7 +49,7 @@ def classifier(args, synth, enc):
     t0 = time.perf_counter()
     clf = PromptClassifier.fit(forget, retain, fpr=0.05 if args.quick else 0.01, seed=0,
                                calibration=args.calibration, first_stage_miss=0.05 if args.quick else 0.02,
-                               encoder=enc)
+                               encoder=enc, precision=precision or args.precision)
     fit_s = time.perf_counter() - t0
     if args.save:
         clf.save_pretrained(args.save, overwrite=True)
@@ -108,12 +109,29 @@ def facts(clf, enc, synth, mix, is_forget, benign) -> dict:
     return out
 
 
+def agreement_with_fp32(args, synth, enc, clf, mix: list[str]) -> dict:
+    """A bf16 classifier against the same fit in fp32: thresholds, the largest score difference and the flags
+    that differ on the fresh mix and on every held-out test set of the fit (the issue's tolerance check)."""
+    twin, *_ = classifier(args, synth, enc, precision="fp32")
+    out = {"threshold_bf16": clf.threshold, "threshold_fp32": twin.threshold}
+    sets = {"fresh_mix": mix, **{f"heldout_{k}": v for k, v in twin.heldout.items() if v}}
+    for name, prompts in sets.items():
+        a, b = clf.score(prompts, first_stage=False), twin.score(prompts, first_stage=False)
+        finite = np.isfinite(a) & np.isfinite(b)
+        out[name] = {"n": len(prompts), "flags_differ": int((clf.flag(prompts) != twin.flag(prompts)).sum()),
+                     "max_abs_score_diff": float(np.abs(a - b)[finite].max()) if finite.any() else 0.0}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller fit data (a smoke run)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (>= 5)")
     ap.add_argument("--calibration", choices=("marginal", "pac"), default="marginal")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                    help="the encoder's precision (auto: bf16 on AMX / AVX-512 BF16 CPUs, else fp32); a bf16 run "
+                         "also fits the fp32 twin and reports where their flags differ")
     ap.add_argument("--save", type=Path, default=None, help="save the fitted classifier here")
     ap.add_argument("--load", type=Path, default=None, help="load a classifier saved by --save (no fit)")
     ap.add_argument("--out", type=Path, default=None, help="write the result JSON here")
@@ -129,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     res = run_rounds(variants(clf, enc, mix, benign), rounds=args.rounds, log=stderr)
     derived = {f"{v} / exact_mix prompts/s": res.ratio(v, "exact_mix") for v in res.variants if v != "exact_mix"}
     derived.update({"fit_seconds": fit_s, "n_prompts_fit": {"forget": len(forget), "retain": len(retain)},
-                    **facts(clf, enc, synth, mix, is_forget, benign)})
+                    "precision": clf.config.precision, **facts(clf, enc, synth, mix, is_forget, benign)})
+    if clf.config.precision == "bf16" and not args.load:
+        derived["agreement_with_fp32"] = agreement_with_fp32(args, synth, enc, clf, mix)
     doc = write_result(args.out, name="classifier_throughput", command=command_line(),
                        config={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                        results={f"batch {BATCH}": res}, threads=torch.get_num_threads(), derived=derived)
