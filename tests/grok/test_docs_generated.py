@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "docs" / "benchmarks" / name for name in ("phases.md", "robustness.md", "guard_evasion.md", "grok.md")]
+DOCS.append(ROOT / "docs" / "benchmarks.md")
 
 
 def _module(path: Path):

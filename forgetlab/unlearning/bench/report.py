@@ -78,8 +78,9 @@ def _merged_header(res: dict[str, Any], cmd: str) -> list[str]:
              f"- machine: {m.get('cpu_model', '?')}, {m.get('cpu_count', '?')} logical cores, torch "
              f"{m.get('torch', '?')}; the runs (load average 1/5/15 min at their start and end):"]
     for r in m["runs"]:
-        busy = r.get("load_average") and r["load_average"][0] > (r.get("cpu_count") or 1)
-        lines.append(f"  - seeds {','.join(map(str, r['seeds']))}: started {r.get('date_utc', '?')} (UTC), "
+        loads = [x[0] for x in (r.get("load_average"), r.get("load_average_end")) if x]
+        busy = bool(loads) and max(loads) > (r.get("cpu_count") or 1)
+        lines.append(f"  - seed{'s' if len(r['seeds']) > 1 else ''} {','.join(map(str, r['seeds']))}: started {r.get('date_utc', '?')} (UTC), "
                      f"{fmt(r.get('total_seconds'), '4g')} s, {r.get('torch_threads', '?')} torch thread(s), load "
                      f"{r.get('load_average')} -> {r.get('load_average_end')}"
                      + (" (a shared machine: timings are under load)" if busy else ""))
