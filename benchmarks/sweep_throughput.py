@@ -12,6 +12,9 @@ the worker pool's start-up counts for ``procs`` and ``procs1`` but no interprete
 - ``procs``:  the runs cut into one batch per core, trained by the sweep's local backend (spawned processes,
               one torch thread each);
 - ``procs1``: every run its own batch, the same backend (one run at a time per core, one thread each);
+- ``measured``: what ``grok sweep`` does by default: batches of the size a probe measures fastest per
+              run-step on this machine (:mod:`forgetlab.grok.sweep.batching`; the probe's time counts),
+              trained in this process with torch's default threads;
 - ``peak_mm``: a 2048^3 ``torch.mm`` at the default threads, the 2-core peak (in flop/s), in the same rounds.
 
 FLOPs per run (full batch, n = n_train): ``6 n N p`` per step (the three matmuls of the hand-written
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from discipline import Variant, command_line, matmul_peak, run_rounds, stderr, write_result
 
-STRATEGIES = ("solo", "batch", "procs", "procs1")
+STRATEGIES = ("solo", "batch", "procs", "procs1", "measured")
 
 
 def configs(p: int, width: int, steps: int, runs: int) -> list:
@@ -78,9 +81,18 @@ def child(mode: str, p: int, width: int, steps: int, runs: int) -> None:
     elif mode == "batch":
         out = dict(enumerate(r.summary for r in train_many(cs, keep_history=False)))
     else:
-        per = -(-runs // cores) if mode == "procs" else 1
+        workers = 1 if mode == "measured" else cores
+        if mode == "measured":  # what `grok sweep` does by default: the probe's time counts
+            import torch
+
+            from forgetlab.grok.sweep.batching import measure_batch_runs
+            from forgetlab.grok.sweep.spec import load_trainer
+
+            per, _ = measure_batch_runs(load_trainer(), cs, 64, torch.get_num_threads(), 2**34)
+        else:
+            per = -(-runs // cores) if mode == "procs" else 1
         index = {rid: i for i, rid in enumerate(j for job in _jobs(cs, per) for j in job.run_ids)}
-        local_backend(_jobs(cs, per), workers=cores,
+        local_backend(_jobs(cs, per), workers=workers,
                       on_done=lambda job, recs: out.update({index[r["run_id"]]: r["summary"] for r in recs}))
     seconds = time.perf_counter() - t
     print(json.dumps({"seconds": seconds, "summaries": [out[i] for i in range(runs)]}))

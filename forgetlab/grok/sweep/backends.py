@@ -108,10 +108,10 @@ def local_backend(jobs: Sequence[BatchJob], *, workers: int = 1,
     """Train batches in this process (``workers=1``, torch's default threads), or in ``workers`` spawned
     processes (0 = one per core) with ``cores // workers`` torch threads each.
 
-    One process per core with one thread each is the CPU strategy that pays for sweeps on a small machine
-    (docs/benchmarks/sweep.md): a p=31 step is too small to spread over two threads, and two processes never
-    wait on each other's OpenMP barriers. A batch's numbers do not depend on where it runs (the same program
-    on the same runs), so every choice of ``workers`` gives bit-identical results.
+    Worker processes pay their start-up (a fresh interpreter importing torch, seconds each): on the 2-core EPYC
+    they measured 0.56-0.67x the throughput of one process for sweeps of a few seconds per worker
+    (docs/benchmarks.md, issue 19), so the default is this process. A batch's numbers do not depend on where it
+    runs (the same program on the same runs), so every choice of ``workers`` gives bit-identical results.
     """
     workers = local_workers(workers)
     if workers == 1 or len(jobs) <= 1:

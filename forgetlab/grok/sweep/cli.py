@@ -105,7 +105,8 @@ def _report_sweep(res, quiet: bool) -> None:
     say("phases: " + ", ".join(f"{k} {v}" for k, v in sorted(phases.items())))
     emit({"out": str(res.out_dir), "n_runs": res.n_runs, "n_batches": res.n_batches, "n_skipped": res.n_skipped,
           "n_trained": res.n_trained, "n_damaged": res.n_damaged, "seconds": res.seconds, "backend": res.backend,
-          "results_csv": str(res.results_csv), "phases": dict(sorted(phases.items()))})
+          "results_csv": str(res.results_csv), "phases": dict(sorted(phases.items())),
+          "batch_runs": res.batch_runs, "batch_probe_seconds_per_run_step": res.batch_probe})
 
 def phase_diagram_command(
     sweep_dir: Path = typer.Argument(..., metavar="SWEEP_DIR", help="A sweep folder (with sweep.json and runs/)."),

@@ -13,6 +13,7 @@ missing is retrained whole; only its missing runs are written.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -55,6 +56,8 @@ class SweepResult:
     seconds: float
     backend: str
     n_damaged: int = 0  # run records found damaged, set aside and retrained
+    batch_runs: int = 0  # runs per batch the sweep planned with (measured, or the spec's max_batch_runs)
+    batch_probe: dict[int, float] | None = None  # measured seconds per run-step by batch size (None: not probed)
 
 
 def available_memory_bytes() -> int:
@@ -204,7 +207,10 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
     mod = load_trainer(trainer)
     unique = _unique_configs(spec, mod)
     configs = list(unique.values())
-    jobs = plan_batches(spec, configs, mod, trainer, _memory_budget(spec, max_memory_gb))
+    budget = _memory_budget(spec, max_memory_gb)
+    plan_batches(spec, configs[:1], mod, trainer, budget)  # a run too large for the budget: refused before any work
+    planned, probe = _batch_size(spec, configs, mod, backend, workers, budget)
+    jobs = plan_batches(dataclasses.replace(spec, max_batch_runs=planned), configs, mod, trainer, budget)
     store = SweepStore.open(out_dir, spec.to_dict(), spec.spec_hash(), len(configs))
     n_damaged = _set_aside_damaged(store)
     n_skipped = len(store.finished() & set(unique))
@@ -216,7 +222,30 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
     store.clean_temp_files()
     return SweepResult(out_dir=Path(out_dir), n_runs=len(configs), n_skipped=n_skipped, n_trained=writer.trained,
                        n_batches=len(jobs), results_csv=csv_path, seconds=time.perf_counter() - t0,
-                       backend=backend, n_damaged=n_damaged)
+                       backend=backend, n_damaged=n_damaged, batch_runs=planned, batch_probe=probe)
+
+
+def _batch_size(spec: SweepSpec, configs: list[Any], trainer: Any, backend: str, workers: int,
+                budget: int) -> tuple[int, dict[int, float] | None]:
+    """Runs per batch for this sweep: with ``batching = "measured"`` and the local backend, measured on the first
+    batch shape's runs with the torch threads each worker will have; else the spec's ``max_batch_runs``."""
+    todo = configs
+    if spec.batching != "measured" or backend != "local" or spec.max_batch_runs == 1 or len(todo) < 2:
+        return spec.max_batch_runs, None
+    from .backends import local_workers, usable_cores
+    from .batching import measure_batch_runs
+
+    first = trainer.batch_key(todo[0])
+    shape = [c for c in todo if trainer.batch_key(c) == first]
+    threads = torch_threads() if workers == 1 else max(1, usable_cores() // local_workers(workers))
+    return measure_batch_runs(trainer, shape, spec.max_batch_runs, threads, budget)
+
+
+def torch_threads() -> int:
+    """The torch threads of this process (what an in-process batch trains with)."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _set_aside_damaged(store: SweepStore) -> int:

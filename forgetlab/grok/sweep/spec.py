@@ -38,8 +38,12 @@ AXIS_KEYS = ("alpha", "xi")
 SEED_KEYS = ("seed", "split_seed", "label_seed")
 SWEEP_SETTINGS: dict[str, type | tuple[type, ...]] = {
     "name": str, "panel": list, "keep_history": bool, "save_weights": bool, "max_batch_runs": int,
-    "max_memory_gb": (int, float), "max_runs": int,
+    "max_memory_gb": (int, float), "max_runs": int, "batching": str,
 }
+BATCHING = ("measured", "max")
+"""``[sweep] batching``: measured (the default: the batch size with the fewest seconds per run-step on this
+machine, probed before training, at most ``max_batch_runs``; :mod:`forgetlab.grok.sweep.batching`) or max
+(always ``max_batch_runs`` runs per batch, memory permitting)."""
 TABLES = ("sweep", "fixed", "grid", "zip")
 
 
@@ -144,6 +148,7 @@ class SweepSpec:
     keep_history: bool = False
     save_weights: bool = False
     max_batch_runs: int = 64
+    batching: str = "measured"
     max_memory_gb: float | None = None
     max_runs: int = 100_000
     source: str = "<spec>"
@@ -158,7 +163,7 @@ class SweepSpec:
     def to_dict(self) -> dict[str, Any]:
         """Everything, for the manifest and the run record."""
         return {"name": self.name, "panel": self.panel_keys(), **self.result_dict(),
-                "max_batch_runs": self.max_batch_runs, "max_memory_gb": self.max_memory_gb,
+                "max_batch_runs": self.max_batch_runs, "batching": self.batching, "max_memory_gb": self.max_memory_gb,
                 "max_runs": self.max_runs, "source": self.source}
 
     def spec_hash(self) -> str:
@@ -319,9 +324,12 @@ def spec_from_dict(data: Mapping[str, Any], *, config_cls: type, source: str = "
         name=settings.get("name", Path(source).stem if source != "<spec>" else "sweep"),
         fixed=fixed, grid=grid, zip=zipped, panel=panel,
         keep_history=settings.get("keep_history", False), save_weights=settings.get("save_weights", False),
-        max_batch_runs=settings.get("max_batch_runs", 64),
+        max_batch_runs=settings.get("max_batch_runs", 64), batching=settings.get("batching", "measured"),
         max_memory_gb=None if settings.get("max_memory_gb") is None else float(settings["max_memory_gb"]),
         max_runs=settings.get("max_runs", 100_000), source=source)
+    if spec.batching not in BATCHING:
+        raise BadInput(f"{_where(source, text, 'sweep', 'batching')}: sweep.batching", spec.batching,
+                       "one of: " + ", ".join(BATCHING))
     if spec.max_batch_runs < 1:
         raise BadInput(f"{_where(source, text, 'sweep', 'max_batch_runs')}: sweep.max_batch_runs",
                        spec.max_batch_runs, "an integer >= 1")

@@ -1,0 +1,72 @@
+"""How many runs one batch should hold on this machine, chosen by a measurement before a sweep trains.
+
+Batching runs into one program pays where one run's step is too small to keep the cores busy, and costs where
+the runs' working set outgrows the caches: on a 2-core AMD EPYC (AVX2) a batch of 8 p=97 runs trained at 0.66x the
+throughput of the same runs one at a time, and a batch of 32 p=31 runs at 1.03x (docs/benchmarks.md, issue 19),
+while a Xeon with AVX-512 measured 2.3x at p=31. So the sweep measures: it trains the sweep's own first runs in
+batches of 1, 2, 4, ... up to the spec's ``max_batch_runs`` for a few steps each, with the thread count its
+workers will have, and keeps the size with the fewest seconds per run-step. A batch's numbers do not depend on
+its size beyond float summation order, so the choice moves time, not results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+PROBE_SECONDS = 0.2
+"""A probe's longer training runs more steps until it takes this much longer than the one-step training, so that
+the difference (the steps' own time) stands above timer and scheduler noise."""
+MAX_PROBE_STEPS = 256
+
+WORSE = 1.15
+"""Stop trying larger batches once one costs this much more per run-step than the best so far."""
+
+
+def candidate_sizes(cap: int, n_runs: int) -> list[int]:
+    """1, 2, 4, ... up to ``min(cap, n_runs)``, that bound included."""
+    top = max(1, min(cap, n_runs))
+    sizes = [1]
+    while sizes[-1] * 2 <= top:
+        sizes.append(sizes[-1] * 2)
+    return sizes if sizes[-1] == top else [*sizes, top]
+
+
+def measure_batch_runs(trainer: Any, configs: Sequence[Any], cap: int, threads: int,
+                       memory_budget: int) -> tuple[int, dict[int, float]]:
+    """``(size, {size: seconds per run-step})``: the batch size with the fewest seconds per run-step for
+    ``configs`` (runs of one batch shape) on this machine with ``threads`` torch threads, tried up to ``cap`` and
+    to the largest batch whose estimated memory fits ``memory_budget``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    per_run: dict[int, float] = {}
+    try:
+        _step_seconds(trainer, list(configs[:1]), warm_up=True)  # first-call costs (lazy imports, allocator)
+        for k in candidate_sizes(cap, len(configs)):
+            if k > 1 and trainer.estimate_batch_bytes(list(configs[:k])) > memory_budget:
+                break
+            per_run[k] = _step_seconds(trainer, list(configs[:k])) / k
+            if per_run[k] > WORSE * min(per_run.values()):
+                break
+    finally:
+        torch.set_num_threads(before)
+    return min(per_run, key=per_run.get), per_run
+
+
+def _step_seconds(trainer: Any, configs: list[Any], warm_up: bool = False) -> float:
+    """Seconds of one training step of ``configs`` as one batch: trainings of 1 and of ``s`` steps (no logging in
+    between), ``s`` doubled until their difference exceeds :data:`PROBE_SECONDS` (``warm_up``: one 1-step
+    training only, its time discarded)."""
+    from .estimate import _time
+
+    one = _time(trainer, configs, 1, 1, False)
+    if warm_up:
+        return one
+    steps = 8
+    while True:
+        longer = _time(trainer, configs, steps, steps, False)
+        if longer - one >= PROBE_SECONDS or steps >= MAX_PROBE_STEPS:
+            return max(longer - one, 1e-9) / (steps - 1)
+        steps *= 2

@@ -1,0 +1,62 @@
+"""The sweep's batch size chosen by measurement: the sizes tried, the choice, the memory bound, and the spec key."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from forgetlab.errors import BadInput
+from forgetlab.grok.sweep.batching import candidate_sizes, measure_batch_runs
+from forgetlab.grok.sweep.spec import load_spec
+
+
+def test_candidate_sizes_double_up_to_the_bound():
+    assert candidate_sizes(64, 12) == [1, 2, 4, 8, 12]
+    assert candidate_sizes(4, 100) == [1, 2, 4] and candidate_sizes(64, 1) == [1] and candidate_sizes(3, 3) == [1, 2, 3]
+
+
+def _trainer(per_run_step_ms: dict[int, float], bytes_per_run: int = 1):
+    """A stand-in whose batch of k runs costs ``per_run_step_ms[k] * k`` milliseconds per step."""
+    def train_many(configs, keep_history=False):
+        k = len(configs)
+        time.sleep(configs[0].steps * per_run_step_ms[k] * k / 1000)
+        return [None] * k
+
+    return SimpleNamespace(train_many=train_many, estimate_batch_bytes=lambda cs: bytes_per_run * len(cs))
+
+
+def _configs(n: int):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class C:
+        steps: int = 10
+        log_every: int = 10
+
+    return [C() for _ in range(n)]
+
+
+def test_the_size_with_the_fewest_seconds_per_run_step_is_chosen():
+    fast_at_4 = _trainer({1: 2.0, 2: 1.2, 4: 0.8, 8: 1.6})
+    size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2**30)
+    assert size == 4 and set(times) == {1, 2, 4, 8}  # 8 is worse than 4 by more than WORSE: no larger size tried
+    solo_best = _trainer({1: 1.0, 2: 2.0, 4: 2.0})
+    size, times = measure_batch_runs(solo_best, _configs(4), cap=64, threads=1, memory_budget=2**30)
+    assert size == 1 and set(times) == {1, 2}  # stops at the first size much worse than the best
+    size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2)
+    assert size == 2 and set(times) == {1, 2}  # a batch over the memory budget is never probed
+
+
+def test_batching_key_in_the_spec(tmp_path):
+    from sweep_fake_trainer import TrainConfig
+
+    text = '[sweep]\nname = "b"\nbatching = "max"\n[fixed]\np = 7\n[grid]\nalpha = [0.4, 0.8]\n'
+    path = tmp_path / "b.toml"
+    for body, expected in ((text, "max"), (text.replace('batching = "max"\n', ""), "measured")):
+        path.write_text(body)
+        assert load_spec(path, config_cls=TrainConfig).batching == expected
+    path.write_text(text.replace('"max"', '"fastest"'))
+    with pytest.raises(BadInput, match=r"sweep\.batching"):
+        load_spec(path, config_cls=TrainConfig)
