@@ -115,13 +115,17 @@ class TrainConfig:
                 raise BadInput(name, getattr(self, name), "an integer")
         if not is_int(self.log_every) or self.log_every < 1:
             raise BadInput("log_every", self.log_every, "an integer >= 1")
-        n_train = int(self.alpha * n_pairs(self.p, self.op))
+        n_train = self.n_train()
         if not is_int(self.batch_size) or not 0 <= self.batch_size <= n_train:
             raise BadInput("batch_size", self.batch_size, f"an integer in [0, {n_train}] (0 = full batch)")
         if n_train < 1:
             raise BadInput("alpha", self.alpha, "a fraction leaving at least one training pair")
         self._validate_architecture()
         return self
+
+    def n_train(self) -> int:
+        """Training examples: ``int(alpha * P)`` of the ``P`` pairs."""
+        return int(self.alpha * n_pairs(self.p, self.op))
 
     def _validate_architecture(self) -> None:
         """Options that belong to one architecture only: depth to the MLP, LayerNorm to the Transformer."""

@@ -50,8 +50,15 @@ from .models import init_deep_weights, init_mlp_weights
 from .result import TrainResult, make_result
 from .train_transformer import train_transformer_batch
 
-# The trainer contract of sweeps (forgetlab.grok.sweep.spec.load_trainer): this module provides these four.
-__all__ = ["TrainConfig", "TrainResult", "batch_key", "estimate_batch_bytes", "train", "train_many"]
+# The trainer contract of sweeps (forgetlab.grok.sweep.spec.load_trainer): this module provides these four, and
+# run_work, which a sweep's batch-size probe uses where a trainer has it.
+__all__ = ["TrainConfig", "TrainResult", "batch_key", "estimate_batch_bytes", "run_work", "train", "train_many"]
+
+
+def run_work(config: TrainConfig) -> int:
+    """Examples one training step of this run computes (its batch size, or its training set): what a probe of
+    batch sizes divides its time by, so that runs of different alpha compare (:mod:`.sweep.batching`)."""
+    return config.batch_size or config.n_train()
 
 
 def estimate_batch_bytes(configs: list[TrainConfig]) -> int:
@@ -66,7 +73,7 @@ def estimate_batch_bytes(configs: list[TrainConfig]) -> int:
         return 0
     c0 = configs[0]
     P = n_pairs(c0.p, c0.op)
-    n = c0.batch_size or max(int(c.alpha * n_pairs(c.p, c.op)) for c in configs)
+    n = c0.batch_size or max(c.n_train() for c in configs)
     N, p = c0.width, c0.p
     if c0.model == "transformer":
         from .transformer import N_EMBD as d
@@ -84,7 +91,7 @@ def _train_mlp_batch(configs: list[TrainConfig], keep_history: bool, progress: b
                      callback: Callable | None) -> list[TrainResult]:
     """Train same-shape MLP runs as one program; runs are sorted by n_train internally (equal-n runs form
     contiguous groups, see :func:`~forgetlab.grok.kernel.fast_grads`), results come back in input order."""
-    sizes = [int(c.alpha * n_pairs(c.p, c.op)) for c in configs]
+    sizes = [c.n_train() for c in configs]
     order = sorted(range(len(configs)), key=lambda r: sizes[r])
     inner_cb = None
     if callback is not None:

@@ -19,6 +19,10 @@ PROBE_SECONDS = 0.2
 the difference (the steps' own time) stands above timer and scheduler noise."""
 MAX_PROBE_STEPS = 256
 
+MIN_SWEEP_SECONDS = 15.0
+"""A sweep whose runs would take less than this one at a time is not probed beyond one run per batch: larger
+batches could not win back their probes (measured: on a 7-second sweep the probe alone made it 0.73-0.90x)."""
+
 WORSE = 1.15
 """Stop trying larger batches once one costs this much more per run-step than the best so far."""
 
@@ -35,10 +39,13 @@ def candidate_sizes(cap: int, n_runs: int) -> list[int]:
 def measure_batch_runs(trainer: Any, configs: Sequence[Any], cap: int, threads: int,
                        memory_budget: int) -> tuple[int, dict[int, float]]:
     """``(size, {size: seconds per run-step})``: the batch size with the fewest seconds per run-step for
-    ``configs`` (runs of one batch shape) on this machine with ``threads`` torch threads, tried up to ``cap`` and
-    to the largest batch whose estimated memory fits ``memory_budget``."""
+    ``configs`` (runs of one batch shape; a run-step of the first run, scaled by the trainer's ``run_work`` where
+    it has one, so that a batch padding small runs to its largest pays for the padding) on this machine with ``threads`` torch threads, tried up to ``cap`` and
+    to the largest batch whose estimated memory fits ``memory_budget``; one run per batch without trying more
+    when the runs would take less than :data:`MIN_SWEEP_SECONDS` one at a time."""
     import torch
 
+    work = getattr(trainer, "run_work", lambda _c: 1)  # runs of different sizes: time per unit of their work
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     per_run: dict[int, float] = {}
@@ -47,7 +54,10 @@ def measure_batch_runs(trainer: Any, configs: Sequence[Any], cap: int, threads: 
         for k in candidate_sizes(cap, len(configs)):
             if k > 1 and trainer.estimate_batch_bytes(list(configs[:k])) > memory_budget:
                 break
-            per_run[k] = _step_seconds(trainer, list(configs[:k])) / k
+            batch = list(configs[:k])
+            per_run[k] = _step_seconds(trainer, batch) / sum(work(c) for c in batch) * work(configs[0])
+            if k == 1 and per_run[1] * sum(c.steps for c in configs) < MIN_SWEEP_SECONDS:
+                break
             if per_run[k] > WORSE * min(per_run.values()):
                 break
     finally:

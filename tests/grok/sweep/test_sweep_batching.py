@@ -38,7 +38,10 @@ def _configs(n: int):
     return [C() for _ in range(n)]
 
 
-def test_the_size_with_the_fewest_seconds_per_run_step_is_chosen():
+def test_the_size_with_the_fewest_seconds_per_run_step_is_chosen(monkeypatch):
+    import forgetlab.grok.sweep.batching as batching
+
+    monkeypatch.setattr(batching, "MIN_SWEEP_SECONDS", 0.0)
     fast_at_4 = _trainer({1: 2.0, 2: 1.2, 4: 0.8, 8: 1.6})
     size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2**30)
     assert size == 4 and set(times) == {1, 2, 4, 8}  # 8 is worse than 4 by more than WORSE: no larger size tried
@@ -47,6 +50,15 @@ def test_the_size_with_the_fewest_seconds_per_run_step_is_chosen():
     assert size == 1 and set(times) == {1, 2}  # stops at the first size much worse than the best
     size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2)
     assert size == 2 and set(times) == {1, 2}  # a batch over the memory budget is never probed
+
+
+def test_a_short_sweep_is_not_probed_beyond_one_run(monkeypatch):
+    import forgetlab.grok.sweep.batching as batching
+
+    fast_at_4 = _trainer({1: 2.0, 2: 1.2, 4: 0.8, 8: 1.6})
+    monkeypatch.setattr(batching, "MIN_SWEEP_SECONDS", 10.0)  # 8 runs x 10 steps x 2 ms = 0.16 s one at a time
+    size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2**30)
+    assert size == 1 and set(times) == {1}
 
 
 def test_batching_key_in_the_spec(tmp_path):
