@@ -71,6 +71,7 @@ def child(mode: str, p: int, width: int, steps: int, runs: int) -> None:
     import os
 
     from forgetlab.grok.sweep.backends import local_backend
+    from forgetlab.grok.sweep.spec import run_id
     from forgetlab.grok.train import train, train_many
 
     cs, cores = configs(p, width, steps, runs), len(os.sched_getaffinity(0))
@@ -88,10 +89,13 @@ def child(mode: str, p: int, width: int, steps: int, runs: int) -> None:
             from forgetlab.grok.sweep.batching import measure_batch_runs
             from forgetlab.grok.sweep.spec import load_trainer
 
-            per, _ = measure_batch_runs(load_trainer(), cs, 64, torch.get_num_threads(), 2**34)
+            trainer = load_trainer()
+            cs = sorted(cs, key=trainer.run_work)  # as plan_batches orders a shape's runs
+            per, _ = measure_batch_runs(trainer, cs, 64, torch.get_num_threads(), 2**34)
         else:
             per = -(-runs // cores) if mode == "procs" else 1
-        index = {rid: i for i, rid in enumerate(j for job in _jobs(cs, per) for j in job.run_ids)}
+        order = {run_id(c): i for i, c in enumerate(configs(p, width, steps, runs))}
+        index = {rid: order[rid] for job in _jobs(cs, per) for rid in job.run_ids}
         local_backend(_jobs(cs, per), workers=workers,
                       on_done=lambda job, recs: out.update({index[r["run_id"]]: r["summary"] for r in recs}))
     seconds = time.perf_counter() - t

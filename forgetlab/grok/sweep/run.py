@@ -84,16 +84,20 @@ def _gb(n: float) -> str:
 
 def plan_batches(spec: SweepSpec, configs: Sequence[Any], trainer: Any, trainer_name: str,
                  memory_budget: int) -> list[BatchJob]:
-    """Group runs by the trainer's ``batch_key`` (first-appearance order), then cut each group into batches
-    of at most ``spec.max_batch_runs`` runs whose ``estimate_batch_bytes`` fits ``memory_budget``.
+    """Group runs by the trainer's ``batch_key`` (first-appearance order), order each group by the trainer's
+    ``run_work`` where it has one (stable), then cut it into batches of at most ``spec.max_batch_runs`` runs whose
+    ``estimate_batch_bytes`` fits ``memory_budget``.
 
     A single run larger than the budget is refused with its estimate.
     """
     groups: dict[Any, list[Any]] = {}
     for cfg in configs:
         groups.setdefault(trainer.batch_key(cfg), []).append(cfg)
+    work = getattr(trainer, "run_work", None)
     jobs: list[BatchJob] = []
     for key, members in groups.items():
+        if work is not None:  # runs of similar size together: a batch pads every run to its largest
+            members = sorted(members, key=work)
         chunk: list[Any] = []
         for cfg in members:
             trial = [*chunk, cfg]
