@@ -26,7 +26,7 @@ def small_spec(**kw):
     spec = build_spec(grid=GRID, fixed=FIXED, config_cls=load_trainer().TrainConfig)
     import dataclasses
 
-    return dataclasses.replace(spec, max_batch_runs=3, **kw)
+    return dataclasses.replace(spec, max_batch_runs=3, batching="max", **kw)  # batches of 3, as planned
 
 
 def test_presets_load_and_expand():

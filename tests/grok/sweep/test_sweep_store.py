@@ -21,7 +21,7 @@ FAKE = "sweep_fake_trainer"
 def make_spec(**settings):
     from sweep_fake_trainer import TrainConfig
 
-    data = {"sweep": {"name": "t", "max_batch_runs": 4, **settings},
+    data = {"sweep": {"name": "t", "max_batch_runs": 4, "batching": "max", **settings},
             "grid": {"alpha": [0.3, 0.6], "xi": [0.1, 0.4, 0.7], "wd": [0.0, 5.0]}, "fixed": {"steps": 10}}
     return spec_from_dict(data, config_cls=TrainConfig)
 

@@ -21,7 +21,7 @@ def _rows(path):
 def test_one_process_per_core_equals_in_process_bit_for_bit(tmp_path):
     spec = build_spec(grid=["alpha=0.4,0.8", "xi=0.1,0.5"], fixed=["p=7", "width=12", "steps=30"],
                       config_cls=load_trainer().TrainConfig)
-    spec = dataclasses.replace(spec, max_batch_runs=2)
+    spec = dataclasses.replace(spec, max_batch_runs=2, batching="max")
     one = run_sweep(spec, tmp_path / "one", workers=1, progress=False)
     auto = run_sweep(spec, tmp_path / "auto", workers=0, progress=False)
     assert one.n_batches == auto.n_batches == 2 and auto.n_trained == 4
