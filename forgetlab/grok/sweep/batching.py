@@ -23,6 +23,11 @@ MIN_SWEEP_SECONDS = 15.0
 """A sweep whose runs would take less than this one at a time is not probed beyond one run per batch: larger
 batches could not win back their probes (measured: on a 7-second sweep the probe alone made it 0.73-0.90x)."""
 
+MIN_PROBE_RUN_STEPS = 10_000
+"""A sweep of fewer run-steps (runs x steps) is planned one run per batch without a probe: it is over in seconds
+to minutes, and a probe of a second or more would cost more than batching could win (measured: 0.76x one at a
+time for 8 p=97 runs of 20 steps with the probe, 1.0x without)."""
+
 WORSE = 1.15
 """Stop trying larger batches once one costs this much more per run-step than the best so far."""
 
@@ -41,10 +46,13 @@ def measure_batch_runs(trainer: Any, configs: Sequence[Any], cap: int, threads: 
     """``(size, {size: seconds per run-step})``: the batch size with the fewest seconds per run-step for
     ``configs`` (runs of one batch shape; a run-step of the first run, scaled by the trainer's ``run_work`` where
     it has one, so that a batch padding small runs to its largest pays for the padding) on this machine with ``threads`` torch threads, tried up to ``cap`` and
-    to the largest batch whose estimated memory fits ``memory_budget``; one run per batch without trying more
-    when the runs would take less than :data:`MIN_SWEEP_SECONDS` one at a time."""
+    to the largest batch whose estimated memory fits ``memory_budget``; one run per batch without a probe below
+    :data:`MIN_PROBE_RUN_STEPS` run-steps, and without trying more than one when the runs would take less than
+    :data:`MIN_SWEEP_SECONDS` one at a time."""
     import torch
 
+    if sum(c.steps for c in configs) < MIN_PROBE_RUN_STEPS:
+        return 1, {}
     work = getattr(trainer, "run_work", lambda _c: 1)  # runs of different sizes: time per unit of their work
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))

@@ -42,6 +42,7 @@ def test_the_size_with_the_fewest_seconds_per_run_step_is_chosen(monkeypatch):
     import forgetlab.grok.sweep.batching as batching
 
     monkeypatch.setattr(batching, "MIN_SWEEP_SECONDS", 0.0)
+    monkeypatch.setattr(batching, "MIN_PROBE_RUN_STEPS", 0)
     fast_at_4 = _trainer({1: 2.0, 2: 1.2, 4: 0.8, 8: 1.6})
     size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2**30)
     assert size == 4 and set(times) == {1, 2, 4, 8}  # 8 is worse than 4 by more than WORSE: no larger size tried
@@ -57,8 +58,11 @@ def test_a_short_sweep_is_not_probed_beyond_one_run(monkeypatch):
 
     fast_at_4 = _trainer({1: 2.0, 2: 1.2, 4: 0.8, 8: 1.6})
     monkeypatch.setattr(batching, "MIN_SWEEP_SECONDS", 10.0)  # 8 runs x 10 steps x 2 ms = 0.16 s one at a time
+    monkeypatch.setattr(batching, "MIN_PROBE_RUN_STEPS", 0)
     size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2**30)
     assert size == 1 and set(times) == {1}
+    monkeypatch.setattr(batching, "MIN_PROBE_RUN_STEPS", 81)  # 8 runs x 10 steps: no probe at all
+    assert measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2**30) == (1, {})
 
 
 def test_batching_key_in_the_spec(tmp_path):
