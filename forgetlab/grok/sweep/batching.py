@@ -11,6 +11,8 @@ its size beyond float summation order, so the choice moves time, not results.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,14 +79,20 @@ def _step_seconds(trainer: Any, configs: list[Any], warm_up: bool = False) -> fl
     """Seconds of one training step of ``configs`` as one batch: trainings of 1 and of ``s`` steps (no logging in
     between), ``s`` doubled until their difference exceeds :data:`PROBE_SECONDS` (``warm_up``: one 1-step
     training only, its time discarded)."""
-    from .estimate import _time
-
-    one = _time(trainer, configs, 1, 1, False)
+    one = time_training(trainer, configs, 1, 1, False)
     if warm_up:
         return one
     steps = 8
     while True:
-        longer = _time(trainer, configs, steps, steps, False)
+        longer = time_training(trainer, configs, steps, steps, False)
         if longer - one >= PROBE_SECONDS or steps >= MAX_PROBE_STEPS:
             return max(longer - one, 1e-9) / (steps - 1)
         steps *= 2
+
+
+def time_training(trainer: Any, configs: list[Any], steps: int, log_every: int, history: bool) -> float:
+    """Seconds to train ``configs`` as one batch for ``steps`` steps, logging every ``log_every``."""
+    probe = [dataclasses.replace(c, steps=steps, log_every=log_every) for c in configs]
+    t0 = time.perf_counter()
+    trainer.train_many(probe, keep_history=history)
+    return time.perf_counter() - t0

@@ -11,11 +11,11 @@ it when the cores are free.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from .batching import time_training
 from .run import available_memory_bytes, plan_batches
 from .spec import DEFAULT_TRAINER, SweepSpec, load_trainer, make_configs, run_id
 
@@ -56,21 +56,14 @@ def _hms(seconds: float) -> str:
     return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min {rem % 60:02d} s"
 
 
-def _time(trainer: Any, configs: list[Any], steps: int, log_every: int, history: bool) -> float:
-    probe = [dataclasses.replace(c, steps=steps, log_every=log_every) for c in configs]
-    t0 = time.perf_counter()
-    trainer.train_many(probe, keep_history=history)
-    return time.perf_counter() - t0
-
-
 def _probe(trainer: Any, configs: list[Any], steps: tuple[int, int], history: bool) -> tuple[float, float, float]:
     """(seconds per batch step, fixed seconds, seconds per evaluation) of training ``configs`` as one batch."""
     s1, s2 = steps
-    t1 = _time(trainer, configs, s1, s1, False)
-    t2 = _time(trainer, configs, s2, s2, False)
+    t1 = time_training(trainer, configs, s1, s1, False)
+    t2 = time_training(trainer, configs, s2, s2, False)
     step = max(0.0, (t2 - t1) / (s2 - s1))
     fixed = max(0.0, t1 - s1 * step)
-    evaluation = max(0.0, (_time(trainer, configs, s1, 1, True) - t1) / s1) if history else 0.0
+    evaluation = max(0.0, (time_training(trainer, configs, s1, 1, True) - t1) / s1) if history else 0.0
     return step, fixed, evaluation
 
 
