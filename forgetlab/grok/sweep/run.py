@@ -233,14 +233,13 @@ def _batch_size(spec: SweepSpec, configs: list[Any], trainer: Any, backend: str,
                 budget: int) -> tuple[int, dict[int, float] | None]:
     """Runs per batch for this sweep: with ``batching = "measured"`` and the local backend, measured on the first
     batch shape's runs with the torch threads each worker will have; else the spec's ``max_batch_runs``."""
-    todo = configs
-    if spec.batching != "measured" or backend != "local" or spec.max_batch_runs == 1 or len(todo) < 2:
+    if spec.batching != "measured" or backend != "local" or spec.max_batch_runs == 1 or len(configs) < 2:
         return spec.max_batch_runs, None
     from .backends import local_workers, usable_cores
     from .batching import measure_batch_runs
 
-    first = trainer.batch_key(todo[0])
-    shape = [c for c in todo if trainer.batch_key(c) == first]
+    first = trainer.batch_key(configs[0])
+    shape = [c for c in configs if trainer.batch_key(c) == first]
     threads = torch_threads() if workers == 1 else max(1, usable_cores() // local_workers(workers))
     return measure_batch_runs(trainer, shape, spec.max_batch_runs, threads, budget)
 
