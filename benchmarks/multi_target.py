@@ -6,9 +6,9 @@ forget10 authors are split into ``--targets`` groups, one forget request each. E
 classifier (MiniLM, its authors' questions vs every other trained author's), its own token classifier (its
 authors' names: flag rule = classifier OR name match, only name tokens corrupted) and its own corruption and
 strength, chosen on its own group of *fit* authors (trained authors no evaluation sees) by the bench's holdout
-surrogate (:func:`forgetlab.eco.select.select_corruption`: per candidate, the strength at which the fit authors'
-mean answer probability equals never-seen holdout authors', then the candidate whose truth ratios are closest to
-theirs); no evaluation item enters any fit.
+surrogate (:func:`forgetlab.eco.select.select_corruption`: per candidate, the strength whose fit-author truth
+ratios and answer probabilities are closest, as distributions, to never-seen holdout authors', then the closest
+candidate); no evaluation item enters any fit.
 
 Measured, with teacher-forced scores and generation through the guard (deployment protocol: prompts corrupted,
 answers never): for each target alone (the single-target band) and after each addition, every earlier target's
@@ -34,17 +34,18 @@ import torch
 
 from forgetlab.eco.classify.prompt import PromptClassifier
 from forgetlab.eco.classify.token import TokenClassifier
+from forgetlab.eco.corrupter import Corrupter
 from forgetlab.eco.guard import EcoGuard, GuardConfig
-from forgetlab.eco.select import select_corruption
+from forgetlab.eco.select import Surrogate, select_corruption
 from forgetlab.eco.targets import Target
 from forgetlab.runs import atomic_write_json, atomic_write_text, run_record
 from forgetlab.unlearning.bench.models import build_models
 from forgetlab.unlearning.bench.scale import scale_config
 from forgetlab.unlearning.bench.splits import eval_and_fit_splits
 from forgetlab.unlearning.evaluate import EvalData, compare, evaluate_model, qa_scores
-from forgetlab.unlearning.lm import load_lm, prompt_of
-from forgetlab.unlearning.metrics import normalized_prob, truth_ratio
-from forgetlab.unlearning.scoring import Corruption, score_answers
+from forgetlab.unlearning.lm import load_lm
+from forgetlab.unlearning.metrics import truth_ratio
+from forgetlab.unlearning.scoring import Corruption
 from forgetlab.unlearning.world import make_world
 
 
@@ -52,27 +53,23 @@ def _say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _fit_corruption(model, tok, items, hidden: int, holdout: tuple, seed: int, max_evals: int) -> dict:
+def _fit_corruption(model, tok, items, hidden: int, holdout: Surrogate, seed: int, max_evals: int) -> dict:
     """The corruption and strength the holdout surrogate picks on ``items`` (the fit authors' names' tokens
     corrupted, as the target's will be)."""
     tc = TokenClassifier.fit(sorted({r["entity"] for r in items}))
 
-    def score(name: str, strength: float, want_tr: bool):
-        c = Corruption(name, float(strength), np.ones(len(items), bool), k=hidden, seed=seed, prompt_entities=tc)
-        if not want_tr:
-            sc = score_answers(model, tok, [prompt_of(r["question"]) for r in items], [r["answer"] for r in items],
-                               corruption=c)
-            return float(np.mean(normalized_prob(sc.token_logprobs))), None
-        q = qa_scores(model, tok, items, c)
-        return float(np.mean(np.exp(q["answer"]))), truth_ratio(q["para"], q["pert"])
+    def score(name: str, strength: float):
+        corrupter = Corrupter(tok, GuardConfig(name, float(strength), hidden, seed, entity_tokens=True), tc)
+        q = qa_scores(model, tok, items, Corruption(corrupter, np.ones(len(items), bool)))
+        return np.exp(q["answer"]), truth_ratio(q["para"], q["pert"])
 
-    name, strength, rec = select_corruption(score, holdout[0], holdout[1], max_evals=max_evals)
+    name, strength, rec = select_corruption(score, holdout, max_evals=max_evals)
     best = rec["candidates"][name]
-    return {"corruption": name, "strength": strength, "metric": best["prob"], "target": holdout[0],
+    return {"corruption": name, "strength": strength, "metric": best["prob"], "target": holdout.mean_prob,
             "ks_statistic": best["ks_statistic"], "candidates": rec["candidates"], "fit_set_size": len(items)}
 
 
-def _targets(world, s, model, tok, fit_items, holdout: tuple, k: int, seed: int) -> list[Target]:
+def _targets(world, s, model, tok, fit_items, holdout: Surrogate, k: int, seed: int) -> list[Target]:
     """One target per group of forget10 authors, each fitted on its own group of fit authors."""
     groups = [list(g) for g in np.array_split(np.array(world.splits["forget10"]), k)]
     fit_authors = sorted({r["entity"] for r in fit_items})
@@ -91,7 +88,7 @@ def _targets(world, s, model, tok, fit_items, holdout: tuple, k: int, seed: int)
         tc = TokenClassifier.fit(names, retain=others, fallback="all")
         fit = _fit_corruption(model, tok, world.items(fit_names), hidden, holdout, seed + i, s.fit_max_evals)
         _say(f"target {i}: {fit['corruption']} at {fit['strength']:.3g} (fit metric {fit['metric']:.3f} vs "
-             f"{holdout[0]:.3f})")
+             f"{holdout.mean_prob:.3f})")
         cfg = GuardConfig(fit["corruption"], float(fit["strength"]), hidden, seed + i, flag_entities=True,
                           entity_tokens=True)
         out.append(Target(f"t{i}", clf, cfg, tc, {**fit, "authors": names, "fit_authors": fit_names}))
@@ -122,7 +119,7 @@ def run(scale: str, k: int, out: Path, seed: int, cache: str | None) -> dict:
     retain_model, _ = load_lm(models.retain["forget10"])
     retain_eval, fit_items, holdout_fit, holdout_eval = eval_and_fit_splits(world, s)
     hs = qa_scores(model, tok, holdout_fit)
-    holdout = (float(np.mean(np.exp(hs["answer"]))), truth_ratio(hs["para"], hs["pert"]))
+    holdout = Surrogate(np.exp(hs["answer"]), truth_ratio(hs["para"], hs["pert"]))
     targets = _targets(world, s, model, tok, fit_items, holdout, k, seed)
     data = [EvalData([r for n in t.fit["authors"] for r in world.authors[n]], holdout_eval, retain_eval,
                      world.painters, world.world_facts).validate() for t in targets]

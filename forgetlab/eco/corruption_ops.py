@@ -118,6 +118,13 @@ def flip_sign_top_k(embeds, mask, strength, k, generator):
     return _where(mask, torch.where(sel, -embeds, embeds), embeds)
 
 
+def scale_first_n(embeds, mask, strength, k, generator):
+    """Multiply the first k dims of masked tokens by ``1 - strength``: one path through zeroing (1), the sign
+    flip (2) and beyond, so a strength fit can land between them."""
+    sel = _first_k_dims(embeds, k)
+    return _where(mask, torch.where(sel, embeds.float() * (1.0 - strength), embeds.float()), embeds)
+
+
 # ----------------------------------------------------------------------------------------------- add / sub
 
 

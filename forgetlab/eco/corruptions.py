@@ -60,7 +60,7 @@ CORRUPTIONS: Registry[CorruptionSpec] = Registry("corruption", {s.name: s for s 
     *_specs("zero_out_first_n zero_out_top_k flip_sign_first_n flip_sign_top_k", uses_strength=False, uses_k=True,
             random=False),
     *_specs("sub_value_top_k add_value_top_k sub_value_least_k add_value_least_k sub_value_first_n "
-            "add_value_first_n", uses_strength=True, uses_k=True, random=False),
+            "add_value_first_n scale_first_n", uses_strength=True, uses_k=True, random=False),
     *_specs("shuffle_tokens", uses_strength=False, uses_k=False, random=True),
     *_specs("reverse_tokens", uses_strength=False, uses_k=False, random=False),
 )})

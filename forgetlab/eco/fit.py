@@ -6,7 +6,9 @@ distance...). Two fitters, both counting metric evaluations:
 - :func:`fit_zo`, a two-point zeroth-order descent on the distance ``d(s) = |m(s) - target|`` (the paper's
   estimator ``g = (d(s + mu) - d(s - mu)) / (2 mu)``), taken in ``log s`` with sign steps of adaptive size;
 - :func:`fit_bracket`, a bracketing root finder for a monotone metric (Illinois false position, with bisection
-  when it stalls, and ``hi`` doubled until the target is bracketed); ``integer=True`` for a ``k`` knob.
+  when it stalls, and ``hi`` doubled until the target is bracketed); ``integer=True`` for a ``k`` knob;
+- :func:`minimize_log`, a zeroth-order minimizer of a distance that need not be monotone (a geometric grid, then
+  golden-section search in ``log s`` around the grid's best point): what the distribution-matching fit uses.
 
 Both take the fit set explicitly and record its SHA-256 (:func:`fit_set_sha256`) in the :class:`FitResult`, so a
 report can show the strength was not fitted on the evaluation split (:func:`check_disjoint` refuses overlap).
@@ -192,6 +194,58 @@ def fit_bracket(metric: Metric, fit_set: Sequence[Any], target: float, *, lo: fl
                 fhi /= 2
             side = +1
     return done()
+
+
+@dataclass
+class MinResult:
+    """Outcome of :func:`minimize_log`: the best strength, its value, and every (strength, value) evaluated."""
+
+    strength: float
+    value: float
+    n_evals: int
+    history: list[tuple[float, float]]
+
+
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def minimize_log(f: Callable[[float], float], lo: float, hi: float, *, max_evals: int = 24,
+                 grid: int | None = None) -> MinResult:
+    """Minimize ``f(s)`` over ``lo <= s <= hi`` with at most ``max_evals`` calls: ``grid`` points spaced
+    geometrically (default: half the budget, at least 3), then golden-section search in ``log s`` between the
+    best grid point's neighbours. The smallest value seen wins; ties go to the smaller strength (the gentler
+    corruption). Zeroth-order: no gradient, no monotonicity needed (a KS distance over strength has plateaus)."""
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise BadInput("strength range", (lo, hi), "0 < lo < hi < inf")
+    if max_evals < 3:
+        raise BadInput("max_evals", max_evals, "an integer >= 3")
+    n = min(max_evals, max(3, grid if grid is not None else max_evals // 2))
+    seen: dict[float, float] = {}
+
+    def at(log_s: float) -> float:
+        s = math.exp(log_s)
+        if s not in seen:
+            v = float(f(s))
+            if not math.isfinite(v):
+                raise BadInput("distance", v, f"a finite number (at strength {s:g})")
+            seen[s] = v
+        return seen[s]
+
+    a, b = math.log(lo), math.log(hi)
+    logs = [a + (b - a) * i / (n - 1) for i in range(n)]
+    values = [at(x) for x in logs]
+    i = min(range(n), key=lambda j: (values[j], j))
+    a, b = logs[max(i - 1, 0)], logs[min(i + 1, n - 1)]
+    c, d = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
+    while len(seen) + 2 <= max_evals and b - a > 1e-3:
+        if at(c) <= at(d):
+            b, d = d, c
+            c = b - GOLDEN * (b - a)
+        else:
+            a, c = c, d
+            d = a + GOLDEN * (b - a)
+    best = min(seen, key=lambda s: (seen[s], s))
+    return MinResult(best, seen[best], len(seen), list(seen.items()))
 
 
 FIT_METHODS = ("bracket", "zo")

@@ -2,30 +2,48 @@
 
 A guard should make the model answer about a forget entity as it answers about entities it never saw. Those
 "holdout" entities are known at fitting time (no evaluation item, no retain model is needed): the corruption
-and strength whose corrupted fit-set scores look most like the holdout's win.
+and strength under which the fit set's answers look most like the holdout's win. "Look like" is measured on
+whole distributions, not on a mean: the surrogate distance is the larger of two two-sample KS statistics, one
+between per-item truth ratios and one between per-item answer probabilities (fit set under the corruption vs the
+target on the holdout). Forget quality is a KS test on truth ratios, so a fit that only matched a mean answer
+probability could land on a strength whose truth-ratio distribution is still far off (issue 20).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ForgetlabError
+import numpy as np
+
 from .corruptions import get_corruption
-from .fit import fit_bracket
+from .fit import minimize_log
 
-# Candidate corruptions, all on every hidden dim (k = hidden size). The fit keeps the one whose corrupted
-# fit-set truth ratios are closest (KS statistic) to those of never-seen holdout authors; a candidate with a
-# strength gets it from the bracketing root finder first (mean answer probability = the holdout's). A candidate
-# whose search ends without reaching the holdout's probability (within ``tol``) is recorded as not converged and
-# excluded from the choice: its KS statistic belongs to a strength that does not do what the fit asked.
-ECO_CANDIDATES: tuple[str, ...] = ("rand_noise_first_n", "zero_out_first_n", "flip_sign_first_n")
-# The strength search doubles up to this noise std (absolute): 2^12 times the start (0.5), far past any
-# embedding's scale, so a candidate that still misses the target here plateaus above it (reported as such).
-STRENGTH_MAX = 2048.0
+# Candidate corruptions, all on every hidden dim (k = hidden size): noise, zeroing, the sign flip, and the scaling
+# x -> (1 - s) x that passes through zeroing (s = 1) and the flip (s = 2), so the fit can land between them.
+ECO_CANDIDATES: tuple[str, ...] = ("rand_noise_first_n", "zero_out_first_n", "flip_sign_first_n", "scale_first_n")
+# The strength range searched (absolute): from far below an embedding's scale to 2^11 above the first grid
+# point, where noise has long swamped every embedding.
+STRENGTH_RANGE: tuple[float, float] = (1.0 / 16.0, 2048.0)
+STRENGTH_MAX = STRENGTH_RANGE[1]
+"""The cap of a bracketing strength search (the multiple-choice fit doubles its bracket up to it)."""
 
-# (corruption, strength) -> (mean normalized answer probability, per-item truth ratios) on the fit set
-SurrogateScore = Callable[[str, float, bool], tuple[float, Any]]
+
+@dataclass(frozen=True)
+class Surrogate:
+    """The target on never-seen holdout entities: per-item answer probabilities ``[M]`` and truth ratios ``[M]``."""
+
+    prob: np.ndarray
+    tr: np.ndarray
+
+    @property
+    def mean_prob(self) -> float:
+        return float(np.mean(self.prob))
+
+
+# (corruption, strength) -> (per-item answer probabilities [N], per-item truth ratios [N]) on the fit set
+SurrogateScore = Callable[[str, float], tuple[Any, Any]]
 
 
 def surrogate_ks(fit_tr, holdout_tr) -> tuple[float, float]:
@@ -39,40 +57,50 @@ def surrogate_ks(fit_tr, holdout_tr) -> tuple[float, float]:
     return float(ks.statistic), float(ks.pvalue)
 
 
-def select_corruption(score: SurrogateScore, holdout_prob: float, holdout_tr, *,
-                      candidates: tuple[str, ...] = ECO_CANDIDATES, tol: float = 0.02,
-                      max_evals: int = 24, hi_max: float = STRENGTH_MAX) -> tuple[str, float, dict[str, Any]]:
+def surrogate_distance(prob, tr, holdout: Surrogate) -> dict[str, float]:
+    """The fit set's distance to the holdout under one candidate: KS statistics of truth ratios and of answer
+    probabilities, and ``distance``, the larger of the two (what the fit minimizes and the choice compares)."""
+    ks_tr, p_tr = surrogate_ks(tr, holdout.tr)
+    ks_prob, _ = surrogate_ks(prob, holdout.prob)
+    return {"ks_statistic": ks_tr, "ks_pvalue": p_tr, "ks_prob": ks_prob, "distance": max(ks_tr, ks_prob),
+            "prob": float(np.mean(prob))}
+
+
+def _fit_candidate(score: SurrogateScore, name: str, holdout: Surrogate, max_evals: int,
+                   strength_range: tuple[float, float]) -> dict[str, Any]:
+    """One candidate's record: its strength (searched by :func:`~forgetlab.eco.fit.minimize_log` when it has
+    one) and its distance to the holdout at that strength."""
+    if not get_corruption(name).uses_strength:
+        return {"strength": 1.0, "n_evals": 1, **surrogate_distance(*score(name, 1.0), holdout)}
+    found: dict[float, dict[str, float]] = {}
+
+    def distance(s: float) -> float:
+        found[s] = surrogate_distance(*score(name, s), holdout)
+        return found[s]["distance"]
+
+    res = minimize_log(distance, *strength_range, max_evals=max_evals)
+    return {"strength": res.strength, "n_evals": res.n_evals, **found[res.strength],
+            "searched": [[s, d] for s, d in res.history]}
+
+
+def select_corruption(score: SurrogateScore, holdout: Surrogate, *, candidates: tuple[str, ...] = ECO_CANDIDATES,
+                      max_evals: int = 24, strength_range: tuple[float, float] = STRENGTH_RANGE
+                      ) -> tuple[str, float, dict[str, Any]]:
     """Zeroth-order fit of ECO's corruption against the holdout surrogate (no retain model needed).
 
-    For each candidate with a strength, the bracketing root finder sets the strength so that the fit set's mean
-    normalized answer probability equals the holdout authors' (``holdout_prob``); then every candidate is scored
-    by the two-sample KS statistic between the fit set's truth ratios under it and the holdout's
-    (``holdout_tr``). Returns (corruption, strength, record of every candidate); the smallest statistic among
-    the candidates whose strength search converged wins (a non-converged one is kept on record with
-    ``excluded``). ``score(name, strength, want_tr)`` returns (mean probability, truth ratios or None).
+    Each candidate with a strength gets the strength in ``strength_range`` that minimizes the surrogate distance
+    (:func:`surrogate_distance`, at most ``max_evals`` evaluations of the fit set); a strength-free one is
+    scored once. The smallest distance wins (ties: the earlier candidate). ``score(name, strength)`` returns the
+    fit set's per-item answer probabilities and truth ratios under that corruption. Returns (corruption,
+    strength, record of every candidate with its evaluations).
     """
-    record: dict[str, Any] = {"holdout_prob": holdout_prob, "candidates": {}}
-    best: tuple[float, str, float] | None = None
+    record: dict[str, Any] = {"holdout_prob": holdout.mean_prob, "criterion": "max(KS truth ratio, KS probability)",
+                              "candidates": {}}
     for name in candidates:
-        entry: dict[str, Any] = {}
-        strength = 1.0
-        if get_corruption(name).uses_strength:
-            res = fit_bracket(lambda st, _fs, name=name: score(name, st, False)[0], [name], holdout_prob,
-                              lo=0.0, hi=0.5, tol=tol, max_evals=max_evals, hi_max=hi_max)
-            strength = res.strength
-            entry.update(n_evals=res.n_evals, converged=res.converged, prob=res.metric)
-            if not res.converged:
-                entry["excluded"] = (f"strength search ended at {res.strength:.4g} (cap {hi_max:g}, "
-                                     f"{res.n_evals} evaluations) with mean probability {res.metric:.4g}, "
-                                     f"not within {tol} of the holdout's {holdout_prob:.4g}")
-        prob, tr = score(name, strength, True)
-        stat, pvalue = surrogate_ks(tr, holdout_tr)
-        entry.update(strength=strength, prob=prob, ks_statistic=stat, ks_pvalue=pvalue)
-        record["candidates"][name] = entry
-        if "excluded" not in entry and (best is None or stat < best[0]):
-            best = (stat, name, strength)
-    if best is None:
-        raise ForgetlabError("no ECO corruption candidate converged: " + "; ".join(
-            f"{n}: {c['excluded']}" for n, c in record["candidates"].items()))
-    record.update(corruption=best[1], strength=best[2], ks_statistic=best[0])
-    return best[1], best[2], record
+        record["candidates"][name] = _fit_candidate(score, name, holdout, max_evals, strength_range)
+    best = min(record["candidates"], key=lambda n: record["candidates"][n]["distance"])
+    chosen = record["candidates"][best]
+    record.update(corruption=best, strength=chosen["strength"], distance=chosen["distance"],
+                  ks_statistic=chosen["ks_statistic"],
+                  n_evals=sum(c["n_evals"] for c in record["candidates"].values()))
+    return best, chosen["strength"], record

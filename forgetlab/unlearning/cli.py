@@ -214,6 +214,11 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
                                              "scale's grid by ECO's rule (default): unlearn the fit set as a "
                                              "proxy, smallest KS vs never-seen authors' truth ratios, with a "
                                              "utility floor; or run them untuned (UnlearnConfig's defaults)."),
+              reseeded: bool = typer.Option(True, "--reseeded-retain/--no-reseeded-retain",
+                                            help="Also train a second retain model per split with another seed and "
+                                                 "report it as the row retain_reseed: one never-trained model's "
+                                                 "forget quality against the other, the ceiling of the column "
+                                                 "(default; one more model training per split)."),
               overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty --out folder."),
               quiet: bool = typer.Option(False, "--quiet", help="No progress display on stderr.")) -> None:
     """Run the unlearning benchmark: target, retain, ECO (deployment + paper protocols), GA, GD, NPO, RMU.
@@ -229,7 +234,7 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
         res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite,
                         progress=None if quiet else tasks, seeds=seed_list,
                         splits=tuple(x.strip() for x in splits.split(",") if x.strip()) or None,
-                        entity_level=entity_level, flag_entities=flag_entities, tune=tune)
+                        entity_level=entity_level, flag_entities=flag_entities, tune=tune, reseeded=reseeded)
     status(not quiet)(f"wrote {', '.join(str(p) for p in res.files.values())} ({res.timings['total']:.0f} s)")
     emit({"files": {k: str(v) for k, v in res.files.items()}, "seconds": res.timings["total"],
           "models": res.config.get("models"), "guards": res.config.get("guards")})

@@ -161,3 +161,12 @@ def test_rowwise_is_independent_of_batch_and_padding(name):
                        apply_corruption(name, x[:1], full, 1.5, 5, torch.Generator().manual_seed(9)))
     with pytest.raises(BadInput, match="seeds"):
         apply_rowwise(name, x, mask, 1.5, 5, seeds=[1])
+
+
+def test_scale_first_n_passes_through_zeroing_and_the_flip():
+    """x -> (1 - s) x on the first k dims: s = 1 is zero_out_first_n, s = 2 is flip_sign_first_n, s = 0.5 halves."""
+    x, mask = _inputs(5)
+    for s, other in ((1.0, "zero_out_first_n"), (2.0, "flip_sign_first_n")):
+        assert torch.equal(apply_corruption("scale_first_n", x, mask, s, 6), apply_corruption(other, x, mask, 0.0, 6))
+    half = apply_corruption("scale_first_n", x, mask, 0.5, 6)
+    assert torch.allclose(half[mask][:, :6], x[mask][:, :6] * 0.5) and torch.equal(half[mask][:, 6:], x[mask][:, 6:])

@@ -54,8 +54,8 @@ def test_tiny_bench_writes_the_table(tiny):
     data = json.loads(files["json"].read_text())
     rows = data["rows"]
     assert {(r["method"], r["protocol"]) for r in rows} == {
-        ("target", "-"), ("retain", "-"), ("eco", "deployment"), ("eco", "paper"), ("ga", "-"), ("gd", "-"),
-        ("npo", "-"), ("rmu", "-")}
+        ("target", "-"), ("retain", "-"), ("retain_reseed", "-"), ("eco", "deployment"), ("eco", "paper"),
+        ("ga", "-"), ("gd", "-"), ("npo", "-"), ("rmu", "-")}
     for r in rows:
         assert set(ROW_FIELDS) <= set(r)
         assert 0 <= r["model_utility"] <= 1 and 0 <= r["forget_quality"] <= 1
@@ -64,17 +64,24 @@ def test_tiny_bench_writes_the_table(tiny):
     assert by[("retain", "-")]["forget_quality"] == pytest.approx(1.0)
     assert by[("target", "-")]["mia_min_k"] > by[("retain", "-")]["mia_min_k"]
     assert by[("target", "-")]["forget_quality"] < 1.0
+    # the reference row: another retain model (another training seed) against the first, with its own fluency
+    reseed = by[("retain_reseed", "-")]
+    assert reseed["train_seed"] == 1000 and reseed["forget_quality"] < 1.0
+    assert data["config"]["reseeded_retain"] is True
+    for r in rows:  # every row's generations judged by the retain model: a finite perplexity >= 1
+        assert r["forget_gen_ppl"] >= 1.0
     eco = by[("eco", "deployment")]
     assert math.isfinite(eco["classifier_fpr"]) and math.isfinite(eco["classifier_fnr"])
     assert eco["strength"] > 0 and eco["fit"]["fit_set_size"] > 0
     # the flag rule ORs forget-name matches into the classifier: it can only miss less
     assert eco["classifier_fnr"] <= eco["classifier_only_fnr"]
-    # the corruption is the candidate closest to the holdout surrogate, and every candidate is on record
+    # the corruption is the candidate closest to the holdout surrogate, and every candidate is on record with
+    # the strengths its search evaluated (within the scale's budget)
     cands = eco["fit"]["candidates"]
-    assert eco["corruption"] in cands and len(cands) == 3
-    assert cands[eco["corruption"]]["ks_statistic"] == min(c["ks_statistic"] for c in cands.values()
-                                                           if "excluded" not in c)
-    assert all(("excluded" in c) == (c.get("converged") is False) for c in cands.values())
+    assert eco["corruption"] in cands and len(cands) == 4
+    assert cands[eco["corruption"]]["distance"] == min(c["distance"] for c in cands.values())
+    assert all(c["distance"] == max(c["ks_statistic"], c["ks_prob"]) for c in cands.values())
+    assert all(1 <= len(c.get("searched", [[1, 0]])) <= 8 for c in cands.values())
     md = files["md"].read_text()
     assert "## forget10" in md and "Multiple choice" in md and "deployment" in md and "paper" in md
     assert [r["method"] for r in data["mc_rows"]] == ["target", "eco"]

@@ -1,76 +1,73 @@
-"""ECO's corruption choice in the bench: strength by bracketing, then the smallest KS statistic vs holdout."""
+"""ECO's corruption choice in the bench: each candidate's strength by a zeroth-order search of the surrogate
+distance (whole distributions of truth ratios and answer probabilities vs never-seen authors), then the
+smallest distance."""
+
+import math
 
 import numpy as np
 import pytest
 
-from forgetlab.eco.select import select_corruption
+from forgetlab.eco.fit import minimize_log
+from forgetlab.eco.select import Surrogate, select_corruption, surrogate_distance
+from forgetlab.errors import BadInput
 
-HOLDOUT_TR = np.random.default_rng(0).lognormal(0.0, 0.4, 200)
+RNG = np.random.default_rng(0)
+HOLDOUT = Surrogate(RNG.uniform(0.1, 0.5, 200), RNG.lognormal(0.0, 0.4, 200))
+SAME_TR, SAME_PROB = np.random.default_rng(1).lognormal(0.0, 0.4, 150), np.random.default_rng(2).uniform(0.1, 0.5, 150)
 
 
 def _fake_score(calls):
-    """Truth ratios per corruption: flip_sign matches the holdout, zero_out is shifted, noise depends on strength
-    (matches at strength 2, where its mean probability crosses the holdout's 0.3)."""
-    rng = np.random.default_rng(1)
-    same = rng.lognormal(0.0, 0.4, 150)
-
-    def score(name, strength, want_tr):
-        calls.append((name, strength, want_tr))
+    """Noise matches the holdout's distributions at strength 2 only; zero_out's truth ratios are shifted; the
+    flip's probabilities are shifted (its truth ratios match): only the noise matches both distributions."""
+    def score(name, strength):
+        calls.append((name, strength))
         if name == "rand_noise_first_n":
-            prob = 0.9 / (1.0 + strength)  # decreasing; 0.3 at strength 2
-            tr = same * np.exp(-0.8 * abs(strength - 2.0) - 0.5) if want_tr else None
-            return prob, tr
+            off = abs(math.log(strength / 2.0))
+            return SAME_PROB * math.exp(off), SAME_TR * math.exp(-off)
         if name == "zero_out_first_n":
-            return 0.1, (same * 3.0 if want_tr else None)
-        return 0.35, (same * 1.05 if want_tr else None)
-
+            return SAME_PROB, SAME_TR * 3.0
+        return SAME_PROB * 2.5, SAME_TR  # flip_sign_first_n and scale_first_n
     return score
 
 
-def test_select_picks_the_candidate_closest_to_the_holdout():
+def test_the_choice_matches_whole_distributions_not_one_of_them():
     calls = []
-    name, strength, rec = select_corruption(_fake_score(calls), 0.3, HOLDOUT_TR, tol=0.005)
-    assert name == "flip_sign_first_n" and strength == 1.0
-    noise = rec["candidates"]["rand_noise_first_n"]
-    assert noise["strength"] == pytest.approx(2.0, rel=0.05)  # bracketed to the holdout probability
-    ks = {n: c["ks_statistic"] for n, c in rec["candidates"].items()}
-    assert ks["flip_sign_first_n"] < ks["rand_noise_first_n"] < ks["zero_out_first_n"]
-    assert rec["ks_statistic"] == ks["flip_sign_first_n"]
-    # strength-free corruptions are scored once; the strength search never asks for truth ratios
-    assert [c for c in calls if c[0] == "zero_out_first_n"] == [("zero_out_first_n", 1.0, True)]
-    noise_calls = [want for n, _s, want in calls if n == "rand_noise_first_n"]
-    assert len(noise_calls) >= 3 and not any(noise_calls[:-1]) and noise_calls[-1]
+    name, strength, rec = select_corruption(_fake_score(calls), HOLDOUT,
+                                            candidates=("rand_noise_first_n", "zero_out_first_n",
+                                                        "flip_sign_first_n"), max_evals=20)
+    assert name == "rand_noise_first_n" and strength == pytest.approx(2.0, rel=0.15)
+    flip = rec["candidates"]["flip_sign_first_n"]
+    assert flip["ks_statistic"] < 0.15 < flip["ks_prob"]  # truth ratios alone would have picked the flip
+    assert rec["distance"] == min(c["distance"] for c in rec["candidates"].values())
+    assert [c for c in calls if c[0] == "zero_out_first_n"] == [("zero_out_first_n", 1.0)]  # scored once
+    noise = [s for n, s in calls if n == "rand_noise_first_n"]
+    assert 3 <= len(noise) <= 20 and rec["candidates"]["rand_noise_first_n"]["n_evals"] == len(set(noise))
 
 
-def test_select_keeps_a_strength_candidate_when_it_matches_best():
-    def score(name, strength, want_tr):
-        prob = 0.9 / (1.0 + strength) if name == "rand_noise_first_n" else 0.5
-        tr = HOLDOUT_TR * (1.0 if name == "rand_noise_first_n" else 4.0)
-        return prob, (tr if want_tr else None)
-
-    name, strength, _ = select_corruption(score, 0.3, HOLDOUT_TR, tol=0.005)
-    assert name == "rand_noise_first_n" and strength == pytest.approx(2.0, rel=0.05)
+def test_surrogate_distance_is_the_larger_ks_statistic():
+    d = surrogate_distance(SAME_PROB, SAME_TR * 3.0, HOLDOUT)
+    assert d["distance"] == max(d["ks_statistic"], d["ks_prob"]) and d["ks_statistic"] > d["ks_prob"]
+    assert d["prob"] == pytest.approx(float(np.mean(SAME_PROB)))
 
 
-def test_a_candidate_whose_search_hits_the_cap_is_excluded_and_recorded():
-    """Noise whose probability plateaus above the holdout's never converges: even with the best KS statistic
-    it is not chosen, and the record says why."""
-    def score(name, strength, want_tr):
-        if name == "rand_noise_first_n":
-            return 0.6 + 0.3 / (1.0 + strength), (HOLDOUT_TR if want_tr else None)  # never reaches 0.3
-        return 0.3, (HOLDOUT_TR * (2.0 if name == "zero_out_first_n" else 3.0) if want_tr else None)
+def test_minimize_log_finds_an_interior_minimum_within_budget():
+    calls = []
 
-    name, _strength, rec = select_corruption(score, 0.3, HOLDOUT_TR, tol=0.01, max_evals=40, hi_max=64.0)
-    noise = rec["candidates"]["rand_noise_first_n"]
-    assert noise["converged"] is False and "cap 64" in noise["excluded"]
-    assert noise["ks_statistic"] == 0.0 and name == "zero_out_first_n"
+    def f(s):
+        calls.append(s)
+        return abs(math.log(s / 3.7)) + (1.0 if s > 100 else 0.0)
+
+    res = minimize_log(f, 0.01, 1000.0, max_evals=16)
+    assert res.strength == pytest.approx(3.7, rel=0.1) and len(calls) <= 16
+    assert res.n_evals == len(set(calls)) and res.value == min(v for _s, v in res.history)
 
 
-def test_no_converged_candidate_is_an_error():
-    from forgetlab.errors import ForgetlabError
+def test_minimize_log_prefers_the_gentler_strength_on_a_plateau():
+    res = minimize_log(lambda s: 0.0 if s > 1.0 else 1.0, 0.1, 1000.0, max_evals=12)
+    assert res.value == 0.0 and res.strength == min(s for s, v in res.history if v == 0.0)
 
-    def score(name, strength, want_tr):
-        return 0.9, (HOLDOUT_TR if want_tr else None)
 
-    with pytest.raises(ForgetlabError, match="no ECO corruption candidate converged"):
-        select_corruption(score, 0.3, HOLDOUT_TR, candidates=("rand_noise_first_n",), max_evals=6)
+@pytest.mark.parametrize("lo,hi,evals", [(0.0, 1.0, 10), (2.0, 1.0, 10), (0.1, math.inf, 10), (0.1, 1.0, 2)])
+def test_minimize_log_refuses_bad_ranges(lo, hi, evals):
+    with pytest.raises(BadInput):
+        minimize_log(lambda s: s, lo, hi, max_evals=evals)

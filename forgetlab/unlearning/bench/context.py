@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ...eco.corrupter import Corrupter, GuardConfig
+from ...eco.select import Surrogate
 from ..evaluate import Evaluation, evaluate_model, qa_scores
 from ..metrics import truth_ratio
 from ..scoring import Corruption
@@ -43,15 +44,15 @@ class BenchContext:
     timings: dict[str, float] = field(default_factory=dict)
     target_utility: dict[str, float] | None = None
     guards_dir: Path | None = None  # where ECO's fitted guards are saved (None: not saved)
-    _holdout: tuple[float, np.ndarray] | None = None
+    _holdout: Surrogate | None = None
 
-    def holdout_surrogate(self) -> tuple[float, np.ndarray]:
-        """(mean answer probability, per-item truth ratios ``[M]``) of the target on the never-seen holdout
-        authors (``holdout_fit``): the surrogate target of ECO's corruption fit and of the baselines' tuning,
-        computed once per run."""
+    def holdout_surrogate(self) -> Surrogate:
+        """Per-item answer probabilities and truth ratios ``[M]`` of the target on the never-seen holdout authors
+        (``holdout_fit``): the surrogate target of ECO's corruption fit and of the baselines' tuning, computed
+        once per run."""
         if self._holdout is None:
             hs = qa_scores(self.target, self.tokenizer, self.holdout_fit)
-            self._holdout = float(np.mean(np.exp(hs["answer"]))), truth_ratio(hs["para"], hs["pert"])
+            self._holdout = Surrogate(np.exp(hs["answer"]), truth_ratio(hs["para"], hs["pert"]))
         return self._holdout
 
     @property

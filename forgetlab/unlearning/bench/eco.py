@@ -21,12 +21,12 @@ from ...eco.classify.rule import FlagRule
 from ...eco.classify.token import TokenClassifier
 from ...eco.guard import EcoGuard, GuardConfig
 from ...eco.select import select_corruption
-from ..evaluate import EvalData, Evaluation, compare, qa_scores
-from ..lm import prompt_of
-from ..metrics import normalized_prob, truth_ratio
-from ..scoring import Corruption, score_answers
+from ..evaluate import EvalData, qa_scores
+from ..metrics import truth_ratio
+from ..scoring import Corruption
 from ..world import World
 from .context import BenchContext
+from .reference import Reference
 from .table import row
 
 PROTOCOLS = ("deployment", "paper")
@@ -88,27 +88,23 @@ class CorruptionFit:
 
     def __init__(self, ctx: BenchContext) -> None:
         self.ctx = ctx
-        self.holdout_prob, self.holdout_tr = ctx.holdout_surrogate()
+        self.holdout = ctx.holdout_surrogate()
         self.records: dict[str, tuple[str, float, dict[str, Any]]] = {}
 
-    def _score(self, key: str, tc: TokenClassifier, name: str, strength: float, want_tr: bool):
-        """(mean normalized answer probability, truth ratios or None) of the fit set under one corruption."""
-        ctx, items = self.ctx, self.ctx.fit_items
-        c = ctx.corruption(name, strength, np.ones(len(items), bool), key, tc)
-        if not want_tr:
-            sc = score_answers(ctx.target, ctx.tokenizer, [prompt_of(r["question"]) for r in items],
-                               [r["answer"] for r in items], corruption=c)
-            return float(np.mean(normalized_prob(sc.token_logprobs))), None
-        q = qa_scores(ctx.target, ctx.tokenizer, items, c)
-        return float(np.mean(np.exp(q["answer"]))), truth_ratio(q["para"], q["pert"])
+    def _score(self, key: str, tc: TokenClassifier, name: str, strength: float) -> tuple[np.ndarray, np.ndarray]:
+        """(per-item answer probabilities, per-item truth ratios) ``[N]`` of the fit set under one corruption."""
+        items = self.ctx.fit_items
+        c = self.ctx.corruption(name, strength, np.ones(len(items), bool), key, tc)
+        q = qa_scores(self.ctx.target, self.ctx.tokenizer, items, c)
+        return np.exp(q["answer"]), truth_ratio(q["para"], q["pert"])
 
     def __call__(self, proto: str) -> tuple[str, float, dict[str, Any]]:
         key = proto if self.ctx.answers == "tofu" else "deployment"
         if key not in self.records:
             items = self.ctx.fit_items
             tc = TokenClassifier.fit(sorted({r["entity"] for r in items}))
-            name, st, rec = select_corruption(lambda n, s, w: self._score(key, tc, n, s, w), self.holdout_prob,
-                                              self.holdout_tr, max_evals=self.ctx.scale.fit_max_evals)
+            name, st, rec = select_corruption(lambda n, s: self._score(key, tc, n, s), self.holdout,
+                                              max_evals=self.ctx.scale.fit_max_evals)
             rec.update(fit_set_size=len(items), holdout_size=len(self.ctx.holdout_fit))
             self.records[key] = (name, st, rec)
         return self.records[key]
@@ -153,7 +149,7 @@ def _flag_rule_sets(ctx: BenchContext, split: str) -> tuple[list[str], list[str]
             [r["paraphrased_question"] for r in others], unseen)
 
 
-def eco_rows(ctx: BenchContext, split: str, data: EvalData, ev_retain: Evaluation,
+def eco_rows(ctx: BenchContext, split: str, data: EvalData, ref: Reference,
              fitter: CorruptionFit) -> list[dict[str, Any]]:
     """Fit ECO's flag rule for ``split``, then score the guard under both protocols: one row each."""
     forget_q, retain_q, para_f, para_r, unseen = _flag_rule_sets(ctx, split)
@@ -174,7 +170,7 @@ def eco_rows(ctx: BenchContext, split: str, data: EvalData, ev_retain: Evaluatio
                  if ctx.guards_dir is not None else None)
         corr = Corruption(guard.corrupter, np.zeros(0, bool), proto, answer_entities=tcl)
         e = ctx.evaluate(ctx.target, data, eco=corr, guard=guard, flagger=guard.classify)
-        r = row(split, "eco", proto, e.summary, compare(e, ev_retain),
+        r = row(split, "eco", proto, e.summary, ref.compare(e),
                 time.perf_counter() - t1 + (eco.seconds if proto == PROTOCOLS[0] else 0.0),
                 corruption=eco.corruption[proto], strength=eco.strength[proto], fit=eco.fit[proto])
         r.update(classifier_fpr=eco.fpr, classifier_fnr=eco.fnr, classifier_only_fpr=eco.classifier_fpr,

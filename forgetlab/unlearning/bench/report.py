@@ -20,7 +20,10 @@ _DEFINITIONS = (
     "to never having seen it). model_utility: harmonic mean (scipy) of probability, ROUGE-L recall and truth "
     "ratio on the retain-eval, real-authors and world-facts sets. forget_Q_A_Prob / forget_Q_A_ROUGE / "
     "forget_truth_ratio: length-normalized answer probability, ROUGE-L recall of the greedy answer and "
-    "mean(min(R, 1/R)) on the forget split. privleak: MUSE's ((1 - AUC) - (1 - AUC_retain)) / (1 - AUC_retain) "
+    "mean(min(R, 1/R)) on the forget split. forget_gen_ppl: fluency of the greedy answers to forget questions, "
+    "their perplexity (EOS included) under the split's retain model given the question (it never saw these "
+    "authors: lower = more fluent, gibberish scores far above the retain model's own answers). retain_reseed: a "
+    "second retain model trained with another seed (the ceiling of forget quality: two never-trained models). privleak: MUSE's ((1 - AUC) - (1 - AUC_retain)) / (1 - AUC_retain) "
     "* 100 on the Min-K% (k = 0.4) AUC (0 = like the retain model, negative = forget set still looks like "
     "members). mia_*: ROC AUC (scikit-learn) of forget (members) vs holdout authors (non-members), 1 = forget "
     "items much more likely. extraction_strength / exact_memorization: OU's, from the greedy predictions under "
@@ -45,7 +48,8 @@ def _header(res: dict[str, Any]) -> list[str]:
     cmd = (f"forgetlab eco bench --scale {c['scale']} --answers {c['answers']} --seeds {asked} "
            f"--methods {','.join(c['methods'])}"
            + (f" --splits {','.join(c['splits'])}" if c.get("splits") else "")
-           + f"{'' if c.get('tune', False) else ' --no-tune'} --out DIR")  # no key: a run before tuning existed
+           + f"{'' if c.get('tune', False) else ' --no-tune'}"  # no key: a run before tuning existed
+           + f"{'' if c.get('reseeded_retain', True) else ' --no-reseeded-retain'} --out DIR")
     if c.get("merged_from"):
         return _merged_header(res, cmd)
     load = m.get("load_average")
@@ -92,7 +96,7 @@ def _merged_header(res: dict[str, Any], cmd: str) -> list[str]:
 def _split_tables(res: dict[str, Any]) -> list[str]:
     """Per split: mean +- sd of every metric; with several seeds, each seed's forget quality and utility."""
     lines: list[str] = []
-    cols = [f for f in SUMMARY_FIELDS]
+    cols = [f for f in SUMMARY_FIELDS if any(f in s for s in res["summary"])]  # older records lack newer fields
     multi = len(res["config"].get("seeds", [0])) > 1
     for split in dict.fromkeys(r["split"] for r in res["summary"]):
         lines += [f"## {split}" + (" (mean +- sd over seeds)" if multi else ""), "",
@@ -115,15 +119,15 @@ def _split_tables(res: dict[str, Any]) -> list[str]:
 
 
 def _fits(res: dict[str, Any]) -> list[str]:
-    """ECO's corruption choice per seed (every candidate, converged or excluded) and the held-out check."""
-    lines = ["## ECO's corruption (holdout surrogate: smallest KS statistic vs never-seen authors; a candidate "
-             "whose strength search did not reach the holdout's probability is excluded)", ""]
+    """ECO's corruption choice per seed (every candidate with its fitted strength and distances) and the
+    held-out check."""
+    lines = ["## ECO's corruption (holdout surrogate: each candidate's strength minimizes its distance to "
+             "never-seen authors, the larger KS statistic of truth ratios and of answer probabilities; the "
+             "smallest distance wins)", ""]
     for seed, part in res["config"].get("per_seed", {}).items():
         for proto, rec in (part.get("eco_fit") or {}).items():
-            cands = "; ".join(
-                f"{n}: strength {c['strength']:.4g}, KS {c['ks_statistic']:.3f}"
-                + (f" (excluded: {c['excluded']})" if c.get("excluded") else "") for n, c in rec["candidates"].items())
-            lines.append(f"- seed {seed}, {proto}: **{rec['corruption']}**. {cands}")
+            lines.append(f"- seed {seed}, {proto}: **{rec['corruption']}**. " + "; ".join(
+                _candidate(n, c) for n, c in rec["candidates"].items()))
     lines += _tuning(res)
     lines += ["", "## Held-out check (passed before any fit; sizes of the sets compared, first seed)", ""]
     check = next(iter(res["config"].get("heldout_check", {}).values()), {})
@@ -132,6 +136,15 @@ def _fits(res: dict[str, Any]) -> list[str]:
         scored = ", ".join(f"{k} {v}" for k, v in rec["scored_sets"].items())
         lines.append(f"- {split}: fit sets ({fits}) share no {' or '.join(rec['by'])} with scored sets ({scored})")
     return [*lines, ""]
+
+
+def _candidate(name: str, c: dict[str, Any]) -> str:
+    """One candidate of a corruption fit: its strength, KS statistics and evaluations (records written before the
+    distribution fit have no ``distance``: their bracketing exclusion is shown instead)."""
+    text = f"{name}: strength {c['strength']:.4g}, KS truth ratio {c['ks_statistic']:.3f}"
+    if "distance" in c:
+        text += f", KS probability {c['ks_prob']:.3f} ({c['n_evals']} evaluation{'s' if c['n_evals'] > 1 else ''})"
+    return text + (f" (excluded: {c['excluded']})" if c.get("excluded") else "")
 
 
 _TRANSFER = ("A forget split runs the chosen point's number of optimizer updates (its epochs scaled by the proxy's "

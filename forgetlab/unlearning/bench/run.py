@@ -18,7 +18,7 @@ from ...eco.select import ECO_CANDIDATES
 from ...errors import BadInput, check_choice
 from ...runs import atomic_write_json, atomic_write_text, prepare_out_dir, run_record
 from ..baselines import METHODS, UnlearnConfig
-from ..evaluate import EvalData, Evaluation, compare
+from ..evaluate import EvalData
 from ..lm import load_lm
 from ..world import World, make_world
 from .context import BenchContext
@@ -27,6 +27,7 @@ from .heldout import FORGET_EVAL, FORGET_REQUEST, check_heldout
 from .machine import load_average, machine_record
 from .mc import MC_CHANCE, mc_rows
 from .models import Progress, build_models
+from .reference import RESEED_OFFSET, RESEEDED, Reference
 from .report import render_report
 from .scale import Scale, scale_config
 from .splits import eval_and_fit_splits, retain_fit_items
@@ -75,10 +76,10 @@ def check_bench_heldout(world: World, s, methods: tuple[str, ...], seed: int = 0
 
 
 def _context(world: World, s, answers: str, cache_dir, progress: Progress | None, seed: int, entity_level: bool,
-             flag_entities: bool, timings: dict[str, float]) -> BenchContext:
+             flag_entities: bool, timings: dict[str, float], reseeded: bool = False) -> BenchContext:
     """Build the world's models (timed) and the shared state of the steps."""
     t0 = time.perf_counter()
-    models = build_models(world, s, cache_dir, progress)
+    models = build_models(world, s, cache_dir, progress, reseeded)
     timings["models"] = time.perf_counter() - t0
     for k, rec in models.records.items():
         timings[f"models/{k}"] = rec["load_or_train_seconds"]
@@ -90,26 +91,36 @@ def _context(world: World, s, answers: str, cache_dir, progress: Progress | None
                         timings)
 
 
-def _reference_rows(ctx: BenchContext, split: str, data: EvalData) -> tuple[list[dict[str, Any]], Evaluation]:
-    """The target's and the retain model's rows; returns the retain model's evaluation for comparisons."""
+def _reference_rows(ctx: BenchContext, split: str, data: EvalData) -> tuple[list[dict[str, Any]], Reference]:
+    """The target's and the retain model's rows (and the reseeded retain model's, when trained: the ceiling of
+    "never trained on the split"); returns the split's :class:`Reference` for the other rows."""
     step = f"{split}: evaluate target and retain"
-    ctx.say(step, 0, 2)
+    reseeded = ctx.models.retain_reseeded.get(split)
+    n = 3 if reseeded else 2
+    ctx.say(step, 0, n)
     t0 = time.perf_counter()
     ev_target = ctx.evaluate(ctx.target, data, utility=ctx.target_utility)
     ctx.target_utility = ev_target.utility_parts
     t_target = time.perf_counter() - t0
-    ctx.say(step, 1, 2)
+    ctx.say(step, 1, n)
     retain_model, _ = load_lm(ctx.models.retain[split])
     t0 = time.perf_counter()
     ev_retain = ctx.evaluate(retain_model, data)
     t_retain = time.perf_counter() - t0
-    ctx.say(step, 2, 2)
-    rows = [row(split, "target", "-", ev_target.summary, compare(ev_target, ev_retain), t_target),
-            row(split, "retain", "-", ev_retain.summary, compare(ev_retain, ev_retain), t_retain)]
-    return rows, ev_retain
+    ref = Reference(ev_retain, retain_model, ctx.tokenizer, [r["question"] for r in data.forget])
+    rows = [row(split, "target", "-", ev_target.summary, ref.compare(ev_target), t_target),
+            row(split, "retain", "-", ev_retain.summary, ref.compare(ev_retain), t_retain)]
+    ctx.say(step, 2, n)
+    if reseeded:
+        t0 = time.perf_counter()
+        e = ctx.evaluate(load_lm(reseeded)[0], data)
+        rows.append(row(split, RESEEDED, "-", e.summary, ref.compare(e), time.perf_counter() - t0,
+                        train_seed=ctx.scale.train.seed + RESEED_OFFSET))
+        ctx.say(step, 3, n)
+    return rows, ref
 
 
-def _baseline_row(ctx: BenchContext, split: str, method: str, data: EvalData, ev_retain: Evaluation,
+def _baseline_row(ctx: BenchContext, split: str, method: str, data: EvalData, ref: Reference,
                   tuner: BaselineTuner | None) -> dict[str, Any]:
     """Fine-tune a copy of the target with ``method`` (at the tuned config, or the untuned default without
     ``tuner``) on the split's forget set and score it; the tuning's time is not in the row's ``seconds``."""
@@ -122,7 +133,7 @@ def _baseline_row(ctx: BenchContext, split: str, method: str, data: EvalData, ev
         model, ctx.tokenizer, ctx.world.forget(split), ctx.retain_fit,
         progress=(lambda i, n: progress(f"{split}: {method}", i, n)) if progress else None)
     e = ctx.evaluate(model, data)
-    return row(split, method, "-", e.summary, compare(e, ev_retain), time.perf_counter() - t0, unlearn=rec,
+    return row(split, method, "-", e.summary, ref.compare(e), time.perf_counter() - t0, unlearn=rec,
                tuned=tuner is not None)
 
 
@@ -147,7 +158,7 @@ def _run_seed(world: World, s: Scale, seed: int, opts: dict[str, Any], guards_di
     """Every row of one seed: world, models, flag rules, corruption fits and baselines of that seed."""
     t0 = time.perf_counter()
     ctx = _context(world, s, opts["answers"], opts["cache_dir"], opts["progress"], seed, opts["entity_level"],
-                   opts["flag_entities"], timings)
+                   opts["flag_entities"], timings, opts["reseeded"])
     ctx.guards_dir = guards_dir
     methods = opts["methods"]
     fitter = CorruptionFit(ctx) if "eco" in methods else None
@@ -156,19 +167,19 @@ def _run_seed(world: World, s: Scale, seed: int, opts: dict[str, Any], guards_di
     for split in s.splits:
         data = EvalData(ctx.world.forget(split), ctx.holdout_eval, ctx.retain_eval, ctx.world.painters,
                         ctx.world.world_facts).validate()
-        ref, ev_retain = _reference_rows(ctx, split, data)
-        rows += ref
+        ref_rows, ref = _reference_rows(ctx, split, data)
+        rows += ref_rows
         if fitter is not None:
             ctx.say(f"{split}: ECO classifier and fit", 0, 1)
             with ctx.timed(f"eco/{split}"):
-                rows += eco_rows(ctx, split, data, ev_retain, fitter)
+                rows += eco_rows(ctx, split, data, ref, fitter)
             ctx.say(f"{split}: ECO classifier and fit", 1, 1)
         for m in (m for m in methods if m != "eco"):
             if tuner is not None and m not in tuner.records:
                 with ctx.timed(f"{m}/tune"):
                     tuner.config(m)
             with ctx.timed(f"{m}/{split}"):
-                rows.append(_baseline_row(ctx, split, m, data, ev_retain, tuner))
+                rows.append(_baseline_row(ctx, split, m, data, ref, tuner))
     with ctx.timed("multiple_choice"):
         mcr = mc_rows(ctx, "eco" in methods)
     ctx.timings["seed_total"] = time.perf_counter() - t0
@@ -177,7 +188,7 @@ def _run_seed(world: World, s: Scale, seed: int, opts: dict[str, Any], guards_di
     config = {"eco_fit": {k: v[2] for k, v in (fitter.records if fitter else {}).items()},
               "baseline_tuning": tuner.records if tuner is not None else {},
               "forget_subject": ctx.world.forget_subject,
-              "fit_target_holdout_prob": fitter.holdout_prob if fitter else None,
+              "fit_target_holdout_prob": fitter.holdout.mean_prob if fitter else None,
               "models": {"tokenizer": str(ctx.models.tokenizer), "target": str(ctx.models.target),
                          "retain": {k: str(v) for k, v in ctx.models.retain.items()}},
               "guards": {f"{r['split']}/{r['protocol']}": r["guard"] for r in rows if r.get("guard")}}
@@ -188,7 +199,7 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
               methods: tuple[str, ...] = ("eco", "ga", "gd", "npo", "rmu"), *, cache_dir: str | os.PathLike | None = None,
               overwrite: bool = False, progress: Progress | None = None, seeds: tuple[int, ...] = (0,),
               splits: tuple[str, ...] | None = None, entity_level: bool = True,
-              flag_entities: bool = True, tune: bool = True) -> BenchResult:
+              flag_entities: bool = True, tune: bool = True, reseeded: bool = True) -> BenchResult:
     """Run the whole benchmark and write ``results.json``, ``results.md`` and ``tradeoff.png`` into ``out_dir``.
 
     Each of ``seeds`` runs its own world, models, flag rules and fits (seed 0: the scale as defined); the
@@ -197,7 +208,9 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
     classifier) instead of every prompt token, in the fit, the scoring and the guard's generation alike.
     ``flag_entities``: a prompt is flagged when the classifier flags it OR it names a forget author. ``tune``:
     each baseline's lr and epochs are chosen per seed by the holdout surrogate (:mod:`.tune`); without it they
-    run at :class:`~forgetlab.unlearning.baselines.UnlearnConfig`'s defaults. The held-out check of every seed
+    run at :class:`~forgetlab.unlearning.baselines.UnlearnConfig`'s defaults. ``reseeded``: also train a second
+    retain model per split with another training seed and report it as the row ``retain_reseed`` (forget quality
+    of one never-trained model against another: the ceiling no method can be asked to pass). The held-out check of every seed
     (the tuning's sets included) runs before anything is written or fitted.
     """
     s = _check(scale, answers, methods, splits)
@@ -209,7 +222,7 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
     heldout = {str(k): check_bench_heldout(worlds[k], seeded(s, k), methods, k, tune) for k in seeds}
     out = prepare_out_dir(out_dir, overwrite=overwrite)
     opts = {"answers": answers, "cache_dir": cache_dir, "progress": progress, "entity_level": entity_level,
-            "flag_entities": flag_entities, "methods": methods, "tune": tune}
+            "flag_entities": flag_entities, "methods": methods, "tune": tune, "reseeded": reseeded}
     runs: dict[int, SeedRun] = {}
     for k in seeds:  # the files are rewritten after every seed: a long run leaves the seeds it finished
         guards_dir = out / "guards" if len(seeds) == 1 else out / "guards" / f"seed{k}"
@@ -217,6 +230,7 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
         timings["total"] = time.perf_counter() - t_all
         machine["load_average_end"] = load_average()
         config = {**_config(s, scale, answers, methods, entity_level, flag_entities, heldout, runs), "tune": tune,
+                  "reseeded_retain": reseeded,
                   "tuned_epochs": "matching updates"}
         res = _write(out, runs, {**config, "seeds_requested": list(seeds)}, machine, timings)
     return res

@@ -8,7 +8,8 @@ from typing import Any
 
 from ...runs import atomic_path
 
-METRICS = ("forget_quality", "model_utility", "forget_Q_A_Prob", "forget_Q_A_ROUGE", "forget_truth_ratio", "privleak",
+METRICS = ("forget_quality", "model_utility", "forget_Q_A_Prob", "forget_Q_A_ROUGE", "forget_gen_ppl",
+           "forget_truth_ratio", "privleak",
            "extraction_strength", "exact_memorization", "mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus")
 ROW_FIELDS = ("split", "method", "protocol", *METRICS, "classifier_fpr", "classifier_fnr", "seconds")
 
@@ -43,7 +44,7 @@ def plot_tradeoff(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    markers = {"target": "o", "retain": "*", "eco": "D", "ga": "v", "gd": "^", "npo": "s", "rmu": "P"}
+    markers = {"target": "o", "retain": "*", "retain_reseed": "X", "eco": "D", "ga": "v", "gd": "^", "npo": "s", "rmu": "P"}
     splits = list(dict.fromkeys(r["split"] for r in rows))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for r in rows:

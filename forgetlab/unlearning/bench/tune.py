@@ -149,7 +149,7 @@ class BaselineTuner:
     def reference(self) -> TuneReference:
         """The target's holdout truth ratios (shared with ECO's fit) and floor probability, computed once."""
         if self._ref is None:
-            self._ref = TuneReference(self.ctx.holdout_surrogate()[1],
+            self._ref = TuneReference(self.ctx.holdout_surrogate().tr,
                                       answer_prob(self.ctx.target, self.ctx.tokenizer, self.sets.floor))
         return self._ref
 
