@@ -1,9 +1,10 @@
 """Bounded load test of the ECO server on loopback: errors, p50/p99 latency and throughput, with and without guard.
 
 Starts the real server (uvicorn in a thread, transformers backend) twice on the same tiny random-weight Llama:
-once unguarded (``PlainModel``: nothing is flagged, no classifier runs) and once behind an ``EcoGuard`` with the
+once unguarded (``PlainModel``: nothing is flagged, no classifier runs) and behind an ``EcoGuard`` with the
 real all-MiniLM-L6-v2 prompt classifier (fitted here on synthetic forget/retain prompts) and a random-noise
-corruption. Each run sends ``--requests`` requests with at most ``--concurrency`` in flight from an asyncio
+corruption, twice: with the engine's classify-ahead thread (the default) and with the batch worker classifying
+each batch before generating it (``classify_ahead=False``). Each run sends ``--requests`` requests with at most ``--concurrency`` in flight from an asyncio
 httpx client in the same process: a rotation of completions, chat completions and streamed chat completions,
 a quarter of them about the forget target, greedy, ``--max-tokens`` new tokens each. Latency is measured per
 request to the last byte. The two servers run side by side and are loaded in interleaved rounds
@@ -125,13 +126,14 @@ async def drive(url: str, plan: list[tuple[str, dict]], concurrency: int) -> dic
             "mean_ms": round(1000 * statistics.fmean(latencies), 1)}
 
 
-def engine_of(guard, args):
+def engine_of(guard, args, classify_ahead: bool = True):
     """A serving engine with the benchmark's limits (transformers backend)."""
     from forgetlab.eco.serve.engine import ServeEngine
     from forgetlab.eco.serve.types import ServeLimits
 
     limits = ServeLimits(max_concurrent=max(64, args.concurrency), max_batch_size=args.batch,
-                         batch_window_ms=args.window_ms, max_tokens=max(64, args.max_tokens))
+                         batch_window_ms=args.window_ms, max_tokens=max(64, args.max_tokens),
+                         classify_ahead=classify_ahead)
     return ServeEngine(guard, "transformers", limits, model_name="bench")
 
 
@@ -173,15 +175,18 @@ def main(argv: list[str] | None = None) -> int:
 
     plain, guard, setup = build_guards(args.classifier, args.seed)
     plan = request_plan(args.requests, args.max_tokens, args.seed)
-    stats: dict[str, list[dict]] = {"unguarded": [], "guarded": []}
+    variants = (("unguarded", plain, True), ("guarded", guard, True), ("guarded, classify in batch", guard, False))
+    stats: dict[str, list[dict]] = {name: [] for name, _g, _a in variants}
     with contextlib.ExitStack() as stack:
-        servers = {name: stack.enter_context(serve_in_thread(engine_of(g, args)))
-                   for name, g in (("unguarded", plain), ("guarded", guard))}
+        servers = {name: stack.enter_context(serve_in_thread(engine_of(g, args, ahead)))
+                   for name, g, ahead in variants}
         for srv in servers.values():  # warm-up, not counted
             asyncio.run(drive(srv.url, plan[: min(32, len(plan))], args.concurrency))
         res = run_rounds([loaded(n, srv, plan, args, stats) for n, srv in servers.items()], rounds=args.rounds,
                          warmup=0, log=stderr)
-    derived = {"guarded / unguarded req/s (goal >= 0.85)": res.ratio("guarded", "unguarded"), "setup": setup,
+    derived = {"guarded / unguarded req/s (goal >= 0.85)": res.ratio("guarded", "unguarded"),
+               "guarded without classify-ahead / unguarded req/s": res.ratio("guarded, classify in batch", "unguarded"),
+               "setup": setup,
                **{name: per_round(s) for name, s in stats.items()}}
     doc = write_result(args.out, name="serve_load", command=command_line(), results={"loopback": res},
                        config={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

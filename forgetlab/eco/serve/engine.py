@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from ...errors import BadInput, ForgetlabError
 from ..guard import EcoGuard, GuardLike
 from ..placement import Placement
-from .backends import make_backend
+from .backends import classify_batch, make_backend
 from .metrics import ServerMetrics
 from .types import Backend, Event, Failed, GenRequest, ServeLimits
 
@@ -110,6 +110,67 @@ class Batcher:
                 self.on_batch(time.perf_counter() - t0)
 
 
+class ClassifyAhead:
+    """Runs the flag rule on queued requests in a thread of its own, then hands them to ``forward`` (the batcher).
+
+    While the batcher's worker generates one batch, the next requests are already being classified, so on a
+    multi-core CPU (or with the model on a GPU) the classifier's time hides behind generation instead of adding
+    to it. It takes whatever is queued (at most ``max_rows`` requests per classify call; no waiting window). A
+    classifier error fails those requests with :class:`Failed`; they never reach generation unflagged. ``lock``
+    is held while classifying and by the guard's reload, so targets never change mid-classification.
+    """
+
+    def __init__(self, guard: GuardLike, forward: Callable[[GenRequest], None], max_rows: int,
+                 lock: threading.Lock) -> None:
+        self.guard, self.forward, self.max_rows, self.lock = guard, forward, max_rows, lock
+        self._queue: queue.Queue[GenRequest | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="forgetlab-classify", daemon=True)
+        self._thread.start()
+
+    def submit(self, req: GenRequest) -> None:
+        self._queue.put(req)
+
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _take(self) -> tuple[list[GenRequest], bool]:
+        """(the requests queued now, at most ``max_rows``; whether the stop sentinel came)."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        while len(batch) < self.max_rows:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                return batch, True
+            batch.append(nxt)
+        return batch, False
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            batch, stop = self._take()
+            batch = [r for r in batch if not r.cancelled]
+            if not batch:
+                continue
+            try:
+                with self.lock:
+                    classify_batch(self.guard, batch)
+            except Exception as exc:  # report to the waiting requests, keep the thread alive
+                for req in batch:
+                    req.emit(Failed(f"classification failed ({type(exc).__name__})"))
+                continue
+            for req in batch:
+                self.forward(req)
+
+
 class FolderWatcher:
     """Polls a guard folder's ``guard.json`` every ``interval_s`` in a daemon thread; :meth:`apply` (called by
     the batcher between batches) has the guard re-read its targets once after each change. A folder that cannot
@@ -175,15 +236,27 @@ class ServeEngine:
         self.watcher = (FolderWatcher(guard, watch_s)
                         if watch_s > 0 and folder is not None and hasattr(guard, "reload_targets") else None)
         self.in_flight = 0
-        self.metrics = ServerMetrics(queue_depth=lambda: self.batcher.depth(), in_flight=lambda: self.in_flight)
+        self.metrics = ServerMetrics(queue_depth=self._queued, in_flight=lambda: self.in_flight)
+        self._guard_lock = threading.Lock()  # classification vs a reload of the guard's targets
         self.batcher = Batcher(self.backend, self.limits.max_batch_size, self.limits.batch_window_ms / 1000,
                                on_batch=self.metrics.batch.observe,
-                               before_batch=self.watcher.apply if self.watcher is not None else None)
+                               before_batch=self._reload if self.watcher is not None else None)
+        self.ahead = (ClassifyAhead(guard, self.batcher.submit, self.limits.max_batch_size, self._guard_lock)
+                      if self.limits.classify_ahead else None)
         self._lock = threading.Lock()
         self._tokenize_pool = ThreadPoolExecutor(1, thread_name_prefix="forgetlab-tokenize")
         self.context_length = _context_length(guard)
         self.max_prompt_chars = self.limits.max_prompt_tokens * longest_token_chars(guard.tokenizer) \
             * NORMALIZATION_MARGIN
+
+    def _queued(self) -> int:
+        """Requests waiting: for the classifier (classify-ahead) or for a batch."""
+        return self.batcher.depth() + (self.ahead.depth() if self.ahead is not None else 0)
+
+    def _reload(self) -> None:
+        """The folder watcher's reload, between two batches, never during a classification."""
+        with self._guard_lock:
+            self.watcher.apply()
 
     async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` (tokenizing) on the engine's tokenizer thread, awaiting it from the event loop."""
@@ -211,10 +284,12 @@ class ServeEngine:
 
         for req in requests:
             req.emit = emit
-            self.batcher.submit(req)
+            (self.ahead or self.batcher).submit(req)
         return events
 
     def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()
         self.batcher.close()
         self._tokenize_pool.shutdown(wait=False, cancel_futures=True)
         if self.watcher is not None:

@@ -33,6 +33,9 @@ class ServeLimits:
     max_n: int = setting(8, "Largest n (choices per prompt) a request may ask for.")
     max_logprobs: int = setting(20, "Largest logprobs (completions) or top_logprobs (chat) a request may ask "
                                 "for.")
+    classify_ahead: bool = setting(True, "Run the flag rule on queued requests in a thread of its own while the "
+                                   "current batch generates (its time hides behind generation on a multi-core "
+                                   "CPU or a GPU); off: the batch worker classifies each batch first.")
 
     def __post_init__(self) -> None:
         for name in ("max_prompt_tokens", "max_tokens", "max_body_bytes", "max_concurrent",
@@ -41,6 +44,8 @@ class ServeLimits:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise BadInput(name, value, "an integer >= 1")
         check_range("batch_window_ms", self.batch_window_ms, 0.0, 10_000.0, hi_open=False)
+        if not isinstance(self.classify_ahead, bool):
+            raise BadInput("classify_ahead", self.classify_ahead, "true or false")
 
 
 @dataclass(frozen=True)

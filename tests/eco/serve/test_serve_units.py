@@ -97,3 +97,69 @@ def test_batcher_fills_batches_up_to_max_rows():
     batcher.close()
     assert sum(rec.sizes) == 8 and max(rec.sizes) <= 4
     assert rec.sizes[0] == 4  # the first batch waited for company: 1 + 2 + 1
+
+
+class _Guard:
+    """A guard stand-in whose classify records the prompts it saw (and can fail)."""
+
+    def __init__(self, fail: bool = False):
+        self.seen, self.fail = [], fail
+
+    def classify(self, prompts):
+        if self.fail:
+            raise ValueError("classifier down")
+        self.seen.append(list(prompts))
+        return [p.startswith("forget") for p in prompts]
+
+
+class _Backend:
+    """Runs batches through ``classify_batch`` as the real backends do and records the flags it got."""
+
+    name = "stand-in"
+
+    def __init__(self, guard):
+        self.guard, self.flags = guard, []
+
+    def run_batch(self, requests):
+        from forgetlab.eco.serve.backends import classify_batch
+
+        self.flags += classify_batch(self.guard, requests)
+        for r in requests:
+            r.emit(Done(r.index_base, "length", 0))
+
+
+def _served(guard, texts):
+    from forgetlab.eco.serve.engine import ClassifyAhead
+
+    backend, lock = _Backend(guard), threading.Lock()
+    batcher = Batcher(backend, max_rows=4, window_s=0.01)
+    ahead = ClassifyAhead(guard, batcher.submit, max_rows=4, lock=lock)
+    events = {t: [] for t in texts}
+    for t in texts:
+        ahead.submit(GenRequest(prompt_ids=[1], classify_text=t, max_tokens=1, emit=events[t].append))
+    ahead.close()
+    batcher.close()
+    return backend, events
+
+
+def test_classify_ahead_classifies_each_request_once_before_generation():
+    from forgetlab.eco.serve.types import Flagged
+
+    guard = _Guard()
+    texts = [f"forget {i}" if i % 3 == 0 else f"retain {i}" for i in range(10)]
+    backend, events = _served(guard, texts)
+    assert sorted(p for call in guard.seen for p in call) == sorted(texts)  # once each, none in the batch worker
+    assert all(len(call) <= 4 for call in guard.seen)
+    assert sorted(backend.flags) == sorted(t.startswith("forget") for t in texts)
+    for t, evs in events.items():  # the verdict comes first, then the answer
+        assert isinstance(evs[0], Flagged) and evs[0].flagged == t.startswith("forget")
+        assert isinstance(evs[-1], Done)
+
+
+def test_a_failing_classifier_fails_the_requests_and_nothing_generates_unflagged():
+    from forgetlab.eco.serve.types import Failed
+
+    backend, events = _served(_Guard(fail=True), ["forget a", "retain b"])
+    assert backend.flags == []
+    assert all(len(evs) == 1 and isinstance(evs[0], Failed) and "classification failed" in evs[0].message
+               for evs in events.values())

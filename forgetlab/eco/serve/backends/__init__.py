@@ -23,11 +23,14 @@ def make_backend(name: str, guard: GuardLike, **options: Any) -> Backend:
 
 
 def classify_batch(guard: GuardLike, requests: list[GenRequest]) -> list[bool]:
-    """Ask the guard once for the whole batch and send each request its ``Flagged`` event."""
-    flags = [bool(f) for f in guard.classify([r.classify_text for r in requests])]
-    if len(flags) != len(requests):
-        raise RuntimeError(f"guard.classify returned {len(flags)} flags for {len(requests)} prompts")
-    for req, flag in zip(requests, flags, strict=True):
-        req.flagged = flag
-        req.emit(Flagged(flag))
-    return flags
+    """Every request's flag: the guard is asked once for the requests not classified yet (the engine's
+    classify-ahead thread may have done it), each of which gets its ``Flagged`` event."""
+    todo = [r for r in requests if r.flagged is None]
+    if todo:
+        flags = [bool(f) for f in guard.classify([r.classify_text for r in todo])]
+        if len(flags) != len(todo):
+            raise RuntimeError(f"guard.classify returned {len(flags)} flags for {len(todo)} prompts")
+        for req, flag in zip(todo, flags, strict=True):
+            req.flagged = flag
+            req.emit(Flagged(flag))
+    return [bool(r.flagged) for r in requests]
