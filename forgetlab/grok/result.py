@@ -30,6 +30,13 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def start_histories(mets: list[dict], keep_history: bool) -> tuple[list[list[dict]], list[float]]:
+    """(per-run histories holding step 0 when ``keep_history``, per-run initial weight norms) from the runs'
+    metrics before the first step: how every training loop (MLP, Transformer) starts its records."""
+    histories: list[list[dict]] = [[{"step": 0, **m}] if keep_history else [] for m in mets]
+    return histories, [m["weight_norm"] for m in mets]
+
+
 def make_result(c: TrainConfig, ds: Dataset, mt: dict, history: list, state: dict, ipr0: torch.Tensor,
                 ipr1: torch.Tensor, seconds: float, weight_norm_init: float) -> TrainResult:
     """The result of one finished run from its final metrics ``mt`` and its initial weight norm."""

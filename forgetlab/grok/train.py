@@ -47,7 +47,7 @@ from .kernel import (
 from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
 from .models import init_deep_weights, init_mlp_weights
-from .result import TrainResult, make_result
+from .result import TrainResult, make_result, start_histories
 from .train_transformer import train_transformer_batch
 
 # The trainer contract of sweeps (forgetlab.grok.sweep.spec.load_trainer): this module provides these four, and
@@ -247,12 +247,8 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
     B = int(b.n_train.max()) if bs == 0 else bs
     dmask = [torch.ones(R, B, c0.width) for _ in range(c0.depth - 1)] if any(q) else None
 
-    histories: list[list[dict]] = [[] for _ in range(R)]
     mets, ipr_init = _evaluate(runs, b, c0.act, c0.loss)
-    norm_init = [mt["weight_norm"] for mt in mets]
-    if keep_history:
-        for r in range(R):
-            histories[r].append({"step": 0, **mets[r]})
+    histories, norm_init = start_histories(mets, keep_history)
     t0 = time.perf_counter()
     with Bar(f"training {R} run(s)", steps, progress) as bar:
         for step in range(1, steps + 1):

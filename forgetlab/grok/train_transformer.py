@@ -24,7 +24,7 @@ from .fourier import neuron_ipr
 from .kernel import StackedAdamW, per_example_loss
 from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
-from .result import TrainResult, make_result
+from .result import TrainResult, make_result, start_histories
 from .transformer import (
     NO_DECAY,
     draw_dropout_masks,
@@ -102,12 +102,8 @@ def train_transformer_batch(configs: list[TrainConfig], keep_history: bool, prog
     batches = Minibatches(b.n_train.tolist(), bs, model.gens) if bs else None
     n_rows = b.n_train.tolist() if bs == 0 else [bs] * R
     rates = [c.dropout for c in configs]
-    histories: list[list[dict]] = [[] for _ in range(R)]
     mets, ipr_init = _evaluate(model, b, c0)
-    norm_init = [mt["weight_norm"] for mt in mets]
-    if keep_history:
-        for r in range(R):
-            histories[r].append({"step": 0, **mets[r]})
+    histories, norm_init = start_histories(mets, keep_history)
     t0 = time.perf_counter()
     with Bar(f"training {R} transformer run(s)", steps, progress) as bar:
         for step in range(1, steps + 1):
