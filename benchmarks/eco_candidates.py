@@ -13,8 +13,12 @@ never used to fit anything, the ceilings that explain the numbers:
   corruptions; if the target still differs from the retain model under them, the difference lives in what the
   target assigns to the answers themselves, which no change to the prompt can remove.
 
+With ``--level prompt`` the candidates corrupt every prompt token but the last (ECO's whole-prompt policy, the
+bench's ``--prompt-level``) instead of the forget name's tokens.
+
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/eco_candidates.py --seed K --out docs/benchmarks/eco_candidates/seedK.json
-    python benchmarks/eco_candidates.py --render docs/benchmarks/eco_candidates/seed*.json   # the Markdown table
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/eco_candidates.py --seed K --level prompt --out docs/benchmarks/eco_candidates/prompt_seedK.json
+    python benchmarks/eco_candidates.py --render docs/benchmarks/eco_candidates/*seed*.json   # the Markdown table
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ def _split(ctx, split: str, fits: dict) -> dict:
     return {"items": len(items), "candidates": cands, "ceilings": ceilings}
 
 
-def run(seed: int) -> dict:
+def run(seed: int, level: str = "entity") -> dict:
     import torch
 
     from forgetlab.runs import run_record
@@ -97,45 +101,54 @@ def run(seed: int) -> dict:
     t0 = time.perf_counter()
     s = seeded(scale_config("default", "name-free"), seed)
     world = make_world(s.world)
-    ctx = _context(world, s, "name-free", None, None, seed, True, True, {}, reseeded=True)
+    ctx = _context(world, s, "name-free", None, None, seed, level == "entity", True, {}, reseeded=True)
     fitter = CorruptionFit(ctx)
     fits = _fits(ctx, fitter)
     splits = {sp: _split(ctx, sp, fits) for sp in SPLITS}
     machine.update(load_average_end=load_average(), torch_threads=torch.get_num_threads())
-    return {**run_record({"seed": seed, "scale": "default", "answers": "name-free", "splits": list(SPLITS)},
+    return {**run_record({"seed": seed, "scale": "default", "answers": "name-free", "splits": list(SPLITS),
+                          "level": level},
                          seed=seed), "machine": machine, "fits": fits, "splits": splits,
             "seconds": time.perf_counter() - t0}
 
 
 def render(records: list[dict]) -> str:
-    """One Markdown table: rows = candidates and ceilings, columns = split x seed."""
-    records = sorted(records, key=lambda r: r["config"]["seed"])
-    seeds = [r["config"]["seed"] for r in records]
+    """One Markdown table: rows = candidates (per corruption level) and ceilings, columns = split x seed."""
+    levels = list(dict.fromkeys(r["config"].get("level", "entity") for r in records))
+    by = {(r["config"].get("level", "entity"), r["config"]["seed"]): r for r in records}
+    seeds = sorted({r["config"]["seed"] for r in records})
     cols = [(sp, k) for sp in SPLITS for k in seeds]
-    head = "| | " + " | ".join(f"{sp} seed {k}" for sp, k in cols) + " | mean forget05 | mean forget10 |"
-    lines = [head, "|" + "---|" * (len(cols) + 3)]
-    by = {r["config"]["seed"]: r for r in records}
+    lines = ["| | " + " | ".join(f"{sp} seed {k}" for sp, k in cols) + " | mean forget05 | mean forget10 |",
+             "|" + "---|" * (len(cols) + 3)]
 
-    def line(label: str, get) -> str:
-        vals = {(sp, k): get(by[k]["splits"][sp]) for sp, k in cols}
+    def line(label: str, level: str, get) -> str:
+        vals = {(sp, k): get(by[(level, k)]["splits"][sp]) if (level, k) in by else float("nan") for sp, k in cols}
         means = [np.mean([vals[(sp, k)] for k in seeds]) for sp in SPLITS]
         return f"| {label} | " + " | ".join(f"{vals[c]:.3g}" for c in cols) + " | " + " | ".join(
             f"{m:.3g}" for m in means) + " |"
 
-    for name in records[0]["fits"]:
-        strengths = ", ".join(f"{by[k]['fits'][name]['strength']:.3g}" for k in seeds)
-        lines.append(line(f"ECO {name} (fitted strength per seed: {strengths})", lambda sp, n=name: sp["candidates"][n]))
+    for level in levels:
+        where = "forget-name tokens" if level == "entity" else "whole prompt"
+        first = next(r for r in records if r["config"].get("level", "entity") == level)
+        for name in first["fits"]:
+            strengths = ", ".join(f"{by[(level, k)]['fits'][name]['strength']:.3g}" if (level, k) in by else "-"
+                                  for k in seeds)
+            lines.append(line(f"ECO {name}, {where} (fitted strength per seed: {strengths})", level,
+                              lambda sp, n=name: sp["candidates"][n]))
     for c in records[0]["splits"][SPLITS[0]]["ceilings"]:
-        lines.append(line(f"*{c}*", lambda sp, c=c: sp["ceilings"][c]))
-    loads = "; ".join(f"seed {r['config']['seed']}: {r['machine']['date_utc']}, {r['seconds']:.0f} s, "
-                      f"{r['machine']['torch_threads']} thread(s), load {r['machine']['load_average'][0]:.1f} -> "
-                      f"{r['machine']['load_average_end'][0]:.1f}" for r in records)
-    return "\n".join(lines) + f"\n\nForget quality (KS p-value vs the split's retain model). Runs: {loads}."
+        lines.append(line(f"*{c}*", levels[0], lambda sp, c=c: sp["ceilings"][c]))
+    runs = "; ".join(f"{r['config'].get('level', 'entity')} seed {r['config']['seed']}: {r['machine']['date_utc']}, "
+                     f"{r['seconds']:.0f} s, {r['machine']['torch_threads']} thread(s), load "
+                     f"{r['machine']['load_average'][0]:.1f} -> {r['machine']['load_average_end'][0]:.1f}"
+                     for r in sorted(records, key=lambda r: (r["config"].get("level", "entity"), r["config"]["seed"])))
+    return "\n".join(lines) + f"\n\nForget quality (KS p-value vs the split's retain model). Runs: {runs}."
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0, help="The bench seed (its world and models).")
+    ap.add_argument("--level", choices=("entity", "prompt"), default="entity",
+                    help="Corrupt the forget-name tokens (the bench's default) or the whole prompt.")
     ap.add_argument("--out", type=Path, help="Where to write the seed's JSON record.")
     ap.add_argument("--render", nargs="+", type=Path, help="Print the Markdown table of these records.")
     a = ap.parse_args(argv)
@@ -146,7 +159,7 @@ def main(argv: list[str]) -> int:
         ap.error("--out is required (or --render)")
     from forgetlab.runs import atomic_write_json
 
-    atomic_write_json(a.out, run(a.seed))
+    atomic_write_json(a.out, run(a.seed, a.level))
     return 0
 
 
