@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "docs" / "benchmarks" / name for name in ("phases.md", "robustness.md", "guard_evasion.md", "grok.md", "sweep.md", "classifier.md")]
+DOCS = [ROOT / "docs" / "benchmarks" / name for name in ("phases.md", "robustness.md", "guard_evasion.md", "grok.md", "sweep.md", "classifier.md",
+                                                       "eco_never_learned.md", "serve.md")]
 DOCS.append(ROOT / "docs" / "benchmarks.md")
 
 
