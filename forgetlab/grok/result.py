@@ -37,6 +37,12 @@ def start_histories(mets: list[dict], keep_history: bool) -> tuple[list[list[dic
     return histories, [m["weight_norm"] for m in mets]
 
 
+def record_step(histories: list[list[dict]], step: int, mets: list[dict]) -> None:
+    """Append each run's metrics at ``step`` to its history (the logging of every training loop)."""
+    for history, m in zip(histories, mets, strict=True):
+        history.append({"step": step, **m})
+
+
 def make_result(c: TrainConfig, ds: Dataset, mt: dict, history: list, state: dict, ipr0: torch.Tensor,
                 ipr1: torch.Tensor, seconds: float, weight_norm_init: float) -> TrainResult:
     """The result of one finished run from its final metrics ``mt`` and its initial weight norm."""

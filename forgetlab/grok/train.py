@@ -47,7 +47,7 @@ from .kernel import (
 from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
 from .models import init_deep_weights, init_mlp_weights
-from .result import TrainResult, make_result, start_histories
+from .result import TrainResult, make_result, record_step, start_histories
 from .train_transformer import train_transformer_batch
 
 # The trainer contract of sweeps (forgetlab.grok.sweep.spec.load_trainer): this module provides these four, and
@@ -266,8 +266,7 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
             if (keep_history and step % c0.log_every == 0) or step == steps:
                 mets, ipr_now = _evaluate(runs, b, c0.act, c0.loss)
                 if keep_history:
-                    for r in range(R):
-                        histories[r].append({"step": step, **mets[r]})
+                    record_step(histories, step, mets)
                 if callback is not None:
                     callback(step, mets)
             bar.advance()

@@ -24,7 +24,7 @@ from .fourier import neuron_ipr
 from .kernel import StackedAdamW, per_example_loss
 from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
-from .result import TrainResult, make_result, start_histories
+from .result import TrainResult, make_result, record_step, start_histories
 from .transformer import (
     NO_DECAY,
     draw_dropout_masks,
@@ -118,8 +118,7 @@ def train_transformer_batch(configs: list[TrainConfig], keep_history: bool, prog
             if (keep_history and step % c0.log_every == 0) or step == steps:
                 mets, ipr_now = _evaluate(model, b, c0)
                 if keep_history:
-                    for r in range(R):
-                        histories[r].append({"step": step, **mets[r]})
+                    record_step(histories, step, mets)
                 if callback is not None:
                     callback(step, mets)
             bar.advance()
