@@ -202,8 +202,12 @@ class MinResult:
 
     strength: float
     value: float
-    n_evals: int
     history: list[tuple[float, float]]
+
+    @property
+    def n_evals(self) -> int:
+        """Evaluations made: one per distinct strength in ``history``."""
+        return len(self.history)
 
 
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
@@ -245,7 +249,7 @@ def minimize_log(f: Callable[[float], float], lo: float, hi: float, *, max_evals
             a, c = c, d
             d = a + GOLDEN * (b - a)
     best = min(seen, key=lambda s: (seen[s], s))
-    return MinResult(best, seen[best], len(seen), list(seen.items()))
+    return MinResult(best, seen[best], list(seen.items()))
 
 
 FIT_METHODS = ("bracket", "zo")
