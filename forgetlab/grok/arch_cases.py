@@ -19,17 +19,16 @@ modulus defaults to the paper's 97; a smaller p is allowed and recorded (the tim
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput
+from ..errors import BadInput, ForgetlabError
 from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir
 from .cases import PAPER, CaseResult, markdown_table
 from .config import TrainConfig, batch_key
-from .record import save_run
+from .record import load_run, save_run
 from .train import TrainResult, train_many
 
 SEEDS = (1, 2, 3)
@@ -101,45 +100,57 @@ def _check(case: ArchCase, results: list[TrainResult]) -> CaseResult:
                       ours["n_in_phase"] == len(results), 0.0)
 
 
+def _finished(folder: Path, cfg: TrainConfig) -> TrainResult | None:
+    """The run already in ``folder`` when it finished with exactly ``cfg``; else None (it is trained again)."""
+    try:
+        done = load_run(folder)
+    except ForgetlabError:  # a damaged record is retrained, not trusted
+        return None
+    return done if done is not None and done.config == cfg else None
+
+
 def run_arch_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, p: int = 97, width: int = 500,
                    steps: dict[str, int] | None = None, progress: bool = False, overwrite: bool = False,
-                   advance: Callable[[float], None] | None = None) -> list[CaseResult]:
+                   resume: bool = False, advance: Callable[[float], None] | None = None) -> list[CaseResult]:
     """Train the selected cases (default all; runs of one shape as one batch), write each seed's run folder,
     ``arch.json``, ``arch.md`` and ``ipr_over_training.png`` under ``out_dir``; return the results in order.
 
-    ``advance(fraction)`` is called after each batch with the fraction of run-steps done.
+    With ``resume`` the folder may hold an earlier, interrupted call's runs: each seed folder that finished with
+    the same config is read back instead of trained (hours at p = 97). ``advance(fraction)`` is called after
+    each batch with the fraction of run-steps done.
     """
     wanted = list(ARCH_CASES) if not cases else list(dict.fromkeys(cases))
     for c in wanted:
         if c not in ARCH_CASES:
             raise BadInput("cases", c, "any of " + ", ".join(ARCH_CASES))
-    out = prepare_out_dir(out_dir, overwrite=overwrite)
+    out = prepare_out_dir(out_dir, overwrite=overwrite or resume)
     cfgs = arch_case_configs(p, width, steps)
+    results: dict[tuple[str, int], TrainResult] = {}
     groups: dict[tuple, list[tuple[str, TrainConfig]]] = {}
     for name in wanted:
         for cfg in cfgs[name]:
-            groups.setdefault(batch_key(cfg), []).append((name, cfg))
-    trained: dict[str, list[TrainResult]] = {name: [] for name in wanted}
-    secs: dict[str, float] = dict.fromkeys(wanted, 0.0)
+            done = _finished(out / name / f"seed{cfg.seed}", cfg) if resume else None
+            if done is not None:
+                results[name, cfg.seed] = done
+            else:
+                groups.setdefault(batch_key(cfg), []).append((name, cfg))
     total = sum(c.steps for name in wanted for c in cfgs[name])
-    done = 0
+    done_steps = sum(r.config.steps for r in results.values())
     for members in groups.values():
-        t0 = time.perf_counter()
-        results = train_many([c for _, c in members], progress=progress)
-        dt = (time.perf_counter() - t0) / len(members)
-        for (name, cfg), r in zip(members, results, strict=True):
-            trained[name].append(r)
-            secs[name] += dt
+        for (name, cfg), r in zip(members, train_many([c for _, c in members], progress=progress), strict=True):
             folder = out / name / f"seed{cfg.seed}"
             folder.mkdir(parents=True, exist_ok=True)
+            (folder / "summary.json").unlink(missing_ok=True)  # save_run writes it last: the run's done-mark
             save_run(folder, r)
-            done += cfg.steps
+            results[name, cfg.seed] = r
+            done_steps += cfg.steps
         if advance is not None:
-            advance(done / total)
+            advance(done_steps / total)
+    trained = {name: [results[name, c.seed] for c in cfgs[name]] for name in wanted}
     checked = []
     for name in wanted:
         res = _check(ARCH_CASES[name], trained[name])
-        res.seconds = secs[name]
+        res.seconds = sum(r.summary["seconds"] for r in trained[name])
         res.figures = [str(out / name / "seed1" / f) for f in ("accuracy.png", "ipr.png")]
         checked.append(res)
     _write_outputs(out, checked, trained)

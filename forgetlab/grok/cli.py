@@ -164,6 +164,9 @@ def reproduce_command(
                               "3-layer MLP; 3 seeds each). Default: A0 to A9."),
     p: int = typer.Option(97, "--p", help="Modulus (the paper's 97; another p changes what the bands mean)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted call in the same --out: App. G "
+                                "runs (T, D cases) that finished with the same config are read back, not "
+                                "trained again; A cases are always trained."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or status lines on stderr."),
     threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
 ) -> None:
@@ -188,11 +191,11 @@ def reproduce_command(
     with claim_out_dir(out, resume=True):  # the runners check the folder's content themselves
         if paper:
             where = out / "cases" if arch else out
-            results += run_cases(where, paper, p=p, progress=not quiet, overwrite=overwrite)
+            results += run_cases(where, paper, p=p, progress=not quiet, overwrite=overwrite or resume)
             files += [str(where / "reproduce.json"), str(where / "reproduce.md")]
         if arch:
             where = out / "arch" if paper else out
-            results += run_arch_cases(where, arch, p=p, progress=not quiet, overwrite=overwrite)
+            results += run_arch_cases(where, arch, p=p, progress=not quiet, overwrite=overwrite, resume=resume)
             files += [str(where / "arch.json"), str(where / "arch.md")]
     say = status(not quiet)
     for r in results:

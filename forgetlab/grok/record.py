@@ -12,6 +12,7 @@ from ..runs import (
     atomic_write_json,
     atomic_write_text,
     dumps_json,
+    iter_jsonl,
     load_tensors,
     read_json,
     run_record,
@@ -57,3 +58,19 @@ def load_config(run_dir: str | os.PathLike) -> TrainConfig:
 def load_state(run_dir: str | os.PathLike) -> dict:
     """The tensors of ``run_dir/model.safetensors`` (a damaged file is a one-line ForgetlabError)."""
     return load_tensors(Path(run_dir) / "model.safetensors")
+
+
+def load_run(run_dir: str | os.PathLike) -> TrainResult | None:
+    """A finished run folder written by :func:`save_run` as a :class:`TrainResult` (``extra`` empty); None when
+    the folder holds no finished run (no ``summary.json``: the run was interrupted or never started)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "summary.json").is_file():
+        return None
+    config = load_config(run_dir)
+    summary = read_json(run_dir / "summary.json")
+    if not isinstance(summary, dict) or "phase" not in summary:
+        raise ForgetlabError(f"{run_dir / 'summary.json'}: not a grok run summary")
+    history = [rec for _, rec in iter_jsonl(run_dir / "history.jsonl")]
+    state = load_state(run_dir)
+    ipr_init, ipr_final = state.pop("ipr_init"), state.pop("ipr_final")
+    return TrainResult(config, summary, history, state, ipr_init, ipr_final)

@@ -73,6 +73,33 @@ def test_arch_cases_structure_three_seeds_and_outputs(tmp_path):
     assert [c["name"] for c in data["cases"]] == ["T1", "D3"] and len(data["configs"]["D3"]) == 3
 
 
+def test_arch_cases_resume_reads_back_finished_runs_and_retrains_the_rest(tmp_path, monkeypatch):
+    """An interrupted call's finished runs (same config) are read back; a run with another config, one without
+    its done-mark and a damaged one are trained again; the verdicts equal an uninterrupted call's."""
+    import forgetlab.grok.arch_cases as ac
+
+    tiny = dict(p=7, width=8, steps={"transformer": 4, "deep": 4})
+    full = ac.run_arch_cases(tmp_path / "a", ["T1", "D3"], **tiny)
+    (tmp_path / "a" / "T1" / "seed2" / "summary.json").unlink()  # interrupted while saving
+    (tmp_path / "a" / "D3" / "seed1" / "model.safetensors").write_bytes(b"damaged")
+    cfg = json.loads((tmp_path / "a" / "D3" / "seed3" / "config.json").read_text())
+    cfg["config"]["lr"] = 0.5  # an earlier call with another setting
+    (tmp_path / "a" / "D3" / "seed3" / "config.json").write_text(json.dumps(cfg))
+    trained = []
+    real = ac.train_many
+    monkeypatch.setattr(ac, "train_many", lambda cs, **kw: trained.extend((c.model, c.seed) for c in cs)
+                        or real(cs, **kw))
+    with pytest.raises(ac.BadInput, match="out"):
+        ac.run_arch_cases(tmp_path / "a", ["T1", "D3"], **tiny)  # without resume a used folder is refused
+    again = ac.run_arch_cases(tmp_path / "a", ["T1", "D3"], resume=True, **tiny)
+    assert sorted(trained) == [("mlp", 1), ("mlp", 3), ("transformer", 2)]
+    for a, b in zip(again, full, strict=True):  # batching other runs together may reorder float sums
+        assert a.name == b.name and a.passed == b.passed and a.ours["phases"] == b.ours["phases"]
+        assert {k: a.ours[k] for k in a.ours if k != "phases"} == pytest.approx(
+            {k: b.ours[k] for k in b.ours if k != "phases"}, rel=1e-5)
+    assert json.loads((tmp_path / "a" / "D3" / "seed3" / "config.json").read_text())["config"]["lr"] == 1e-3
+
+
 def test_gamma_ipr_and_ipr_over_training_figures(tmp_path):
     from forgetlab.grok.config import TrainConfig
     from forgetlab.grok.plots import plot_gamma_ipr, plot_ipr_over_training

@@ -39,7 +39,8 @@ def grok_arch(folder: Path, scale: str, advance: Callable[[float], None]) -> Sta
                                    "docs/benchmarks/grok.md).")
     from ...grok.arch_cases import SEEDS, run_arch_cases
 
-    cases = run_arch_cases(folder / "arch", overwrite=True, advance=advance, **kw)
+    # resume: a rerun of the stage into the same folder keeps the runs that finished (hours at p = 97)
+    cases = run_arch_cases(folder / "arch", overwrite=True, resume=True, advance=advance, **kw)
     claims, figures = [], []
     for c in cases:
         ours = {k: c.ours[k] for k in _KEYS if k in c.ours}
