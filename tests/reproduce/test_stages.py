@@ -17,7 +17,9 @@ def test_grok_stages_end_to_end(tmp_path, capsys):
     assert [c.case for c in arch.claims] == ["T1", "D4"] and "all 3 seeds" in arch.claims[0].band
     every = cases.claims + arch.claims + phases.claims
     assert all(c.passed or c.miss for c in every), "a missed claim must say by how much"
-    assert [c.case for c in phases.claims] == ["phases wd 0", "phases wd=8"]
+    assert [c.case for c in phases.claims] == ["phases wd 0", "phases Coexistence", "phases Partial Inversion",
+                                               "phases Full Inversion", "phases Memorization",
+                                               "phases Full Inversion needs wd"]
     assert phases.numbers["wd"]["n_runs"] == 8
     for r in results:
         assert r.figures and not r.not_run
@@ -32,6 +34,42 @@ def test_grok_stages_end_to_end(tmp_path, capsys):
     assert stdout.count("\n") == 1 and code == (0 if printed["passed"] == printed["claims"] else 1)
     assert printed["claims"] == len(every) and printed["files"]["json"] == str(paths["json"])
     assert len(printed["missed"]) == printed["claims"] - printed["passed"] and printed["not_run"] == []
+
+
+def _committed_demo_counts() -> dict[str, dict[str, int]]:
+    """Phase counts per wd panel of the demo panel's committed run (docs/benchmarks/phases/demo_wd_p41)."""
+    import csv
+    from pathlib import Path
+
+    counts: dict[str, dict[str, int]] = {}
+    path = Path(__file__).parents[2] / "docs/benchmarks/phases/demo_wd_p41/results.csv"
+    for row in csv.DictReader(path.open()):
+        panel = counts.setdefault(f"wd={float(row['wd']):g}", {})
+        panel[row["phase"]] = panel.get(row["phase"], 0) + 1
+    return counts
+
+
+def test_demo_panel_claims_pass_on_its_measured_run_and_lucky_cells_cannot_pass():
+    """The demo's spec is the committed run's, its claims pass on that run, and a panel with one or two cells of a
+    phase (or Full Inversion without weight decay) fails them."""
+    from pathlib import Path
+
+    from forgetlab.reproduce.stages.grok_phases import DEMO, _spec, demo_claims
+    from forgetlab.runs import read_json
+
+    committed = read_json(Path(__file__).parents[2] / "docs/benchmarks/phases/demo_wd_p41/sweep.json")["spec"]
+    spec = _spec(DEMO["spec"], "demo panel (small)")
+    assert spec.fixed == committed["fixed"] and {k: list(v) for k, v in spec.grid.items()} == committed["grid"]
+    counts = _committed_demo_counts()
+    claims = demo_claims(counts)
+    assert all(c.passed for c in claims), [c for c in claims if not c.passed]
+    for phase in ("Partial Inversion", "Full Inversion", "Coexistence", "Memorization"):
+        lucky = {label: {**c, phase: 0} for label, c in counts.items()}
+        lucky["wd=12"][phase] = 2  # two lucky cells
+        assert not all(c.passed for c in demo_claims(lucky)), phase
+    leaky = {label: dict(c) for label, c in counts.items()}
+    leaky["wd=0"]["Full Inversion"] = 1
+    assert not next(c for c in demo_claims(leaky) if c.case == "phases Full Inversion needs wd").passed
 
 
 def test_grok_arch_is_not_run_at_small_scale_and_the_report_says_how_to_run_it(tmp_path):
