@@ -1,19 +1,23 @@
 """The paper's App. G claims for other architectures, as checked cases with 3 seeds each.
 
-"For Transformers and 3-layer ReLU MLPs only weight decay gives Full Inversion; dropout mostly gives Confusion;
-BatchNorm only Coexistence" (paper App. G, Fig. 7). Each case trains one setting with seeds 1, 2 and 3 and
-passes when every seed lands in the claimed phase (:mod:`forgetlab.grok.phases`), so one lucky seed cannot
-pass it:
+What the paper states for 1-layer Transformers and 3-layer ReLU MLPs (Sec. 2.2 and App. G): "We observe weight
+decay to be essential for these models to have the full inversion phase" (Fig. 7: Full Inversion at wd 50);
+"Dropout mostly leads to an extended confusion phase"; "BatchNorm for 3-layer MLPs only has coexistence
+phases" (G.4). Each case trains one setting with seeds 1, 2 and 3 and passes when every seed lands in a phase
+the claim allows (:mod:`forgetlab.grok.phases`), so one lucky seed cannot pass it:
 
 - T1-T4: the authors' encoder-only Transformer (:mod:`forgetlab.grok.transformer`; d = 128, 4 heads, ReLU,
-  MSE, AdamW lr 1e-3, betas (0.9, 0.98), 3,000 full-batch steps): no regularization, weight decay, dropout,
-  LayerNorm (the Transformer's normalization: the authors' Transformer has no BatchNorm).
-- D1-D4: the 3-layer ReLU MLP (``depth = 3``, width 500, 5,000 full-batch steps): no regularization, weight
-  decay, dropout, BatchNorm.
+  MSE, AdamW lr 1e-3, betas (0.9, 0.98), 3,000 full-batch steps): no regularization and LayerNorm (no Full
+  Inversion without weight decay; the authors' Transformer has no BatchNorm, LayerNorm is its normalization),
+  weight decay 50 (Full Inversion), dropout 0.5 (Confusion).
+- D1-D4: the 3-layer ReLU MLP (``depth = 3``, width 500, 5,000 full-batch steps): no regularization (no Full
+  Inversion), weight decay 50 (Full Inversion), dropout 0.5 (Confusion), BatchNorm (Coexistence).
 
-The regularization strengths and the (alpha, xi) point are ours (the paper gives panels, not points): chosen
-from a probe where the paper's phases sit, documented with the probe in ``docs/benchmarks/grok.md``. The
-modulus defaults to the paper's 97; a smaller p is allowed and recorded (the time grows with p^2).
+The point alpha 0.8, xi 0.2 is the one the paper's App. G figures select (Figs. 12 and 14); the strengths are
+Fig. 7's (wd 50) and ours (dropout 0.5, above the 0.1 the paper finds useless for Transformers and the 0.05 that
+already stops 3-layer MLPs from memorizing). The modulus defaults to the paper's 97; a smaller p is allowed and
+recorded (the time grows with p^2) and changes what the bands mean: ``docs/benchmarks/grok.md`` has the p = 47
+runs and the probes of other strengths.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ..errors import BadInput, ForgetlabError
 from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir
 from .cases import PAPER, CaseResult, markdown_table
 from .config import TrainConfig, batch_key
+from .phases import PHASES
 from .record import load_run, save_run
 from .train import TrainResult, train_many
 
@@ -35,35 +40,46 @@ SEEDS = (1, 2, 3)
 SOURCE = "paper App. G, Fig. 7 (Transformers and 3-layer ReLU MLPs)"
 
 
+NOT_FULL_INVERSION = tuple(ph for ph in PHASES if ph != "Full Inversion")
+
+
 @dataclass(frozen=True)
 class ArchCase:
-    """One claimed phase of one architecture under one regularizer: the overrides of its base setting."""
+    """One claim about one architecture under one regularizer: the phases it allows and the overrides of its
+    base setting."""
 
     name: str
     model: str  # "transformer" or "deep"
     regularizer: str
-    phase: str
+    phases: tuple[str, ...]
     authors: str
     overrides: dict[str, Any]
 
+    @property
+    def claimed(self) -> str:
+        """The claim's phases in words."""
+        return "not Full Inversion" if self.phases == NOT_FULL_INVERSION else " or ".join(self.phases)
 
-TRANSFORMER = dict(model="transformer", act="relu", loss="mse", lr=1e-3, steps=3000, alpha=0.5, xi=0.2,
+
+ESSENTIAL = "weight decay is essential for Full Inversion (Sec. 2.2)"
+TRANSFORMER = dict(model="transformer", act="relu", loss="mse", lr=1e-3, steps=3000, alpha=0.8, xi=0.2,
                    log_every=100)
-DEEP = dict(model="mlp", depth=3, act="relu", loss="mse", width=500, lr=1e-3, steps=5000, alpha=0.5, xi=0.2,
+DEEP = dict(model="mlp", depth=3, act="relu", loss="mse", width=500, lr=1e-3, steps=5000, alpha=0.8, xi=0.2,
             log_every=100)
 ARCH_CASES: dict[str, ArchCase] = {c.name: c for c in (
-    ArchCase("T1", "transformer", "none", "Coexistence", "Coexistence without regularization", {}),
-    ArchCase("T2", "transformer", "weight decay 1", "Full Inversion", "only weight decay gives Full Inversion",
-             {"wd": 1.0}),
-    ArchCase("T3", "transformer", "dropout 0.5", "Confusion", "dropout mostly gives Confusion",
-             {"dropout": 0.5}),
-    ArchCase("T4", "transformer", "LayerNorm", "Coexistence", "normalization gives only Coexistence",
-             {"layernorm": True}),
-    ArchCase("D1", "deep", "none", "Coexistence", "Coexistence without regularization", {}),
-    ArchCase("D2", "deep", "weight decay 1", "Full Inversion", "only weight decay gives Full Inversion",
-             {"wd": 1.0}),
-    ArchCase("D3", "deep", "dropout 0.5", "Confusion", "dropout mostly gives Confusion", {"dropout": 0.5}),
-    ArchCase("D4", "deep", "BatchNorm", "Coexistence", "BatchNorm gives only Coexistence", {"batchnorm": True}),
+    ArchCase("T1", "transformer", "none", NOT_FULL_INVERSION, ESSENTIAL, {}),
+    ArchCase("T2", "transformer", "weight decay 50", ("Full Inversion",), "Full Inversion at wd 50 (Fig. 7a)",
+             {"wd": 50.0}),
+    ArchCase("T3", "transformer", "dropout 0.5", ("Confusion",),
+             "Dropout mostly leads to an extended confusion phase (Sec. 2.2, G.2)", {"dropout": 0.5}),
+    ArchCase("T4", "transformer", "LayerNorm", NOT_FULL_INVERSION, ESSENTIAL, {"layernorm": True}),
+    ArchCase("D1", "deep", "none", NOT_FULL_INVERSION, ESSENTIAL, {}),
+    ArchCase("D2", "deep", "weight decay 50", ("Full Inversion",), "Full Inversion at wd 50 (Fig. 7b)",
+             {"wd": 50.0}),
+    ArchCase("D3", "deep", "dropout 0.5", ("Confusion",),
+             "Dropout mostly leads to an extended confusion phase (Sec. 2.2, G)", {"dropout": 0.5}),
+    ArchCase("D4", "deep", "BatchNorm", ("Coexistence",), "BatchNorm for 3-layer MLPs only has coexistence "
+             "phases (G.4)", {"batchnorm": True}),
 )}
 
 
@@ -86,7 +102,7 @@ def arch_case_configs(p: int = 97, width: int = 500, steps: dict[str, int] | Non
 def _check(case: ArchCase, results: list[TrainResult]) -> CaseResult:
     """Every seed in the claimed phase; ours: each seed's phase, train and test accuracy."""
     phases = [r.summary["phase"] for r in results]
-    ours: dict[str, Any] = {"phases": ", ".join(phases), "n_in_phase": sum(ph == case.phase for ph in phases),
+    ours: dict[str, Any] = {"phases": ", ".join(phases), "n_in_phase": sum(ph in case.phases for ph in phases),
                             "n_seeds": len(results)}
     for key in ("train_acc", "test_acc", "mean_ipr"):
         vals = [r.summary[key] for r in results]
@@ -94,8 +110,8 @@ def _check(case: ArchCase, results: list[TrainResult]) -> CaseResult:
     c0 = results[0].config
     what = "Transformer" if c0.model == "transformer" else f"{c0.depth}-layer {c0.act} MLP (N={c0.width})"
     setting = f"p={c0.p}, alpha {c0.alpha}, xi {c0.xi}, {c0.steps} steps, lr {c0.lr}"
-    claim = f"{what}, {case.regularizer} ({setting}): {case.phase}"
-    band = f"all {len(results)} seeds (1, 2, 3) in {case.phase}"
+    claim = f"{what}, {case.regularizer} ({setting}): {case.claimed}"
+    band = f"all {len(results)} seeds (1, 2, 3): {case.claimed}"
     return CaseResult(case.name, claim, case.authors, SOURCE, ours, band,
                       ours["n_in_phase"] == len(results), 0.0)
 

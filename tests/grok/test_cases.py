@@ -73,6 +73,30 @@ def test_arch_cases_structure_three_seeds_and_outputs(tmp_path):
     assert [c["name"] for c in data["cases"]] == ["T1", "D3"] and len(data["configs"]["D3"]) == 3
 
 
+def test_arch_case_claims_follow_the_paper_and_need_every_seed():
+    """Weight decay cases claim Full Inversion, the others must not reach it; one seed off fails a case."""
+    from types import SimpleNamespace
+
+    from forgetlab.grok.arch_cases import ARCH_CASES, NOT_FULL_INVERSION, _check, arch_case_configs
+
+    assert "Full Inversion" not in NOT_FULL_INVERSION and "Memorization" in NOT_FULL_INVERSION
+    assert {n for n, c in ARCH_CASES.items() if c.phases == ("Full Inversion",)} == {"T2", "D2"}
+    assert ARCH_CASES["D4"].phases == ("Coexistence",) and ARCH_CASES["T3"].phases == ("Confusion",)
+    cfgs = arch_case_configs(47)
+    assert all((c.alpha, c.xi) == (0.8, 0.2) for cs in cfgs.values() for c in cs) and cfgs["T2"][0].wd == 50
+
+    def fake(case, phases):
+        return [SimpleNamespace(config=c, summary={"phase": ph, "train_acc": 1.0, "test_acc": 0.5,
+                                                   "mean_ipr": 0.1}) for c, ph in zip(cfgs[case], phases, strict=True)]
+
+    t1 = ARCH_CASES["T1"]
+    assert _check(t1, fake("T1", ["Memorization", "Coexistence", "Confusion"])).passed
+    assert not _check(t1, fake("T1", ["Memorization", "Full Inversion", "Memorization"])).passed
+    d2 = ARCH_CASES["D2"]
+    assert not _check(d2, fake("D2", ["Full Inversion", "Full Inversion", "Partial Inversion"])).passed
+    assert "not Full Inversion" in _check(t1, fake("T1", ["Memorization"] * 3)).band
+
+
 def test_arch_cases_resume_reads_back_finished_runs_and_retrains_the_rest(tmp_path, monkeypatch):
     """An interrupted call's finished runs (same config) are read back; a run with another config, one without
     its done-mark and a damaged one are trained again; the verdicts equal an uninterrupted call's."""
