@@ -33,7 +33,7 @@ from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir
 from .cases import PAPER, CaseResult, markdown_table
 from .config import TrainConfig, batch_key
 from .phases import PHASES
-from .record import load_run, save_run
+from .record import load_run, save_run, save_run_plots
 from .train import TrainResult, train_many
 
 SEEDS = (1, 2, 3)
@@ -145,8 +145,11 @@ def run_arch_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *
     groups: dict[tuple, list[tuple[str, TrainConfig]]] = {}
     for name in wanted:
         for cfg in cfgs[name]:
-            done = _finished(out / name / f"seed{cfg.seed}", cfg) if resume else None
+            folder = out / name / f"seed{cfg.seed}"
+            done = _finished(folder, cfg) if resume else None
             if done is not None:
+                if cfg.seed == SEEDS[0] and not (folder / "accuracy.png").is_file():
+                    save_run_plots(folder, done)  # the figures the report shows (a run saved without plots)
                 results[name, cfg.seed] = done
             else:
                 groups.setdefault(batch_key(cfg), []).append((name, cfg))

@@ -35,14 +35,20 @@ def save_run(out: str | os.PathLike, result: TrainResult, *, plots: bool = True)
     tensors["ipr_init"], tensors["ipr_final"] = result.ipr_init, result.ipr_final
     save_tensors(out / "model.safetensors", tensors, metadata={"format": "forgetlab.grok", "model": c.model})
     if plots:
-        from .plots import plot_accuracy, plot_ipr
-
-        title = f"p={c.p} {c.op} alpha={c.alpha} xi={c.xi} wd={c.wd} dropout={c.dropout}"
-        plot_accuracy(result.history, out / "accuracy.png", title)
-        plot_ipr(result.ipr_init, result.ipr_final, out / "ipr.png", title)
-        paths.update({"accuracy.png": str(out / "accuracy.png"), "ipr.png": str(out / "ipr.png")})
+        paths.update(save_run_plots(out, result))
     atomic_write_json(out / "summary.json", result.summary)  # last: its presence marks a finished run
     return paths
+
+
+def save_run_plots(out: str | os.PathLike, result: TrainResult) -> dict[str, str]:
+    """Draw a run's accuracy curves (``accuracy.png``) and IPR histogram (``ipr.png``) into ``out``."""
+    from .plots import plot_accuracy, plot_ipr
+
+    out, c = Path(out), result.config
+    title = f"p={c.p} {c.op} alpha={c.alpha} xi={c.xi} wd={c.wd} dropout={c.dropout}"
+    plot_accuracy(result.history, out / "accuracy.png", title)
+    plot_ipr(result.ipr_init, result.ipr_final, out / "ipr.png", title)
+    return {"accuracy.png": str(out / "accuracy.png"), "ipr.png": str(out / "ipr.png")}
 
 
 def load_config(run_dir: str | os.PathLike) -> TrainConfig:

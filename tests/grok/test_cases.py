@@ -105,6 +105,7 @@ def test_arch_cases_resume_reads_back_finished_runs_and_retrains_the_rest(tmp_pa
     tiny = dict(p=7, width=8, steps={"transformer": 4, "deep": 4})
     full = ac.run_arch_cases(tmp_path / "a", ["T1", "D3"], **tiny)
     (tmp_path / "a" / "T1" / "seed2" / "summary.json").unlink()  # interrupted while saving
+    (tmp_path / "a" / "T1" / "seed1" / "accuracy.png").unlink()  # a run saved without plots
     (tmp_path / "a" / "D3" / "seed1" / "model.safetensors").write_bytes(b"damaged")
     cfg = json.loads((tmp_path / "a" / "D3" / "seed3" / "config.json").read_text())
     cfg["config"]["lr"] = 0.5  # an earlier call with another setting
@@ -117,6 +118,7 @@ def test_arch_cases_resume_reads_back_finished_runs_and_retrains_the_rest(tmp_pa
         ac.run_arch_cases(tmp_path / "a", ["T1", "D3"], **tiny)  # without resume a used folder is refused
     again = ac.run_arch_cases(tmp_path / "a", ["T1", "D3"], resume=True, **tiny)
     assert sorted(trained) == [("mlp", 1), ("mlp", 3), ("transformer", 2)]
+    assert (tmp_path / "a" / "T1" / "seed1" / "accuracy.png").stat().st_size > 5000  # drawn for the report
     for a, b in zip(again, full, strict=True):  # batching other runs together may reorder float sums
         assert a.name == b.name and a.passed == b.passed and a.ours["phases"] == b.ours["phases"]
         assert {k: a.ours[k] for k in a.ours if k != "phases"} == pytest.approx(
