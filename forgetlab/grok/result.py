@@ -3,6 +3,7 @@ metrics: shared by the MLP and Transformer training loops."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,22 @@ def record_step(histories: list[list[dict]], step: int, mets: list[dict]) -> Non
     """Append each run's metrics at ``step`` to its history (the logging of every training loop)."""
     for history, m in zip(histories, mets, strict=True):
         history.append({"step": step, **m})
+
+
+def log_if_due(step: int, c0: TrainConfig, keep_history: bool, histories: list[list[dict]],
+               callback: Callable[[int, list[dict]], None] | None,
+               evaluate: Callable[[], tuple[list[dict], torch.Tensor]]) -> tuple[list[dict], torch.Tensor] | None:
+    """At a logged step (every ``log_every`` when keeping history, and the last): ``evaluate()``, record each
+    run's metrics, call ``callback``; return the evaluation (metrics, per-neuron IPR), else None. The logging of
+    every training loop (MLP, Transformer)."""
+    if not ((keep_history and step % c0.log_every == 0) or step == c0.steps):
+        return None
+    mets, ipr = evaluate()
+    if keep_history:
+        record_step(histories, step, mets)
+    if callback is not None:
+        callback(step, mets)
+    return mets, ipr
 
 
 def make_result(c: TrainConfig, ds: Dataset, mt: dict, history: list, state: dict, ipr0: torch.Tensor,

@@ -47,7 +47,7 @@ from .kernel import (
 from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
 from .models import init_deep_weights, init_mlp_weights
-from .result import TrainResult, make_result, record_step, start_histories
+from .result import TrainResult, log_if_due, make_result, start_histories
 from .train_transformer import train_transformer_batch
 
 # The trainer contract of sweeps (forgetlab.grok.sweep.spec.load_trainer): this module provides these four, and
@@ -263,12 +263,10 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
             grads = _step_grads(runs, c0, M, Nn, Y, rows, dmask, fb)
             with torch.no_grad():
                 runs.opt.step(grads)
-            if (keep_history and step % c0.log_every == 0) or step == steps:
-                mets, ipr_now = _evaluate(runs, b, c0.act, c0.loss)
-                if keep_history:
-                    record_step(histories, step, mets)
-                if callback is not None:
-                    callback(step, mets)
+            logged = log_if_due(step, c0, keep_history, histories, callback,
+                                lambda: _evaluate(runs, b, c0.act, c0.loss))
+            if logged is not None:
+                mets, ipr_now = logged
             bar.advance()
     seconds = (time.perf_counter() - t0) / R
     return [make_result(c, b.datasets[r], mets[r], histories[r], _state_of(runs, r), ipr_init[r], ipr_now[r],

@@ -24,7 +24,7 @@ from .fourier import neuron_ipr
 from .kernel import StackedAdamW, per_example_loss
 from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
-from .result import TrainResult, make_result, record_step, start_histories
+from .result import TrainResult, log_if_due, make_result, start_histories
 from .transformer import (
     NO_DECAY,
     draw_dropout_masks,
@@ -115,12 +115,9 @@ def train_transformer_batch(configs: list[TrainConfig], keep_history: bool, prog
                 rows = torch.full((R, bs), 1.0 / bs)
             masks = draw_dropout_masks(R, M.shape[1], rates, model.gens, n_rows)
             _step(model, c0, M, Nn, Y, rows, masks)
-            if (keep_history and step % c0.log_every == 0) or step == steps:
-                mets, ipr_now = _evaluate(model, b, c0)
-                if keep_history:
-                    record_step(histories, step, mets)
-                if callback is not None:
-                    callback(step, mets)
+            logged = log_if_due(step, c0, keep_history, histories, callback, lambda: _evaluate(model, b, c0))
+            if logged is not None:
+                mets, ipr_now = logged
             bar.advance()
     seconds = (time.perf_counter() - t0) / R
     return [make_result(c, b.datasets[r], mets[r], histories[r],
