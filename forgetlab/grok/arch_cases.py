@@ -100,7 +100,7 @@ def arch_case_configs(p: int = 97, width: int = 500, steps: dict[str, int] | Non
 
 
 def _check(case: ArchCase, results: list[TrainResult]) -> CaseResult:
-    """Every seed in the claimed phase; ours: each seed's phase, train and test accuracy."""
+    """Every seed in a phase the claim allows; ours: each seed's phase, train and test accuracy, mean IPR."""
     phases = [r.summary["phase"] for r in results]
     ours: dict[str, Any] = {"phases": ", ".join(phases), "n_in_phase": sum(ph in case.phases for ph in phases),
                             "n_seeds": len(results)}
