@@ -33,7 +33,7 @@ from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir
 from .cases import PAPER, CaseResult, markdown_table
 from .config import TrainConfig, batch_key
 from .phases import PHASES
-from .record import load_run, save_run, save_run_plots
+from .record import load_config, load_run, save_run, save_run_plots
 from .train import TrainResult, train_many
 
 SEEDS = (1, 2, 3)
@@ -118,11 +118,12 @@ def _check(case: ArchCase, results: list[TrainResult]) -> CaseResult:
 
 def _finished(folder: Path, cfg: TrainConfig) -> TrainResult | None:
     """The run already in ``folder`` when it finished with exactly ``cfg``; else None (it is trained again)."""
-    try:
-        done = load_run(folder)
+    try:  # the config first: a run of another setting is not read in full
+        if not (folder / "summary.json").is_file() or load_config(folder) != cfg:
+            return None
+        return load_run(folder)
     except ForgetlabError:  # a damaged record is retrained, not trusted
         return None
-    return done if done is not None and done.config == cfg else None
 
 
 def run_arch_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, p: int = 97, width: int = 500,

@@ -38,12 +38,6 @@ def start_histories(mets: list[dict], keep_history: bool) -> tuple[list[list[dic
     return histories, [m["weight_norm"] for m in mets]
 
 
-def record_step(histories: list[list[dict]], step: int, mets: list[dict]) -> None:
-    """Append each run's metrics at ``step`` to its history (the logging of every training loop)."""
-    for history, m in zip(histories, mets, strict=True):
-        history.append({"step": step, **m})
-
-
 def log_if_due(step: int, c0: TrainConfig, keep_history: bool, histories: list[list[dict]],
                callback: Callable[[int, list[dict]], None] | None,
                evaluate: Callable[[], tuple[list[dict], torch.Tensor]]) -> tuple[list[dict], torch.Tensor] | None:
@@ -54,7 +48,8 @@ def log_if_due(step: int, c0: TrainConfig, keep_history: bool, histories: list[l
         return None
     mets, ipr = evaluate()
     if keep_history:
-        record_step(histories, step, mets)
+        for history, m in zip(histories, mets, strict=True):
+            history.append({"step": step, **m})
     if callback is not None:
         callback(step, mets)
     return mets, ipr

@@ -1,6 +1,7 @@
 """Every stage of `forgetlab reproduce` end to end at the smoke scale: claims, figures and the written report."""
 
 import json
+from pathlib import Path
 
 import pytest
 from cli_runner import run_cli
@@ -36,31 +37,20 @@ def test_grok_stages_end_to_end(tmp_path, capsys):
     assert len(printed["missed"]) == printed["claims"] - printed["passed"] and printed["not_run"] == []
 
 
-def _committed_demo_counts() -> dict[str, dict[str, int]]:
-    """Phase counts per wd panel of the demo panel's committed run (docs/benchmarks/phases/demo_wd_p41)."""
-    import csv
-    from pathlib import Path
-
-    counts: dict[str, dict[str, int]] = {}
-    path = Path(__file__).parents[2] / "docs/benchmarks/phases/demo_wd_p41/results.csv"
-    for row in csv.DictReader(path.open()):
-        panel = counts.setdefault(f"wd={float(row['wd']):g}", {})
-        panel[row["phase"]] = panel.get(row["phase"], 0) + 1
-    return counts
+DEMO_RUN = Path(__file__).parents[2] / "docs/benchmarks/phases/demo_wd_p41"
 
 
 def test_demo_panel_claims_pass_on_its_measured_run_and_lucky_cells_cannot_pass():
     """The demo's spec is the committed run's, its claims pass on that run, and a panel with one or two cells of a
     phase (or Full Inversion without weight decay) fails them."""
-    from pathlib import Path
-
+    from forgetlab.grok.sweep.tables import phase_counts
     from forgetlab.reproduce.stages.grok_phases import DEMO, _spec, demo_claims
     from forgetlab.runs import read_json
 
-    committed = read_json(Path(__file__).parents[2] / "docs/benchmarks/phases/demo_wd_p41/sweep.json")["spec"]
+    committed = read_json(DEMO_RUN / "sweep.json")["spec"]
     spec = _spec(DEMO["spec"], "demo panel (small)")
     assert spec.fixed == committed["fixed"] and {k: list(v) for k, v in spec.grid.items()} == committed["grid"]
-    counts = _committed_demo_counts()
+    counts = {label: dict(c) for label, c in phase_counts(DEMO_RUN)[1].items()}
     claims = demo_claims(counts)
     assert all(c.passed for c in claims), [c for c in claims if not c.passed]
     for phase in ("Partial Inversion", "Full Inversion", "Coexistence", "Memorization"):
