@@ -199,3 +199,19 @@ def test_short_name_words_carry_a_typo_only_inside_the_whole_name():
 def test_digits_for_letters_in_a_word_with_few_letters():
     tc = TokenClassifier.fit(["Nestor Inglewood"], retain=["Who is Lars Holmqvist?"])
     assert entity_flags(tc, ["What did N3570r Ingl3w00d write?", "Is mp3 or h264 better?"]).tolist() == [True, False]
+
+
+def test_entity_spans_are_remembered_per_prompt_and_returned_as_fresh_lists(tc, monkeypatch):
+    """A strength fit scores the same prompts dozens of times: the rules run once per prompt and mode, and a
+    caller that edits the returned list cannot change what the next caller gets."""
+    prompt = "Where was Marlowe Quenby born?"
+    calls = []
+    real = TokenClassifier._find_spans
+    monkeypatch.setattr(TokenClassifier, "_find_spans",
+                        lambda self, p, lone: calls.append(p) or real(self, p, lone))
+    fresh = TokenClassifier(entities=tc.entities, common=tc.common)
+    first = fresh.entity_spans(prompt)
+    first.append((0, 1))
+    assert fresh.entity_spans(prompt) == tc.entity_spans(prompt) == [(10, 24)]
+    fresh.entity_spans(prompt, lone_words=False)
+    assert calls == [prompt, prompt]  # once per (prompt, lone_words)
