@@ -1,8 +1,8 @@
 """How long a sweep will take on this machine, measured before it starts.
 
 For every batch shape of the sweep (runs sharing the trainer's ``batch_key``) a probe trains the shape's first
-planned batch for ``s1`` and ``s2`` steps: the difference gives the seconds of one batch step on this machine
-now, the rest the batch's fixed cost (data, initialization, the first and last evaluation); with kept
+planned batch once untimed (one-off costs), then for ``s1`` and ``s2`` steps: the difference gives the seconds
+of one batch step on this machine now, the rest the batch's fixed cost (data, initialization, the first and last evaluation); with kept
 histories a third probe logs every step to cost one evaluation. Each planned batch is then costed as
 ``fixed + steps x step + evaluations x evaluation``, scaled by its size relative to the probe. The probe runs
 in this process with the current torch thread count, so the estimate is for one worker; ``workers`` divides
@@ -59,6 +59,9 @@ def _hms(seconds: float) -> str:
 def _probe(trainer: Any, configs: list[Any], steps: tuple[int, int], history: bool) -> tuple[float, float, float]:
     """(seconds per batch step, fixed seconds, seconds per evaluation) of training ``configs`` as one batch."""
     s1, s2 = steps
+    # untimed first: the first batch of a shape pays one-off costs (allocator growth, kernel selection, ~1 s)
+    # that made the s1-step probe slower than the s2-step one, so the step cost came out as zero
+    time_training(trainer, configs, s1, s1, False)
     t1 = time_training(trainer, configs, s1, s1, False)
     t2 = time_training(trainer, configs, s2, s2, False)
     step = max(0.0, (t2 - t1) / (s2 - s1))

@@ -76,3 +76,20 @@ def test_batching_key_in_the_spec(tmp_path):
     path.write_text(text.replace('"max"', '"fastest"'))
     with pytest.raises(BadInput, match=r"sweep\.batching"):
         load_spec(path, config_cls=TrainConfig)
+
+
+def test_the_estimate_probe_discards_the_first_training_of_a_shape(monkeypatch):
+    """The first batch of a shape pays one-off costs: timed, they made the 2-step probe slower than the 10-step
+    one and the step cost zero (a 100-run sweep estimated at 3 s); the probe now warms up untimed first."""
+    import forgetlab.grok.sweep.estimate as estimate
+
+    calls = []
+
+    def fake_time_training(trainer, configs, steps, log_every, history):
+        calls.append(steps)
+        return 5.0 if len(calls) == 1 else 0.1 + 0.01 * steps  # the first call: one-off costs
+
+    monkeypatch.setattr(estimate, "time_training", fake_time_training)
+    step, fixed, evaluation = estimate._probe(None, [], (2, 10), False)
+    assert step == pytest.approx(0.01) and fixed == pytest.approx(0.1) and evaluation == 0.0
+    assert calls == [2, 2, 10]
