@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--wall-seconds", type=float, required=True, help="make demo's wall time (/usr/bin/time)")
     r.add_argument("--install-seconds", type=float, default=0.0, help="the part of it spent creating .venv")
     r.add_argument("--commit", required=True, help="the commit the demo ran")
-    r.add_argument("--load-start", type=float, default=os.getloadavg()[0], help="1-minute load at the start")
+    r.add_argument("--load-start", type=float, required=True, help="1-minute load when make demo started")
     r.add_argument("--note", default="", help="anything else about the conditions")
     r.add_argument("-o", "--output", type=Path, required=True, help="the result file to write (JSON)")
     t = sub.add_parser("table", help="print a result file's Markdown table")

@@ -62,6 +62,11 @@ def _sorted_rows(folder: Path) -> tuple[list[dict[str, str]], list[str]]:
     return rows, keys
 
 
+def _at_least(text: str, level: float) -> bool:
+    """A results.csv number at or above ``level`` (an empty or nan field, a run without it, is not)."""
+    return text not in ("", "nan") and float(text) >= level
+
+
 def _norm_ratio(r: dict[str, str]) -> float:
     init = float(r["weight_norm_init"] or "nan")
     return float(r["weight_norm"]) / init if init == init and init > 0 else float("nan")
@@ -84,8 +89,8 @@ def summary_of(folder: Path) -> list[list[str]]:
     out = []
     for name, runs in panels.items():
         ratios = [_norm_ratio(r) for r in runs]
-        out.append([folder.name, name, str(len(runs)), str(sum(float(r["inversion_acc"]) >= 0.5 for r in runs)),
-                    str(sum(float(r["test_acc"]) >= 0.9 for r in runs)), f"{min(ratios):.2f}-{max(ratios):.2f}"])
+        out.append([folder.name, name, str(len(runs)), str(sum(_at_least(r["inversion_acc"], 0.5) for r in runs)),
+                    str(sum(_at_least(r["test_acc"], 0.9) for r in runs)), f"{min(ratios):.2f}-{max(ratios):.2f}"])
     return out
 
 

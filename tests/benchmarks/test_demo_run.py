@@ -46,5 +46,5 @@ def test_record_and_table(tmp_path):
 
 def test_record_refuses_a_folder_without_results(tmp_path, capsys):
     out = tmp_path / "run.json"
-    assert DEMO.main(["record", str(tmp_path), "--wall-seconds", "1", "--commit", "x", "-o", str(out)]) == 2
+    assert DEMO.main(["record", str(tmp_path), "--wall-seconds", "1", "--commit", "x", "--load-start", "0", "-o", str(out)]) == 2
     assert "results.json" in capsys.readouterr().err and not out.exists()

@@ -36,8 +36,11 @@ _FULL_NAME_FUZZY_LEN = 3  # inside a whole multi-word name, words this long may 
 _TWO_TYPO_LEN = 6  # ... and words this long two, when another word of the name is exact ("Nestor Inlgweood")
 _MIN_SQUASHED = 8  # a full name written with separators anywhere matches when its letters are at least this many
 # Prompts whose spans one classifier remembers: a strength fit re-scores the same fit prompts dozens of times
-# (and each 7 times per scoring), and the rules cost about 8 ms a prompt where the tiny LM costs under 1 ms
-SPANS_CACHE_SIZE = 16384
+# (and each 7 times per scoring), and the rules cost about 8 ms a prompt where the tiny LM costs under 1 ms.
+# Bounded in entries and in prompt length, so a server's stream of unique (possibly long) prompts holds at most
+# a few MB
+SPANS_CACHE_SIZE = 4096
+SPANS_CACHE_MAX_CHARS = 1024
 
 
 def _edit_distance_le1(a: str, b: str) -> bool:
@@ -123,6 +126,15 @@ class TokenClassifier:
         self._squashed = sorted({"".join(p) for p in self._parts if len("".join(p)) >= _MIN_SQUASHED})
         self._refs = [_WORD.findall(normalize_text(r)) for r in self.references]
         self._refs = [r for r in self._refs if r]
+        self._fuzzy_len = self.fuzzy_min_len  # read once, like every other rule: the memo cannot go stale
+        self._spans = lru_cache(maxsize=SPANS_CACHE_SIZE)(self._find_spans)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a worker process, a copy) without the memo: an lru_cache bound to this instance."""
+        return {k: v for k, v in self.__dict__.items() if k != "_spans"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self._spans = lru_cache(maxsize=SPANS_CACHE_SIZE)(self._find_spans)
 
     @classmethod
@@ -151,7 +163,7 @@ class TokenClassifier:
         word = _deleet(word)
         if word == part:
             return True
-        return (len(part) >= (self.fuzzy_min_len if min_len is None else min_len) and word not in self._common
+        return (len(part) >= (self._fuzzy_len if min_len is None else min_len) and word not in self._common
                 and _edit_distance_le1(word, part))
 
     def _run(self, words: list[tuple[str, int, int]], i: int, parts: Sequence[str], exact: bool = False,
@@ -220,6 +232,8 @@ class TokenClassifier:
 
         ``lone_words=False`` keeps only the identifying mentions: full names, runs of two or more entity words,
         initial and last name, and references (a lone first name is often shared by other people)."""
+        if len(prompt) > SPANS_CACHE_MAX_CHARS:
+            return list(self._find_spans(prompt, lone_words))
         return list(self._spans(prompt, lone_words))
 
     def _find_spans(self, prompt: str, lone_words: bool) -> tuple[tuple[int, int], ...]:

@@ -215,3 +215,16 @@ def test_entity_spans_are_remembered_per_prompt_and_returned_as_fresh_lists(tc, 
     assert fresh.entity_spans(prompt) == tc.entity_spans(prompt) == [(10, 24)]
     fresh.entity_spans(prompt, lone_words=False)
     assert calls == [prompt, prompt]  # once per (prompt, lone_words)
+
+
+def test_a_classifier_pickles_and_copies_with_a_memo_of_its_own(tc):
+    """The memo (an lru_cache bound to the instance) stays out of pickles and copies: a copy answers the same
+    and fills its own memo, not the original's."""
+    import copy
+    import pickle
+
+    prompt = "Where was Marlowe Quenby born?"
+    tc.entity_spans(prompt)
+    for other in (pickle.loads(pickle.dumps(tc)), copy.deepcopy(tc), copy.copy(tc)):
+        assert other == tc and other.entity_spans(prompt) == tc.entity_spans(prompt)
+        assert other._spans.__wrapped__.__self__ is other  # its own memo, bound to the copy

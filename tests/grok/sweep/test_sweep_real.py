@@ -43,6 +43,11 @@ def test_presets_load_and_expand():
     for s in reduced.values():  # every batch size fits the smallest training set (alpha 0.1: 220 pairs)
         assert s.fixed["p"] == 47 and max(s.zip.get("batch_size", [0])) <= int(0.1 * 47 * 47)
         assert all(c.validate() for c in [cls(**d) for d in s.expand()])
+    small = {name: build_spec(preset=f"{name}_p41", config_cls=cls) for name in sizes}
+    assert {k: s.n_runs() for k, s in small.items()} == {"wd": 100, "dropout": 100, "bn": 100, "minibatch": 75}
+    for s in small.values():  # the demo's size; batches fit the smallest training set (alpha 0.1: 168 pairs)
+        assert (s.fixed["p"], s.fixed["width"]) == (41, 128) and max(s.zip.get("batch_size", [0])) <= 168
+        assert all(c.validate() for c in [cls(**d) for d in s.expand()])
 
 
 def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
