@@ -19,6 +19,8 @@ from pathlib import Path
 
 from discipline import machine
 
+from forgetlab.runs import atomic_write_json
+
 
 def record(out: Path, args: argparse.Namespace) -> dict:
     """The summary of one demo run from its ``results.json`` and the caller's measurements."""
@@ -75,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.out / "results.json").is_file():
             print(f"error: out: {args.out} holds no results.json (a finished demo's OUT folder)", file=sys.stderr)
             return 2
-        tmp = args.output.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record(args.out, args), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(args.output)
+        atomic_write_json(args.output, record(args.out, args))
         return 0
     print(table(json.loads(args.file.read_text(encoding="utf-8"))))
     return 0

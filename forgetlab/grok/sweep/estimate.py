@@ -2,8 +2,8 @@
 
 For every batch shape of the sweep (runs sharing the trainer's ``batch_key``) a probe trains the shape's first
 planned batch once untimed (one-off costs), then for ``s1`` and ``s2`` steps: the difference gives the seconds
-of one batch step on this machine now, the rest the batch's fixed cost (data, initialization, the first and last evaluation); with kept
-histories a third probe logs every step to cost one evaluation. Each planned batch is then costed as
+of one batch step on this machine now, the rest the batch's fixed cost (data, initialization, the first and
+last evaluation); with kept histories a third probe logs every step to cost one evaluation. Each planned batch is then costed as
 ``fixed + steps x step + evaluations x evaluation``, scaled by its size relative to the probe. The probe runs
 in this process with the current torch thread count, so the estimate is for one worker; ``workers`` divides
 it when the cores are free.
