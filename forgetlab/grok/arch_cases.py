@@ -83,13 +83,13 @@ ARCH_CASES: dict[str, ArchCase] = {c.name: c for c in (
 )}
 
 
-def arch_case_configs(p: int = 97, width: int = 500, steps: dict[str, int] | None = None
-                      ) -> dict[str, list[TrainConfig]]:
-    """The three seeds' configs of every case; ``steps`` may override the steps per model ("transformer",
-    "deep") for pipeline tests."""
+def arch_case_configs(p: int = 97, width: int = 500, steps: dict[str, int] | None = None,
+                      matmul_precision: str = "fp32") -> dict[str, list[TrainConfig]]:
+    """The three seeds' configs of every case, their products in ``matmul_precision``; ``steps`` may override
+    the steps per model ("transformer", "deep") for pipeline tests."""
     out = {}
     for name, case in ARCH_CASES.items():
-        base = dict(TRANSFORMER if case.model == "transformer" else DEEP, p=p)
+        base = dict(TRANSFORMER if case.model == "transformer" else DEEP, p=p, matmul_precision=matmul_precision)
         if case.model == "deep":
             base["width"] = width
         if steps and case.model in steps:
@@ -128,20 +128,21 @@ def _finished(folder: Path, cfg: TrainConfig) -> TrainResult | None:
 
 def run_arch_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, p: int = 97, width: int = 500,
                    steps: dict[str, int] | None = None, progress: bool = False, overwrite: bool = False,
-                   resume: bool = False, advance: Callable[[float], None] | None = None) -> list[CaseResult]:
+                   resume: bool = False, advance: Callable[[float], None] | None = None,
+                   matmul_precision: str = "fp32") -> list[CaseResult]:
     """Train the selected cases (default all; runs of one shape as one batch), write each seed's run folder,
     ``arch.json``, ``arch.md`` and ``ipr_over_training.png`` under ``out_dir``; return the results in order.
 
     With ``resume`` the folder may hold an earlier, interrupted call's runs: each seed folder that finished with
     the same config is read back instead of trained (hours at p = 97). ``advance(fraction)`` is called after
-    each batch with the fraction of run-steps done.
+    each batch with the fraction of run-steps done; ``matmul_precision`` trains every run in that precision.
     """
     wanted = list(ARCH_CASES) if not cases else list(dict.fromkeys(cases))
     for c in wanted:
         if c not in ARCH_CASES:
             raise BadInput("cases", c, "any of " + ", ".join(ARCH_CASES))
     out = prepare_out_dir(out_dir, overwrite=overwrite or resume)
-    cfgs = arch_case_configs(p, width, steps)
+    cfgs = arch_case_configs(p, width, steps, matmul_precision)
     results: dict[tuple[str, int], TrainResult] = {}
     groups: dict[tuple, list[tuple[str, TrainConfig]]] = {}
     for name in wanted:

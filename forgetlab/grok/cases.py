@@ -50,9 +50,10 @@ CASES = ("A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9")
 NOTEBOOK = "official notebook Notebooks/Grokking_with_label_corruption.ipynb (d-doshi/Grokking)"
 
 
-def case_configs(p: int = 97, width: int = 500) -> dict[str, TrainConfig]:
-    """Training configs of the trained cases (A0 is analytic, A3 prunes A2)."""
-    base = TrainConfig(p=p, width=width, alpha=0.5, xi=0.35, log_every=25)
+def case_configs(p: int = 97, width: int = 500, matmul_precision: str = "fp32") -> dict[str, TrainConfig]:
+    """Training configs of the trained cases (A0 is analytic, A3 prunes A2), their products in
+    ``matmul_precision``."""
+    base = TrainConfig(p=p, width=width, alpha=0.5, xi=0.35, log_every=25, matmul_precision=matmul_precision)
     bs = 64
     return {
         "A1": TrainConfig(**{**asdict(base), "xi": 0.0, "wd": 5.0, "steps": 100, "log_every": 5}),
@@ -100,19 +101,20 @@ def _run_ours(r: TrainResult) -> dict[str, Any]:
 
 def run_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, progress: bool = False,
               p: int = 97, width: int = 500, overwrite: bool = False,
-              advance: Callable[[float], None] | None = None) -> list[CaseResult]:
+              advance: Callable[[float], None] | None = None, matmul_precision: str = "fp32") -> list[CaseResult]:
     """Run the selected cases (default all), write per-case folders, ``reproduce.json`` and
     ``reproduce.md`` under ``out_dir``, and return the results in case order.
 
     ``advance(fraction)`` (optional) is called after each trained batch with the fraction of the estimated
-    work done (full-batch steps count 1, minibatch steps 1/8), and with 1.0 at the end.
+    work done (full-batch steps count 1, minibatch steps 1/8), and with 1.0 at the end. ``matmul_precision``
+    trains every case in that precision (:mod:`forgetlab.grok.precision`; the checks' own evaluations stay fp32).
     """
     wanted = list(CASES) if not cases else list(dict.fromkeys(cases))
     for c in wanted:
         if c not in CASES:
             raise BadInput("cases", c, "any of " + ", ".join(CASES))
     check_p_op(p, "add")  # A0 trains nothing: its p is checked here, not by a config
-    cfgs = case_configs(p, width)
+    cfgs = case_configs(p, width, matmul_precision)
     need = [c for c in cfgs if c in wanted or (c == "A2" and "A3" in wanted) or (c == "A8n" and "A8" in wanted)
             or (c == "A9" and "A8" in wanted)]
     for name in need:  # every case's settings checked before the folder or any training (a p too small for A8's

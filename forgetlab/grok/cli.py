@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from ..options import config_command
+from ..options import config_command, field_help
 from ..output import emit, status
 from .config import TrainConfig
 from .sweep.cli import phase_diagram_command, sweep_command
@@ -49,10 +49,12 @@ def train_command(
     command writing the same folder is refused while this one runs."""
     from ..folders import claim_out_dir
     from ..runs import write_folder_atomically
+    from .precision import check_matmul_precision
     from .record import save_run
     from .train import train
 
     cfg = config.validate()
+    check_matmul_precision(cfg.matmul_precision)
     _check_memory(cfg)
     _set_threads(threads)
     with claim_out_dir(out, overwrite=overwrite) as out_dir:
@@ -169,6 +171,8 @@ def reproduce_command(
                                 "trained again; A cases are always trained."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars or status lines on stderr."),
     threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
+    matmul_precision: str = typer.Option("fp32", "--matmul-precision", help=field_help(TrainConfig,
+                                         "matmul_precision") + " Applies to every case's training."),
 ) -> None:
     """Run the paper's cases, write reproduce.json/.md (A cases) and arch.json/.md (T, D cases) into
     subfolders; exit 1 if a case misses its band.
@@ -178,7 +182,9 @@ def reproduce_command(
     from ..folders import claim_out_dir
     from .arch_cases import ARCH_CASES, run_arch_cases
     from .cases import CASES, run_cases
+    from .precision import check_matmul_precision
 
+    check_matmul_precision(matmul_precision)
     wanted = [c.strip() for c in cases.split(",") if c.strip()] or list(CASES)
     unknown = [c for c in wanted if c not in CASES and c not in ARCH_CASES]
     if unknown:
@@ -191,11 +197,13 @@ def reproduce_command(
     with claim_out_dir(out, resume=True):  # the runners check the folder's content themselves
         if paper:
             where = out / "cases" if arch else out
-            results += run_cases(where, paper, p=p, progress=not quiet, overwrite=overwrite or resume)
+            results += run_cases(where, paper, p=p, progress=not quiet, overwrite=overwrite or resume,
+                                 matmul_precision=matmul_precision)
             files += [str(where / "reproduce.json"), str(where / "reproduce.md")]
         if arch:
             where = out / "arch" if paper else out
-            results += run_arch_cases(where, arch, p=p, progress=not quiet, overwrite=overwrite, resume=resume)
+            results += run_arch_cases(where, arch, p=p, progress=not quiet, overwrite=overwrite, resume=resume,
+                                      matmul_precision=matmul_precision)
             files += [str(where / "arch.json"), str(where / "arch.md")]
     say = status(not quiet)
     for r in results:

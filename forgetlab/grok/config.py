@@ -50,6 +50,8 @@ def n_pairs(p: int, op: str) -> int:
 LOSSES = ("mse", "ce")
 MAX_DEPTH = 8
 MODELS = ("mlp", "transformer")
+MATMUL_PRECISIONS = ("fp32", "bf16")
+"""Allowed ``TrainConfig.matmul_precision`` values (:mod:`forgetlab.grok.precision` applies them)."""
 SUMMARY_KEYS = ("train_acc", "test_acc", "corrupted_acc", "clean_acc", "inversion_acc", "mean_ipr",
                 "weight_norm", "phase", "steps", "seconds", "n_corrupted", "n_corrupted_unchanged",
                 "weight_norm_init")
@@ -89,6 +91,10 @@ class TrainConfig:
     split_seed: int = setting(420, "Seed of the train/test split (official: 420).")
     label_seed: int = setting(0, "Seed of the corrupted labels (official: 0).")
     log_every: int = setting(10, "History granularity in steps (the last step is always logged).")
+    matmul_precision: str = setting("fp32", "Precision of the matrix products: fp32 (exact) or bf16 (operands "
+                                    "rounded to bfloat16, ~3e-3 relative error per product; faster only on CPUs "
+                                    "with AVX-512 BF16 or AMX units and CUDA GPUs, refused elsewhere).",
+                                    choices=MATMUL_PRECISIONS, identity="when_set")
 
     def validate(self) -> TrainConfig:
         """Return self, or raise :class:`BadInput` naming the first bad field."""
@@ -110,6 +116,7 @@ class TrainConfig:
             raise BadInput("steps", self.steps, "an integer >= 1")
         check_choice("loss", self.loss, LOSSES)
         check_choice("model", self.model, MODELS)
+        check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         for name in ("seed", "split_seed", "label_seed"):
             if not is_int(getattr(self, name)):
                 raise BadInput(name, getattr(self, name), "an integer")
@@ -150,12 +157,13 @@ def paper_minibatch_steps(steps: int, batch_size: int) -> int:
 def batch_key(config: TrainConfig) -> tuple:
     """Fields that must be equal for runs to share one batch: the tensor shapes and the control flow.
 
-    (model, p, number of pairs, width, depth, act, loss, steps, batchnorm, layernorm, batch_size, log_every).
+    (model, p, number of pairs, width, depth, act, loss, steps, batchnorm, layernorm, batch_size, log_every,
+    matmul_precision).
     Everything else (op with the same pair count, alpha, xi, data seeds, seed, wd, dropout, lr) may differ
     inside a batch.
     """
     c = config
     return (c.model, c.p, n_pairs(c.p, c.op), c.width, c.depth, c.act, c.loss, c.steps, c.batchnorm,
-            c.layernorm, c.batch_size, c.log_every)
+            c.layernorm, c.batch_size, c.log_every, c.matmul_precision)
 
 

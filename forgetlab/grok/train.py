@@ -47,6 +47,7 @@ from .kernel import (
 from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
 from .models import init_deep_weights, init_mlp_weights
+from .precision import matmul_precision
 from .result import TrainResult, log_if_due, make_result, start_histories
 from .train_transformer import train_transformer_batch
 
@@ -299,7 +300,8 @@ def train_many(configs: list[TrainConfig], *, keep_history: bool = True, progres
 
     All configs must share :func:`batch_key`, else :class:`BadInput`. ``callback(step, metrics)`` is called
     at every logged step (and the last) with one metrics dict per run. Sets flush-to-zero for denormals
-    (weights decaying to zero would otherwise make float32 CPU math crawl).
+    (weights decaying to zero would otherwise make float32 CPU math crawl). The runs' ``matmul_precision``
+    applies to every product of the call, the logged evaluations included (:mod:`forgetlab.grok.precision`).
     """
     if not configs:
         return []
@@ -311,16 +313,18 @@ def train_many(configs: list[TrainConfig], *, keep_history: bool = True, progres
     for c in configs[1:]:
         if batch_key(c) != key:
             diff = {k: (getattr(configs[0], k), getattr(c, k)) for k in ("model", "p", "op", "width", "depth",
-                    "act", "loss", "steps", "batchnorm", "layernorm", "batch_size", "log_every")
+                    "act", "loss", "steps", "batchnorm", "layernorm", "batch_size", "log_every",
+                    "matmul_precision")
                     if getattr(configs[0], k) != getattr(c, k)}
             raise BadInput("configs", diff, "runs of one batch must share batch_key(config); split them")
     # flush-to-zero keeps float32 fast when weights decay towards zero (denormals); restored afterwards so the
     # caller's process keeps its own floating-point mode
     torch.set_flush_denormal(True)
     try:
-        if key[0] == "transformer":
-            return train_transformer_batch(list(configs), keep_history, progress, callback)
-        return _train_mlp_batch(list(configs), keep_history, progress, callback)
+        with matmul_precision(configs[0].matmul_precision):
+            if key[0] == "transformer":
+                return train_transformer_batch(list(configs), keep_history, progress, callback)
+            return _train_mlp_batch(list(configs), keep_history, progress, callback)
     finally:
         torch.set_flush_denormal(False)
 

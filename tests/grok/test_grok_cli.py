@@ -48,6 +48,7 @@ def test_analytic_command(capsys):
     (["--p", "21", "--op", "div"], "p"), (["--alpha", "1.0"], "alpha"), (["--xi", "-0.1"], "xi"),
     (["--width", "0"], "width"), (["--steps", "0"], "steps"), (["--op", "pow"], "op"),
     (["--act", "tanh"], "act"), (["--model", "rnn"], "model"), (["--loss", "hinge"], "loss"),
+    (["--matmul-precision", "fp16"], "matmul_precision"),
 ])
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, flags, field):
     out = tmp_path / "never"

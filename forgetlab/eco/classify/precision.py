@@ -8,10 +8,12 @@ once, when a classifier is fitted, and saved with it: its thresholds are calibra
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ...errors import check_choice
+from ...hardware import BF16_CPU_FLAGS, bf16_is_fast, cpu_flags
+
+__all__ = ["BF16_CPU_FLAGS", "PRECISIONS", "bf16_is_fast", "cpu_flags", "resolve_precision", "torch_dtype"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 """Allowed values of ``ClassifierConfig.precision``; a fitted classifier records fp32 or bf16."""
@@ -24,30 +26,6 @@ def torch_dtype(precision: str) -> Any:
     import torch
 
     return {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
-
-BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
-"""``/proc/cpuinfo`` flags of x86 units that compute bf16 matmuls natively."""
-
-
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
-    """The first CPU's feature flags (empty where the file is missing or has none)."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.split(":", 1)[0].strip() in ("flags", "Features"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
-
-
-def bf16_is_fast(device: str = "cpu", flags: frozenset[str] | None = None) -> bool:
-    """Whether ``device`` computes bf16 matmuls natively (CUDA: torch says; CPU: AMX or AVX-512 BF16 flags)."""
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return bool((cpu_flags() if flags is None else flags) & BF16_CPU_FLAGS)
 
 
 def resolve_precision(name: str, device: str = "cpu", flags: frozenset[str] | None = None) -> str:
