@@ -5,6 +5,8 @@ dense one-hot formulation, measured in one run, interleaved, plus achieved GFLOP
 
 - ours:      forgetlab.grok.kernel.fast_grads + StackedAdamW (gather forward, hand-written backward; torch's
              fused AdamW kernel, the default); ours_unfused_adamw: the same with StackedAdamW(fused=False).
+- ours_bf16: ours with matmul_precision="bf16" (forgetlab.grok.precision), timed only where the CPU has native
+             bf16 units (AVX-512 BF16 or AMX).
 - autograd:  forgetlab.grok.models.MLP (gather forward) + autograd + torch.optim.AdamW.
 - dense:     the official code's formulation: nn.Linear(2p, N) on concatenated one-hot inputs, x**2,
              nn.Linear(N, p), nn.MSELoss against one-hot targets, torch.optim.AdamW, loss.backward().
@@ -29,9 +31,11 @@ from torch import nn
 from forgetlab.grok.data import make_dataset
 from forgetlab.grok.kernel import StackedAdamW, fast_grads, flat_index, loss_targets, row_bags
 from forgetlab.grok.models import MLP, init_mlp_weights
+from forgetlab.grok.precision import Bf16Matmuls
+from forgetlab.hardware import bf16_is_fast
 
 
-def make_ours(p: int, N: int, R: int, fused: bool = True):
+def make_ours(p: int, N: int, R: int, fused: bool = True, bf16: bool = False):
     ds = make_dataset(p, "add", 0.5, 0.35)
     n = ds.n_train
     E_l, W_l = [], []
@@ -53,7 +57,11 @@ def make_ours(p: int, N: int, R: int, fused: bool = True):
         fast_grads(E, Wt, gm, gn, Y, rows, "quadratic", "mse", target=target, out=(dE, dWt), bags=bags)
         opt.step([gflat])
 
-    return step, n
+    def step_bf16():  # the opt-in matmul_precision="bf16": products on bf16 operands
+        with Bf16Matmuls():
+            step()
+
+    return (step_bf16 if bf16 else step), n
 
 
 def make_autograd(p: int, N: int):
@@ -97,10 +105,13 @@ def variants(p: int, N: int, runs: int) -> tuple[list[Variant], int]:
     ours, n = make_ours(p, N, runs)
     flops = 3 * 2 * n * N * p
     unfused, _ = make_ours(p, N, runs, fused=False)
-    return [Variant("ours", ours, work=flops * runs, unit="flop"),
-            Variant("ours_unfused_adamw", unfused, work=flops * runs, unit="flop"),
-            Variant("autograd", make_autograd(p, N), flops, "flop"), Variant("dense", make_dense(p, N), flops, "flop"),
-            matmul_peak()], n
+    vs = [Variant("ours", ours, work=flops * runs, unit="flop"),
+          Variant("ours_unfused_adamw", unfused, work=flops * runs, unit="flop"),
+          Variant("autograd", make_autograd(p, N), flops, "flop"), Variant("dense", make_dense(p, N), flops, "flop"),
+          matmul_peak()]
+    if bf16_is_fast():  # emulated bf16 (no native units) is many times slower: not a variant worth timing
+        vs.insert(1, Variant("ours_bf16", make_ours(p, N, runs, bf16=True)[0], work=flops * runs, unit="flop"))
+    return vs, n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                "ours with the unfused AdamW / dense, seconds per run-step": _inverse(res.ratio("ours_unfused_adamw",
                                                                                               "dense")),
                "ours: fraction of the peak_mm rate": res.ratio("ours", "peak_mm")}
+    if "ours_bf16" in res.variants:
+        derived["ours with bf16 matmuls (opt-in) / dense, seconds per run-step"] = _inverse(res.ratio("ours_bf16",
+                                                                                                     "dense"))
     if torch.get_num_threads() == 1:  # one thread: CPU time ignores the time descheduled by neighbours
         derived["ours / dense, CPU seconds per run-step"] = _inverse(res.ratio("ours", "dense", clock="cpu"))
         derived["ours: fraction of the peak_mm rate, CPU clock"] = res.ratio("ours", "peak_mm", clock="cpu")
