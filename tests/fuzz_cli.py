@@ -42,6 +42,7 @@ def pool(*values: Any) -> st.SearchStrategy[str]:
 INTS = pool(0, 1, 2, 3, -1, -3, 2**31, 2**63, 10**30, "1.5", "3e2")
 FLOATS = pool(0.0, 0.1, 0.5, 0.99, 1.0, 1.5, -0.1, 1e-12, 1e12, "nan", "inf", "-inf")
 FLAG = st.just(None)  # a flag takes no value
+PRECISION = pool("fp32", "bf16", "fp16", "", "BF16")  # bf16 is refused (exit 2) where the CPU has no bf16 units
 PLACEMENT = {"--device": pool("cpu", "cuda", "cuda:7", "mps", "meta", "tpu"),
              "--dtype": pool("float32", "bfloat16", "float16", "int8", "auto"),
              "--device-map": pool("auto", "cpu", "balanced", "nope")}
@@ -82,7 +83,7 @@ def _grok(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[s
                   "--steps": pool(1, 2, 3, 0, -1), "--loss": pool("mse", "ce", "hinge"),
                   "--model": pool("mlp", "transformer", "rnn"), "--seed": INTS, "--split-seed": INTS,
                   "--label-seed": INTS, "--log-every": pool(1, 2, 0, -1), "--threads": pool(0, 1, -1, 10**9),
-                  "--out": out, "--overwrite": FLAG}
+                  "--matmul-precision": PRECISION, "--out": out, "--overwrite": FLAG}
     return {
         "grok train": (["grok", "train", "--p", "7", "--width", "4", "--steps", "2", "--quiet", "--out", "{out}"],
                        grok_train),
@@ -96,7 +97,8 @@ def _grok(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[s
         "grok reproduce": (["grok", "reproduce", "--cases", "A0", "--p", "7", "--quiet", "--out", "{out}"],
                            {"--cases": pool("A0", "A9", "A0,A9", "a0", "A0,A0", "A10", "T1"), "--out": out,
                             "--p": pool(7, 11, 4, 0, -1),
-                            "--overwrite": FLAG, "--resume": FLAG, "--threads": pool(0, 1, -1)}),
+                            "--overwrite": FLAG, "--resume": FLAG, "--threads": pool(0, 1, -1),
+                            "--matmul-precision": PRECISION}),
         "grok sweep": (["grok", "sweep", "--quiet", "--set", "p=7", "--set", "width=4", "--set", "steps=2",
                         "--set", "log_every=1", "--grid", "alpha=0.4,0.8", "--out", "{out}"],
                        {"--grid": pool("alpha=0.3,0.6", "xi=0.1:0.5:3", "alpha=", "alpha=2", "wd=0,1", "nope=1",

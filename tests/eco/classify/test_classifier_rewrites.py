@@ -23,10 +23,16 @@ WRAPPED = [
 ]
 
 
+SAME_TEXT_RTOL = {"fp32": 1e-5, "bf16": 1e-2}
+"""How far one text's score may move when it is encoded in another batch (other padding, other kernel tiles):
+float summation order in fp32; in bf16 (the ``auto`` precision on AVX-512 BF16 / AMX CPUs) 0.25% was seen."""
+
+
 def test_a_wrapped_question_scores_at_least_as_high_as_the_question(clf):
     plain = clf.score([QUESTION], first_stage=False)[0]
     wrapped = clf.score(WRAPPED, first_stage=False)
-    assert np.all(wrapped >= plain)  # the question's own sentence is one of the segments
+    slack = SAME_TEXT_RTOL[clf.config.precision] * abs(plain)
+    assert np.all(wrapped >= plain - slack), (wrapped, plain)  # the question's own sentence is a segment
     assert clf.flag(WRAPPED).all()
 
 
