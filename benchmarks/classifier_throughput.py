@@ -1,7 +1,7 @@
 """ECO prompt-classifier throughput and error rates, in interleaved rounds (benchmarks/discipline.py).
 
-Measures prompts/s on batches of 64 typical short prompts for: MiniLM embedding alone, the classifier with MiniLM
-on every prompt ("exact"), and the classifier with the hashed n-gram first stage ("cascade") on (a) a fresh
+Measures prompts/s on batches of 64 typical short prompts for: MiniLM embedding alone (in the precision that
+serves), the classifier with MiniLM on every prompt ("exact"; a bf16 classifier's fp32 twin too), and the classifier with the hashed n-gram first stage ("cascade") on (a) a fresh
 held-out mix (forget + retain) and (b) benign-only traffic, and the first stage alone; plus the fresh mix's
 FPR/FNR with and without the first stage, the held-out report of the fit, and the cost of one 2,000-token
 prompt. Every rate is a median with min-max over interleaved rounds, with the load around each round.
@@ -73,10 +73,14 @@ def batched(fn, prompts: list[str]):
     return run
 
 
-def variants(clf, enc, mix: list[str], benign: list[str]) -> list[Variant]:
-    """The compared paths, each a pass over its traffic (work = prompts)."""
-    vs = [Variant("minilm_embed", batched(lambda b: enc.embed(b, BATCH), mix), len(mix), "prompts"),
+def variants(clf, mix: list[str], benign: list[str], twin=None) -> list[Variant]:
+    """The compared paths, each a pass over its traffic (work = prompts); MiniLM alone in the precision that
+    serves; with a bf16 classifier, its fp32 twin's flag path in the same rounds."""
+    vs = [Variant("minilm_embed", batched(lambda b: clf.encoder.embed(b, BATCH), mix), len(mix), "prompts"),
           Variant("exact_mix", batched(lambda b: clf.flag(b, first_stage=False), mix), len(mix), "prompts")]
+    if twin is not None:
+        vs.append(Variant("exact_mix_fp32", batched(lambda b: twin.flag(b, first_stage=False), mix), len(mix),
+                          "prompts"))
     if clf.ngram is not None:
         vs += [Variant("cascade_mix", batched(clf.flag, mix), len(mix), "prompts"),
                Variant("cascade_benign", batched(clf.flag, benign), len(benign), "prompts"),
@@ -109,10 +113,9 @@ def facts(clf, enc, synth, mix, is_forget, benign) -> dict:
     return out
 
 
-def agreement_with_fp32(args, synth, enc, clf, mix: list[str]) -> dict:
-    """A bf16 classifier against the same fit in fp32: thresholds, the largest score difference and the flags
-    that differ on the fresh mix and on every held-out test set of the fit (the issue's tolerance check)."""
-    twin, *_ = classifier(args, synth, enc, precision="fp32")
+def agreement_with_fp32(clf, twin, mix: list[str]) -> dict:
+    """A bf16 classifier against the same fit in fp32 (``twin``): thresholds, the largest score difference and
+    the flags that differ on the fresh mix and on every held-out test set of the fit (the issue's tolerance)."""
     out = {"threshold_bf16": clf.threshold, "threshold_fp32": twin.threshold}
     sets = {"fresh_mix": mix, **{f"heldout_{k}": v for k, v in twin.heldout.items() if v}}
     for name, prompts in sets.items():
@@ -144,12 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     synth, enc = _synth(), Encoder.load()
     clf, forget, retain, fit_s = classifier(args, synth, enc)
     mix, is_forget, benign = traffic(synth, set(forget) | set(retain))
-    res = run_rounds(variants(clf, enc, mix, benign), rounds=args.rounds, log=stderr)
+    bf16_fit = clf.config.precision == "bf16" and not args.load
+    twin = classifier(args, synth, enc, precision="fp32")[0] if bf16_fit else None
+    res = run_rounds(variants(clf, mix, benign, twin), rounds=args.rounds, log=stderr)
     derived = {f"{v} / exact_mix prompts/s": res.ratio(v, "exact_mix") for v in res.variants if v != "exact_mix"}
     derived.update({"fit_seconds": fit_s, "n_prompts_fit": {"forget": len(forget), "retain": len(retain)},
                     "precision": clf.config.precision, **facts(clf, enc, synth, mix, is_forget, benign)})
-    if clf.config.precision == "bf16" and not args.load:
-        derived["agreement_with_fp32"] = agreement_with_fp32(args, synth, enc, clf, mix)
+    if twin is not None:
+        derived["agreement_with_fp32"] = agreement_with_fp32(clf, twin, mix)
     doc = write_result(args.out, name="classifier_throughput", command=command_line(),
                        config={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                        results={f"batch {BATCH}": res}, threads=torch.get_num_threads(), derived=derived)
