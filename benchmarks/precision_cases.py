@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 def _cases(path: str) -> dict[str, dict[str, Any]]:
     """The run's cases by name."""
     return {c["name"]: c for c in json.loads(Path(path).read_text(encoding="utf-8"))["cases"]}

@@ -33,3 +33,26 @@ def bf16_is_fast(device: str = "cpu", flags: frozenset[str] | None = None) -> bo
 
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return bool((cpu_flags() if flags is None else flags) & BF16_CPU_FLAGS)
+
+
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The first CPU's model name ("unknown" where the file is missing or has none)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return "unknown"
+    for line in text.splitlines():
+        if line.split(":", 1)[0].strip() == "model name":
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def machine() -> dict[str, object]:
+    """What a result file records about the machine that computed it: CPU model, whether it has bf16 units,
+    cores and torch's thread count."""
+    import os
+
+    import torch
+
+    return {"cpu": cpu_model(), "bf16_units": bf16_is_fast(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads()}

@@ -368,6 +368,15 @@ def versions() -> dict[str, str]:
     return out
 
 
+def provenance(**settings: Any) -> dict[str, Any]:
+    """What a results file (a reproduce.json, a report) records beside its results: the settings it was made
+    with, the library versions, the machine and when it finished."""
+    from .hardware import machine
+
+    return {"settings": to_jsonable(settings), "versions": versions(), "machine": machine(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
 def run_record(config: Any, **extra: Any) -> dict[str, Any]:
     """The header every run writes to ``config.json``: config, versions, start time and extras (seed...)."""
     return {"config": to_jsonable(config), "versions": versions(),

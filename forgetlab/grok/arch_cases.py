@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput, ForgetlabError
-from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir
+from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir, provenance
 from .cases import PAPER, CaseResult, markdown_table
 from .config import TrainConfig, batch_key
 from .phases import PHASES
@@ -189,6 +189,7 @@ def _write_outputs(out: Path, checked: list[CaseResult], trained: dict[str, list
                            out / IPR_FIGURE, "mean IPR over training, App. G cases (seed 1)")
     configs = {n: [asdict(r.config) for r in rs] for n, rs in trained.items()}
     atomic_write_json(out / "arch.json", {"paper": PAPER, "cases": [asdict(r) for r in checked],
-                                          "configs": configs, "passed": all(r.passed for r in checked)})
+                                          "configs": configs, "passed": all(r.passed for r in checked),
+                                          **provenance()})
     atomic_write_text(out / "arch.md", markdown_table(checked))
 

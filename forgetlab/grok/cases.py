@@ -19,7 +19,7 @@ import torch
 
 from ..errors import BadInput
 from ..fmt import fmt
-from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir
+from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir, provenance
 from .config import TrainConfig, batch_key, check_p_op, paper_minibatch_steps
 from .data import make_dataset
 from .fourier import analytic_solution, neuron_ipr
@@ -153,7 +153,8 @@ def run_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, pro
         results.append(res)
     _plot_ipr_curves(out, {n: trained[n] for n in wanted if n in trained})
     atomic_write_json(out / "reproduce.json", {"paper": PAPER, "cases": [asdict(r) for r in results],
-                                               "passed": all(r.passed for r in results)})
+                                               "passed": all(r.passed for r in results),
+                                               **provenance(p=p, width=width, matmul_precision=matmul_precision)})
     atomic_write_text(out / "reproduce.md", markdown_table(results))
     if advance is not None:
         advance(1.0)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.optim.adamw import adamw as functional_adamw
 
 from .config import ACTIVATIONS
 
@@ -162,6 +163,28 @@ def per_example_loss(out: torch.Tensor, Y: torch.Tensor, loss: str) -> torch.Ten
     return torch.logsumexp(out, -1) - picked
 
 
+def _grad_readout(h: torch.Tensor, g: torch.Tensor, dWt: torch.Tensor,
+                  groups: list[tuple[int, int, int]] | None) -> None:
+    """dWt ``[R, N, p]`` = h^T g, reduced over each group's valid rows (see :func:`fast_grads`). One run alone
+    takes ``mm`` on (g^T h)^T: the same sums, bit for bit, 0.5 ms faster than ``bmm`` at p=97, N=500 on CPU."""
+    if h.shape[0] == 1:
+        n = groups[0][2] if groups else h.shape[1]
+        dWt[0].copy_(torch.mm(g[0, :n].t(), h[0, :n]).t())
+    elif groups is None or len(groups) == 1:
+        torch.bmm(h.transpose(1, 2), g, out=dWt)
+    else:
+        for r0, r1, n in groups:
+            torch.bmm(h[r0:r1, :n].transpose(1, 2), g[r0:r1, :n], out=dWt[r0:r1])
+
+
+def _back_through_readout(g: torch.Tensor, Wt: torch.Tensor, into: torch.Tensor, scale: float) -> torch.Tensor:
+    """``scale * g W^T`` ``[R, B, N]`` written into ``into`` (a dead ``[R, B, N]`` buffer); ``mm`` for one run."""
+    if g.shape[0] == 1:
+        into[0].addmm_(g[0], Wt[0].t(), beta=0.0, alpha=scale)
+        return into
+    return into.baddbmm_(g, Wt.transpose(1, 2), beta=0.0, alpha=scale)
+
+
 def fast_grads(E: torch.Tensor, Wt: torch.Tensor, gm: torch.Tensor, gn: torch.Tensor, Y: torch.Tensor,
                rows: torch.Tensor, act: str, loss: str, dmask: torch.Tensor | None = None,
                groups: list[tuple[int, int, int]] | None = None, target: torch.Tensor | None = None,
@@ -181,18 +204,14 @@ def fast_grads(E: torch.Tensor, Wt: torch.Tensor, gm: torch.Tensor, gn: torch.Te
     if dmask is not None:
         a.mul_(dmask)
     h = a * a if act == "quadratic" else torch.relu(a)
-    logits = torch.bmm(h, Wt)
+    solo = R == 1
+    logits = torch.mm(h[0], Wt[0])[None] if solo else torch.bmm(h, Wt)
     g = loss_grad_weights(logits, Y, rows, loss, target, inplace=True)  # [R, B, p]
     dWt = torch.empty_like(Wt) if out is None else out[1]
-    if groups is None or len(groups) == 1:
-        torch.bmm(h.transpose(1, 2), g, out=dWt)
-    else:
-        for r0, r1, n in groups:
-            torch.bmm(h[r0:r1, :n].transpose(1, 2), g[r0:r1, :n], out=dWt[r0:r1])
-    if act == "quadratic":  # d(a^2)/da = 2a: fold the 2 into the matmul
-        da = h.baddbmm_(g, Wt.transpose(1, 2), beta=0.0, alpha=2.0).mul_(a)  # h is dead: reuse it
-    else:
-        da = torch.bmm(g, Wt.transpose(1, 2)).mul_(a > 0)
+    _grad_readout(h, g, dWt, groups)
+    scale = 2.0 if act == "quadratic" else 1.0  # d(a^2)/da = 2a: fold the 2 into the matmul
+    da = _back_through_readout(g, Wt, h, scale)  # h is dead: its memory takes g W^T
+    da.mul_(a if act == "quadratic" else a > 0)
     if dmask is not None:
         da.mul_(dmask)
     if bags is None:
@@ -219,7 +238,7 @@ class StackedAdamW:
         self.betas, self.eps, self.t = betas, eps, 0
         R = int(lr.shape[0])
         uniform = bool((lr == lr[0]).all()) and bool((wd == wd[0]).all())
-        self._fused: torch.optim.Optimizer | None = None
+        self._fused: list[_FusedGroup] | None = None
         if flat:
             buf = torch.cat([t.detach().reshape(-1) for t in params])
             if uniform:  # float32 values, so that solo and batched runs round identically
@@ -238,22 +257,19 @@ class StackedAdamW:
             self._lr = [float(lr[0]) if uniform else lr.view(sh) for sh in shapes]
             self._decay = [float((1 - lr * wd)[0]) if uniform else (1 - lr * wd).view(sh) for sh in shapes]
         self.flat = flat
-        if fused:  # the moments live in torch's optimizer state
+        if fused:  # one moment pair and step counter per tensor of each group
             self.m, self.v = [], []
-            self._fused = self._fused_optimizer(lr, wd, uniform and flat)
+            self._fused = self._fused_groups(lr, wd, uniform and flat)
         else:
             self.m = [torch.zeros_like(t) for t in self._bufs]
             self.v = [torch.zeros_like(t) for t in self._bufs]
 
-    def _fused_optimizer(self, lr: torch.Tensor, wd: torch.Tensor, one_group: bool) -> torch.optim.Optimizer:
-        """torch's fused AdamW over the same storage: one group over the flat buffer when every run shares lr and
-        wd, else one group per run over its slices (``view[r]``) with that run's lr and wd (as float32 values)."""
+    def _fused_groups(self, lr: torch.Tensor, wd: torch.Tensor, one_group: bool) -> list[_FusedGroup]:
+        """torch's fused AdamW groups over the same storage: one over the flat buffer when every run shares lr and
+        wd, else one per run over its slices (``view[r]``) with that run's lr and wd (as float32 values)."""
         if one_group:
-            groups = [{"params": [self._bufs[0]], "lr": float(lr[0]), "weight_decay": float(wd[0])}]
-        else:
-            groups = [{"params": [t[r] for t in self.params], "lr": float(lr[r]), "weight_decay": float(wd[r])}
-                      for r in range(int(lr.shape[0]))]
-        return torch.optim.AdamW(groups, betas=self.betas, eps=self.eps, fused=True)
+            return [_FusedGroup([self._bufs[0]], float(lr[0]), float(wd[0]))]
+        return [_FusedGroup([t[r] for t in self.params], float(lr[r]), float(wd[r])) for r in range(int(lr.shape[0]))]
 
     @staticmethod
     def split(buf: torch.Tensor, shapes: list) -> list[torch.Tensor]:
@@ -288,15 +304,31 @@ class StackedAdamW:
             P.addcdiv_(m * lr, denom, value=-bc2s / bc1)  # m * lr even for a scalar lr: same rounding
 
     def _fused_step(self, grads: list[torch.Tensor]) -> None:
-        """One update by torch's fused AdamW: point each group's parameters at their gradients, then step."""
-        group = self._fused.param_groups
+        """One update by torch's fused AdamW kernel, called through ``torch.optim.adamw.adamw`` (the functional
+        form of ``torch.optim.AdamW(fused=True).step()``, the same kernel without the optimizer's per-step
+        bookkeeping: 0.4 ms of a 18 ms step at p=97 on one thread)."""
         whole = len(grads) == 1 and grads[0].shape == self._bufs[0].shape
-        if len(group) == 1 and len(group[0]["params"]) == 1:  # the flat buffer itself
-            group[0]["params"][0].grad = grads[0] if whole else torch.cat([g.reshape(-1) for g in grads])
-        else:
-            per_param = self.split(grads[0], [t.shape for t in self.params]) if whole else grads
-            for r, g in enumerate(group):
-                for p, G in zip(g["params"], per_param, strict=True):
-                    p.grad = G[r].contiguous()  # autograd may return expanded or strided grads
-        self._fused.step()
+        if len(self._fused) == 1 and len(self._fused[0].params) == 1:  # the flat buffer itself
+            self._fused[0].step(grads[0] if whole else torch.cat([g.reshape(-1) for g in grads]), self)
+            return
+        per_param = self.split(grads[0], [t.shape for t in self.params]) if whole else grads
+        for r, group in enumerate(self._fused):
+            group.step([G[r].contiguous() for G in per_param], self)  # autograd may return strided grads
 
+
+class _FusedGroup:
+    """Parameters sharing one lr and weight decay, with their AdamW moments and step counters (float32 tensors,
+    as ``torch.optim.AdamW`` keeps them)."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float, wd: float) -> None:
+        self.params, self.lr, self.wd = params, lr, wd
+        self.m = [torch.zeros_like(t) for t in params]
+        self.v = [torch.zeros_like(t) for t in params]
+        self.steps = [torch.zeros((), dtype=torch.float32) for _ in params]
+
+    def step(self, grads: torch.Tensor | list[torch.Tensor], opt: StackedAdamW) -> None:
+        """One fused update of every parameter of the group (the kernel increments the step counters)."""
+        grads = [grads] if isinstance(grads, torch.Tensor) else grads
+        functional_adamw(self.params, grads, self.m, self.v, [], self.steps, fused=True, amsgrad=False,
+                         beta1=opt.betas[0], beta2=opt.betas[1], lr=self.lr, weight_decay=self.wd, eps=opt.eps,
+                         maximize=False)

@@ -26,9 +26,10 @@ from ..hardware import bf16_is_fast
 from .config import MATMUL_PRECISIONS
 
 _OPERANDS = {torch.bmm: (0, 1), torch.mm: (0, 1), torch.matmul: (0, 1), torch.Tensor.__matmul__: (0, 1),
-             torch.Tensor.matmul: (0, 1), torch.Tensor.bmm: (0, 1), torch.baddbmm: (1, 2), F.linear: (0, 1)}
+             torch.Tensor.matmul: (0, 1), torch.Tensor.bmm: (0, 1), torch.baddbmm: (1, 2), torch.addmm: (1, 2),
+             F.linear: (0, 1)}
 """Product functions and the positions of their two matrix operands (the rest of their arguments stay)."""
-_IN_PLACE = {torch.Tensor.baddbmm_: torch.baddbmm}
+_IN_PLACE = {torch.Tensor.baddbmm_: torch.baddbmm, torch.Tensor.addmm_: torch.addmm}
 """In-place products, computed out of place in bf16 and copied back into ``self``."""
 
 

@@ -28,8 +28,11 @@ def test_products_take_bf16_operands_and_return_fp32():
         torch.bmm(a, b, out=out)
         acc = torch.full((3, 5, 4), 7.0)
         same = acc.baddbmm_(a, b, beta=0.0, alpha=2.0)
+        acc2 = torch.full((5, 4), 7.0)
+        same2 = acc2.addmm_(a[0], b[0], beta=0.0, alpha=2.0)  # the solo kernel's in-place product
         dbl = a.double()[0] @ b.double()[0]  # not fp32: untouched
-    assert all(t.dtype == torch.float32 for t in (mm, bmm, at, lin, out, acc))
+    assert all(t.dtype == torch.float32 for t in (mm, bmm, at, lin, out, acc, acc2)) and same2 is acc2
+    assert torch.equal(acc2, torch.addmm(_bf(acc2), _bf(a[0]), _bf(b[0]), beta=0.0, alpha=2.0).float())
     assert torch.equal(mm, (_bf(a[0]) @ _bf(b[0])).float()) and torch.equal(bmm, torch.bmm(_bf(a), _bf(b)).float())
     assert torch.equal(at, bmm) and torch.equal(out, bmm) and same is acc
     assert torch.equal(acc, torch.baddbmm(_bf(acc), _bf(a), _bf(b), beta=0.0, alpha=2.0).float())
@@ -52,7 +55,7 @@ def test_fp32_default_keeps_run_ids_and_bf16_is_its_own_run():
 def test_bf16_refused_without_native_units(monkeypatch):
     monkeypatch.setattr(prec, "bf16_is_fast", lambda device="cpu": False)
     prec.check_matmul_precision("fp32")
-    with pytest.raises(BadInput, match="matmul_precision.*AVX-512 BF16"):
+    with pytest.raises(BadInput, match=r"matmul_precision.*AVX-512 BF16"):
         prec.check_matmul_precision("bf16")
     with pytest.raises(BadInput, match="matmul_precision"):
         train(TrainConfig(p=13, width=16, steps=5, matmul_precision="bf16"))

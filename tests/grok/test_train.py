@@ -40,6 +40,25 @@ def test_hand_written_backward_matches_autograd(act, loss, dropout):
         assert torch.allclose(per_example_loss(out.detach(), Y, "mse")[0].mean(), ref, rtol=1e-5)
 
 
+@pytest.mark.parametrize("act", ["quadratic", "relu"])
+def test_one_run_alone_gets_its_batched_gradients_bit_for_bit(act):
+    """A run alone takes the mm kernels (forgetlab.grok.kernel._grad_readout); in a batch, bmm: the same sums."""
+    E, Wt, M, Nn, Y, valid, n_valid, _g = _random_problem(p=31, N=96, B=200)
+    rows = valid / n_valid[:, None].float()
+    gm, gn = flat_index(M, Nn, 31)
+    dE, dWt = fast_grads(E, Wt, gm, gn, Y, rows, act, "mse")
+    for r in range(3):
+        n = int(n_valid[r])
+        gm1, gn1 = flat_index(M[r:r + 1, :n], Nn[r:r + 1, :n], 31)
+        dE1, dWt1 = fast_grads(E[r:r + 1], Wt[r:r + 1], gm1, gn1, Y[r:r + 1, :n], rows[r:r + 1, :n], act, "mse")
+        if r == 0:  # no padding: the batch sums exactly the same rows
+            assert torch.equal(dWt1[0], dWt[0]) and torch.equal(dE1[0], dE[0])
+        assert torch.allclose(dWt1[0], dWt[r], rtol=1e-5, atol=1e-7) and torch.allclose(dE1[0], dE[r], atol=1e-7)
+    dE2, dWt2 = fast_grads(E[:1], Wt[:1], *flat_index(M[:1], Nn[:1], 31), Y[:1], rows[:1], act, "mse",
+                           groups=[(0, 1, int(n_valid[0]))])
+    assert torch.equal(dWt2, dWt[:1]) and torch.equal(dE2, dE[:1])
+
+
 @pytest.mark.parametrize("flat", [True, False])
 @pytest.mark.parametrize("lrs,wds", [([0.01, 0.003], [5.0, 0.0]), ([0.01, 0.01], [15.0, 15.0])])
 def test_stacked_adamw_matches_torch(flat, lrs, wds):
