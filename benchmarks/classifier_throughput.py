@@ -13,7 +13,6 @@ prompt. Every rate is a median with min-max over interleaved rounds, with the lo
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -22,19 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_prompts import synth_module
 from discipline import Variant, command_line, run_rounds, stderr, write_result
 
-ROOT = Path(__file__).resolve().parents[1]
 BATCH = 64  # the batch the server and the guard classify at most at once
-
-
-def _synth():
-    """The synthetic forget / retain prompt generator shared with the classifier tests."""
-    path = ROOT / "tests" / "eco" / "classify" / "classifier_synth.py"
-    spec = importlib.util.spec_from_file_location("classifier_synth", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def classifier(args, synth, enc, precision: str | None = None):
@@ -144,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from forgetlab.eco.classify.encoder import Encoder
 
-    synth, enc = _synth(), Encoder.load()
+    synth, enc = synth_module(), Encoder.load()
     clf, forget, retain, fit_s = classifier(args, synth, enc)
     mix, is_forget, benign = traffic(synth, set(forget) | set(retain))
     bf16_fit = clf.config.precision == "bf16" and not args.load

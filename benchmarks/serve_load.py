@@ -1,18 +1,21 @@
 """Bounded load test of the ECO server on loopback: errors, p50/p99 latency and throughput, with and without guard.
 
-Starts the real server (uvicorn in a thread, transformers backend) twice on the same tiny random-weight Llama:
-once unguarded (``PlainModel``: nothing is flagged, no classifier runs) and behind an ``EcoGuard`` with the
-real all-MiniLM-L6-v2 prompt classifier (fitted here on synthetic forget/retain prompts) and a random-noise
-corruption, twice: with the engine's classify-ahead thread (the default) and with the batch worker classifying
-each batch before generating it (``classify_ahead=False``). Each run sends ``--requests`` requests with at most ``--concurrency`` in flight from an asyncio
-httpx client in the same process: a rotation of completions, chat completions and streamed chat completions,
-a quarter of them about the forget target, greedy, ``--max-tokens`` new tokens each. Latency is measured per
-request to the last byte. The two servers run side by side and are loaded in interleaved rounds
-(benchmarks/discipline.py: req/s medians with min-max, the load around each round); prints the derived
-figures as JSON (the ratio, per-round latency medians) and any error makes the exit code 1.
+Starts the real server (uvicorn in a thread, transformers backend) on the same tiny random-weight Llama: once
+unguarded (``PlainModel``: nothing is flagged, no classifier runs) and behind an ``EcoGuard`` with the real
+all-MiniLM-L6-v2 prompt classifier and a random-noise corruption, with the server's default
+``classify_ahead="auto"`` (off here: the model generates on this CPU, so the batch worker classifies each batch
+first) and with the classify-ahead thread forced on; with ``--prompts synth`` (the default: a 400-prompt-per-group
+fit, so the n-gram first stage is fitted and clears most benign prompts) also with the first stage bypassed,
+MiniLM on every prompt (the worst case). Each server gets
+``--requests`` requests with at most ``--concurrency`` in flight from an asyncio httpx client in the same
+process: a rotation of completions, chat completions and streamed chat completions, a quarter of them about the
+forget target (prompts none of the fit saw), greedy, ``--max-tokens`` new tokens each. Latency is measured per
+request to the last byte. The servers run side by side and are loaded in interleaved rounds
+(benchmarks/discipline.py: req/s medians with min-max, the load around each round); prints the derived figures
+as JSON (the ratios, per-round latency medians) and any error makes the exit code 1.
 
 Usage: ``HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/serve_load.py [--requests 500] [--concurrency 16]
-[--max-tokens 16] [--classifier minilm|keyword] [--rounds 5] [--out FILE]``.
+[--max-tokens 16] [--classifier minilm|keyword] [--prompts synth|bench] [--rounds 5] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -28,32 +31,58 @@ import time
 from pathlib import Path
 
 import torch
-from bench_prompts import prompt_sets
+from bench_prompts import prompt_sets, synth_sets
 from discipline import Variant, command_line, run_rounds, spread, stderr, write_result
 
 
-def build_guards(classifier: str, seed: int = 0):
-    """(unguarded PlainModel, guarded EcoGuard) over the same tiny Llama, and a description of the setup."""
+def prompt_data(kind: str) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
+    """((forget, retain) the classifier is fitted on, (forget, retain) the requests are drawn from).
+
+    ``synth``: the classifier tests' generator, 400 prompts per group, requests from a fresh draw none of the fit
+    saw (the n-gram first stage is fitted); ``bench``: 18 forget and 160 retain prompts, both fit and requests
+    (too few held-out forget prompts for a first stage: MiniLM runs on every prompt).
+    """
+    if kind == "synth":
+        return synth_sets()
+    return prompt_sets(), prompt_sets()
+
+
+def build_guards(classifier: str, data, seed: int = 0):
+    """(unguarded PlainModel, guarded EcoGuard, the same guard with MiniLM on every prompt or None) over the same
+    tiny Llama, and a description of the setup."""
     from forgetlab.eco.guard import EcoGuard, GuardConfig, PlainModel
     from forgetlab.eco.hooks import hidden_size
     from forgetlab.testing.tiny_lm import build_tiny_lm, build_tokenizer, n_params
 
-    forget, retain = prompt_sets()
-    tok = build_tokenizer(corpus=[" ".join(forget + retain)], vocab_size=1024)
+    (forget, retain), (req_forget, req_retain) = data
+    tok = build_tokenizer(corpus=[" ".join(forget + retain + req_forget + req_retain)], vocab_size=1024)
     tok.chat_template = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n"
                          "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
     model = build_tiny_lm("llama", tok, seed=seed, hidden=64, layers=2, heads=4, max_positions=1024)
+    exact = None
     if classifier == "minilm":
         from forgetlab.eco.classify.prompt import PromptClassifier
 
         clf = PromptClassifier.fit(forget, retain, fpr=0.05, seed=seed)
+        exact = _Exact(clf) if clf.ngram_threshold is not None else None
     else:
         clf = _Keyword(["quint"])
     cfg = GuardConfig(corruption="rand_noise_first_n", strength=2.0, k=hidden_size(model), seed=seed)
     guard = EcoGuard(model, tok, clf, cfg)
     setup = {"model": f"tiny llama, {n_params(model)} params", "classifier": classifier,
-             "corruption": "rand_noise_first_n"}
-    return PlainModel(model, tok), guard, setup
+             "corruption": "rand_noise_first_n", "fit_prompts": {"forget": len(forget), "retain": len(retain)},
+             "first_stage": getattr(clf, "report", {}).get("first_stage", {}).get("status")}
+    return PlainModel(model, tok), guard, (EcoGuard(model, tok, exact, cfg) if exact else None), setup
+
+
+class _Exact:
+    """A fitted prompt classifier with its first stage bypassed: MiniLM scores every prompt (the worst case)."""
+
+    def __init__(self, clf):
+        self.clf = clf
+
+    def flag(self, prompts):
+        return self.clf.flag(prompts, first_stage=False)
 
 
 class _Keyword:
@@ -68,9 +97,11 @@ class _Keyword:
         return np.array([any(w in p.lower() for w in self.words) for p in prompts])
 
 
-def request_plan(n: int, max_tokens: int, seed: int) -> list[tuple[str, dict]]:
-    """``n`` (path, body) pairs: completions / chat / streamed chat in rotation; every 4th about the target."""
-    forget, retain = prompt_sets()
+def request_plan(n: int, max_tokens: int, seed: int, prompts: tuple[list[str], list[str]] | None = None
+                 ) -> list[tuple[str, dict]]:
+    """``n`` (path, body) pairs: completions / chat / streamed chat in rotation; every 4th about the target,
+    drawn from ``prompts`` (forget, retain; default :func:`prompt_sets`)."""
+    forget, retain = prompts or prompt_sets()
     rnd = random.Random(seed)
     plan = []
     for i in range(n):
@@ -126,7 +157,7 @@ async def drive(url: str, plan: list[tuple[str, dict]], concurrency: int) -> dic
             "mean_ms": round(1000 * statistics.fmean(latencies), 1)}
 
 
-def engine_of(guard, args, classify_ahead: bool = True):
+def engine_of(guard, args, classify_ahead: str = "auto"):
     """A serving engine with the benchmark's limits (transformers backend)."""
     from forgetlab.eco.serve.engine import ServeEngine
     from forgetlab.eco.serve.types import ServeLimits
@@ -164,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16, help="max rows per generate call")
     ap.add_argument("--window-ms", type=float, default=5.0)
     ap.add_argument("--classifier", choices=["minilm", "keyword"], default="minilm")
+    ap.add_argument("--prompts", choices=["synth", "bench"], default="synth",
+                    help="synth: 400-prompt fit with the n-gram first stage, fresh requests; bench: 18 + 160 prompts, "
+                         "MiniLM on every prompt (the figures before 2026-12-02)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (>= 5)")
     ap.add_argument("--threads", type=int, default=1,
@@ -173,9 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from forgetlab.eco.serve.server import serve_in_thread
 
-    plain, guard, setup = build_guards(args.classifier, args.seed)
-    plan = request_plan(args.requests, args.max_tokens, args.seed)
-    variants = (("unguarded", plain, True), ("guarded", guard, True), ("guarded, classify in batch", guard, False))
+    data = prompt_data(args.prompts)
+    plain, guard, exact, setup = build_guards(args.classifier, data, args.seed)
+    plan = request_plan(args.requests, args.max_tokens, args.seed, data[1])
+    variants = (("unguarded", plain, "auto"), ("guarded", guard, "auto"), ("guarded, classify-ahead", guard, "on"))
+    if exact is not None:
+        variants += (("guarded, MiniLM on every prompt", exact, "auto"),)
     stats: dict[str, list[dict]] = {name: [] for name, _g, _a in variants}
     with contextlib.ExitStack() as stack:
         servers = {name: stack.enter_context(serve_in_thread(engine_of(g, args, ahead)))
@@ -185,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         res = run_rounds([loaded(n, srv, plan, args, stats) for n, srv in servers.items()], rounds=args.rounds,
                          warmup=0, log=stderr)
     derived = {"guarded / unguarded req/s (goal >= 0.85)": res.ratio("guarded", "unguarded"),
-               "guarded without classify-ahead / unguarded req/s": res.ratio("guarded, classify in batch", "unguarded"),
+               "guarded with classify-ahead on / unguarded req/s": res.ratio("guarded, classify-ahead", "unguarded"),
+               **({"guarded, MiniLM on every prompt / unguarded req/s":
+                   res.ratio("guarded, MiniLM on every prompt", "unguarded")} if exact is not None else {}),
                "setup": setup,
                **{name: per_round(s) for name, s in stats.items()}}
     doc = write_result(args.out, name="serve_load", command=command_line(), results={"loopback": res},

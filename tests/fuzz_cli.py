@@ -154,7 +154,7 @@ def _eco(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[st
                        "--max-concurrent": INTS, "--max-batch-size": INTS, "--batch-window-ms": FLOATS,
                        "--max-n": INTS, "--max-logprobs": INTS, "--torch-threads": pool(0, 1, -1, 10**9),
                        "--api-key": pool("k", ""), "--model-name": pool("m", ""),
-                       "--classify-ahead": FLAG, "--no-classify-ahead": FLAG,
+                       "--classify-ahead": pool("auto", "on", "off", "yes", ""),
                        "--vllm-url": pool("http://127.0.0.1:9", "not a url"), "--vllm-model": pool("m", ""),
                        **PLACEMENT}),
         "eco world": (["eco", "world", "--authors", "10", "--quiet", "--out", "{out}"],

@@ -242,7 +242,7 @@ class ServeEngine:
                                on_batch=self.metrics.batch.observe,
                                before_batch=self._reload if self.watcher is not None else None)
         self.ahead = (ClassifyAhead(guard, self.batcher.submit, self.limits.max_batch_size, self._guard_lock)
-                      if self.limits.classify_ahead else None)
+                      if classifies_ahead(self.limits.classify_ahead, self.backend) else None)
         self._lock = threading.Lock()
         self._tokenize_pool = ThreadPoolExecutor(1, thread_name_prefix="forgetlab-tokenize")
         self.context_length = _context_length(guard)
@@ -294,6 +294,20 @@ class ServeEngine:
         self._tokenize_pool.shutdown(wait=False, cancel_futures=True)
         if self.watcher is not None:
             self.watcher.close()
+
+
+def classifies_ahead(setting: str, backend: Backend) -> bool:
+    """``ServeLimits.classify_ahead`` resolved for ``backend``: auto is on unless the backend generates in this
+    process on the CPU (the transformers backend with a CPU model), where a classify thread competes with
+    generation for the same cores instead of hiding behind it (docs/benchmarks/serve.md)."""
+    if setting != "auto":
+        return setting == "on"
+    if getattr(backend, "name", None) != "transformers":
+        return True  # generation elsewhere (vLLM) or unknown: overlap it
+    try:
+        return next(backend.model.parameters()).device.type != "cpu"
+    except (AttributeError, StopIteration, TypeError):
+        return False
 
 
 def longest_token_chars(tokenizer: Any) -> int:

@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ...errors import BadInput, check_range
+from ...errors import BadInput, check_choice, check_range
 from ...options import setting
+
+CLASSIFY_AHEAD = ("auto", "on", "off")
+"""Values of ``ServeLimits.classify_ahead`` (:func:`forgetlab.eco.serve.engine.classifies_ahead` resolves auto)."""
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,11 @@ class ServeLimits:
     max_n: int = setting(8, "Largest n (choices per prompt) a request may ask for.")
     max_logprobs: int = setting(20, "Largest logprobs (completions) or top_logprobs (chat) a request may ask "
                                 "for.")
-    classify_ahead: bool = setting(True, "Run the flag rule on queued requests in a thread of its own while the "
-                                   "current batch generates (its time hides behind generation on a multi-core "
-                                   "CPU or a GPU); off: the batch worker classifies each batch first.")
+    classify_ahead: str = setting("auto", "When to run the flag rule on queued requests in a thread of its own "
+                                  "while the current batch generates: on; off (the batch worker classifies each "
+                                  "batch first); auto: on unless the model generates in this process on the "
+                                  "CPU, where the two threads compete for the same cores (measured: "
+                                  "docs/benchmarks/serve.md).")
 
     def __post_init__(self) -> None:
         for name in ("max_prompt_tokens", "max_tokens", "max_body_bytes", "max_concurrent",
@@ -44,8 +49,7 @@ class ServeLimits:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise BadInput(name, value, "an integer >= 1")
         check_range("batch_window_ms", self.batch_window_ms, 0.0, 10_000.0, hi_open=False)
-        if not isinstance(self.classify_ahead, bool):
-            raise BadInput("classify_ahead", self.classify_ahead, "true or false")
+        check_choice("classify_ahead", self.classify_ahead, CLASSIFY_AHEAD)
 
 
 @dataclass(frozen=True)

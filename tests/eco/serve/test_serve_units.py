@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 
 from forgetlab.eco.serve.backends.transformers import (
@@ -15,6 +16,7 @@ from forgetlab.eco.serve.backends.transformers import (
 )
 from forgetlab.eco.serve.engine import Batcher
 from forgetlab.eco.serve.types import Delta, Done, GenRequest
+from forgetlab.errors import BadInput
 
 
 def _track(tokenizer, ids, **req_kw):
@@ -163,3 +165,22 @@ def test_a_failing_classifier_fails_the_requests_and_nothing_generates_unflagged
     assert backend.flags == []
     assert all(len(evs) == 1 and isinstance(evs[0], Failed) and "classification failed" in evs[0].message
                for evs in events.values())
+
+
+def test_classify_ahead_auto_is_off_only_for_a_model_generating_on_this_cpu():
+    from forgetlab.eco.serve.engine import classifies_ahead
+    from forgetlab.eco.serve.types import ServeLimits
+
+    class OnCpu:
+        name = "transformers"
+        model = torch.nn.Linear(2, 2)
+
+    class OnMeta(OnCpu):
+        model = torch.nn.Linear(2, 2, device="meta")  # stands in for an accelerator: not the CPU
+
+    assert ServeLimits().classify_ahead == "auto"
+    assert not classifies_ahead("auto", OnCpu()) and classifies_ahead("auto", OnMeta())
+    assert classifies_ahead("auto", _Backend(None))  # generation elsewhere (vLLM) or unknown: overlap it
+    assert classifies_ahead("on", OnCpu()) and not classifies_ahead("off", OnMeta())
+    with pytest.raises(BadInput, match="classify_ahead"):
+        ServeLimits(classify_ahead=True)
