@@ -4,8 +4,8 @@ Batching runs into one program pays where one run's step is too small to keep th
 the runs' working set outgrows the caches: on a 2-core AMD EPYC (AVX2) a batch of 8 p=97 runs trained at 0.66x the
 throughput of the same runs one at a time, and a batch of 32 p=31 runs at 1.03x (docs/benchmarks.md, issue 19),
 while a Xeon with AVX-512 measured 2.3x at p=31. So the sweep measures: it trains the sweep's own first runs in
-batches of 1, 2, 4, ... up to the spec's ``max_batch_runs`` for a few steps each, with the thread count its
-workers will have, and keeps the size with the fewest seconds per run-step. A batch's numbers do not depend on
+batches of 1, 2, the largest size, then 4, 8, ... up to the spec's ``max_batch_runs`` for a few steps each, with
+the thread count its workers will have, and keeps the size with the fewest seconds per run-step. A batch's numbers do not depend on
 its size beyond float summation order, so the choice moves time, not results.
 """
 
@@ -16,14 +16,19 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-PROBE_SECONDS = 0.2
+PROBE_SECONDS = 0.1
 """A probe's longer training runs more steps until it takes this much longer than the one-step training, so that
-the difference (the steps' own time) stands above timer and scheduler noise."""
+the difference (the steps' own time) stands above timer and scheduler noise. On a quiet Xeon, probes of a 16-run
+p=31 sweep at 0.1 and 0.2 s chose the same size, their per-run-step costs within 16% of each other (well inside
+the 1.7-3x between sizes), and 0.1 s took the probe from 1.4 to 1.0 s."""
 MAX_PROBE_STEPS = 256
 
-MIN_SWEEP_SECONDS = 15.0
-"""A sweep whose runs would take less than this one at a time is not probed beyond one run per batch: larger
-batches could not win back their probes (measured: on a 7-second sweep the probe alone made it 0.73-0.90x)."""
+PROBE_SHARE = 0.1
+"""The probe stops trying larger batches once its own time exceeds this share of the sweep's estimated time one
+run at a time, so that a short sweep cannot lose more to probing than batching could win back. (It replaced a
+fixed 15 s floor below which only one run per batch was tried: an 11 s p=31 sweep of 16 runs then trained at
+0.97x one at a time on a Xeon where a batch of 16 measured 2.1x; on a 7 s sweep on the AMD EPYC an unbounded
+probe had cost 0.73-0.90x.)"""
 
 MIN_PROBE_RUN_STEPS = 10_000
 """A sweep of fewer run-steps (runs x steps) is planned one run per batch without a probe: it is over in seconds
@@ -43,33 +48,44 @@ def candidate_sizes(cap: int, n_runs: int) -> list[int]:
     return sizes if sizes[-1] == top else [*sizes, top]
 
 
+def probe_order(sizes: list[int]) -> list[int]:
+    """The order the probe tries ``sizes`` (ascending, from 1): 1 and 2 (does batching pay at all?), then the
+    largest (where batching pays, per run-step costs usually fall with the size), then the sizes between."""
+    return sizes if len(sizes) <= 3 else [*sizes[:2], sizes[-1], *sizes[2:-1]]
+
+
 def measure_batch_runs(trainer: Any, configs: Sequence[Any], cap: int, threads: int,
                        memory_budget: int) -> tuple[int, dict[int, float]]:
     """``(size, {size: seconds per run-step})``: the batch size with the fewest seconds per run-step for
     ``configs`` (runs of one batch shape; a run-step of the first run, scaled by the trainer's ``run_work`` where
-    it has one, so that a batch padding small runs to its largest pays for the padding) on this machine with ``threads`` torch threads, tried up to ``cap`` and
-    to the largest batch whose estimated memory fits ``memory_budget``; one run per batch without a probe below
-    :data:`MIN_PROBE_RUN_STEPS` run-steps, and without trying more than one when the runs would take less than
-    :data:`MIN_SWEEP_SECONDS` one at a time."""
+    it has one, so that a batch padding small runs to its largest pays for the padding) on this machine with
+    ``threads`` torch threads, tried up to ``cap`` and to the largest batch whose estimated memory fits
+    ``memory_budget``, in :func:`probe_order`; one run per batch without a probe below
+    :data:`MIN_PROBE_RUN_STEPS` run-steps. The probe stops once it took :data:`PROBE_SHARE` of the sweep's
+    estimated time one run at a time, when the largest size is the best so far, and when a size costs
+    :data:`WORSE` times the best (after the jump to the largest size: when one of the sizes between does)."""
     import torch
 
     if sum(c.steps for c in configs) < MIN_PROBE_RUN_STEPS:
         return 1, {}
     work = getattr(trainer, "run_work", lambda _c: 1)  # runs of different sizes: time per unit of their work
+    sizes = [k for k in candidate_sizes(cap, len(configs))
+             if k == 1 or trainer.estimate_batch_bytes(list(configs[:k])) <= memory_budget]
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     per_run: dict[int, float] = {}
+    t0 = time.perf_counter()
     try:
         _step_seconds(trainer, list(configs[:1]), warm_up=True)  # first-call costs (lazy imports, allocator)
-        for k in candidate_sizes(cap, len(configs)):
-            if k > 1 and trainer.estimate_batch_bytes(list(configs[:k])) > memory_budget:
-                break
+        for k in probe_order(sizes):
             batch = list(configs[:k])
             per_run[k] = _step_seconds(trainer, batch) / sum(work(c) for c in batch) * work(configs[0])
-            if k == 1 and per_run[1] * sum(c.steps for c in configs) < MIN_SWEEP_SECONDS:
+            one_at_a_time = per_run[1] * sum(c.steps * work(c) / work(configs[0]) for c in configs)
+            best = min(per_run, key=per_run.get)
+            if time.perf_counter() - t0 > PROBE_SHARE * one_at_a_time or (k == sizes[-1] and best == k):
                 break
-            if per_run[k] > WORSE * min(per_run.values()):
-                break
+            if per_run[k] > WORSE * per_run[best] and not (k == sizes[-1] and len(sizes) > 3):
+                break  # past the best (a worse jump to the largest size still tries the sizes between)
     finally:
         torch.set_num_threads(before)
     return min(per_run, key=per_run.get), per_run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from types import SimpleNamespace
 
@@ -41,7 +42,7 @@ def _configs(n: int):
 def test_the_size_with_the_fewest_seconds_per_run_step_is_chosen(monkeypatch):
     import forgetlab.grok.sweep.batching as batching
 
-    monkeypatch.setattr(batching, "MIN_SWEEP_SECONDS", 0.0)
+    monkeypatch.setattr(batching, "PROBE_SHARE", 1e9)
     monkeypatch.setattr(batching, "MIN_PROBE_RUN_STEPS", 0)
     fast_at_4 = _trainer({1: 2.0, 2: 1.2, 4: 0.8, 8: 1.6})
     size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2**30)
@@ -51,16 +52,22 @@ def test_the_size_with_the_fewest_seconds_per_run_step_is_chosen(monkeypatch):
     assert size == 1 and set(times) == {1, 2}  # stops at the first size much worse than the best
     size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2)
     assert size == 2 and set(times) == {1, 2}  # a batch over the memory budget is never probed
+    falling = _trainer({1: 2.0, 2: 1.5, 4: 1.0, 8: 0.5})
+    size, times = measure_batch_runs(falling, _configs(8), cap=64, threads=1, memory_budget=2**30)
+    assert size == 8 and set(times) == {1, 2, 8}  # the largest size is the best so far: the sizes between are skipped
 
 
-def test_a_short_sweep_is_not_probed_beyond_one_run(monkeypatch):
+def test_the_probe_stops_at_its_share_of_the_sweep_time(monkeypatch):
     import forgetlab.grok.sweep.batching as batching
 
     fast_at_4 = _trainer({1: 2.0, 2: 1.2, 4: 0.8, 8: 1.6})
-    monkeypatch.setattr(batching, "MIN_SWEEP_SECONDS", 10.0)  # 8 runs x 10 steps x 2 ms = 0.16 s one at a time
     monkeypatch.setattr(batching, "MIN_PROBE_RUN_STEPS", 0)
+    # 8 runs x 10 steps x 2 ms = 0.16 s one at a time; the size-1 probe alone takes longer than 10% of that
     size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2**30)
     assert size == 1 and set(times) == {1}
+    long_sweep = [dataclasses.replace(c, steps=100_000) for c in _configs(8)]  # 1,600 s one at a time
+    size, times = measure_batch_runs(fast_at_4, long_sweep, cap=64, threads=1, memory_budget=2**30)
+    assert size == 4 and set(times) == {1, 2, 4, 8}
     monkeypatch.setattr(batching, "MIN_PROBE_RUN_STEPS", 81)  # 8 runs x 10 steps: no probe at all
     assert measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2**30) == (1, {})
 
