@@ -33,15 +33,17 @@ def table(fp32: dict[str, dict[str, Any]], bf16: dict[str, dict[str, Any]]) -> s
     head = ("| case | fp32 phase | fp32 train % | fp32 test % | fp32 pass | bf16 phase | bf16 train % | bf16 test % "
             "| bf16 pass | same phase and verdict |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    same = 0
+    same, trained = 0, 0
     shared = [name for name in fp32 if name in bf16]
     for name in shared:
         a, b = _cell(fp32[name]), _cell(bf16[name])
         agree = a[0] == b[0] and a[3] == b[3]
-        same += agree
+        trained += bool(a[0])
+        same += agree and bool(a[0])
         lines.append("| " + " | ".join([name, *a, *b, "yes" if agree else "NO"]) + " |")
     lines.append("")
-    lines.append(f"Same phase and verdict in {same} of {len(shared)} cases.")
+    lines.append(f"Same phase and verdict in {same} of {trained} cases that train a network (the other "
+                 f"{len(shared) - trained}, analytic or pruning checks without a phase, compared by verdict only).")
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,8 @@ AMD EPYC).
 
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
@@ -36,23 +38,37 @@ def bf16_is_fast(device: str = "cpu", flags: frozenset[str] | None = None) -> bo
 
 
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """The first CPU's model name ("unknown" where the file is missing or has none)."""
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere), or ``unknown``."""
     try:
         text = Path(cpuinfo).read_text(errors="replace")
     except OSError:
-        return "unknown"
+        text = ""
     for line in text.splitlines():
-        if line.split(":", 1)[0].strip() == "model name":
+        if line.split(":", 1)[0].strip().lower() == "model name":
             return line.split(":", 1)[1].strip()
-    return "unknown"
+    return platform.processor() or "unknown"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def machine() -> dict[str, object]:
-    """What a result file records about the machine that computed it: CPU model, whether it has bf16 units,
-    cores and torch's thread count."""
-    import os
-
+    """What a result file records about the machine that computed it: CPU model, whether it has bf16 units, the
+    cores this process may use, torch's thread count and the load average."""
     import torch
 
-    return {"cpu": cpu_model(), "bf16_units": bf16_is_fast(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}
+    return {"cpu": cpu_model(), "bf16_units": bf16_is_fast(), "cores": usable_cores(),
+            "torch_threads": torch.get_num_threads(), "load_average": load_average()}

@@ -374,7 +374,7 @@ def provenance(**settings: Any) -> dict[str, Any]:
     from .hardware import machine
 
     return {"settings": to_jsonable(settings), "versions": versions(), "machine": machine(),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def run_record(config: Any, **extra: Any) -> dict[str, Any]:

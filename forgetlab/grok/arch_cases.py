@@ -190,6 +190,6 @@ def _write_outputs(out: Path, checked: list[CaseResult], trained: dict[str, list
     configs = {n: [asdict(r.config) for r in rs] for n, rs in trained.items()}
     atomic_write_json(out / "arch.json", {"paper": PAPER, "cases": [asdict(r) for r in checked],
                                           "configs": configs, "passed": all(r.passed for r in checked),
-                                          **provenance()})
+                                          **provenance(cases=sorted(trained))})
     atomic_write_text(out / "arch.md", markdown_table(checked))
 

@@ -25,17 +25,23 @@ from ..errors import BadInput
 from ..hardware import bf16_is_fast
 from .config import MATMUL_PRECISIONS
 
-_OPERANDS = {torch.bmm: (0, 1), torch.mm: (0, 1), torch.matmul: (0, 1), torch.Tensor.__matmul__: (0, 1),
-             torch.Tensor.matmul: (0, 1), torch.Tensor.bmm: (0, 1), torch.baddbmm: (1, 2), torch.addmm: (1, 2),
-             F.linear: (0, 1)}
-"""Product functions and the positions of their two matrix operands (the rest of their arguments stay)."""
+_PRODUCTS = frozenset({torch.bmm, torch.mm, torch.matmul, torch.einsum, torch.baddbmm, torch.addmm, F.linear,
+                       torch.Tensor.__matmul__, torch.Tensor.matmul, torch.Tensor.bmm, torch.Tensor.mm,
+                       torch.Tensor.baddbmm, torch.Tensor.addmm})
+"""Product functions and methods: every fp32 tensor among their arguments (positional or keyword, ``out``
+excepted) is rounded to bf16 (``einsum``: the Transformer's attention products)."""
 _IN_PLACE = {torch.Tensor.baddbmm_: torch.baddbmm, torch.Tensor.addmm_: torch.addmm}
-"""In-place products, computed out of place in bf16 and copied back into ``self``."""
+"""In-place products, computed out of place in bf16 and copied back into ``self`` (with ``beta=0`` the old
+values are not read, so they are not converted either)."""
 
 
 def _bf16(x: Any) -> Any:
     """``x`` as bf16 when it is an fp32 tensor, else unchanged."""
     return x.to(torch.bfloat16) if isinstance(x, torch.Tensor) and x.dtype == torch.float32 else x
+
+
+def _has_fp32(args: Sequence[Any], kwargs: dict) -> bool:
+    return any(isinstance(a, torch.Tensor) and a.dtype == torch.float32 for a in (*args, *kwargs.values()))
 
 
 class Bf16Matmuls(TorchFunctionMode):
@@ -44,18 +50,15 @@ class Bf16Matmuls(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict | None = None) -> Any:
         kwargs = dict(kwargs or {})
         if func in _IN_PLACE:
-            target = args[0]
-            result = _IN_PLACE[func](*[_bf16(a) for a in args], **kwargs)
-            return target.copy_(result)
-        where = _OPERANDS.get(func)
-        if where is None or not any(isinstance(args[i], torch.Tensor) and args[i].dtype == torch.float32
-                                    for i in where):
+            target, rest = args[0], [_bf16(a) for a in args[1:]]
+            dead = kwargs.get("beta", 1) == 0  # the old values are multiplied by 0: not read
+            first = torch.empty_like(target, dtype=torch.bfloat16) if dead else _bf16(target)
+            return target.copy_(_IN_PLACE[func](first, *rest, **{k: _bf16(v) for k, v in kwargs.items()}))
+        if func not in _PRODUCTS or not _has_fp32(args, kwargs):
             return func(*args, **kwargs)
         out = kwargs.pop("out", None)
-        cast = [_bf16(a) if i in where or func is F.linear else a for i, a in enumerate(args)]
-        if kwargs.get("bias") is not None:
-            kwargs["bias"] = _bf16(kwargs["bias"])
-        result = func(*cast, **kwargs).float()
+        cast = [[_bf16(x) for x in a] if isinstance(a, (list, tuple)) else _bf16(a) for a in args]
+        result = func(*cast, **{k: _bf16(v) for k, v in kwargs.items()}).float()
         return result if out is None else out.copy_(result)
 
 

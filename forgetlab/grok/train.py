@@ -47,7 +47,7 @@ from .kernel import (
 from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
 from .models import init_deep_weights, init_mlp_weights
-from .precision import matmul_precision
+from .precision import check_matmul_precision, matmul_precision
 from .result import TrainResult, log_if_due, make_result, start_histories
 from .train_transformer import train_transformer_batch
 
@@ -327,6 +327,13 @@ def train_many(configs: list[TrainConfig], *, keep_history: bool = True, progres
             return _train_mlp_batch(list(configs), keep_history, progress, callback)
     finally:
         torch.set_flush_denormal(False)
+
+
+def check_configs(configs: list[TrainConfig]) -> None:
+    """Refuse, before any work, what this machine cannot train (a sweep calls it before claiming its folder):
+    bf16 matmuls without bf16 units (:class:`BadInput` naming ``matmul_precision``)."""
+    for precision in sorted({c.matmul_precision for c in configs}):
+        check_matmul_precision(precision)
 
 
 def train(config: TrainConfig, *, keep_history: bool = True, progress: bool = False) -> TrainResult:

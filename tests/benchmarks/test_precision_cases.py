@@ -29,5 +29,6 @@ def test_rows_agreement_and_usage(tmp_path, capsys):
     assert out[2] == "| A0 |  |  |  | yes |  |  |  | yes | yes |"
     assert out[3] == "| A4 | Full Inversion | 80.00 | 100.00 | yes | Full Inversion | 80.00 | 100.00 | yes | yes |"
     assert out[4].endswith("| Coexistence | 80.00 | 100.00 | NO | NO |")
-    assert out[-1] == "Same phase and verdict in 2 of 3 cases."
+    assert out[-1] == ("Same phase and verdict in 1 of 2 cases that train a network (the other 1, analytic or "
+                       "pruning checks without a phase, compared by verdict only).")
     assert PC.main([a]) == 2

@@ -15,6 +15,7 @@ def test_run_cases_small_writes_table_and_json(tmp_path):
     assert res[0].passed and res[0].ours["accuracy_all_pairs"] == 1.0
     data = json.loads((tmp_path / "r" / "reproduce.json").read_text())
     assert [c["name"] for c in data["cases"]] == ["A0", "A4"]
+    assert data["settings"] == {"p": 23, "width": 128, "matmul_precision": "fp32"} and data["machine"]["cpu"]
     for key in ("claim", "authors", "source", "ours", "band", "passed", "seconds", "figures"):
         assert key in data["cases"][1]
     md = (tmp_path / "r" / "reproduce.md").read_text()
@@ -71,6 +72,7 @@ def test_arch_cases_structure_three_seeds_and_outputs(tmp_path):
     assert (tmp_path / "a" / "ipr_over_training.png").stat().st_size > 5000
     data = json.loads((tmp_path / "a" / "arch.json").read_text())
     assert [c["name"] for c in data["cases"]] == ["T1", "D3"] and len(data["configs"]["D3"]) == 3
+    assert data["settings"] == {"cases": ["D3", "T1"]} and "torch" in data["versions"]
 
 
 def test_arch_case_claims_follow_the_paper_and_need_every_seed():

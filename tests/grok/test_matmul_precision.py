@@ -42,6 +42,25 @@ def test_products_take_bf16_operands_and_return_fp32():
     assert not torch.equal(exact, bmm) and torch.allclose(exact, bmm, rtol=0.05, atol=0.05)
 
 
+def test_einsum_add_forms_keywords_and_methods_are_products_too():
+    g = torch.Generator().manual_seed(1)
+    a, b, c = torch.randn(3, 5, 7, generator=g), torch.randn(3, 7, 4, generator=g), torch.randn(3, 5, 4, generator=g)
+    with prec.Bf16Matmuls():
+        att = torch.einsum("rbe,rce->rbc", a, a)  # the Transformer's attention products
+        add3 = torch.baddbmm(c, a, b, beta=0.5)  # an fp32 input of its own
+        add2 = torch.addmm(c[0], a[0], b[0])
+        kw = torch.bmm(a, mat2=b)
+        meth = a[0].mm(b[0])
+        acc = torch.full((3, 5, 4), float("nan"))
+        acc.baddbmm_(a, b, beta=0.0)  # beta=0: the old (even NaN) values are not read
+    assert torch.equal(att, torch.einsum("rbe,rce->rbc", _bf(a), _bf(a)).float())
+    assert torch.equal(add3, torch.baddbmm(_bf(c), _bf(a), _bf(b), beta=0.5).float())
+    assert torch.equal(add2, torch.addmm(_bf(c[0]), _bf(a[0]), _bf(b[0])).float())
+    assert torch.equal(kw, torch.bmm(_bf(a), _bf(b)).float()) and torch.equal(meth, kw[0])
+    assert torch.equal(acc, kw)
+    assert not torch.equal(att, torch.einsum("rbe,rce->rbc", a, a))  # the attention products did change
+
+
 def test_fp32_default_keeps_run_ids_and_bf16_is_its_own_run():
     c = TrainConfig(p=13, width=16, steps=5)
     assert "matmul_precision" not in config_dict(c)  # runs stored before the field keep their ids
@@ -82,3 +101,16 @@ def test_bf16_training_changes_the_numbers_but_not_the_outcome(monkeypatch, kw):
     assert bf16.summary["weight_norm"] != exact.summary["weight_norm"]  # the products really ran in bf16
     assert bf16.summary["weight_norm"] == pytest.approx(exact.summary["weight_norm"], rel=0.02)
     assert abs(bf16.summary["train_acc"] - exact.summary["train_acc"]) <= 0.1
+
+
+def test_a_bf16_sweep_is_refused_before_its_folder_where_the_cpu_has_no_bf16_units(tmp_path, monkeypatch):
+    from forgetlab.grok.sweep.run import run_sweep
+    from forgetlab.grok.sweep.spec import load_spec
+
+    monkeypatch.setattr(prec, "bf16_is_fast", lambda device="cpu": False)
+    spec_file = tmp_path / "s.toml"
+    spec_file.write_text('[sweep]\nname = "b"\n[fixed]\np = 7\nwidth = 4\nsteps = 2\nmatmul_precision = "bf16"\n'
+                         '[grid]\nalpha = [0.4, 0.8]\n')
+    with pytest.raises(BadInput, match="matmul_precision"):
+        run_sweep(load_spec(spec_file, config_cls=TrainConfig), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -3,7 +3,14 @@ import torch
 
 from forgetlab.errors import BadInput
 from forgetlab.grok.config import TrainConfig, batch_key
-from forgetlab.grok.kernel import StackedAdamW, batched_forward, fast_grads, flat_index, per_example_loss
+from forgetlab.grok.kernel import (
+    StackedAdamW,
+    batched_forward,
+    fast_grads,
+    flat_index,
+    per_example_loss,
+    row_bags,
+)
 from forgetlab.grok.train import estimate_batch_bytes, train, train_many
 
 
@@ -57,6 +64,13 @@ def test_one_run_alone_gets_its_batched_gradients_bit_for_bit(act):
     dE2, dWt2 = fast_grads(E[:1], Wt[:1], *flat_index(M[:1], Nn[:1], 31), Y[:1], rows[:1], act, "mse",
                            groups=[(0, 1, int(n_valid[0]))])
     assert torch.equal(dWt2, dWt[:1]) and torch.equal(dE2, dE[:1])
+    n = int(n_valid[1])  # run 1 alone but padded to the batch's B rows (zero weight on the padding)
+    gm1, gn1 = flat_index(M[1:2, :n], Nn[1:2, :n], 31)
+    alone = fast_grads(E[1:2], Wt[1:2], gm1, gn1, Y[1:2, :n], rows[1:2, :n], act, "mse")
+    padded = fast_grads(E[1:2], Wt[1:2], *flat_index(M[1:2], Nn[1:2], 31), Y[1:2], rows[1:2], act, "mse",
+                        groups=[(0, 1, n)], bags=row_bags(*flat_index(M[1:2], Nn[1:2], 31), 2 * 31,
+                                                          valid[1].bool()))
+    assert torch.equal(padded[1], alone[1]) and torch.equal(padded[0], alone[0])
 
 
 @pytest.mark.parametrize("flat", [True, False])

@@ -298,16 +298,18 @@ class ServeEngine:
 
 def classifies_ahead(setting: str, backend: Backend) -> bool:
     """``ServeLimits.classify_ahead`` resolved for ``backend``: auto is on unless the backend generates in this
-    process on the CPU (the transformers backend with a CPU model), where a classify thread competes with
-    generation for the same cores instead of hiding behind it (docs/benchmarks/serve.md)."""
+    process on the CPU (the transformers backend with any weight on the CPU, or offloaded as ``meta``), where a
+    classify thread competes with generation for the same cores instead of hiding behind it
+    (docs/benchmarks/serve.md)."""
     if setting != "auto":
         return setting == "on"
     if getattr(backend, "name", None) != "transformers":
         return True  # generation elsewhere (vLLM) or unknown: overlap it
     try:
-        return next(backend.model.parameters()).device.type != "cpu"
-    except (AttributeError, StopIteration, TypeError):
+        devices = {p.device.type for p in backend.model.parameters()}
+    except (AttributeError, TypeError):
         return False
+    return bool(devices) and not devices & {"cpu", "meta"}
 
 
 def longest_token_chars(tokenizer: Any) -> int:

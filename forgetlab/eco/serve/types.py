@@ -40,7 +40,7 @@ class ServeLimits:
                                   "while the current batch generates: on; off (the batch worker classifies each "
                                   "batch first); auto: on unless the model generates in this process on the "
                                   "CPU, where the two threads compete for the same cores (measured: "
-                                  "docs/benchmarks/serve.md).")
+                                  "docs/benchmarks/serve.md).", choices=CLASSIFY_AHEAD)
 
     def __post_init__(self) -> None:
         for name in ("max_prompt_tokens", "max_tokens", "max_body_bytes", "max_concurrent",

@@ -54,6 +54,13 @@ def probe_order(sizes: list[int]) -> list[int]:
     return sizes if len(sizes) <= 3 else [*sizes[:2], sizes[-1], *sizes[2:-1]]
 
 
+def probe_cost(k: int, per_run_step: float) -> float:
+    """About what probing a batch of ``k`` runs costs, given seconds per run-step: the doubling trainings of
+    :func:`_step_seconds` (about 3 x :data:`PROBE_SECONDS`), or their first 1 + 8 steps where those alone take
+    longer."""
+    return max(3 * PROBE_SECONDS, 9 * k * per_run_step)
+
+
 def measure_batch_runs(trainer: Any, configs: Sequence[Any], cap: int, threads: int,
                        memory_budget: int) -> tuple[int, dict[int, float]]:
     """``(size, {size: seconds per run-step})``: the batch size with the fewest seconds per run-step for
@@ -61,8 +68,9 @@ def measure_batch_runs(trainer: Any, configs: Sequence[Any], cap: int, threads: 
     it has one, so that a batch padding small runs to its largest pays for the padding) on this machine with
     ``threads`` torch threads, tried up to ``cap`` and to the largest batch whose estimated memory fits
     ``memory_budget``, in :func:`probe_order`; one run per batch without a probe below
-    :data:`MIN_PROBE_RUN_STEPS` run-steps. The probe stops once it took :data:`PROBE_SHARE` of the sweep's
-    estimated time one run at a time, when the largest size is the best so far, and when a size costs
+    :data:`MIN_PROBE_RUN_STEPS` run-steps or where only one size fits. A size is skipped when its probe
+    (:func:`probe_cost`) would take the probe past :data:`PROBE_SHARE` of the estimated time of
+    ``configs`` one run at a time; the probe stops when the largest size is the best so far, and when a size costs
     :data:`WORSE` times the best (after the jump to the largest size: when one of the sizes between does)."""
     import torch
 
@@ -71,6 +79,8 @@ def measure_batch_runs(trainer: Any, configs: Sequence[Any], cap: int, threads: 
     work = getattr(trainer, "run_work", lambda _c: 1)  # runs of different sizes: time per unit of their work
     sizes = [k for k in candidate_sizes(cap, len(configs))
              if k == 1 or trainer.estimate_batch_bytes(list(configs[:k])) <= memory_budget]
+    if len(sizes) == 1:
+        return 1, {}
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     per_run: dict[int, float] = {}
@@ -78,11 +88,14 @@ def measure_batch_runs(trainer: Any, configs: Sequence[Any], cap: int, threads: 
     try:
         _step_seconds(trainer, list(configs[:1]), warm_up=True)  # first-call costs (lazy imports, allocator)
         for k in probe_order(sizes):
+            if per_run:  # a size whose probe would take the probe past its budget is skipped
+                budget = PROBE_SHARE * per_run[1] * sum(c.steps * work(c) / work(configs[0]) for c in configs)
+                if time.perf_counter() - t0 + probe_cost(k, per_run[max(per_run)]) > budget:
+                    continue
             batch = list(configs[:k])
             per_run[k] = _step_seconds(trainer, batch) / sum(work(c) for c in batch) * work(configs[0])
-            one_at_a_time = per_run[1] * sum(c.steps * work(c) / work(configs[0]) for c in configs)
             best = min(per_run, key=per_run.get)
-            if time.perf_counter() - t0 > PROBE_SHARE * one_at_a_time or (k == sizes[-1] and best == k):
+            if k == sizes[-1] and best == k:
                 break
             if per_run[k] > WORSE * per_run[best] and not (k == sizes[-1] and len(sizes) > 3):
                 break  # past the best (a worse jump to the largest size still tries the sizes between)

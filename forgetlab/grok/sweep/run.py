@@ -211,6 +211,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
     mod = load_trainer(trainer)
     unique = _unique_configs(spec, mod)
     configs = list(unique.values())
+    getattr(mod, "check_configs", lambda _cs: None)(configs)  # e.g. bf16 matmuls on a CPU without bf16 units
     budget = _memory_budget(spec, max_memory_gb)
     plan_batches(spec, configs[:1], mod, trainer, budget)  # a run too large for the budget: refused before any work
     planned, probe = _batch_size(spec, configs, mod, backend, workers, budget)

@@ -105,6 +105,7 @@ def test_deeply_nested_or_undecodable_bodies_are_400(http):
 def test_a_huge_prompt_is_refused_by_its_length_without_blocking_other_clients(guard):
     """A 900 KB prompt is refused before any tokenizing, and /health answers meanwhile."""
     engine = ServeEngine(guard, "transformers", ServeLimits(max_prompt_tokens=256), model_name="m")
+    assert engine.ahead is None  # classify_ahead="auto" with the model on this CPU: the batch worker classifies
     prompt = "word " * 180_000
     with serve_in_thread(engine) as srv, httpx.Client(base_url=srv.url, timeout=60) as http:
         def huge(_):

@@ -168,19 +168,21 @@ def test_a_failing_classifier_fails_the_requests_and_nothing_generates_unflagged
 
 
 def test_classify_ahead_auto_is_off_only_for_a_model_generating_on_this_cpu():
+    from types import SimpleNamespace
+
     from forgetlab.eco.serve.engine import classifies_ahead
     from forgetlab.eco.serve.types import ServeLimits
 
-    class OnCpu:
-        name = "transformers"
-        model = torch.nn.Linear(2, 2)
-
-    class OnMeta(OnCpu):
-        model = torch.nn.Linear(2, 2, device="meta")  # stands in for an accelerator: not the CPU
+    def backend(*device_types):  # a transformers backend whose weights sit on these devices
+        params = [SimpleNamespace(device=SimpleNamespace(type=t)) for t in device_types]
+        return SimpleNamespace(name="transformers", model=SimpleNamespace(parameters=lambda: iter(params)))
 
     assert ServeLimits().classify_ahead == "auto"
-    assert not classifies_ahead("auto", OnCpu()) and classifies_ahead("auto", OnMeta())
+    assert classifies_ahead("auto", backend("cuda", "cuda"))
+    assert not classifies_ahead("auto", backend("cpu")) and not classifies_ahead("auto", backend())
+    assert not classifies_ahead("auto", backend("cuda", "cpu"))  # split across the GPU and this CPU
+    assert not classifies_ahead("auto", backend("cuda", "meta"))  # offloaded weights: generation here too
     assert classifies_ahead("auto", _Backend(None))  # generation elsewhere (vLLM) or unknown: overlap it
-    assert classifies_ahead("on", OnCpu()) and not classifies_ahead("off", OnMeta())
+    assert classifies_ahead("on", backend("cpu")) and not classifies_ahead("off", backend("cuda"))
     with pytest.raises(BadInput, match="classify_ahead"):
         ServeLimits(classify_ahead=True)

@@ -13,6 +13,12 @@ from forgetlab.grok.sweep.batching import candidate_sizes, measure_batch_runs
 from forgetlab.grok.sweep.spec import load_spec
 
 
+def test_the_probe_tries_one_two_the_largest_then_the_sizes_between():
+    from forgetlab.grok.sweep.batching import probe_order
+
+    assert probe_order([1, 2, 4, 8, 16]) == [1, 2, 16, 4, 8] and probe_order([1, 2, 3]) == [1, 2, 3]
+
+
 def test_candidate_sizes_double_up_to_the_bound():
     assert candidate_sizes(64, 12) == [1, 2, 4, 8, 12]
     assert candidate_sizes(4, 100) == [1, 2, 4] and candidate_sizes(64, 1) == [1] and candidate_sizes(3, 3) == [1, 2, 3]
@@ -46,7 +52,7 @@ def test_the_size_with_the_fewest_seconds_per_run_step_is_chosen(monkeypatch):
     monkeypatch.setattr(batching, "MIN_PROBE_RUN_STEPS", 0)
     fast_at_4 = _trainer({1: 2.0, 2: 1.2, 4: 0.8, 8: 1.6})
     size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2**30)
-    assert size == 4 and set(times) == {1, 2, 4, 8}  # 8 is worse than 4 by more than WORSE: no larger size tried
+    assert size == 4 and set(times) == {1, 2, 4, 8}  # 1, 2, the largest (8, worse), then the size between
     solo_best = _trainer({1: 1.0, 2: 2.0, 4: 2.0})
     size, times = measure_batch_runs(solo_best, _configs(4), cap=64, threads=1, memory_budget=2**30)
     assert size == 1 and set(times) == {1, 2}  # stops at the first size much worse than the best
@@ -65,6 +71,10 @@ def test_the_probe_stops_at_its_share_of_the_sweep_time(monkeypatch):
     # 8 runs x 10 steps x 2 ms = 0.16 s one at a time; the size-1 probe alone takes longer than 10% of that
     size, times = measure_batch_runs(fast_at_4, _configs(8), cap=64, threads=1, memory_budget=2**30)
     assert size == 1 and set(times) == {1}
+    slow_steps = _trainer({1: 20.0, 2: 15.0, 4: 10.0, 8: 5.0})
+    mid_sweep = [dataclasses.replace(c, steps=50) for c in _configs(8)]  # 8 s one at a time: a 0.8 s budget
+    size, times = measure_batch_runs(slow_steps, mid_sweep, cap=64, threads=1, memory_budget=2**30)
+    assert size == 2 and set(times) == {1, 2}  # 8's probe (9 steps x 8 x 15 ms) and 4's would overrun: skipped
     long_sweep = [dataclasses.replace(c, steps=100_000) for c in _configs(8)]  # 1,600 s one at a time
     size, times = measure_batch_runs(fast_at_4, long_sweep, cap=64, threads=1, memory_budget=2**30)
     assert size == 4 and set(times) == {1, 2, 4, 8}

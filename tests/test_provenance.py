@@ -1,0 +1,25 @@
+"""What result files record about where they were computed: CPU model, cores, threads, versions, UTC time."""
+
+from __future__ import annotations
+
+import re
+
+from forgetlab.hardware import cpu_model, machine, usable_cores
+from forgetlab.runs import provenance
+
+
+def test_cpu_model_reads_cpuinfo_and_falls_back(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\n")
+    assert cpu_model(info) == "Intel(R) Xeon(R) Processor"
+    assert cpu_model(tmp_path / "missing")  # platform.processor() or "unknown", never empty
+
+
+def test_provenance_records_settings_versions_machine_and_utc_time():
+    rec = provenance(p=97, matmul_precision="bf16")
+    assert rec["settings"] == {"p": 97, "matmul_precision": "bf16"}
+    assert {"python", "torch", "forgetlab"} <= set(rec["versions"])
+    m = rec["machine"]
+    assert m == {**m, "cores": usable_cores()} and m["torch_threads"] >= 1 and isinstance(m["bf16_units"], bool)
+    assert m["cpu"] and set(m) == set(machine())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rec["finished"])
