@@ -272,3 +272,13 @@ def test_deep_mlp_run_in_a_batch_equals_the_run_alone_with_dropout():
         alone = train(c)
         for k, v in alone.state.items():
             assert torch.allclose(rb.state[k], v, rtol=1e-5, atol=1e-6), (c.seed, k)
+
+
+def test_a_run_in_a_batch_equals_the_run_alone_bit_for_bit():
+    """Runs sharing lr and wd update in per-run tensors (StackedAdamW), so the fused AdamW rounds each element
+    alike alone and in a batch; with N * p not a multiple of the vector width, a flat buffer did not."""
+    cfgs = [TrainConfig(p=13, width=50, steps=30, alpha=0.5, xi=0.2, wd=5.0, seed=s, log_every=30) for s in (0, 1, 2)]
+    for c, rb in zip(cfgs, train_many(cfgs, keep_history=False), strict=True):
+        rs = train(c, keep_history=False)
+        assert all(torch.equal(rs.state[k], rb.state[k]) for k in rs.state), c.seed
+        assert rs.summary["train_acc"] == rb.summary["train_acc"]
