@@ -39,16 +39,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forgetlab.hardware import usable_cores
+
 MIN_ROUNDS = 5  # fewer rounds give no usable spread; the issue asks for at least five
 KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "amx_int8")
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask), the yardstick for the load."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:

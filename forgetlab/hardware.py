@@ -16,16 +16,23 @@ BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 """``/proc/cpuinfo`` flags of x86 units that compute bf16 matmuls natively."""
 
 
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
-    """The first CPU's feature flags (empty where the file is missing or has none)."""
+def _cpuinfo_field(cpuinfo: str | Path, keys: tuple[str, ...]) -> str | None:
+    """The first CPU's value of the first of ``keys`` present in a ``/proc/cpuinfo`` file (None where the file
+    is missing or has none)."""
     try:
         text = Path(cpuinfo).read_text(errors="replace")
     except OSError:
-        return frozenset()
+        return None
     for line in text.splitlines():
-        if line.split(":", 1)[0].strip() in ("flags", "Features"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+        key, _, value = line.partition(":")
+        if key.strip() in keys:
+            return value.strip()
+    return None
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The first CPU's feature flags (empty where the file is missing or has none)."""
+    return frozenset((_cpuinfo_field(cpuinfo, ("flags", "Features")) or "").split())
 
 
 def bf16_is_fast(device: str = "cpu", flags: frozenset[str] | None = None) -> bool:
@@ -39,14 +46,7 @@ def bf16_is_fast(device: str = "cpu", flags: frozenset[str] | None = None) -> bo
 
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere), or ``unknown``."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        if line.split(":", 1)[0].strip().lower() == "model name":
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+    return _cpuinfo_field(cpuinfo, ("model name",)) or platform.processor() or "unknown"
 
 
 def usable_cores() -> int:

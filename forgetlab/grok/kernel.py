@@ -271,9 +271,9 @@ class StackedAdamW:
         (vector body or scalar tail), so a run must sit in tensors of its own to update alike alone and in any
         batch (measured: over one flat buffer, run 2 of a p=97 batch drifted from the same run alone)."""
         R = int(lr.shape[0])
-        if one_group:
-            return [_FusedGroup([t[r] for r in range(R) for t in self.params], float(lr[0]), float(wd[0]))]
-        return [_FusedGroup([t[r] for t in self.params], float(lr[r]), float(wd[r])) for r in range(R)]
+        per_group = [range(R)] if one_group else [range(r, r + 1) for r in range(R)]
+        return [_FusedGroup(runs, [t[r] for r in runs for t in self.params], float(lr[runs[0]]), float(wd[runs[0]]))
+                for runs in per_group]
 
     @staticmethod
     def split(buf: torch.Tensor, shapes: list) -> list[torch.Tensor]:
@@ -313,27 +313,22 @@ class StackedAdamW:
         bookkeeping: 0.4 ms of a 18 ms step at p=97 on one thread)."""
         whole = self.flat and len(grads) == 1 and grads[0].shape == self._bufs[0].shape
         per_param = self.split(grads[0], [t.shape for t in self.params]) if whole else grads
-        runs = range(per_param[0].shape[0])
-        if len(self._fused) == 1 and len(runs) > 1:  # one group over every run's slices, run-major
-            self._fused[0].step([G[r].contiguous() for r in runs for G in per_param], self)
-            return
-        for r, group in enumerate(self._fused):
-            group.step([G[r].contiguous() for G in per_param], self)  # autograd may return strided grads
+        for group in self._fused:  # run-major, as the group's parameters; autograd may return strided grads
+            group.step([G[r].contiguous() for r in group.runs for G in per_param], self)
 
 
 class _FusedGroup:
-    """Parameters sharing one lr and weight decay, with their AdamW moments and step counters (float32 tensors,
-    as ``torch.optim.AdamW`` keeps them)."""
+    """The slices of runs ``runs`` sharing one lr and weight decay (run-major), with their AdamW moments and step
+    counters (float32 tensors, as ``torch.optim.AdamW`` keeps them)."""
 
-    def __init__(self, params: list[torch.Tensor], lr: float, wd: float) -> None:
-        self.params, self.lr, self.wd = params, lr, wd
+    def __init__(self, runs: range, params: list[torch.Tensor], lr: float, wd: float) -> None:
+        self.runs, self.params, self.lr, self.wd = runs, params, lr, wd
         self.m = [torch.zeros_like(t) for t in params]
         self.v = [torch.zeros_like(t) for t in params]
         self.steps = [torch.zeros((), dtype=torch.float32) for _ in params]
 
-    def step(self, grads: torch.Tensor | list[torch.Tensor], opt: StackedAdamW) -> None:
+    def step(self, grads: list[torch.Tensor], opt: StackedAdamW) -> None:
         """One fused update of every parameter of the group (the kernel increments the step counters)."""
-        grads = [grads] if isinstance(grads, torch.Tensor) else grads
         functional_adamw(self.params, grads, self.m, self.v, [], self.steps, fused=True, amsgrad=False,
                          beta1=opt.betas[0], beta2=opt.betas[1], lr=self.lr, weight_decay=self.wd, eps=opt.eps,
                          maximize=False)

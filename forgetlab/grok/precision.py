@@ -41,7 +41,9 @@ def _bf16(x: Any) -> Any:
 
 
 def _has_fp32(args: Sequence[Any], kwargs: dict) -> bool:
-    return any(isinstance(a, torch.Tensor) and a.dtype == torch.float32 for a in (*args, *kwargs.values()))
+    """Whether any argument (or a tensor in a list argument, as ``einsum(eq, [a, b])`` takes) is an fp32 tensor."""
+    flat = [x for a in (*args, *kwargs.values()) for x in (a if isinstance(a, (list, tuple)) else (a,))]
+    return any(isinstance(x, torch.Tensor) and x.dtype == torch.float32 for x in flat)
 
 
 class Bf16Matmuls(TorchFunctionMode):

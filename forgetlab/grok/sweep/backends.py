@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ...errors import BadInput, ForgetlabError
+from ...hardware import usable_cores
 from ...registry import Registry
 from ..fourier import ipr_stats
 
@@ -86,14 +87,6 @@ def _watch_parent(parent: int) -> None:
             time.sleep(0.5)
 
     threading.Thread(target=loop, daemon=True).start()
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask; all CPUs where there is none)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def local_workers(workers: int) -> int:

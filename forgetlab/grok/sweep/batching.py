@@ -5,8 +5,8 @@ the runs' working set outgrows the caches: on a 2-core AMD EPYC (AVX2) a batch o
 throughput of the same runs one at a time, and a batch of 32 p=31 runs at 1.03x (docs/benchmarks.md, issue 19),
 while a Xeon with AVX-512 measured 2.3x at p=31. So the sweep measures: it trains the sweep's own first runs in
 batches of 1, 2, the largest size, then 4, 8, ... up to the spec's ``max_batch_runs`` for a few steps each, with
-the thread count its workers will have, and keeps the size with the fewest seconds per run-step. A batch's numbers do not depend on
-its size beyond float summation order, so the choice moves time, not results.
+the thread count its workers will have, and keeps the size with the fewest seconds per run-step. A batch's
+numbers do not depend on its size beyond float summation order, so the choice moves time, not results.
 """
 
 from __future__ import annotations
@@ -87,11 +87,11 @@ def measure_batch_runs(trainer: Any, configs: Sequence[Any], cap: int, threads: 
     t0 = time.perf_counter()
     try:
         _step_seconds(trainer, list(configs[:1]), warm_up=True)  # first-call costs (lazy imports, allocator)
+        run_steps = sum(c.steps * work(c) / work(configs[0]) for c in configs)  # in run-steps of the first run
         for k in probe_order(sizes):
-            if per_run:  # a size whose probe would take the probe past its budget is skipped
-                budget = PROBE_SHARE * per_run[1] * sum(c.steps * work(c) / work(configs[0]) for c in configs)
-                if time.perf_counter() - t0 + probe_cost(k, per_run[max(per_run)]) > budget:
-                    continue
+            if per_run and time.perf_counter() - t0 + probe_cost(k, per_run[max(per_run)]) > \
+                    PROBE_SHARE * per_run[1] * run_steps:
+                continue  # this size's probe would take the probe past its budget
             batch = list(configs[:k])
             per_run[k] = _step_seconds(trainer, batch) / sum(work(c) for c in batch) * work(configs[0])
             best = min(per_run, key=per_run.get)

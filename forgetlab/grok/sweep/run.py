@@ -236,7 +236,8 @@ def _batch_size(spec: SweepSpec, configs: list[Any], trainer: Any, backend: str,
     batch shape's runs with the torch threads each worker will have; else the spec's ``max_batch_runs``."""
     if spec.batching != "measured" or backend != "local" or spec.max_batch_runs == 1 or len(configs) < 2:
         return spec.max_batch_runs, None
-    from .backends import local_workers, usable_cores
+    from ...hardware import usable_cores
+    from .backends import local_workers
     from .batching import measure_batch_runs
 
     first = trainer.batch_key(configs[0])

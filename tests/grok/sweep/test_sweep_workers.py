@@ -8,10 +8,11 @@ import dataclasses
 import pytest
 
 from forgetlab.errors import BadInput
-from forgetlab.grok.sweep.backends import local_workers, usable_cores
+from forgetlab.grok.sweep.backends import local_workers
 from forgetlab.grok.sweep.run import run_sweep
 from forgetlab.grok.sweep.spec import build_spec, load_trainer
 from forgetlab.grok.sweep.store import read_results_csv
+from forgetlab.hardware import usable_cores
 
 
 def _rows(path):
