@@ -83,7 +83,8 @@ def _grok(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[s
                   "--steps": pool(1, 2, 3, 0, -1), "--loss": pool("mse", "ce", "hinge"),
                   "--model": pool("mlp", "transformer", "rnn"), "--seed": INTS, "--split-seed": INTS,
                   "--label-seed": INTS, "--log-every": pool(1, 2, 0, -1), "--threads": pool(0, 1, -1, 10**9),
-                  "--matmul-precision": PRECISION, "--out": out, "--overwrite": FLAG}
+                  "--matmul-precision": PRECISION, "--param-groups": pool("standard", "mup", "MUP", "timm"),
+                  "--out": out, "--overwrite": FLAG}
     return {
         "grok train": (["grok", "train", "--p", "7", "--width", "4", "--steps", "2", "--quiet", "--out", "{out}"],
                        grok_train),

@@ -51,6 +51,8 @@ LOSSES = ("mse", "ce")
 MAX_DEPTH = 8
 MODELS = ("mlp", "transformer")
 MATMUL_PRECISIONS = ("fp32", "bf16")
+PARAM_GROUPS = ("standard", "mup")
+"""Allowed ``TrainConfig.param_groups`` values (:func:`forgetlab.grok.transformer.param_group_scales`)."""
 """Allowed ``TrainConfig.matmul_precision`` values (:mod:`forgetlab.grok.precision` applies them)."""
 SUMMARY_KEYS = ("train_acc", "test_acc", "corrupted_acc", "clean_acc", "inversion_acc", "mean_ipr",
                 "weight_norm", "phase", "steps", "seconds", "n_corrupted", "n_corrupted_unchanged",
@@ -95,6 +97,11 @@ class TrainConfig:
                                     "rounded to bfloat16, ~3e-3 relative error per product; faster only on CPUs "
                                     "with AVX-512 BF16 or AMX units and CUDA GPUs, refused elsewhere).",
                                     choices=MATMUL_PRECISIONS, identity="when_set")
+    param_groups: str = setting("standard", "Transformer's AdamW parameter groups, both from the authors' code: "
+                                "standard = every matrix at lr and decayed, embeddings included (their default, "
+                                "timm's param_groups_weight_decay); mup = their rescale_optim: lr of qkv and o "
+                                "times 1/d, fc 1/(2d), proj 1/(4d), head 1; embeddings and LayerNorm undecayed.",
+                                choices=PARAM_GROUPS, identity="when_set")
 
     def validate(self) -> TrainConfig:
         """Return self, or raise :class:`BadInput` naming the first bad field."""
@@ -117,6 +124,7 @@ class TrainConfig:
         check_choice("loss", self.loss, LOSSES)
         check_choice("model", self.model, MODELS)
         check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
+        check_choice("param_groups", self.param_groups, PARAM_GROUPS)
         for name in ("seed", "split_seed", "label_seed"):
             if not is_int(getattr(self, name)):
                 raise BadInput(name, getattr(self, name), "an integer")
@@ -147,6 +155,9 @@ class TrainConfig:
                 raise BadInput("depth", self.depth, "2 for model 'transformer' (one block, as the paper)")
         elif self.layernorm:
             raise BadInput("layernorm", True, "false for model 'mlp' (use batchnorm)")
+        elif self.param_groups != "standard":
+            raise BadInput("param_groups", self.param_groups, "'standard' for model 'mlp' (mup is the "
+                           "Transformer's)")
 
 
 def paper_minibatch_steps(steps: int, batch_size: int) -> int:
@@ -158,12 +169,12 @@ def batch_key(config: TrainConfig) -> tuple:
     """Fields that must be equal for runs to share one batch: the tensor shapes and the control flow.
 
     (model, p, number of pairs, width, depth, act, loss, steps, batchnorm, layernorm, batch_size, log_every,
-    matmul_precision).
+    matmul_precision, param_groups).
     Everything else (op with the same pair count, alpha, xi, data seeds, seed, wd, dropout, lr) may differ
     inside a batch.
     """
     c = config
     return (c.model, c.p, n_pairs(c.p, c.op), c.width, c.depth, c.act, c.loss, c.steps, c.batchnorm,
-            c.layernorm, c.batch_size, c.log_every, c.matmul_precision)
+            c.layernorm, c.batch_size, c.log_every, c.matmul_precision, c.param_groups)
 
 

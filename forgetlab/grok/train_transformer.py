@@ -5,7 +5,7 @@ The same step definition as the MLP loop (:mod:`forgetlab.grok.train`): one Adam
 (:class:`~forgetlab.grok.minibatch.Minibatches`); the loss of a batch is the sum of the runs' mean losses, so
 runs stay independent; each run's initialization, dropout masks and minibatch order come from its own
 generator. Gradients by autograd; :class:`~forgetlab.grok.kernel.StackedAdamW` with per-run learning rate and
-weight decay, LayerNorm parameters undecayed (the authors' parameter groups).
+weight decay in the authors' parameter groups (``TrainConfig.param_groups``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
 from .result import TrainResult, log_if_due, make_result, start_histories
 from .transformer import (
-    NO_DECAY,
     draw_dropout_masks,
     init_transformer_weights,
+    param_group_scales,
     stack_runs,
     transformer_forward,
     transformer_ipr_views,
@@ -45,19 +45,20 @@ class _Model:
 
 
 def _init_model(configs: list[TrainConfig]) -> _Model:
-    """Each run's initial weights from its own generator; decayed and undecayed parameter groups."""
+    """Each run's initial weights from its own generator; one optimizer per (lr factor, decayed) group."""
     gens = [torch.Generator().manual_seed(c.seed) for c in configs]
     params = stack_runs([init_transformer_weights(c.p, g, c.layernorm) for c, g in zip(configs, gens,
                                                                                         strict=True)])
     lr = torch.tensor([c.lr for c in configs])
     wd = torch.tensor([c.wd for c in configs])
+    groups: dict[tuple[float, bool], list[str]] = {}
+    for name, scale in param_group_scales(list(params), configs[0].param_groups).items():
+        groups.setdefault(scale, []).append(name)
     opts = []
-    for names, decay in (([k for k in params if k not in NO_DECAY], wd),
-                         ([k for k in params if k in NO_DECAY], torch.zeros_like(wd))):
-        if names:
-            opt = StackedAdamW([params[k] for k in names], lr, decay)
-            params.update(zip(names, opt.params, strict=True))  # the parameters now live in opt's buffer
-            opts.append((opt, names))
+    for (factor, decayed), names in groups.items():
+        opt = StackedAdamW([params[k] for k in names], lr * factor, wd if decayed else torch.zeros_like(wd))
+        params.update(zip(names, opt.params, strict=True))  # the parameters now live in opt's buffer
+        opts.append((opt, names))
     return _Model(params, opts, gens)
 
 

@@ -20,8 +20,10 @@ generator seeded like ``torch.manual_seed(s)`` gives their initial weights for s
 Only the last position's output is read, so the block computes queries, the attention output, the MLP and the
 final LayerNorm at that position only (keys and values at both): the logits equal the full computation's.
 
-Weight decay follows their optimizer (``timm.param_groups_weight_decay``): every matrix, embeddings included,
-is decayed; LayerNorm weights and biases are not (:data:`NO_DECAY`).
+Their code builds the AdamW parameter groups in one of two ways (:func:`param_group_scales`): by default
+(``timm.param_groups_weight_decay``) every matrix, embeddings included, is decayed at the one learning rate and
+LayerNorm weights and biases are not (:data:`NO_DECAY`); with their ``rescale_optim`` (the muP optimizer of the
+s = 1 scaling) each matrix's learning rate is scaled by its fan-in and embeddings are not decayed.
 """
 
 from __future__ import annotations
@@ -44,6 +46,20 @@ NO_DECAY = tuple(f"{ln}_{k}" for ln in LN_NAMES for k in ("weight", "bias"))
 # Matrices in nn.Linear layout [out, in] (x @ W^T), in the order their construction draws them.
 LINEAR_SHAPES = (("qkv", 3, 1), ("o", 1, 1), ("fc", WIDE_FACTOR, 1), ("proj", 1, WIDE_FACTOR))
 DROPOUT_SITES = ("emb", "attn", "resid", "mlp")
+
+
+def param_group_scales(names: Sequence[str], scheme: str, d: int = N_EMBD) -> dict[str, tuple[float, bool]]:
+    """Each parameter's (learning-rate factor, decayed) under ``scheme`` (``TrainConfig.param_groups``).
+
+    ``standard``: factor 1, decayed unless a LayerNorm parameter. ``mup`` (their ``rescale_optim`` with s = 1, so
+    ``n_embd ** (s/2 - 1/2) = 1``): qkv and o at lr/d, fc at lr/(2d) (times ``wide_factor ** -1/2``), proj at
+    lr/(4d), head at lr, all decayed; embeddings at lr and LayerNorm at lr, neither decayed.
+    """
+    if scheme == "standard":
+        return {k: (1.0, k not in NO_DECAY) for k in names}
+    mup = {"qkv": 1.0 / d, "o": 1.0 / d, "fc": WIDE_FACTOR ** -0.5 / d, "proj": 1.0 / (WIDE_FACTOR * d),
+           "head": 1.0}
+    return {k: (mup.get(k, 1.0), k in mup) for k in names}
 
 
 def init_transformer_weights(p: int, generator: torch.Generator, layernorm: bool = False,

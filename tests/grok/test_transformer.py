@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from forgetlab.errors import BadInput
 from forgetlab.grok.config import TrainConfig
 from forgetlab.grok.data import make_dataset
 from forgetlab.grok.models import Transformer
@@ -128,6 +129,39 @@ def test_training_equals_torch_adamw_on_the_reference_with_layer_norm_undecayed(
     for k, v in ref.weights.items():
         assert torch.allclose(ours.state[k], v.detach(), rtol=1e-4, atol=1e-5), k
     assert not torch.allclose(ours.state["ln1_weight"], torch.ones(N_EMBD))
+
+
+def test_mup_groups_equal_the_authors_rescale_optim():
+    """``param_groups="mup"`` against torch.optim.AdamW with the groups of the authors' ``config_optimizers``
+    (rescale_optim, s = 1), written out from their code: to_qkv and o at lr * g_scale = lr/d, c_fc at
+    lr * wide_factor**-0.5 / d, c_proj at lr / (wide_factor * d), lm_head at lr, all decayed; embeddings and
+    LayerNorm at lr, undecayed. The standard groups give other weights (the test can tell them apart)."""
+    c = TrainConfig(model="transformer", act="relu", p=11, alpha=0.6, xi=0.2, lr=3e-3, wd=4.0, layernorm=True,
+                    steps=6, log_every=3, seed=5, param_groups="mup")
+    ours = train(c)
+    ref = Transformer(11, layernorm=True, generator=torch.Generator().manual_seed(5))
+    w, d = ref.weights, N_EMBD
+    lrs = {"qkv": 3e-3 / d, "o": 3e-3 / d, "fc": 3e-3 * 4 ** -0.5 / d, "proj": 3e-3 / (4 * d), "head": 3e-3}
+    groups = [{"params": [w[k]], "lr": lr, "weight_decay": 4.0} for k, lr in lrs.items()]
+    groups.append({"params": [v for k, v in w.items() if k not in lrs], "lr": 3e-3, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-8, foreach=False)
+    ds = make_dataset(11, "add", 0.6, 0.2)
+    m, n, y = ds.m[:ds.n_train], ds.n[:ds.n_train], ds.y[:ds.n_train]
+    for _ in range(6):
+        loss = F.mse_loss(ref(m, n), F.one_hot(y, 11).float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for k, v in w.items():
+        assert torch.allclose(ours.state[k], v.detach(), rtol=1e-4, atol=1e-5), k
+    standard = train(TrainConfig(**{**c.__dict__, "param_groups": "standard"}))
+    assert not torch.allclose(standard.state["qkv"], ours.state["qkv"], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(standard.state["wte"], ours.state["wte"], rtol=1e-4, atol=1e-5)
+
+
+def test_mup_groups_are_refused_for_the_mlp():
+    with pytest.raises(BadInput, match="param_groups"):
+        TrainConfig(param_groups="mup").validate()
 
 
 def test_a_transformer_run_in_a_batch_equals_the_run_alone():
