@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/grok_runs_table.py docs/benchmarks/grok_arch/probes/*
 
 Each folder holds a run's ``config.json`` and ``summary.json`` (`forgetlab grok train`, the App. G cases' seed
-folders, the probes in docs/benchmarks/grok.md). One row per folder, in the order given: model, depth,
+folders, the probes in docs/benchmarks/grok.md). One row per folder, in the order given: model (depth, and the
+Transformer's parameter groups and the products' precision when not the defaults),
 regularization, alpha, xi, seed, phase, train and test accuracy, the corrupted training examples memorized and
 inverted, mean IPR and the final / initial weight norm. Accuracies in percent. A folder without a finished run is a
 one-line error with exit code 2.
@@ -23,7 +24,10 @@ HEAD = ["run", "model", "regularization", "alpha", "xi", "p", "seed", "phase", "
 
 
 def _model(c) -> str:
-    return "Transformer" if c.model == "transformer" else f"{c.depth}-layer {c.act} MLP, N={c.width}"
+    """The architecture, with the settings that change how it trains when they are not the defaults."""
+    name = "Transformer" if c.model == "transformer" else f"{c.depth}-layer {c.act} MLP, N={c.width}"
+    name += ", mup groups" if c.param_groups == "mup" else ""
+    return name + (", bf16 products" if c.matmul_precision == "bf16" else "")
 
 
 def _regularization(c) -> str:

@@ -110,6 +110,7 @@ def _check(case: ArchCase, results: list[TrainResult]) -> CaseResult:
     c0 = results[0].config
     what = "Transformer" if c0.model == "transformer" else f"{c0.depth}-layer {c0.act} MLP (N={c0.width})"
     setting = f"p={c0.p}, alpha {c0.alpha}, xi {c0.xi}, {c0.steps} steps, lr {c0.lr}"
+    setting += ", bf16 products" if c0.matmul_precision == "bf16" else ""
     claim = f"{what}, {case.regularizer} ({setting}): {case.claimed}"
     band = f"all {len(results)} seeds (1, 2, 3): {case.claimed}"
     return CaseResult(case.name, claim, case.authors, SOURCE, ours, band,

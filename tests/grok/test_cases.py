@@ -97,6 +97,9 @@ def test_arch_case_claims_follow_the_paper_and_need_every_seed():
     d2 = ARCH_CASES["D2"]
     assert not _check(d2, fake("D2", ["Full Inversion", "Full Inversion", "Partial Inversion"])).passed
     assert "not Full Inversion" in _check(t1, fake("T1", ["Memorization"] * 3)).band
+    assert "bf16" not in _check(t1, fake("T1", ["Memorization"] * 3)).claim
+    cfgs = arch_case_configs(47, matmul_precision="bf16")  # the claim says when the products were bf16
+    assert _check(t1, fake("T1", ["Memorization"] * 3)).claim.endswith("lr 0.001, bf16 products): not Full Inversion")
 
 
 def test_arch_cases_resume_reads_back_finished_runs_and_retrains_the_rest(tmp_path, monkeypatch):

@@ -20,9 +20,10 @@ ARCH_KW: dict[str, dict[str, Any] | None] = {
     "paper": {"p": 97},
     "smoke": {"p": 11, "width": 32, "steps": {"transformer": 30, "deep": 30}, "cases": ["T1", "D4"]},
 }
-PAPER_HOURS = 10  # measured rate at p = 97 on 2 busy cores (docs/benchmarks/grok.md): about 3 h + 7 h
+PAPER_HOURS = 10  # fp32 at p = 97 on 2 busy Zen 3 cores; bf16 on the AMX Xeon: about 2.5 h (docs/benchmarks/grok.md)
 COMMANDS = ["forgetlab reproduce --scale paper --only grok_arch --out DIR",
-            "forgetlab grok reproduce --cases T1,T2,T3,T4,D1,D2,D3,D4 --out DIR"]
+            "forgetlab grok reproduce --cases T1,T2,T3,T4,D1,D2,D3,D4 --resume --out DIR "
+            "[--matmul-precision bf16 on CPUs with bf16 units]"]
 TITLE = "Grokking, other architectures: Transformer and 3-layer MLP (App. G, 3 seeds)"
 _KEYS = ("phases", "train_acc_min", "train_acc_max", "test_acc_min", "test_acc_max", "mean_ipr_min",
          "mean_ipr_max")
@@ -35,8 +36,8 @@ def grok_arch(folder: Path, scale: str, advance: Callable[[float], None]) -> Sta
         advance(1.0)
         return StageResult("grok_arch", TITLE, "grok", commands=list(COMMANDS),
                            not_run=f"at --scale {scale} (24 runs of 3,000-5,000 full-batch steps at p = 97: "
-                                   f"about {PAPER_HOURS} h on 2 CPU cores; results measured at p = 47 are in "
-                                   "docs/benchmarks/grok.md).")
+                                   f"about {PAPER_HOURS} h on 2 CPU cores; results measured at p = 97 with bf16 "
+                                   "products and at p = 47 are in docs/benchmarks/grok.md).")
     from ...grok.arch_cases import SEEDS, run_arch_cases
 
     # resume: a rerun of the stage into the same folder keeps the runs that finished (hours at p = 97)
