@@ -16,8 +16,8 @@ the claim allows (:mod:`forgetlab.grok.phases`), so one lucky seed cannot pass i
 The point alpha 0.8, xi 0.2 is the one the paper's App. G figures select (Figs. 12 and 14); the strengths are
 Fig. 7's (wd 50) and ours (dropout 0.5, above the 0.1 the paper finds useless for Transformers and the 0.05 that
 already stops 3-layer MLPs from memorizing). The modulus defaults to the paper's 97; a smaller p is allowed and
-recorded (the time grows with p^2) and changes what the bands mean: ``docs/benchmarks/grok.md`` has the p = 47
-runs and the probes of other strengths.
+recorded (the time grows with p^2) and changes what the bands mean: ``docs/benchmarks/grok.md`` has the p = 97
+runs (bf16 products), the p = 47 runs and the probes of other strengths, precisions and parameter groups.
 """
 
 from __future__ import annotations
