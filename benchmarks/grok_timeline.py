@@ -26,7 +26,7 @@ HEAD = ["run", "step", "train %", "test %", "corrupted memorized %", "corrupted 
 
 def rows(folder: Path, steps: list[int]) -> list[list[str]]:
     """The table rows of one run folder at ``steps`` (each must be a logged step)."""
-    xi = load_config(folder).xi
+    config = load_config(folder)
     logged = {}
     with open(folder / "history.jsonl", encoding="utf-8") as fh:
         for line in fh:
@@ -38,10 +38,10 @@ def rows(folder: Path, steps: list[int]) -> list[list[str]]:
     out = []
     for step in steps:
         if step not in logged:
-            raise ForgetlabError(f"{folder}: step {step} was not logged (logged: every "
-                                 f"{sorted(logged)[1] - sorted(logged)[0]} steps)")
+            raise ForgetlabError(f"{folder}: step {step} was not logged (logged: {min(logged)} to "
+                                 f"{max(logged)}, every {config.log_every} steps)")
         r = logged[step]
-        phase = classify_phase(r["train_acc"], r["test_acc"], xi, is_collapsed(r["weight_norm"], None, norm0))
+        phase = classify_phase(r["train_acc"], r["test_acc"], config.xi, is_collapsed(r["weight_norm"], None, norm0))
         pct = [f"{100 * r[k]:.1f}" for k in ("train_acc", "test_acc", "corrupted_acc", "inversion_acc")]
         out.append([f"{folder.parent.name}/{folder.name}", str(step), *pct, f"{r['weight_norm'] / norm0:.2f}",
                     phase])

@@ -109,6 +109,20 @@ def test_dropout_sites_drop_what_the_official_code_drops():
     assert torch.allclose(zero_in, zero_in[:, :1].expand_as(zero_in))  # no input: one output for all pairs
 
 
+def _train_reference(ref: Transformer, groups: list[dict], lr: float, steps: int) -> None:
+    """Train the reference module ``ref``, whose parameters ``groups`` hold, with torch.optim.AdamW (the
+    authors' betas and eps; a group's own lr wins over ``lr``), full batch, MSE, on the p = 11, alpha 0.6,
+    xi 0.2 data of the tests' configs."""
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-8, foreach=False)
+    ds = make_dataset(11, "add", 0.6, 0.2)
+    m, n, y = ds.m[:ds.n_train], ds.n[:ds.n_train], ds.y[:ds.n_train]
+    for _ in range(steps):
+        loss = F.mse_loss(ref(m, n), F.one_hot(y, 11).float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def test_training_equals_torch_adamw_on_the_reference_with_layer_norm_undecayed():
     """Our batched loop (StackedAdamW, LayerNorm undecayed) against the reference module trained by
     torch.optim.AdamW with the authors' parameter groups, full batch, MSE."""
@@ -118,14 +132,7 @@ def test_training_equals_torch_adamw_on_the_reference_with_layer_norm_undecayed(
     ref = Transformer(11, layernorm=True, generator=torch.Generator().manual_seed(5))
     groups = [{"params": [v for k, v in ref.weights.items() if k not in NO_DECAY], "weight_decay": 2.0},
               {"params": [v for k, v in ref.weights.items() if k in NO_DECAY], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=3e-3, betas=(0.9, 0.98), eps=1e-8, foreach=False)
-    ds = make_dataset(11, "add", 0.6, 0.2)
-    m, n, y = ds.m[:ds.n_train], ds.n[:ds.n_train], ds.y[:ds.n_train]
-    for _ in range(8):
-        loss = F.mse_loss(ref(m, n), F.one_hot(y, 11).float())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _train_reference(ref, groups, lr=3e-3, steps=8)
     for k, v in ref.weights.items():
         assert torch.allclose(ours.state[k], v.detach(), rtol=1e-4, atol=1e-5), k
     assert not torch.allclose(ours.state["ln1_weight"], torch.ones(N_EMBD))
@@ -144,14 +151,7 @@ def test_mup_groups_equal_the_authors_rescale_optim():
     lrs = {"qkv": 3e-3 / d, "o": 3e-3 / d, "fc": 3e-3 * 4 ** -0.5 / d, "proj": 3e-3 / (4 * d), "head": 3e-3}
     groups = [{"params": [w[k]], "lr": lr, "weight_decay": 4.0} for k, lr in lrs.items()]
     groups.append({"params": [v for k, v in w.items() if k not in lrs], "lr": 3e-3, "weight_decay": 0.0})
-    opt = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-8, foreach=False)
-    ds = make_dataset(11, "add", 0.6, 0.2)
-    m, n, y = ds.m[:ds.n_train], ds.n[:ds.n_train], ds.y[:ds.n_train]
-    for _ in range(6):
-        loss = F.mse_loss(ref(m, n), F.one_hot(y, 11).float())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _train_reference(ref, groups, lr=3e-3, steps=6)
     for k, v in w.items():
         assert torch.allclose(ours.state[k], v.detach(), rtol=1e-4, atol=1e-5), k
     standard = train(TrainConfig(**{**c.__dict__, "param_groups": "standard"}))
