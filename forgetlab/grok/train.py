@@ -170,7 +170,6 @@ class _FullBatch:
     M: torch.Tensor  # [R, n_max]
     Nn: torch.Tensor
     Y: torch.Tensor
-    valid: torch.Tensor  # [R, n_max] float
     rows: torch.Tensor  # [R, n_max] loss weight 1/n_r on valid rows
     gm: torch.Tensor  # [R * n_max] flat gather indices
     gn: torch.Tensor
@@ -188,7 +187,7 @@ def _full_batch(b: RunsData, p: int, loss: str) -> _FullBatch:
     ns = b.n_train.tolist()
     groups = [(r0, r0 + ns.count(n), n) for r0, n in enumerate(ns) if r0 == 0 or ns[r0 - 1] != n]
     bags = row_bags(gm, gn, M.shape[0] * 2 * p, valid.reshape(-1) > 0)
-    return _FullBatch(M, Nn, Y, valid, rows, gm, gn, loss_targets(Y, rows, p, loss), groups, bags)
+    return _FullBatch(M, Nn, Y, rows, gm, gn, loss_targets(Y, rows, p, loss), groups, bags)
 
 
 def _draw_dropout(bufs: list[torch.Tensor], q: list[float], n_rows: list[int],
@@ -225,7 +224,7 @@ def _step_grads(runs: _Runs, c0: TrainConfig, M: torch.Tensor, Nn: torch.Tensor,
         t.requires_grad_(True)
     with torch.enable_grad():
         out = batched_forward(runs.E, runs.Wt, M, Nn, c0.act, dmask=dmask, bn=runs.bn,
-                              rows=fb.valid if fb is not None else None, train=True, hidden=runs.H)
+                              groups=fb.groups if fb is not None else None, train=True, hidden=runs.H)
         g = loss_grad_weights(out.detach(), Y, rows, c0.loss)
         grads = list(torch.autograd.grad(out, runs.params, g))
     for t in runs.params:
