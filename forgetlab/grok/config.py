@@ -135,6 +135,10 @@ class TrainConfig:
             raise BadInput("batch_size", self.batch_size, f"an integer in [0, {n_train}] (0 = full batch)")
         if n_train < 1:
             raise BadInput("alpha", self.alpha, "a fraction leaving at least one training pair")
+        if self.batchnorm and 0 < self.batch_size < 2:  # BatchNorm normalizes over the rows of a step
+            raise BadInput("batch_size", self.batch_size, f"an integer in [2, {n_train}] or 0 with batchnorm")
+        if self.batchnorm and n_train < 2:
+            raise BadInput("alpha", self.alpha, "a fraction leaving at least two training pairs with batchnorm")
         self._validate_architecture()
         return self
 

@@ -178,6 +178,7 @@ def test_batch_key_and_mismatch():
     (dict(p=21, op="div"), "p"), (dict(alpha=1.0), "alpha"), (dict(xi=1.2), "xi"), (dict(width=0), "width"),
     (dict(steps=0), "steps"), (dict(op="pow"), "op"), (dict(act="tanh"), "act"), (dict(model="rnn"), "model"),
     (dict(loss="l1"), "loss"), (dict(batch_size=-1), "batch_size"), (dict(batch_size=10**6), "batch_size"),
+    (dict(batchnorm=True, batch_size=1), "batch_size"), (dict(batchnorm=True, p=5, alpha=0.05), "alpha"),
     (dict(dropout=1.0), "dropout"), (dict(wd=-1.0), "wd"), (dict(lr=0.0), "lr"),
     (dict(model="transformer", batchnorm=True), "batchnorm"), (dict(depth=1), "depth"), (dict(depth=9), "depth"),
     (dict(model="transformer", depth=3), "depth"), (dict(layernorm=True), "layernorm"),
