@@ -218,6 +218,38 @@ def test_batched_batchnorm_matches_nn_batchnorm1d():
     assert torch.allclose(bn["running_var"][0], model.bn.running_var, rtol=1e-4, atol=1e-6)
 
 
+def test_batchnorm_groups_normalize_each_run_over_its_valid_rows_only():
+    """Runs in groups with different valid rows: each run's output, gradients and running statistics equal
+    nn.BatchNorm1d on its valid rows alone; padded rows come out 0 and take no gradient."""
+    from forgetlab.grok.kernel import _batchnorm
+
+    R, B, N, short = 3, 20, 6, 13
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(R, B, N, generator=g, dtype=torch.float64).requires_grad_(True)
+    bn = {"weight": torch.rand(R, N, generator=g, dtype=torch.float64).add(0.5).requires_grad_(True),
+          "bias": torch.randn(R, N, generator=g, dtype=torch.float64).requires_grad_(True),
+          "running_mean": torch.zeros(R, N, dtype=torch.float64), "running_var": torch.ones(R, N, dtype=torch.float64)}
+    out = _batchnorm(h, bn, [(0, 2, B), (2, 3, short)], True)
+    w = torch.randn(R, B, N, generator=g, dtype=torch.float64)
+    (out * w).sum().backward()
+    assert torch.equal(out[2, short:], torch.zeros(B - short, N, dtype=torch.float64))
+    assert torch.equal(h.grad[2, short:], torch.zeros(B - short, N, dtype=torch.float64))
+    for r, n in ((0, B), (1, B), (2, short)):
+        ref = torch.nn.BatchNorm1d(N, dtype=torch.float64).train()
+        with torch.no_grad():
+            ref.weight.copy_(bn["weight"][r])
+            ref.bias.copy_(bn["bias"][r])
+        x = h.detach()[r, :n].clone().requires_grad_(True)
+        y = ref(x)
+        (y * w[r, :n]).sum().backward()
+        assert torch.allclose(out[r, :n], y, atol=1e-12)
+        assert torch.allclose(h.grad[r, :n], x.grad, atol=1e-12)
+        assert torch.allclose(bn["weight"].grad[r], ref.weight.grad, atol=1e-12)
+        assert torch.allclose(bn["bias"].grad[r], ref.bias.grad, atol=1e-12)
+        assert torch.allclose(bn["running_mean"][r], ref.running_mean, atol=1e-12)
+        assert torch.allclose(bn["running_var"][r], ref.running_var, atol=1e-12)
+
+
 def _deep_reference(p, N, seed, batchnorm):
     """The 3-layer ReLU MLP written with nn modules on one-hot inputs (post-activation BatchNorm per layer)."""
     from forgetlab.grok.models import init_deep_weights
