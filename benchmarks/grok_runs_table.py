@@ -43,7 +43,8 @@ def row(folder: Path) -> list[str]:
     c = load_config(folder)
     s = read_json(folder / "summary.json")
     pct = [f"{100 * s[k]:.1f}" for k in ("train_acc", "test_acc", "corrupted_acc", "inversion_acc")]
-    return [folder.name, _model(c), _regularization(c), f"{c.alpha:g}", f"{c.xi:g}", str(c.p), str(c.seed),
+    name = f"{folder.parent.name}/{folder.name}" if folder.name.startswith("seed") else folder.name  # a case's seed
+    return [name, _model(c), _regularization(c), f"{c.alpha:g}", f"{c.xi:g}", str(c.p), str(c.seed),
             s["phase"], *pct, f"{s['mean_ipr']:.3f}", f"{s['weight_norm'] / s['weight_norm_init']:.2f}"]
 
 
