@@ -20,7 +20,7 @@ ARCH_KW: dict[str, dict[str, Any] | None] = {
     "paper": {"p": 97},
     "smoke": {"p": 11, "width": 32, "steps": {"transformer": 30, "deep": 30}, "cases": ["T1", "D4"]},
 }
-PAPER_HOURS = 10  # fp32 on 2 busy Zen 3 cores; bf16 on the AMX Xeon: 5.1 h of case time, 2 cases at once (grok.md)
+PAPER_HOURS = 10  # fp32 on 2 busy Zen 3 cores; bf16 on the AMX Xeon: 5.1 h summed over arch.json's cases
 COMMANDS = ["forgetlab reproduce --scale paper --only grok_arch --out DIR",
             "forgetlab grok reproduce --cases T1,T2,T3,T4,D1,D2,D3,D4 --resume --out DIR "
             "[--matmul-precision bf16 on CPUs with bf16 units]"]
