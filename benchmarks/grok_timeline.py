@@ -12,13 +12,13 @@ a finished run, is a one-line error with exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from forgetlab.errors import ForgetlabError
 from forgetlab.grok.phases import classify_phase, is_collapsed
 from forgetlab.grok.record import load_config
+from forgetlab.runs import iter_jsonl
 
 HEAD = ["run", "step", "train %", "test %", "corrupted memorized %", "corrupted inverted %",
         "norm / initial", "phase"]
@@ -27,11 +27,7 @@ HEAD = ["run", "step", "train %", "test %", "corrupted memorized %", "corrupted 
 def rows(folder: Path, steps: list[int]) -> list[list[str]]:
     """The table rows of one run folder at ``steps`` (each must be a logged step)."""
     config = load_config(folder)
-    logged = {}
-    with open(folder / "history.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            logged[rec["step"]] = rec
+    logged = {rec["step"]: rec for _, rec in iter_jsonl(folder / "history.jsonl", field="runs")}
     if 0 not in logged:
         raise ForgetlabError(f"{folder}: history.jsonl has no step 0")
     norm0 = logged[0]["weight_norm"]

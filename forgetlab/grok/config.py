@@ -51,9 +51,9 @@ LOSSES = ("mse", "ce")
 MAX_DEPTH = 8
 MODELS = ("mlp", "transformer")
 MATMUL_PRECISIONS = ("fp32", "bf16")
+"""Allowed ``TrainConfig.matmul_precision`` values (:mod:`forgetlab.grok.precision` applies them)."""
 PARAM_GROUPS = ("standard", "mup")
 """Allowed ``TrainConfig.param_groups`` values (:func:`forgetlab.grok.transformer.param_group_scales`)."""
-"""Allowed ``TrainConfig.matmul_precision`` values (:mod:`forgetlab.grok.precision` applies them)."""
 SUMMARY_KEYS = ("train_acc", "test_acc", "corrupted_acc", "clean_acc", "inversion_acc", "mean_ipr",
                 "weight_norm", "phase", "steps", "seconds", "n_corrupted", "n_corrupted_unchanged",
                 "weight_norm_init")

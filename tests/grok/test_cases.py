@@ -87,9 +87,9 @@ def test_arch_case_claims_follow_the_paper_and_need_every_seed():
     cfgs = arch_case_configs(47)
     assert all((c.alpha, c.xi) == (0.8, 0.2) for cs in cfgs.values() for c in cs) and cfgs["T2"][0].wd == 50
 
-    def fake(case, phases):
+    def fake(case, phases, configs=cfgs):
         return [SimpleNamespace(config=c, summary={"phase": ph, "train_acc": 1.0, "test_acc": 0.5,
-                                                   "mean_ipr": 0.1}) for c, ph in zip(cfgs[case], phases, strict=True)]
+                                                   "mean_ipr": 0.1}) for c, ph in zip(configs[case], phases, strict=True)]
 
     t1 = ARCH_CASES["T1"]
     assert _check(t1, fake("T1", ["Memorization", "Coexistence", "Confusion"])).passed
@@ -98,8 +98,8 @@ def test_arch_case_claims_follow_the_paper_and_need_every_seed():
     assert not _check(d2, fake("D2", ["Full Inversion", "Full Inversion", "Partial Inversion"])).passed
     assert "not Full Inversion" in _check(t1, fake("T1", ["Memorization"] * 3)).band
     assert "bf16" not in _check(t1, fake("T1", ["Memorization"] * 3)).claim
-    cfgs = arch_case_configs(47, matmul_precision="bf16")  # the claim says when the products were bf16
-    assert _check(t1, fake("T1", ["Memorization"] * 3)).claim.endswith("lr 0.001, bf16 products): not Full Inversion")
+    bf16 = arch_case_configs(47, matmul_precision="bf16")  # the claim says when the products were bf16
+    assert _check(t1, fake("T1", ["Memorization"] * 3, bf16)).claim.endswith("lr 0.001, bf16 products): not Full Inversion")
 
 
 def test_arch_cases_resume_reads_back_finished_runs_and_retrains_the_rest(tmp_path, monkeypatch):
