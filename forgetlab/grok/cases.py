@@ -228,7 +228,7 @@ def _a2(out: Path, trained: dict, p: int, width: int) -> CaseResult:
 def _a3(out: Path, trained: dict, p: int, width: int) -> CaseResult:
     r = trained["A2"]
     ds = make_dataset(p, "add", 0.5, 0.35)
-    curves = prune_curves(r.state, ds, act=r.config.act)
+    curves = prune_curves(r.state, ds, act=r.config.act, bn_placement=r.config.batchnorm_placement)
     atomic_write_json(out / "A2" / "prune.json", curves)
     from .plots import plot_prune
 

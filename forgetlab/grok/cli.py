@@ -122,7 +122,7 @@ def prune_command(
     if (p, n) != (cfg.p, cfg.width):
         raise BadInput("model.safetensors", f"p={p}, N={n}", f"p={cfg.p}, N={cfg.width} as in config.json")
     ds = make_dataset(cfg.p, cfg.op, cfg.alpha, cfg.xi, split_seed=cfg.split_seed, label_seed=cfg.label_seed)
-    curves = prune_curves(state, ds, act=cfg.act, seed=seed)
+    curves = prune_curves(state, ds, act=cfg.act, seed=seed, bn_placement=cfg.batchnorm_placement)
     atomic_write_json(run_dir / "prune.json", curves)
     plot_prune(curves, run_dir / "prune.png", f"pruning {run_dir.name}")
     emit({"prune_json": str(run_dir / "prune.json"), "prune_png": str(run_dir / "prune.png"), "curves": curves})

@@ -52,6 +52,8 @@ MAX_DEPTH = 8
 MODELS = ("mlp", "transformer")
 MATMUL_PRECISIONS = ("fp32", "bf16")
 """Allowed ``TrainConfig.matmul_precision`` values (:mod:`forgetlab.grok.precision` applies them)."""
+BATCHNORM_PLACEMENTS = ("post", "pre")
+"""Allowed ``TrainConfig.batchnorm_placement`` values: after or before each hidden activation."""
 PARAM_GROUPS = ("standard", "mup")
 """Allowed ``TrainConfig.param_groups`` values (:func:`forgetlab.grok.transformer.param_group_scales`)."""
 SUMMARY_KEYS = ("train_acc", "test_acc", "corrupted_acc", "clean_acc", "inversion_acc", "mean_ipr",
@@ -81,7 +83,11 @@ class TrainConfig:
     wd: float = setting(0.0, "AdamW weight decay.")
     dropout: float = setting(0.0, "Dropout rate: on each hidden pre-activation (MLP); on the embeddings, the "
                                   "attention weights and both residual branches (Transformer).")
-    batchnorm: bool = setting(False, "BatchNorm after each hidden activation (MLP).")
+    batchnorm: bool = setting(False, "BatchNorm in each hidden layer of the MLP (where: batchnorm_placement).")
+    batchnorm_placement: str = setting("post", "Where BatchNorm sits in each hidden layer (with batchnorm): post = "
+                                       "after the activation (paper Eq. 5); pre = on the pre-activation, before "
+                                       "it (Ioffe and Szegedy's placement, and the authors' only deep MLP, "
+                                       "fcn_norm_only).", choices=BATCHNORM_PLACEMENTS, identity="when_set")
     layernorm: bool = setting(False, "LayerNorm before attention, before the MLP block and before the head "
                                      "(Transformer; the authors' if_ln).", identity="when_set")
     batch_size: int = setting(0, "Minibatch size; 0 = full batch.")
@@ -118,6 +124,9 @@ class TrainConfig:
         check_range("dropout", self.dropout, 0.0, 1.0)
         if not isinstance(self.batchnorm, bool):
             raise BadInput("batchnorm", self.batchnorm, "true or false")
+        check_choice("batchnorm_placement", self.batchnorm_placement, BATCHNORM_PLACEMENTS)
+        if self.batchnorm_placement != "post" and not self.batchnorm:
+            raise BadInput("batchnorm_placement", self.batchnorm_placement, "'post' unless batchnorm is true")
         check_range("lr", self.lr, 0.0, math.inf, lo_open=True)
         if not is_int(self.steps) or self.steps < 1:
             raise BadInput("steps", self.steps, "an integer >= 1")
@@ -169,16 +178,14 @@ def paper_minibatch_steps(steps: int, batch_size: int) -> int:
     return steps * 256 // batch_size if batch_size > 0 else steps
 
 
+BATCH_FIELDS = ("model", "p", "width", "depth", "act", "loss", "steps", "batchnorm", "batchnorm_placement",
+                "layernorm", "batch_size", "log_every", "matmul_precision", "param_groups")
+"""The fields runs of one batch share (with the number of pairs): the tensor shapes and the control flow."""
+
+
 def batch_key(config: TrainConfig) -> tuple:
-    """Fields that must be equal for runs to share one batch: the tensor shapes and the control flow.
-
-    (model, p, number of pairs, width, depth, act, loss, steps, batchnorm, layernorm, batch_size, log_every,
-    matmul_precision, param_groups).
-    Everything else (op with the same pair count, alpha, xi, data seeds, seed, wd, dropout, lr) may differ
-    inside a batch.
+    """Fields that must be equal for runs to share one batch: :data:`BATCH_FIELDS` (model first) and the number
+    of pairs. Everything else (op with the same pair count, alpha, xi, data seeds, seed, wd, dropout, lr) may
+    differ inside a batch.
     """
-    c = config
-    return (c.model, c.p, n_pairs(c.p, c.op), c.width, c.depth, c.act, c.loss, c.steps, c.batchnorm,
-            c.layernorm, c.batch_size, c.log_every, c.matmul_precision, c.param_groups)
-
-
+    return (*(getattr(config, f) for f in BATCH_FIELDS), n_pairs(config.p, config.op))

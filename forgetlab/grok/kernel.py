@@ -107,12 +107,13 @@ def batched_forward(E: torch.Tensor, Wt: torch.Tensor, M: torch.Tensor, Nn: torc
                     dmask: torch.Tensor | Sequence[torch.Tensor] | None = None,
                     bn: dict[str, torch.Tensor] | Sequence[dict[str, torch.Tensor]] | None = None,
                     groups: Sequence[tuple[int, int, int]] | None = None, train: bool = False,
-                    hidden: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+                    hidden: Sequence[torch.Tensor] = (), bn_placement: str = "post") -> torch.Tensor:
     """Autograd-friendly batched MLP: logits ``[R, B, p]`` for operands ``M, Nn [R, B]``.
 
     E ``[R, 2p, N]``, Wt ``[R, N, p]``; ``hidden`` the ``[R, N, N]`` maps of a deeper MLP (input-major:
-    ``h @ H``). Each hidden layer: dropout on its pre-activation, phi, BatchNorm. ``dmask`` (scaled by 1/(1-q))
-    and ``bn`` are one mask ``[R, B, N]`` / one BN dict for the 2-layer MLP, or one per hidden layer.
+    ``h @ H``). Each hidden layer: dropout on its pre-activation, then phi and BatchNorm (``bn_placement``
+    "post", paper Eq. 5) or BatchNorm and phi ("pre"). ``dmask`` (scaled by 1/(1-q)) and ``bn`` are one mask
+    ``[R, B, N]`` / one BN dict for the 2-layer MLP, or one per hidden layer.
     """
     R, B = M.shape
     p = Wt.shape[-1]
@@ -124,8 +125,10 @@ def batched_forward(E: torch.Tensor, Wt: torch.Tensor, M: torch.Tensor, Nn: torc
     for layer in range(n_hidden):
         if masks[layer] is not None:
             a = a * masks[layer]
+        if bns[layer] is not None and bn_placement == "pre":
+            a = _batchnorm(a, bns[layer], groups, train)
         h = ACTIVATIONS[act](a)
-        if bns[layer] is not None:
+        if bns[layer] is not None and bn_placement == "post":
             h = _batchnorm(h, bns[layer], groups, train)
         if layer < len(hidden):
             a = torch.bmm(h, hidden[layer])

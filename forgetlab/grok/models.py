@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import check_choice
-from .config import ACTIVATIONS
+from .config import ACTIVATIONS, BATCHNORM_PLACEMENTS
 
 
 def quadratic(a: torch.Tensor) -> torch.Tensor:
@@ -71,11 +71,13 @@ def init_deep_weights(p: int, width: int, depth: int, generator: torch.Generator
 class MLP(nn.Module):
     """Single-run MLP with parameters U ``[N, p]``, V ``[N, p]``, W ``[p, N]`` (no biases).
 
-    Dropout acts on the pre-activation (before phi); BatchNorm1d acts after phi (post-BN, paper Eq. 5).
+    Dropout acts on the pre-activation (before phi); BatchNorm1d acts after phi (``batchnorm_placement``
+    "post", paper Eq. 5) or on the pre-activation after dropout ("pre").
     """
 
     def __init__(self, p: int, width: int = 500, act: str = "quadratic", dropout: float = 0.0,
-                 batchnorm: bool = False, generator: torch.Generator | None = None) -> None:
+                 batchnorm: bool = False, generator: torch.Generator | None = None,
+                 batchnorm_placement: str = "post") -> None:
         super().__init__()
         check_choice("act", act, ACTIVATIONS)
         gen = generator if generator is not None else torch.Generator().manual_seed(1)
@@ -83,11 +85,16 @@ class MLP(nn.Module):
         self.p, self.width, self.act = p, width, act
         self.U, self.V, self.W = nn.Parameter(U), nn.Parameter(V), nn.Parameter(W)
         self.drop = nn.Dropout(dropout)
+        check_choice("batchnorm_placement", batchnorm_placement, BATCHNORM_PLACEMENTS)
         self.bn = nn.BatchNorm1d(width) if batchnorm else None
+        self.bn_pre = batchnorm_placement == "pre"
 
     def _head(self, a: torch.Tensor) -> torch.Tensor:
-        h = ACTIVATIONS[self.act](self.drop(a))
-        if self.bn is not None:
+        a = self.drop(a)
+        if self.bn is not None and self.bn_pre:
+            a = self.bn(a)
+        h = ACTIVATIONS[self.act](a)
+        if self.bn is not None and not self.bn_pre:
             h = self.bn(h)
         return h @ self.W.T
 

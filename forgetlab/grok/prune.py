@@ -43,8 +43,9 @@ def check_state(state: dict[str, torch.Tensor], where: str = "model") -> tuple[i
 
 
 def evaluate_states(states: list[dict[str, torch.Tensor]], ds: Dataset, act: str = "quadratic",
-                    loss: str = "mse") -> list[dict[str, Any]]:
-    """Accuracies of several MLP states (same shape) on one dataset, evaluated as one batch."""
+                    loss: str = "mse", bn_placement: str = "post") -> list[dict[str, Any]]:
+    """Accuracies of several MLP states (same shape) on one dataset, evaluated as one batch (BatchNorm, when
+    the states have it, at ``bn_placement``: the run's ``batchnorm_placement``)."""
     p = ds.p
     E = torch.stack([torch.cat([s["U"].T, s["V"].T]) for s in states])
     Wt = torch.stack([s["W"].T for s in states])
@@ -56,12 +57,12 @@ def evaluate_states(states: list[dict[str, torch.Tensor]], ds: Dataset, act: str
     if E.shape[1] != 2 * p:
         raise ForgetlabError(f"states of p={E.shape[1] // 2} do not fit a dataset of p={p}")
     with torch.no_grad():
-        out = batched_forward(E, Wt, b.M, b.Nn, act, bn=bn, train=False)
+        out = batched_forward(E, Wt, b.M, b.Nn, act, bn=bn, train=False, bn_placement=bn_placement)
     return run_metrics(out, b, loss)
 
 
 def prune_curves(state: dict[str, torch.Tensor], ds: Dataset, *, act: str = "quadratic",
-                 fractions: tuple[float, ...] = DEFAULT_FRACTIONS, seed: int = 0
+                 fractions: tuple[float, ...] = DEFAULT_FRACTIONS, seed: int = 0, bn_placement: str = "post"
                  ) -> dict[str, list[dict[str, float | None]]]:
     """Accuracy curves ``{"low"|"high"|"random": [{"fraction", "train_acc", "test_acc", "corrupted_acc",
     "clean_acc"}, ...]}``; the first ``round(fraction * N)`` neurons of each order are removed."""
@@ -72,7 +73,7 @@ def prune_curves(state: dict[str, torch.Tensor], ds: Dataset, *, act: str = "qua
     curves = {}
     for name, order in orders.items():
         states = [prune_neurons(state, order[: round(f * N)]) for f in fractions]
-        mets = evaluate_states(states, ds, act)
+        mets = evaluate_states(states, ds, act, bn_placement=bn_placement)
         curves[name] = [{"fraction": f, **{k: m[k] for k in ("train_acc", "test_acc", "corrupted_acc",
                                                                "clean_acc")}}
                         for f, m in zip(fractions, mets, strict=True)]

@@ -31,7 +31,7 @@ import torch
 
 from ..errors import BadInput
 from ..progress import Bar
-from .config import TrainConfig, batch_key, n_pairs
+from .config import BATCH_FIELDS, TrainConfig, batch_key, n_pairs
 from .data import RunsData, make_dataset, stack_datasets
 from .fourier import layered_neuron_ipr, neuron_ipr
 from .kernel import (
@@ -200,12 +200,13 @@ def _draw_dropout(bufs: list[torch.Tensor], q: list[float], n_rows: list[int],
                 buf[r, :n_rows[r]].bernoulli_(1 - rate, generator=gens[r]).mul_(1.0 / (1 - rate))
 
 
-def _evaluate(runs: _Runs, b: RunsData, act: str, loss: str) -> tuple[list[dict[str, Any]], torch.Tensor]:
+def _evaluate(runs: _Runs, b: RunsData, c0: TrainConfig) -> tuple[list[dict[str, Any]], torch.Tensor]:
     """Metrics of every run on all pairs, with mean IPR and weight norm; and the per-neuron IPR ``[R, N]``
     (``[R, 2N]`` for a deeper MLP: first-layer neurons, then last-layer neurons)."""
     with torch.no_grad():
-        out = batched_forward(runs.E, runs.Wt, b.M, b.Nn, act, bn=runs.bn, train=False, hidden=runs.H)
-        mets = run_metrics(out, b, loss)
+        out = batched_forward(runs.E, runs.Wt, b.M, b.Nn, c0.act, bn=runs.bn, train=False, hidden=runs.H,
+                              bn_placement=c0.batchnorm_placement)
+        mets = run_metrics(out, b, c0.loss)
         iprs = layered_neuron_ipr(*_uvw(runs.E, runs.Wt)) if runs.H else neuron_ipr(*_uvw(runs.E, runs.Wt))
         add_ipr_and_norm(mets, iprs, [runs.E, runs.Wt, *runs.H])
     return mets, iprs
@@ -224,7 +225,8 @@ def _step_grads(runs: _Runs, c0: TrainConfig, M: torch.Tensor, Nn: torch.Tensor,
         t.requires_grad_(True)
     with torch.enable_grad():
         out = batched_forward(runs.E, runs.Wt, M, Nn, c0.act, dmask=dmask, bn=runs.bn,
-                              groups=fb.groups if fb is not None else None, train=True, hidden=runs.H)
+                              groups=fb.groups if fb is not None else None, train=True, hidden=runs.H,
+                              bn_placement=c0.batchnorm_placement)
         g = loss_grad_weights(out.detach(), Y, rows, c0.loss)
         grads = list(torch.autograd.grad(out, runs.params, g))
     for t in runs.params:
@@ -247,7 +249,7 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
     B = int(b.n_train.max()) if bs == 0 else bs
     dmask = [torch.ones(R, B, c0.width) for _ in range(c0.depth - 1)] if any(q) else None
 
-    mets, ipr_init = _evaluate(runs, b, c0.act, c0.loss)
+    mets, ipr_init = _evaluate(runs, b, c0)
     histories, norm_init = start_histories(mets, keep_history)
     t0 = time.perf_counter()
     with Bar(f"training {R} run(s)", steps, progress) as bar:
@@ -264,7 +266,7 @@ def _train_mlp_sorted(configs: list[TrainConfig], keep_history: bool, progress: 
             with torch.no_grad():
                 runs.opt.step(grads)
             logged = log_if_due(step, c0, keep_history, histories, callback,
-                                lambda: _evaluate(runs, b, c0.act, c0.loss))
+                                lambda: _evaluate(runs, b, c0))
             if logged is not None:
                 mets, ipr_now = logged
             bar.advance()
@@ -311,9 +313,7 @@ def train_many(configs: list[TrainConfig], *, keep_history: bool = True, progres
     key = batch_key(configs[0])
     for c in configs[1:]:
         if batch_key(c) != key:
-            diff = {k: (getattr(configs[0], k), getattr(c, k)) for k in ("model", "p", "op", "width", "depth",
-                    "act", "loss", "steps", "batchnorm", "layernorm", "batch_size", "log_every",
-                    "matmul_precision")
+            diff = {k: (getattr(configs[0], k), getattr(c, k)) for k in (*BATCH_FIELDS, "op")
                     if getattr(configs[0], k) != getattr(c, k)}
             raise BadInput("configs", diff, "runs of one batch must share batch_key(config); split them")
     # flush-to-zero keeps float32 fast when weights decay towards zero (denormals); restored afterwards so the

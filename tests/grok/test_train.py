@@ -182,6 +182,8 @@ def test_batch_key_and_mismatch():
     (dict(dropout=1.0), "dropout"), (dict(wd=-1.0), "wd"), (dict(lr=0.0), "lr"),
     (dict(model="transformer", batchnorm=True), "batchnorm"), (dict(depth=1), "depth"), (dict(depth=9), "depth"),
     (dict(model="transformer", depth=3), "depth"), (dict(layernorm=True), "layernorm"),
+    (dict(batchnorm=True, batchnorm_placement="mid"), "batchnorm_placement"),
+    (dict(batchnorm_placement="pre"), "batchnorm_placement"),
 ])
 def test_bad_config(kw, field):
     with pytest.raises(BadInput) as e:
@@ -189,13 +191,15 @@ def test_bad_config(kw, field):
     assert e.value.field == field
 
 
-def test_batched_batchnorm_matches_nn_batchnorm1d():
-    """Training-mode forward, gradients and running statistics equal MLP(batchnorm=True) (nn.BatchNorm1d)."""
+@pytest.mark.parametrize("placement", ["post", "pre"])
+def test_batched_batchnorm_matches_nn_batchnorm1d(placement):
+    """Training-mode forward, gradients and running statistics equal MLP(batchnorm=True) (nn.BatchNorm1d),
+    with BatchNorm after and before the activation."""
     from forgetlab.grok.models import MLP
 
     p, N, B = 13, 24, 32
     g = torch.Generator().manual_seed(0)
-    model = MLP(p, N, batchnorm=True, generator=g).train()
+    model = MLP(p, N, batchnorm=True, generator=g, batchnorm_placement=placement).train()
     with torch.no_grad():
         model.bn.weight.uniform_(0.5, 1.5, generator=g)
         model.bn.bias.uniform_(-0.2, 0.2, generator=g)
@@ -205,7 +209,7 @@ def test_batched_batchnorm_matches_nn_batchnorm1d():
     bn = {"weight": model.bn.weight.detach()[None].clone().requires_grad_(True),
           "bias": model.bn.bias.detach()[None].clone().requires_grad_(True),
           "running_mean": torch.zeros(1, N), "running_var": torch.ones(1, N)}
-    ours = batched_forward(E, Wt, M, Nn, "quadratic", bn=bn, train=True)
+    ours = batched_forward(E, Wt, M, Nn, "quadratic", bn=bn, train=True, bn_placement=placement)
     ref = model(M[0], Nn[0])
     assert torch.allclose(ours[0], ref, rtol=1e-4, atol=1e-5)
     w = torch.randn(B, p, generator=g)
@@ -250,28 +254,38 @@ def test_batchnorm_groups_normalize_each_run_over_its_valid_rows_only():
         assert torch.allclose(bn["running_var"][r], ref.running_var, atol=1e-12)
 
 
-def _deep_reference(p, N, seed, batchnorm):
-    """The 3-layer ReLU MLP written with nn modules on one-hot inputs (post-activation BatchNorm per layer)."""
+def _accuracy(net, x, y):
+    """Fraction of rows of one-hot inputs x whose argmax output is y (no gradients)."""
+    with torch.no_grad():
+        return (net(x).argmax(-1) == y).double().mean().item()
+
+
+def _deep_reference(p, N, seed, batchnorm, placement="post"):
+    """The 3-layer ReLU MLP written with nn modules on one-hot inputs (a BatchNorm per hidden layer after or
+    before its ReLU); returns the net, its linear layers and its BatchNorm layers."""
     from forgetlab.grok.models import init_deep_weights
 
     U, V, (H,), W = init_deep_weights(p, N, 3, torch.Generator().manual_seed(seed))
     lin = [torch.nn.Linear(2 * p, N, bias=False), torch.nn.Linear(N, N, bias=False), torch.nn.Linear(N, p, bias=False)]
     for layer, w in zip(lin, (torch.cat([U, V], 1), H, W), strict=True):
         layer.weight.data.copy_(w)
-    mods = [lin[0], torch.nn.ReLU()] + ([torch.nn.BatchNorm1d(N)] if batchnorm else [])
-    mods += [lin[1], torch.nn.ReLU()] + ([torch.nn.BatchNorm1d(N)] if batchnorm else []) + [lin[2]]
-    return torch.nn.Sequential(*mods), lin
+    bns = [torch.nn.BatchNorm1d(N) for _ in range(2)] if batchnorm else []
+    mods = []
+    for i in range(2):
+        hidden = [torch.nn.ReLU(), *bns[i:i + 1]]
+        mods += [lin[i], *(hidden[::-1] if placement == "pre" else hidden)]
+    return torch.nn.Sequential(*mods, lin[2]), lin, bns
 
 
-@pytest.mark.parametrize("batchnorm", [False, True])
-def test_deep_mlp_training_equals_torch_reference(batchnorm):
+@pytest.mark.parametrize("batchnorm,placement", [(False, "post"), (True, "post"), (True, "pre")])
+def test_deep_mlp_training_equals_torch_reference(batchnorm, placement):
     from forgetlab.grok.data import make_dataset
 
     p, N = 11, 24
     c = TrainConfig(p=p, width=N, depth=3, act="relu", alpha=0.6, xi=0.2, lr=3e-3, wd=1.0, batchnorm=batchnorm,
-                    batch_size=16 if batchnorm else 0, steps=6, log_every=3, seed=2)
+                    batchnorm_placement=placement, batch_size=16 if batchnorm else 0, steps=6, log_every=3, seed=2)
     ours = train(c)
-    net, lin = _deep_reference(p, N, 2, batchnorm)
+    net, lin, bns = _deep_reference(p, N, 2, batchnorm, placement)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, betas=(0.9, 0.98), eps=1e-8, weight_decay=1.0,
                             foreach=False)
     ds = make_dataset(p, "add", 0.6, 0.2)
@@ -293,8 +307,9 @@ def test_deep_mlp_training_equals_torch_reference(batchnorm):
     assert torch.allclose(ours.state["H1"], lin[1].weight.data, rtol=1e-4, atol=1e-5)
     assert torch.allclose(ours.state["W"], lin[2].weight.data, rtol=1e-4, atol=1e-5)
     if batchnorm:
-        assert torch.allclose(ours.state["bn2_weight"], net[5].weight.data, rtol=1e-4, atol=1e-5)
-        assert torch.allclose(ours.state["bn1_running_var"], net[2].running_var, rtol=1e-4, atol=1e-5)
+        assert torch.allclose(ours.state["bn2_weight"], bns[1].weight.data, rtol=1e-4, atol=1e-5)
+        assert torch.allclose(ours.state["bn1_running_var"], bns[0].running_var, rtol=1e-4, atol=1e-5)
+    assert ours.summary["train_acc"] == pytest.approx(_accuracy(net.eval(), x, y), abs=1e-9)
     assert ours.ipr_final.shape == (2 * N,)
 
 
