@@ -378,6 +378,9 @@ def provenance(**settings: Any) -> dict[str, Any]:
 
 
 def run_record(config: Any, **extra: Any) -> dict[str, Any]:
-    """The header every run writes to ``config.json``: config, versions, start time and extras (seed...)."""
-    return {"config": to_jsonable(config), "versions": versions(),
+    """The header every run writes to ``config.json``: config, versions, the machine (CPU, bf16 units, cores,
+    torch threads, load), start time and extras (seed...)."""
+    from .hardware import machine
+
+    return {"config": to_jsonable(config), "versions": versions(), "machine": machine(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **to_jsonable(extra)}

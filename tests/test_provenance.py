@@ -23,3 +23,15 @@ def test_provenance_records_settings_versions_machine_and_utc_time():
     assert m == {**m, "cores": usable_cores()} and m["torch_threads"] >= 1 and isinstance(m["bf16_units"], bool)
     assert m["cpu"] and set(m) == set(machine())
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rec["finished"])
+
+
+def test_a_runs_config_json_records_the_machine_it_ran_on(tmp_path):
+    """Every run's header (config.json of a grok run, a guard folder, an unlearned model) says where it ran."""
+    from forgetlab.grok.config import TrainConfig
+    from forgetlab.grok.record import save_run
+    from forgetlab.grok.train import train
+    from forgetlab.runs import read_json
+
+    save_run(tmp_path / "run", train(TrainConfig(p=7, width=8, steps=2, log_every=1)), plots=False)
+    m = read_json(tmp_path / "run" / "config.json")["machine"]
+    assert set(m) == set(machine()) and m["cpu"] == cpu_model() and m["cores"] == usable_cores()
