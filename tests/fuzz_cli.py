@@ -79,7 +79,7 @@ def _grok(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[s
                   "--alpha": FLOATS, "--xi": FLOATS, "--width": pool(1, 4, 8, 0, -2, 10**7),
                   "--depth": pool(1, 2, 3, 0, -1), "--act": pool("quadratic", "relu", "tanh"), "--wd": FLOATS,
                   "--dropout": FLOATS, "--batchnorm": FLAG, "--no-batchnorm": FLAG, "--layernorm": FLAG,
-                  "--batchnorm-placement": pool("post", "pre", "PRE", "mid"),
+                  "--batchnorm-placement": pool("post", "pre", "PRE", "mid"), "--init-scale": FLOATS,
                   "--no-layernorm": FLAG, "--batch-size": pool(0, 1, 8, -1, 10**6), "--lr": FLOATS,
                   "--steps": pool(1, 2, 3, 0, -1), "--loss": pool("mse", "ce", "hinge"),
                   "--model": pool("mlp", "transformer", "rnn"), "--seed": INTS, "--split-seed": INTS,

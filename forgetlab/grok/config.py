@@ -81,6 +81,10 @@ class TrainConfig:
                             "MLP (one N x N hidden layer).", identity="when_set")
     act: str = setting("quadratic", "Activation.", choices=tuple(ACTIVATIONS))
     wd: float = setting(0.0, "AdamW weight decay.")
+    init_scale: float = setting(1.0, "Factor on every initial weight matrix and embedding (not on norm layers): "
+                                "1 = the authors' initialization; below 1 starts from a smaller weight norm, the "
+                                "knob of Omnigrok (Liu et al. 2023) for grokking without delay.",
+                                identity="when_set")
     dropout: float = setting(0.0, "Dropout rate: on each hidden pre-activation (MLP); on the embeddings, the "
                                   "attention weights and both residual branches (Transformer).")
     batchnorm: bool = setting(False, "BatchNorm in each hidden layer of the MLP (where: batchnorm_placement).")
@@ -121,6 +125,7 @@ class TrainConfig:
             raise BadInput("width", self.width, "an integer >= 1")
         check_choice("act", self.act, ACTIVATIONS)
         check_range("wd", self.wd, 0.0, math.inf)
+        check_range("init_scale", self.init_scale, 0.0, math.inf, lo_open=True)
         check_range("dropout", self.dropout, 0.0, 1.0)
         if not isinstance(self.batchnorm, bool):
             raise BadInput("batchnorm", self.batchnorm, "true or false")

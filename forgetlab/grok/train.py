@@ -128,17 +128,19 @@ class _Runs:
         return self.opt.params
 
 
-def _initial_weights(c0: TrainConfig, gens: list[torch.Generator]) -> list[torch.Tensor]:
-    """E ``[R, 2p, N]``, Wt ``[R, N, p]`` and the hidden maps ``[R, N, N]``, each run from its own generator."""
+def _initial_weights(configs: list[TrainConfig], gens: list[torch.Generator]) -> list[torch.Tensor]:
+    """E ``[R, 2p, N]``, Wt ``[R, N, p]`` and the hidden maps ``[R, N, N]``, each run from its own generator and
+    times its ``init_scale``."""
+    c0 = configs[0]
     p, Nw = c0.p, c0.width
     per_run = []
-    for g in gens:
+    for c, g in zip(configs, gens, strict=True):
         if c0.depth == 2:
             U, V, W = init_mlp_weights(p, Nw, g)
             hidden: list[torch.Tensor] = []
         else:
             U, V, hidden, W = init_deep_weights(p, Nw, c0.depth, g)
-        per_run.append([torch.cat([U.T, V.T]), W.T, *(h.T for h in hidden)])
+        per_run.append([t * c.init_scale for t in (torch.cat([U.T, V.T]), W.T, *(h.T for h in hidden))])
     return [torch.stack(ts).contiguous() for ts in zip(*per_run, strict=True)]
 
 
@@ -147,7 +149,7 @@ def _init_runs(configs: list[TrainConfig]) -> _Runs:
     c0 = configs[0]
     R, Nw, n_hidden = len(configs), c0.width, c0.depth - 1
     gens = [torch.Generator().manual_seed(c.seed) for c in configs]
-    params = _initial_weights(c0, gens)
+    params = _initial_weights(configs, gens)
     n_mats = len(params)
     bn = None
     if c0.batchnorm:

@@ -29,6 +29,7 @@ from .transformer import (
     draw_dropout_masks,
     init_transformer_weights,
     param_group_scales,
+    scale_initial_weights,
     stack_runs,
     transformer_forward,
     transformer_ipr_views,
@@ -47,8 +48,8 @@ class _Model:
 def _init_model(configs: list[TrainConfig]) -> _Model:
     """Each run's initial weights from its own generator; one optimizer per (lr factor, decayed) group."""
     gens = [torch.Generator().manual_seed(c.seed) for c in configs]
-    params = stack_runs([init_transformer_weights(c.p, g, c.layernorm) for c, g in zip(configs, gens,
-                                                                                        strict=True)])
+    params = stack_runs([scale_initial_weights(init_transformer_weights(c.p, g, c.layernorm), c.init_scale)
+                         for c, g in zip(configs, gens, strict=True)])
     lr = torch.tensor([c.lr for c in configs])
     wd = torch.tensor([c.wd for c in configs])
     groups: dict[tuple[float, bool], list[str]] = {}

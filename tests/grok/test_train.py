@@ -183,7 +183,8 @@ def test_batch_key_and_mismatch():
     (dict(model="transformer", batchnorm=True), "batchnorm"), (dict(depth=1), "depth"), (dict(depth=9), "depth"),
     (dict(model="transformer", depth=3), "depth"), (dict(layernorm=True), "layernorm"),
     (dict(batchnorm=True, batchnorm_placement="mid"), "batchnorm_placement"),
-    (dict(batchnorm_placement="pre"), "batchnorm_placement"),
+    (dict(batchnorm_placement="pre"), "batchnorm_placement"), (dict(init_scale=0.0), "init_scale"),
+    (dict(init_scale=-1.0), "init_scale"), (dict(init_scale=float("nan")), "init_scale"),
 ])
 def test_bad_config(kw, field):
     with pytest.raises(BadInput) as e:
@@ -330,3 +331,30 @@ def test_a_run_in_a_batch_equals_the_run_alone_bit_for_bit():
         rs = train(c, keep_history=False)
         assert all(torch.equal(rs.state[k], rb.state[k]) for k in rs.state), c.seed
         assert rs.summary["train_acc"] == rb.summary["train_acc"]
+
+
+@pytest.mark.parametrize("extra", [dict(), dict(depth=3, act="relu"), dict(model="transformer", layernorm=True)])
+def test_init_scale_multiplies_every_initial_matrix_and_keeps_norm_layers(extra):
+    """Runs of one batch with init_scale 1 and 0.5 start from the same draws, the second at half of every
+    matrix and embedding; LayerNorm gains and biases stay 1 and 0; each run trains as it would alone."""
+    from forgetlab.grok.train import _initial_weights
+    from forgetlab.grok.train_transformer import _init_model
+
+    base = dict(p=7, width=8, steps=3, log_every=1, lr=1e-2, alpha=0.6, **extra)
+    cfgs = [TrainConfig(**base, seed=2), TrainConfig(**base, seed=2, init_scale=0.5)]
+    gens = [torch.Generator().manual_seed(2) for _ in cfgs]
+    if extra.get("model") == "transformer":
+        params = _init_model(cfgs).params
+        for k, v in params.items():
+            assert torch.equal(v[1], v[0] if k.startswith("ln") else v[0] * 0.5), k
+        assert {k for k in params if k.startswith("ln")}
+    else:
+        for t in _initial_weights(cfgs, gens):
+            assert torch.equal(t[1], t[0] * 0.5)
+    batched = train_many(cfgs)
+    for c, rb in zip(cfgs, batched, strict=True):
+        alone = train(c)
+        assert all(torch.allclose(rb.state[k], alone.state[k], rtol=1e-5, atol=1e-6) for k in alone.state)
+    norms = [r.history[0]["weight_norm"] for r in batched]
+    if extra.get("model") != "transformer":
+        assert norms[1] == pytest.approx(norms[0] * 0.5, rel=1e-6)
