@@ -27,13 +27,14 @@ def _model(c) -> str:
     """The architecture, with the settings that change how it trains when they are not the defaults."""
     name = "Transformer" if c.model == "transformer" else f"{c.depth}-layer {c.act} MLP, N={c.width}"
     name += ", mup groups" if c.param_groups == "mup" else ""
+    name += f", initial weights x {c.init_scale:g}" if c.init_scale != 1.0 else ""
     return name + (", bf16 products" if c.matmul_precision == "bf16" else "")
 
 
 def _regularization(c) -> str:
     parts = [f"wd {c.wd:g}"] if c.wd else []
     parts += [f"dropout {c.dropout:g}"] if c.dropout else []
-    parts += ["BatchNorm"] if c.batchnorm else []
+    parts += [f"BatchNorm{' before the activation' if c.batchnorm_placement == 'pre' else ''}"] if c.batchnorm else []
     parts += ["LayerNorm"] if c.layernorm else []
     return ", ".join(parts) or "none"
 

@@ -100,7 +100,7 @@ def _grok(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[s
                            {"--cases": pool("A0", "A9", "A0,A9", "a0", "A0,A0", "A10", "T1"), "--out": out,
                             "--p": pool(7, 11, 4, 0, -1),
                             "--overwrite": FLAG, "--resume": FLAG, "--threads": pool(0, 1, -1),
-                            "--matmul-precision": PRECISION}),
+                            "--matmul-precision": PRECISION, "--init-scale": pool(1, 0.5, 0, -1, "x")}),
         "grok sweep": (["grok", "sweep", "--quiet", "--set", "p=7", "--set", "width=4", "--set", "steps=2",
                         "--set", "log_every=1", "--grid", "alpha=0.4,0.8", "--out", "{out}"],
                        {"--grid": pool("alpha=0.3,0.6", "xi=0.1:0.5:3", "alpha=", "alpha=2", "wd=0,1", "nope=1",

@@ -84,12 +84,14 @@ ARCH_CASES: dict[str, ArchCase] = {c.name: c for c in (
 
 
 def arch_case_configs(p: int = 97, width: int = 500, steps: dict[str, int] | None = None,
-                      matmul_precision: str = "fp32") -> dict[str, list[TrainConfig]]:
-    """The three seeds' configs of every case, their products in ``matmul_precision``; ``steps`` may override
-    the steps per model ("transformer", "deep") for pipeline tests."""
+                      matmul_precision: str = "fp32", init_scale: float = 1.0) -> dict[str, list[TrainConfig]]:
+    """The three seeds' configs of every case, their products in ``matmul_precision``, their initial weights
+    times ``init_scale``; ``steps`` may override the steps per model ("transformer", "deep") for pipeline
+    tests."""
     out = {}
     for name, case in ARCH_CASES.items():
-        base = dict(TRANSFORMER if case.model == "transformer" else DEEP, p=p, matmul_precision=matmul_precision)
+        base = dict(TRANSFORMER if case.model == "transformer" else DEEP, p=p, matmul_precision=matmul_precision,
+                    init_scale=init_scale)
         if case.model == "deep":
             base["width"] = width
         if steps and case.model in steps:
@@ -110,6 +112,7 @@ def _check(case: ArchCase, results: list[TrainResult]) -> CaseResult:
     c0 = results[0].config
     what = "Transformer" if c0.model == "transformer" else f"{c0.depth}-layer {c0.act} MLP (N={c0.width})"
     setting = f"p={c0.p}, alpha {c0.alpha}, xi {c0.xi}, {c0.steps} steps, lr {c0.lr}"
+    setting += f", initial weights x {c0.init_scale:g}" if c0.init_scale != 1.0 else ""
     setting += ", bf16 products" if c0.matmul_precision == "bf16" else ""
     claim = f"{what}, {case.regularizer} ({setting}): {case.claimed}"
     band = f"all {len(results)} seeds (1, 2, 3): {case.claimed}"
@@ -130,20 +133,21 @@ def _finished(folder: Path, cfg: TrainConfig) -> TrainResult | None:
 def run_arch_cases(out_dir: str | os.PathLike, cases: list[str] | None = None, *, p: int = 97, width: int = 500,
                    steps: dict[str, int] | None = None, progress: bool = False, overwrite: bool = False,
                    resume: bool = False, advance: Callable[[float], None] | None = None,
-                   matmul_precision: str = "fp32") -> list[CaseResult]:
+                   matmul_precision: str = "fp32", init_scale: float = 1.0) -> list[CaseResult]:
     """Train the selected cases (default all; runs of one shape as one batch), write each seed's run folder,
     ``arch.json``, ``arch.md`` and ``ipr_over_training.png`` under ``out_dir``; return the results in order.
 
     With ``resume`` the folder may hold an earlier, interrupted call's runs: each seed folder that finished with
     the same config is read back instead of trained (hours at p = 97). ``advance(fraction)`` is called after
-    each batch with the fraction of run-steps done; ``matmul_precision`` trains every run in that precision.
+    each batch with the fraction of run-steps done; ``matmul_precision`` trains every run in that precision and
+    ``init_scale`` multiplies every run's initial weights (1: the authors' initialization).
     """
     wanted = list(ARCH_CASES) if not cases else list(dict.fromkeys(cases))
     for c in wanted:
         if c not in ARCH_CASES:
             raise BadInput("cases", c, "any of " + ", ".join(ARCH_CASES))
     out = prepare_out_dir(out_dir, overwrite=overwrite or resume)
-    cfgs = arch_case_configs(p, width, steps, matmul_precision)
+    cfgs = arch_case_configs(p, width, steps, matmul_precision, init_scale)
     results: dict[tuple[str, int], TrainResult] = {}
     groups: dict[tuple, list[tuple[str, TrainConfig]]] = {}
     for name in wanted:

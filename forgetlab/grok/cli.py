@@ -173,6 +173,8 @@ def reproduce_command(
     threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
     matmul_precision: str = typer.Option("fp32", "--matmul-precision", help=field_help(TrainConfig,
                                          "matmul_precision") + " Applies to every case's training."),
+    init_scale: float = typer.Option(1.0, "--init-scale", help=field_help(TrainConfig, "init_scale") + " Applies "
+                                     "to the App. G cases (T, D); the A cases keep the authors' initialization."),
 ) -> None:
     """Run the paper's cases, write reproduce.json/.md (A cases) and arch.json/.md (T, D cases) into
     subfolders; exit 1 if a case misses its band.
@@ -192,6 +194,10 @@ def reproduce_command(
     _set_threads(threads)
     paper = [c for c in wanted if c in CASES]
     arch = [c for c in wanted if c in ARCH_CASES]
+    TrainConfig(init_scale=init_scale).validate()  # the field's own check and message
+    if paper and init_scale != 1.0:
+        raise BadInput("init_scale", init_scale, "1 when A cases are selected (their bands are the authors' "
+                       "initialization's); another scale with T and D cases only")
     _check_cases_memory(paper, arch, p)
     results, files = [], []
     with claim_out_dir(out, resume=True):  # the runners check the folder's content themselves
@@ -203,7 +209,7 @@ def reproduce_command(
         if arch:
             where = out / "arch" if paper else out
             results += run_arch_cases(where, arch, p=p, progress=not quiet, overwrite=overwrite, resume=resume,
-                                      matmul_precision=matmul_precision)
+                                      matmul_precision=matmul_precision, init_scale=init_scale)
             files += [str(where / "arch.json"), str(where / "arch.md")]
     say = status(not quiet)
     for r in results:

@@ -100,6 +100,10 @@ def test_arch_case_claims_follow_the_paper_and_need_every_seed():
     assert "bf16" not in _check(t1, fake("T1", ["Memorization"] * 3)).claim
     bf16 = arch_case_configs(47, matmul_precision="bf16")  # the claim says when the products were bf16
     assert _check(t1, fake("T1", ["Memorization"] * 3, bf16)).claim.endswith("lr 0.001, bf16 products): not Full Inversion")
+    small = arch_case_configs(47, matmul_precision="bf16", init_scale=0.25)  # and when the start was smaller
+    assert all(c.init_scale == 0.25 for cs in small.values() for c in cs)
+    assert _check(t1, fake("T1", ["Memorization"] * 3, small)).claim.endswith(
+        "lr 0.001, initial weights x 0.25, bf16 products): not Full Inversion")
 
 
 def test_arch_cases_resume_reads_back_finished_runs_and_retrains_the_rest(tmp_path, monkeypatch):

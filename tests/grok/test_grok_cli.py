@@ -89,6 +89,14 @@ def test_reproduce_rejects_unknown_case(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("cases,scale,allowed", [("D1", "0", "a number in"), ("A0,D1", "0.5", "A cases")])
+def test_reproduce_refuses_a_bad_or_misapplied_init_scale(tmp_path, capsys, cases, scale, allowed):
+    code, _, err = run_cli(["grok", "reproduce", "--out", str(tmp_path / "r"), "--cases", cases, "--init-scale",
+                            scale], capsys)
+    assert code == 2 and "init_scale" in err and allowed in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
 def test_console_script_entry_point(tmp_path):
     res = subprocess.run([sys.executable, "-m", "forgetlab.cli", "grok", "analytic", "--width", "0"],
                          capture_output=True, text=True)
