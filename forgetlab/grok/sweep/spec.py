@@ -483,6 +483,13 @@ def config_dict(config: Any) -> dict[str, Any]:
     return out
 
 
+def when_set_defaults(config_cls: type) -> dict[str, Any]:
+    """The fields :func:`config_dict` leaves out at their default (``identity="when_set"``), with those
+    defaults: what a stored config without such a key holds."""
+    return {f.name: _norm(f.default) for f in dataclasses.fields(config_cls)
+            if f.metadata.get("identity") == "when_set"}
+
+
 def run_id(config: Any) -> str:
     """Stable identity of one run: hash of :func:`config_dict` (every field, defaults included, except fields
     marked ``identity="when_set"`` at their default)."""

@@ -39,8 +39,9 @@ from ...runs import (
     to_jsonable,
     versions,
 )
-from ..config import SUMMARY_KEYS
+from ..config import SUMMARY_KEYS, TrainConfig
 from .claims import LEASE_S, Claims
+from .spec import when_set_defaults
 
 ENV_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)  # faults of the machine, reported as such
 MANIFEST = "sweep.json"
@@ -183,8 +184,9 @@ class SweepStore:
         return aside
 
     def records(self) -> list[dict[str, Any]]:
-        """All finished run records (read fresh from disk); a damaged one is an error naming it."""
-        return [read_json(self.run_path(rid)) for rid in sorted(self.finished())]
+        """All finished run records (read fresh from disk, configs completed by :func:`complete_configs`); a
+        damaged one is an error naming it."""
+        return complete_configs([read_json(self.run_path(rid)) for rid in sorted(self.finished())])
 
     # ------------------------------------------------------------------ claims and leftovers
     def claim(self, batch_id: str) -> bool:
@@ -220,6 +222,20 @@ def _ours_before_manifest(name: str) -> bool:
     """Entries a sweep may hold before its manifest exists: a manifest being written, by any process."""
     m = TEMP_RE.match(name)
     return name == MANIFEST or (m is not None and m["name"] == MANIFEST)
+
+
+def complete_configs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give every record the config keys another record of the sweep has: a run stores a field added later
+    (``identity="when_set"``, e.g. ``init_scale``) only when it is not the default, so a grid over such a field
+    that includes its default, or a sweep resumed across versions, would leave some records without the key
+    (tables and panels need every key). The missing value is TrainConfig's default."""
+    keys = {k for r in records for k in r["config"]}
+    defaults = when_set_defaults(TrainConfig)
+    for r in records:
+        for k in keys - r["config"].keys():
+            if k in defaults:
+                r["config"][k] = defaults[k]
+    return records
 
 
 def _sortable(v: Any) -> tuple:

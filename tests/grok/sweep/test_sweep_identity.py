@@ -20,6 +20,33 @@ def test_ids_and_stored_form_of_earlier_runs_are_unchanged():
     deep = TrainConfig(depth=3, act="relu")
     assert config_dict(deep)["depth"] == 3 and run_id(deep) != run_id(TrainConfig(act="relu"))
     assert run_id(TrainConfig(model="transformer", layernorm=True)) != run_id(TrainConfig(model="transformer"))
+    for later in (dict(init_scale=0.5), dict(batchnorm=True, batchnorm_placement="pre")):
+        base = TrainConfig(**{k: v for k, v in later.items() if k == "batchnorm"})
+        assert set(later) <= set(config_dict(TrainConfig(**later))) and run_id(TrainConfig(**later)) != run_id(base)
+        assert not set(later) - {"batchnorm"} & set(config_dict(base))
+
+
+def test_a_grid_over_a_later_field_that_includes_its_default_draws_and_tabulates(tmp_path, capsys):
+    """Runs at init_scale 1 store no init_scale (their ids stay the old ones); the records read back carry the
+    default, so the panels and the table of a grid over 0.5 and 1 work (they raised KeyError/TypeError)."""
+    import json
+
+    import pytest
+
+    from forgetlab.cli import main
+
+    out = tmp_path / "s"
+    sets = [a for f in ("p=7", "width=4", "steps=2", "log_every=1") for a in ("--set", f)]
+    grid = [a for g in ("init_scale=0.5,1", "alpha=0.4,0.8") for a in ("--grid", g)]
+    for argv in (["grok", "sweep", "--out", str(out), "--quiet", *sets, *grid], ["grok", "phase-diagram", str(out)],
+                 ["grok", "phase-diagram", str(out), "--table"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 0, capsys.readouterr().err
+    table = capsys.readouterr().out.splitlines()[-2:]
+    assert [row.split(" | ")[0] for row in table] == ["| init_scale=0.5", "| init_scale=1"]
+    assert all(r["config"]["init_scale"] in (0.5, 1.0) for r in SweepStore(out).records())
+    assert sum("init_scale" not in json.loads(f.read_text())["config"] for f in (out / "runs").glob("*.json")) == 2
 
 
 def test_a_store_written_before_the_new_fields_resumes_without_training(tmp_path):
