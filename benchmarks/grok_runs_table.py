@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from forgetlab.errors import ForgetlabError
+from forgetlab.grok.config import training_notes
 from forgetlab.grok.record import load_config
 from forgetlab.runs import read_json
 
@@ -27,8 +28,7 @@ def _model(c) -> str:
     """The architecture, with the settings that change how it trains when they are not the defaults."""
     name = "Transformer" if c.model == "transformer" else f"{c.depth}-layer {c.act} MLP, N={c.width}"
     name += ", mup groups" if c.param_groups == "mup" else ""
-    name += f", initial weights x {c.init_scale:g}" if c.init_scale != 1.0 else ""
-    return name + (", bf16 products" if c.matmul_precision == "bf16" else "")
+    return name + training_notes(c)
 
 
 def _regularization(c) -> str:

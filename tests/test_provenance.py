@@ -32,6 +32,10 @@ def test_a_runs_config_json_records_the_machine_it_ran_on(tmp_path):
     from forgetlab.grok.train import train
     from forgetlab.runs import read_json
 
-    save_run(tmp_path / "run", train(TrainConfig(p=7, width=8, steps=2, log_every=1)), plots=False)
-    m = read_json(tmp_path / "run" / "config.json")["machine"]
+    result = train(TrainConfig(p=7, width=8, steps=2, log_every=1))
+    save_run(tmp_path / "run", result, plots=False)
+    record = read_json(tmp_path / "run" / "config.json")
+    m = record["machine"]
     assert set(m) == set(machine()) and m["cpu"] == cpu_model() and m["cores"] == usable_cores()
+    # when and where training began (load average then), not when the folder was written
+    assert (record["started"], m) == (result.extra["started"], result.extra["machine"])

@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import BadInput, ForgetlabError
 from ..runs import atomic_write_json, atomic_write_text, prepare_out_dir, provenance
 from .cases import PAPER, CaseResult, markdown_table
-from .config import TrainConfig, batch_key
+from .config import TrainConfig, batch_key, training_notes
 from .phases import PHASES
 from .record import load_config, load_run, save_run, save_run_plots
 from .train import TrainResult, train_many
@@ -112,8 +112,7 @@ def _check(case: ArchCase, results: list[TrainResult]) -> CaseResult:
     c0 = results[0].config
     what = "Transformer" if c0.model == "transformer" else f"{c0.depth}-layer {c0.act} MLP (N={c0.width})"
     setting = f"p={c0.p}, alpha {c0.alpha}, xi {c0.xi}, {c0.steps} steps, lr {c0.lr}"
-    setting += f", initial weights x {c0.init_scale:g}" if c0.init_scale != 1.0 else ""
-    setting += ", bf16 products" if c0.matmul_precision == "bf16" else ""
+    setting += training_notes(c0)
     claim = f"{what}, {case.regularizer} ({setting}): {case.claimed}"
     band = f"all {len(results)} seeds (1, 2, 3): {case.claimed}"
     return CaseResult(case.name, claim, case.authors, SOURCE, ours, band,

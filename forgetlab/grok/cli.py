@@ -158,6 +158,25 @@ def analytic_command(
     return res
 
 
+def _selected_cases(cases: str, init_scale: float) -> tuple[list[str], list[str]]:
+    """(A cases, App. G cases) named by ``--cases`` (default: the A cases), or :class:`BadInput` for an unknown
+    case or an initial scale the selection cannot take (A cases' bands are the authors' initialization's)."""
+    from ..errors import BadInput
+    from .arch_cases import ARCH_CASES
+    from .cases import CASES
+
+    wanted = [c.strip() for c in cases.split(",") if c.strip()] or list(CASES)
+    unknown = [c for c in wanted if c not in CASES and c not in ARCH_CASES]
+    if unknown:
+        raise BadInput("cases", unknown[0], "any of " + ", ".join([*CASES, *ARCH_CASES]))
+    TrainConfig(init_scale=init_scale).validate()  # the field's own check and message
+    paper = [c for c in wanted if c in CASES]
+    if paper and init_scale != 1.0:
+        raise BadInput("init_scale", init_scale, "1 when A cases are selected (their bands are the authors' "
+                       "initialization's); another scale with T and D cases only")
+    return paper, [c for c in wanted if c in ARCH_CASES]
+
+
 @app.command("reproduce")
 def reproduce_command(
     out: Path = typer.Option(Path("out/grok-reproduce"), "--out", help="Output folder."),
@@ -173,31 +192,22 @@ def reproduce_command(
     threads: int = typer.Option(0, help="torch CPU threads (0 = torch default; 1 is faster on a busy CPU)."),
     matmul_precision: str = typer.Option("fp32", "--matmul-precision", help=field_help(TrainConfig,
                                          "matmul_precision") + " Applies to every case's training."),
-    init_scale: float = typer.Option(1.0, "--init-scale", help=field_help(TrainConfig, "init_scale") + " Applies "
-                                     "to the App. G cases (T, D); the A cases keep the authors' initialization."),
+    init_scale: float = typer.Option(1.0, "--init-scale", help=field_help(TrainConfig, "init_scale") + " For the "
+                                     "App. G cases (T, D) only: another scale is refused when A cases are selected "
+                                     "(the default selection)."),
 ) -> None:
     """Run the paper's cases, write reproduce.json/.md (A cases) and arch.json/.md (T, D cases) into
     subfolders; exit 1 if a case misses its band.
 
     Prints one JSON object on stdout: every case's verdict and the files written."""
-    from ..errors import BadInput
     from ..folders import claim_out_dir
-    from .arch_cases import ARCH_CASES, run_arch_cases
-    from .cases import CASES, run_cases
+    from .arch_cases import run_arch_cases
+    from .cases import run_cases
     from .precision import check_matmul_precision
 
     check_matmul_precision(matmul_precision)
-    wanted = [c.strip() for c in cases.split(",") if c.strip()] or list(CASES)
-    unknown = [c for c in wanted if c not in CASES and c not in ARCH_CASES]
-    if unknown:
-        raise BadInput("cases", unknown[0], "any of " + ", ".join([*CASES, *ARCH_CASES]))
+    paper, arch = _selected_cases(cases, init_scale)
     _set_threads(threads)
-    paper = [c for c in wanted if c in CASES]
-    arch = [c for c in wanted if c in ARCH_CASES]
-    TrainConfig(init_scale=init_scale).validate()  # the field's own check and message
-    if paper and init_scale != 1.0:
-        raise BadInput("init_scale", init_scale, "1 when A cases are selected (their bands are the authors' "
-                       "initialization's); another scale with T and D cases only")
     _check_cases_memory(paper, arch, p)
     results, files = [], []
     with claim_out_dir(out, resume=True):  # the runners check the folder's content themselves

@@ -49,6 +49,8 @@ def n_pairs(p: int, op: str) -> int:
 
 LOSSES = ("mse", "ce")
 MAX_DEPTH = 8
+MAX_INIT_SCALE = 1e3
+"""Largest ``TrainConfig.init_scale``: beyond it float32 weights overflow within a few steps."""
 MODELS = ("mlp", "transformer")
 MATMUL_PRECISIONS = ("fp32", "bf16")
 """Allowed ``TrainConfig.matmul_precision`` values (:mod:`forgetlab.grok.precision` applies them)."""
@@ -90,8 +92,9 @@ class TrainConfig:
     batchnorm: bool = setting(False, "BatchNorm in each hidden layer of the MLP (where: batchnorm_placement).")
     batchnorm_placement: str = setting("post", "Where BatchNorm sits in each hidden layer (with batchnorm): post = "
                                        "after the activation (paper Eq. 5); pre = on the pre-activation, before "
-                                       "it (Ioffe and Szegedy's placement, and the authors' only deep MLP, "
-                                       "fcn_norm_only).", choices=BATCHNORM_PLACEMENTS, identity="when_set")
+                                       "it, in every hidden layer (Ioffe and Szegedy's placement; the authors' "
+                                       "fcn_norm_only normalizes so in all hidden layers but the last).",
+                                       choices=BATCHNORM_PLACEMENTS, identity="when_set")
     layernorm: bool = setting(False, "LayerNorm before attention, before the MLP block and before the head "
                                      "(Transformer; the authors' if_ln).", identity="when_set")
     batch_size: int = setting(0, "Minibatch size; 0 = full batch.")
@@ -125,7 +128,7 @@ class TrainConfig:
             raise BadInput("width", self.width, "an integer >= 1")
         check_choice("act", self.act, ACTIVATIONS)
         check_range("wd", self.wd, 0.0, math.inf)
-        check_range("init_scale", self.init_scale, 0.0, math.inf, lo_open=True)
+        check_range("init_scale", self.init_scale, 0.0, MAX_INIT_SCALE, lo_open=True)
         check_range("dropout", self.dropout, 0.0, 1.0)
         if not isinstance(self.batchnorm, bool):
             raise BadInput("batchnorm", self.batchnorm, "true or false")
@@ -178,6 +181,13 @@ class TrainConfig:
                            "Transformer's)")
 
 
+def training_notes(config: TrainConfig) -> str:
+    """What a claim or table must say about how a run trained when it is not the authors' way: the initial
+    scale and bf16 products (``", initial weights x 0.25, bf16 products"``; empty at the defaults)."""
+    notes = f", initial weights x {config.init_scale:g}" if config.init_scale != 1.0 else ""
+    return notes + (", bf16 products" if config.matmul_precision == "bf16" else "")
+
+
 def paper_minibatch_steps(steps: int, batch_size: int) -> int:
     """Updates the paper runs for ``steps`` normalized steps at ``batch_size`` (official: steps*256//B)."""
     return steps * 256 // batch_size if batch_size > 0 else steps
@@ -190,7 +200,7 @@ BATCH_FIELDS = ("model", "p", "width", "depth", "act", "loss", "steps", "batchno
 
 def batch_key(config: TrainConfig) -> tuple:
     """Fields that must be equal for runs to share one batch: :data:`BATCH_FIELDS` (model first) and the number
-    of pairs. Everything else (op with the same pair count, alpha, xi, data seeds, seed, wd, dropout, lr) may
-    differ inside a batch.
+    of pairs. Everything else (op with the same pair count, alpha, xi, data seeds, seed, wd, dropout, lr,
+    init_scale) may differ inside a batch.
     """
     return (*(getattr(config, f) for f in BATCH_FIELDS), n_pairs(config.p, config.op))

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.optim.adamw import adamw as functional_adamw
 
-from .config import ACTIVATIONS
+from ..errors import check_choice
+from .config import ACTIVATIONS, BATCHNORM_PLACEMENTS
 
 BETAS = (0.9, 0.98)  # AdamW betas of the official code
 FUSED = True
@@ -115,6 +116,7 @@ def batched_forward(E: torch.Tensor, Wt: torch.Tensor, M: torch.Tensor, Nn: torc
     "post", paper Eq. 5) or BatchNorm and phi ("pre"). ``dmask`` (scaled by 1/(1-q)) and ``bn`` are one mask
     ``[R, B, N]`` / one BN dict for the 2-layer MLP, or one per hidden layer.
     """
+    check_choice("bn_placement", bn_placement, BATCHNORM_PLACEMENTS)
     R, B = M.shape
     p = Wt.shape[-1]
     n_hidden = len(hidden) + 1

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import check_choice
+from ..errors import BadInput, check_choice
 from .config import ACTIVATIONS, BATCHNORM_PLACEMENTS
 
 
@@ -68,6 +68,14 @@ def init_deep_weights(p: int, width: int, depth: int, generator: torch.Generator
     return fc1[:, :p].contiguous(), fc1[:, p:].contiguous(), [m.contiguous() for m in mats[1:-1]], mats[-1]
 
 
+def scale_initial_weights(w: dict[str, torch.Tensor], init_scale: float) -> dict[str, torch.Tensor]:
+    """``w`` with every matrix and embedding times ``init_scale`` (``TrainConfig.init_scale``); norm layers'
+    weights and biases (names starting ``ln`` or ``bn``) keep their 1 and 0."""
+    if init_scale == 1.0:
+        return w
+    return {k: v if k.startswith(("ln", "bn")) else v * init_scale for k, v in w.items()}
+
+
 class MLP(nn.Module):
     """Single-run MLP with parameters U ``[N, p]``, V ``[N, p]``, W ``[p, N]`` (no biases).
 
@@ -86,6 +94,8 @@ class MLP(nn.Module):
         self.U, self.V, self.W = nn.Parameter(U), nn.Parameter(V), nn.Parameter(W)
         self.drop = nn.Dropout(dropout)
         check_choice("batchnorm_placement", batchnorm_placement, BATCHNORM_PLACEMENTS)
+        if batchnorm_placement != "post" and not batchnorm:
+            raise BadInput("batchnorm_placement", batchnorm_placement, "'post' unless batchnorm is true")
         self.bn = nn.BatchNorm1d(width) if batchnorm else None
         self.bn_pre = batchnorm_placement == "pre"
 

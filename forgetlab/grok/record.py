@@ -28,8 +28,9 @@ def save_run(out: str | os.PathLike, result: TrainResult, *, plots: bool = True)
     c = result.config
     paths = {name: str(out / name) for name in ("config.json", "history.jsonl", "model.safetensors",
                                                 "summary.json")}
+    when = {k: result.extra[k] for k in ("started", "machine") if k in result.extra}  # as training began
     atomic_write_json(out / "config.json", run_record(c, seed=c.seed, split_seed=c.split_seed,
-                                                      label_seed=c.label_seed))
+                                                      label_seed=c.label_seed, **when))
     atomic_write_text(out / "history.jsonl", "".join(dumps_json(h) + "\n" for h in result.history))
     tensors = dict(result.state)
     tensors["ipr_init"], tensors["ipr_final"] = result.ipr_init, result.ipr_final

@@ -1,7 +1,7 @@
 """Training: one batched tensor program for R runs of the same shape (weights ``[R, N, p]``).
 
 Every run has its own seed (init, dropout masks, minibatch order), its own data (alpha, xi, split and label
-seeds), weight decay, dropout rate and learning rate. Runs are independent: the loss of a batch is the sum of
+seeds), weight decay, dropout rate, learning rate and initial scale. Runs are independent: the loss of a batch is the sum of
 the runs' losses, and every random draw of run r comes from run r's own ``torch.Generator`` in a fixed order,
 so a run trained inside a batch equals the same run trained alone (up to float summation order).
 
@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from ..errors import BadInput
+from ..hardware import machine
 from ..progress import Bar
 from .config import BATCH_FIELDS, TrainConfig, batch_key, n_pairs
 from .data import RunsData, make_dataset, stack_datasets
@@ -46,7 +47,7 @@ from .kernel import (
 )
 from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
-from .models import init_deep_weights, init_mlp_weights
+from .models import init_deep_weights, init_mlp_weights, scale_initial_weights
 from .precision import check_matmul_precision, matmul_precision
 from .result import TrainResult, log_if_due, make_result, start_histories
 from .train_transformer import train_transformer_batch
@@ -140,7 +141,8 @@ def _initial_weights(configs: list[TrainConfig], gens: list[torch.Generator]) ->
             hidden: list[torch.Tensor] = []
         else:
             U, V, hidden, W = init_deep_weights(p, Nw, c0.depth, g)
-        per_run.append([t * c.init_scale for t in (torch.cat([U.T, V.T]), W.T, *(h.T for h in hidden))])
+        w = {"E": torch.cat([U.T, V.T]), "Wt": W.T, **{f"H{i}": h.T for i, h in enumerate(hidden, start=1)}}
+        per_run.append(list(scale_initial_weights(w, c.init_scale).values()))
     return [torch.stack(ts).contiguous() for ts in zip(*per_run, strict=True)]
 
 
@@ -320,14 +322,17 @@ def train_many(configs: list[TrainConfig], *, keep_history: bool = True, progres
             raise BadInput("configs", diff, "runs of one batch must share batch_key(config); split them")
     # flush-to-zero keeps float32 fast when weights decay towards zero (denormals); restored afterwards so the
     # caller's process keeps its own floating-point mode
+    started = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine()}  # for the run's record
     torch.set_flush_denormal(True)
     try:
         with matmul_precision(configs[0].matmul_precision):
-            if key[0] == "transformer":
-                return train_transformer_batch(list(configs), keep_history, progress, callback)
-            return _train_mlp_batch(list(configs), keep_history, progress, callback)
+            trainer = train_transformer_batch if key[0] == "transformer" else _train_mlp_batch
+            results = trainer(list(configs), keep_history, progress, callback)
     finally:
         torch.set_flush_denormal(False)
+    for r in results:
+        r.extra.update(started)
+    return results
 
 
 def check_configs(configs: list[TrainConfig]) -> None:

@@ -24,12 +24,12 @@ from .fourier import neuron_ipr
 from .kernel import StackedAdamW, per_example_loss
 from .metrics import add_ipr_and_norm, run_metrics
 from .minibatch import Minibatches
+from .models import scale_initial_weights
 from .result import TrainResult, log_if_due, make_result, start_histories
 from .transformer import (
     draw_dropout_masks,
     init_transformer_weights,
     param_group_scales,
-    scale_initial_weights,
     stack_runs,
     transformer_forward,
     transformer_ipr_views,

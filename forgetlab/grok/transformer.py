@@ -62,14 +62,6 @@ def param_group_scales(names: Sequence[str], scheme: str, d: int = N_EMBD) -> di
     return {k: (mup.get(k, 1.0), k in mup) for k in names}
 
 
-def scale_initial_weights(w: dict[str, torch.Tensor], init_scale: float) -> dict[str, torch.Tensor]:
-    """``w`` with every matrix and embedding times ``init_scale`` (TrainConfig.init_scale); the LayerNorm
-    weights and biases (``ln*``) keep their 1 and 0."""
-    if init_scale == 1.0:
-        return w
-    return {k: v if k.startswith("ln") else v * init_scale for k, v in w.items()}
-
-
 def init_transformer_weights(p: int, generator: torch.Generator, layernorm: bool = False,
                              d: int = N_EMBD) -> dict[str, torch.Tensor]:
     """One run's initial parameters, drawn from ``generator`` in the official code's order (module docstring).

@@ -112,3 +112,36 @@ def test_train_other_architectures_and_prune_refuses_them(tmp_path, capsys, arch
     assert json.loads(stdout.strip().splitlines()[-1])["phase"]
     code, _, err = run_cli(["grok", "prune", str(out)], capsys)
     assert code == 2 and ("model" in err or "depth" in err) and len(err.strip().splitlines()) == 1
+
+
+def test_prune_evaluates_a_batchnorm_run_where_its_batchnorm_sits(tmp_path, capsys):
+    """With nothing pruned, the curves of a run with BatchNorm before the activation give the run's own
+    accuracies; evaluated with BatchNorm after it (the default), they would not."""
+    from forgetlab.grok.data import make_dataset
+    from forgetlab.grok.prune import evaluate_states
+    from forgetlab.grok.record import load_config, load_state
+    from forgetlab.runs import read_json
+
+    out = tmp_path / "pre"
+    args = ["--p", "11", "--width", "16", "--steps", "40", "--lr", "0.01", "--alpha", "0.6", "--batchnorm",
+            "--batchnorm-placement", "pre", "--log-every", "40", "--quiet", "--out", str(out)]
+    assert run_cli(["grok", "train", *args], capsys)[0] == 0
+    assert run_cli(["grok", "prune", str(out)], capsys)[0] == 0
+    summary, first = read_json(out / "summary.json"), read_json(out / "prune.json")["low"][0]
+    assert first["fraction"] == 0 and (first["train_acc"], first["test_acc"]) == (summary["train_acc"],
+                                                                                   summary["test_acc"])
+    cfg = load_config(out)
+    ds = make_dataset(cfg.p, cfg.op, cfg.alpha, cfg.xi, split_seed=cfg.split_seed, label_seed=cfg.label_seed)
+    post = evaluate_states([load_state(out)], ds, cfg.act)[0]
+    assert (post["train_acc"], post["test_acc"]) != (summary["train_acc"], summary["test_acc"])
+
+
+def test_reproduce_passes_the_initial_scale_to_the_app_g_cases(tmp_path, capsys, monkeypatch):
+    import forgetlab.grok.arch_cases as ac
+
+    seen = {}
+    monkeypatch.setattr(ac, "run_arch_cases", lambda *a, **kw: seen.update(kw) or [])
+    code, _, err = run_cli(["grok", "reproduce", "--out", str(tmp_path / "r"), "--cases", "D1", "--init-scale",
+                            "0.25", "--quiet"], capsys)
+    assert code == 0, err
+    assert seen["init_scale"] == 0.25

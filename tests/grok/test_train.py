@@ -358,3 +358,32 @@ def test_init_scale_multiplies_every_initial_matrix_and_keeps_norm_layers(extra)
     norms = [r.history[0]["weight_norm"] for r in batched]
     if extra.get("model") != "transformer":
         assert norms[1] == pytest.approx(norms[0] * 0.5, rel=1e-6)
+
+
+def test_runs_with_batchnorm_at_different_places_never_share_a_batch():
+    post, pre = TrainConfig(p=7, width=4, batchnorm=True), TrainConfig(p=7, width=4, batchnorm=True,
+                                                                       batchnorm_placement="pre")
+    assert batch_key(post) != batch_key(pre)
+    with pytest.raises(BadInput) as e:
+        train_many([post, pre])
+    assert "batchnorm_placement" in str(e.value)
+
+
+def test_batchnorm_placement_changes_the_function_and_a_misspelled_one_is_refused():
+    from forgetlab.grok.models import MLP
+
+    p, N, B = 7, 12, 20
+    g = torch.Generator().manual_seed(5)
+    E, Wt = torch.randn(1, 2 * p, N, generator=g), torch.randn(1, N, p, generator=g)
+    M, Nn = torch.randint(0, p, (1, B), generator=g), torch.randint(0, p, (1, B), generator=g)
+    def bn():
+        return {"weight": torch.ones(1, N), "bias": torch.zeros(1, N), "running_mean": torch.zeros(1, N),
+                "running_var": torch.ones(1, N)}
+
+    outs = {where: batched_forward(E, Wt, M, Nn, "relu", bn=bn(), train=True, bn_placement=where)
+            for where in ("post", "pre")}
+    assert not torch.allclose(outs["post"], outs["pre"])
+    with pytest.raises(BadInput):
+        batched_forward(E, Wt, M, Nn, "relu", bn=bn(), bn_placement="Pre")
+    with pytest.raises(BadInput):
+        MLP(p, N, batchnorm_placement="pre")  # no BatchNorm to place
