@@ -20,7 +20,8 @@ class TrainResult:
     (tensors for ``model.safetensors``: U ``[N, p]``, V ``[N, p]``, W ``[p, N]``, BN tensors if any; the
     Transformer's named matrices) and the per-neuron IPR at init and at the end. ``summary["seconds"]`` is the
     wall time of the batch's training loop divided by the number of runs in the batch; ``extra`` holds final
-    losses, ``collapsed`` and ``n_train``."""
+    losses, ``collapsed``, ``n_train`` and, from :func:`~forgetlab.grok.train.train_many`, when training began
+    (``started``) and the machine then (``machine``), which the run's config.json records."""
 
     config: TrainConfig
     summary: dict[str, Any]

@@ -307,6 +307,7 @@ def train_many(configs: list[TrainConfig], *, keep_history: bool = True, progres
     at every logged step (and the last) with one metrics dict per run. Sets flush-to-zero for denormals
     (weights decaying to zero would otherwise make float32 CPU math crawl). The runs' ``matmul_precision``
     applies to every product of the call, the logged evaluations included (:mod:`forgetlab.grok.precision`).
+    Each result's ``extra`` gets the start time and the machine (load average) as training began.
     """
     if not configs:
         return []
@@ -320,9 +321,9 @@ def train_many(configs: list[TrainConfig], *, keep_history: bool = True, progres
             diff = {k: (getattr(configs[0], k), getattr(c, k)) for k in (*BATCH_FIELDS, "op")
                     if getattr(configs[0], k) != getattr(c, k)}
             raise BadInput("configs", diff, "runs of one batch must share batch_key(config); split them")
+    started = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine()}  # for the run's record
     # flush-to-zero keeps float32 fast when weights decay towards zero (denormals); restored afterwards so the
     # caller's process keeps its own floating-point mode
-    started = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine()}  # for the run's record
     torch.set_flush_denormal(True)
     try:
         with matmul_precision(configs[0].matmul_precision):

@@ -185,6 +185,7 @@ def test_batch_key_and_mismatch():
     (dict(batchnorm=True, batchnorm_placement="mid"), "batchnorm_placement"),
     (dict(batchnorm_placement="pre"), "batchnorm_placement"), (dict(init_scale=0.0), "init_scale"),
     (dict(init_scale=-1.0), "init_scale"), (dict(init_scale=float("nan")), "init_scale"),
+    (dict(init_scale=10.5), "init_scale"), (dict(init_scale=float("inf")), "init_scale"),
 ])
 def test_bad_config(kw, field):
     with pytest.raises(BadInput) as e:
