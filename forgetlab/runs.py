@@ -379,8 +379,10 @@ def provenance(**settings: Any) -> dict[str, Any]:
 
 def run_record(config: Any, **extra: Any) -> dict[str, Any]:
     """The header every run writes to ``config.json``: config, versions, the machine (CPU, bf16 units, cores,
-    torch threads, load), start time and extras (seed...)."""
+    torch threads, load), start time and extras (seed...); ``machine`` and ``started`` given in ``extra`` (as a
+    run began) are recorded instead of being read now."""
     from .hardware import machine
 
-    return {"config": to_jsonable(config), "versions": versions(), "machine": machine(),
+    now = {} if "machine" in extra else {"machine": machine()}
+    return {"config": to_jsonable(config), "versions": versions(), **now,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **to_jsonable(extra)}

@@ -134,9 +134,7 @@ class TrainConfig:
         check_range("dropout", self.dropout, 0.0, 1.0)
         if not isinstance(self.batchnorm, bool):
             raise BadInput("batchnorm", self.batchnorm, "true or false")
-        check_choice("batchnorm_placement", self.batchnorm_placement, BATCHNORM_PLACEMENTS)
-        if self.batchnorm_placement != "post" and not self.batchnorm:
-            raise BadInput("batchnorm_placement", self.batchnorm_placement, "'post' unless batchnorm is true")
+        check_batchnorm_placement(self.batchnorm, self.batchnorm_placement)
         check_range("lr", self.lr, 0.0, math.inf, lo_open=True)
         if not is_int(self.steps) or self.steps < 1:
             raise BadInput("steps", self.steps, "an integer >= 1")
@@ -181,6 +179,13 @@ class TrainConfig:
         elif self.param_groups != "standard":
             raise BadInput("param_groups", self.param_groups, "'standard' for model 'mlp' (mup is the "
                            "Transformer's)")
+
+
+def check_batchnorm_placement(batchnorm: bool, placement: str) -> None:
+    """Refuse (:class:`BadInput`) a placement not in :data:`BATCHNORM_PLACEMENTS`, or "pre" without BatchNorm."""
+    check_choice("batchnorm_placement", placement, BATCHNORM_PLACEMENTS)
+    if placement != "post" and not batchnorm:
+        raise BadInput("batchnorm_placement", placement, "'post' unless batchnorm is true")
 
 
 def training_notes(config: TrainConfig) -> str:

@@ -7,8 +7,8 @@ sum of the runs' losses, so a run computed inside a batch equals the same run co
 summation order).
 
 :func:`fast_grads` is the hand-written forward + backward of the BN-free MLP (three batched matmuls, one gather,
-one bagged sum back to the rows of E), tested against autograd; :func:`batched_forward` is the autograd-friendly forward used with
-BatchNorm and for evaluation; :class:`StackedAdamW` is AdamW with per-run learning rate and weight decay.
+one bagged sum back to the rows of E), tested against autograd; :func:`batched_forward` is the autograd-friendly
+forward used with BatchNorm and for evaluation; :class:`StackedAdamW` is AdamW with per-run learning rate and weight decay.
 """
 
 from __future__ import annotations

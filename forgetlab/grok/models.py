@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import BadInput, check_choice
-from .config import ACTIVATIONS, BATCHNORM_PLACEMENTS
+from ..errors import check_choice
+from .config import ACTIVATIONS, check_batchnorm_placement
 
 
 def quadratic(a: torch.Tensor) -> torch.Tensor:
@@ -93,9 +93,7 @@ class MLP(nn.Module):
         self.p, self.width, self.act = p, width, act
         self.U, self.V, self.W = nn.Parameter(U), nn.Parameter(V), nn.Parameter(W)
         self.drop = nn.Dropout(dropout)
-        check_choice("batchnorm_placement", batchnorm_placement, BATCHNORM_PLACEMENTS)
-        if batchnorm_placement != "post" and not batchnorm:
-            raise BadInput("batchnorm_placement", batchnorm_placement, "'post' unless batchnorm is true")
+        check_batchnorm_placement(batchnorm, batchnorm_placement)
         self.bn = nn.BatchNorm1d(width) if batchnorm else None
         self.bn_pre = batchnorm_placement == "pre"
 

@@ -1,9 +1,9 @@
 """Training: one batched tensor program for R runs of the same shape (weights ``[R, N, p]``).
 
 Every run has its own seed (init, dropout masks, minibatch order), its own data (alpha, xi, split and label
-seeds), weight decay, dropout rate, learning rate and initial scale. Runs are independent: the loss of a batch is the sum of
-the runs' losses, and every random draw of run r comes from run r's own ``torch.Generator`` in a fixed order,
-so a run trained inside a batch equals the same run trained alone (up to float summation order).
+seeds), weight decay, dropout rate, learning rate and initial scale. Runs are independent: the loss of a batch
+is the sum of the runs' losses, and every random draw of run r comes from run r's own ``torch.Generator`` in a
+fixed order, so a run trained inside a batch equals the same run trained alone (up to float summation order).
 
 Two code paths compute gradients (:mod:`forgetlab.grok.kernel`): for the 2-layer MLP without BatchNorm a
 hand-written forward/backward (three batched matmuls, a gather and a scatter-add); with BatchNorm or deeper MLPs
