@@ -10,8 +10,9 @@ from pathlib import Path
 import typer
 
 from ..options import config_command, field_help
-from ..output import emit, status
+from ..output import emit, status, warn
 from .config import TrainConfig
+from .phases import DIVERGED, diverged_warning
 from .sweep.cli import phase_diagram_command, sweep_command
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -61,6 +62,8 @@ def train_command(
         result = train(cfg, progress=not quiet)
         write_folder_atomically(out_dir, lambda tmp: save_run(tmp, result), replace=lambda old: overwrite)
     status(not quiet)(f"wrote {out_dir}")
+    if (line := diverged_warning([result.summary])) is not None:
+        warn(line)
     emit(result.summary)
 
 
@@ -101,7 +104,7 @@ def prune_command(
 
     Prints the curves (fraction pruned -> test accuracy) as one JSON object on stdout."""
     from ..errors import BadInput
-    from ..runs import atomic_write_json
+    from ..runs import atomic_write_json, read_json
     from .data import make_dataset
     from .plots import plot_prune
     from .prune import check_state, prune_curves
@@ -112,6 +115,9 @@ def prune_command(
     if not (run_dir / "summary.json").is_file():
         raise BadInput("RUN_DIR", str(run_dir), "a finished run of `forgetlab grok train` (no summary.json here: "
                        "the run did not finish)")
+    if read_json(run_dir / "summary.json").get("phase") == DIVERGED:
+        raise BadInput("RUN_DIR", str(run_dir), "a run that did not diverge (this one's loss or weights became "
+                       "NaN or infinite: retrain it with a smaller --lr)")
     cfg = load_config(run_dir)
     if cfg.model != "mlp":
         raise BadInput("model", cfg.model, "mlp (pruning acts on hidden neurons of the MLP)")

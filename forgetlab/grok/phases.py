@@ -11,6 +11,10 @@ Accuracies are fractions; ``train_acc`` is measured against the (corrupted) trai
 | Forgetting         | < 0.9       | < 0.9                              | collapsing (below)                   |
 | Confusion          | < 0.9       | < 0.9                              | not collapsing                       |
 
+A run whose final loss or weights are not finite (NaN or infinite: a learning rate or initial scale too large)
+carries the label ``DIVERGED`` instead, which is no phase of the paper: its accuracies come from NaN outputs and
+say nothing about what it learned, and under the rules above it would read as Confusion.
+
 The paper's Table 2 gives Forgetting and Confusion the same accuracies; what separates them is why the
 network fits nothing: in Forgetting weight decay wins and the weights shrink towards zero, in Confusion the
 network keeps weights of its initial size or larger and still fits neither rule nor labels (too little data,
@@ -29,6 +33,9 @@ many cells of the measured panels depend on the fraction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from ..errors import check_range
 
 PHASES = ("Coexistence", "Partial Inversion", "Full Inversion", "Memorization", "Forgetting", "Confusion")
@@ -37,6 +44,8 @@ INVERSION_MARGIN = 1.05  # full inversion below (1.05 - xi): clean fraction plus
 COLLAPSE_NORM = 1e-2  # total L2 norm of all weights below which the network counts as collapsed
 COLLAPSE_SPREAD = 1e-6  # max - min of all outputs below which the output counts as constant
 FORGET_NORM_FRACTION = 0.5  # final / initial weight norm below which the weights count as collapsing
+DIVERGED = "Diverged"  # the label of a run whose loss or weights became NaN or infinite; not a phase
+LABELS = (*PHASES, DIVERGED)  # every label a run can carry
 
 
 def is_collapsed(weight_norm: float, output_spread: float | None = None,
@@ -50,8 +59,11 @@ def is_collapsed(weight_norm: float, output_spread: float | None = None,
     return output_spread is not None and output_spread < COLLAPSE_SPREAD
 
 
-def classify_phase(train_acc: float, test_acc: float, xi: float, collapsed: bool = False) -> str:
-    """Return one of :data:`PHASES` (see the module docstring for the rules)."""
+def classify_phase(train_acc: float, test_acc: float, xi: float, collapsed: bool = False,
+                   diverged: bool = False) -> str:
+    """Return one of :data:`PHASES`, or :data:`DIVERGED` when ``diverged`` (see the module docstring)."""
+    if diverged:
+        return DIVERGED
     check_range("train_acc", train_acc, 0.0, 1.0, hi_open=False)
     check_range("test_acc", test_acc, 0.0, 1.0, hi_open=False)
     check_range("xi", xi, 0.0, 1.0)
@@ -65,3 +77,16 @@ def classify_phase(train_acc: float, test_acc: float, xi: float, collapsed: bool
     if train_acc >= ACC_THRESHOLD:
         return "Memorization"
     return "Forgetting" if collapsed else "Confusion"
+
+
+def diverged_warning(summaries: Iterable[Mapping[str, Any]]) -> str | None:
+    """One stderr line saying how many of these runs (summaries or results.csv rows, each with ``phase`` and, when
+    diverged, ``diverged_step``) diverged and from which logged step at the earliest; None when none did."""
+    rows = list(summaries)
+    bad = [r for r in rows if r.get("phase") == DIVERGED]
+    if not bad:
+        return None
+    steps = [int(float(r["diverged_step"])) for r in bad if r.get("diverged_step") not in (None, "")]
+    when = f", the first by step {min(steps)}" if steps else ""
+    return (f"{len(bad)} of {len(rows)} runs diverged (loss or weights NaN or infinite{when}), labelled {DIVERGED}: "
+            "a smaller --lr or --init-scale keeps them finite")

@@ -39,6 +39,10 @@ def check_state(state: dict[str, torch.Tensor], where: str = "model") -> tuple[i
     if N is None or state["V"].shape != (N, p) or state["W"].shape != (p, N):
         raise ForgetlabError(f"{where}: inconsistent shapes U{tuple(state['U'].shape)} "
                              f"V{tuple(state['V'].shape)} W{tuple(state['W'].shape)}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ForgetlabError(f"{where}: tensors {', '.join(bad)} hold NaN or infinite values (a diverged run: "
+                             "its IPR order means nothing)")
     return p, N
 
 

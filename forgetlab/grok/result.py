@@ -3,6 +3,7 @@ metrics: shared by the MLP and Transformer training loops."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,9 @@ import torch
 from .config import SUMMARY_KEYS, TrainConfig
 from .data import Dataset
 from .phases import classify_phase, is_collapsed
+
+#: A run diverged when one of these final metrics is NaN or infinite.
+DIVERGENCE_KEYS = ("train_loss", "test_loss", "weight_norm")
 
 
 @dataclass
@@ -56,14 +60,28 @@ def log_if_due(step: int, c0: TrainConfig, keep_history: bool, histories: list[l
     return mets, ipr
 
 
+def is_finite_metrics(mt: dict) -> bool:
+    """True when none of a logged step's :data:`DIVERGENCE_KEYS` is NaN or infinite (missing keys pass)."""
+    return all(mt.get(k) is None or math.isfinite(mt[k]) for k in DIVERGENCE_KEYS)
+
+
+def diverged_step(history: list[dict], final_step: int) -> int:
+    """The first logged step whose metrics are not finite; ``final_step`` when the history holds none such."""
+    return next((h["step"] for h in history if not is_finite_metrics(h)), final_step)
+
+
 def make_result(c: TrainConfig, ds: Dataset, mt: dict, history: list, state: dict, ipr0: torch.Tensor,
                 ipr1: torch.Tensor, seconds: float, weight_norm_init: float) -> TrainResult:
-    """The result of one finished run from its final metrics ``mt`` and its initial weight norm."""
+    """The result of one finished run from its final metrics ``mt`` and its initial weight norm. A run whose
+    final metrics are not finite is labelled Diverged, and its summary says from which logged step."""
+    diverged = not is_finite_metrics(mt)
     collapsed = is_collapsed(mt["weight_norm"], mt["output_spread"], weight_norm_init)
     summary = {k: mt[k] for k in SUMMARY_KEYS[:SUMMARY_KEYS.index("phase")]}
-    summary.update(phase=classify_phase(mt["train_acc"], mt["test_acc"], c.xi, collapsed), steps=c.steps,
-                   seconds=seconds, n_corrupted=ds.n_corrupted,
+    summary.update(phase=classify_phase(mt["train_acc"], mt["test_acc"], c.xi, collapsed, diverged),
+                   steps=c.steps, seconds=seconds, n_corrupted=ds.n_corrupted,
                    n_corrupted_unchanged=ds.n_corrupted_unchanged, weight_norm_init=weight_norm_init)
+    if diverged:
+        summary["diverged_step"] = diverged_step(history, c.steps)
     extra = {"train_loss": mt["train_loss"], "test_loss": mt["test_loss"], "collapsed": collapsed,
              "n_train": ds.n_train}
     return TrainResult(c, summary, history, state, ipr0.clone(), ipr1.clone(), extra)

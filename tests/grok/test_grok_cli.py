@@ -145,3 +145,20 @@ def test_reproduce_passes_the_initial_scale_to_the_app_g_cases(tmp_path, capsys,
                             "0.25", "--quiet"], capsys)
     assert code == 0, err
     assert seen["init_scale"] == 0.25
+
+
+def test_a_diverged_run_is_flagged_and_not_pruned(tmp_path, capsys):
+    """lr 1e30: the run is written, labelled Diverged with its step, a warning says so even with --quiet, and
+    pruning refuses it (NaN weights have no IPR order), also when the label was edited away."""
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(["grok", "train", *TINY, "--lr", "1e30", "--out", str(out)], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert (summary["phase"], summary["diverged_step"]) == ("Diverged", 5)
+    assert err.startswith("warning: 1 of 1 runs diverged") and "--lr" in err
+    code, _, err = run_cli(["grok", "prune", str(out)], capsys)
+    assert code == 2 and "RUN_DIR" in err and "diverge" in err and len(err.strip().splitlines()) == 1
+    (out / "summary.json").write_text(json.dumps(summary | {"phase": "Confusion"}))
+    code, _, err = run_cli(["grok", "prune", str(out)], capsys)
+    assert code == 2 and "NaN" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "prune.json").exists()

@@ -1,7 +1,7 @@
 import pytest
 
 from forgetlab.errors import BadInput
-from forgetlab.grok.phases import classify_phase, is_collapsed
+from forgetlab.grok.phases import DIVERGED, PHASES, classify_phase, diverged_warning, is_collapsed
 
 
 @pytest.mark.parametrize("train,test,xi,collapsed,phase", [
@@ -38,3 +38,13 @@ def test_collapsing_counts_against_the_initial_norm():
     assert not is_collapsed(9.1, None, 13.3) and not is_collapsed(1.3, None, None)
     assert classify_phase(0.3, 0.2, 0.5, is_collapsed(1.3, 0.5, 13.3)) == "Forgetting"
     assert classify_phase(0.3, 0.2, 0.5, is_collapsed(20.0, 0.5, 13.3)) == "Confusion"
+
+
+def test_a_diverged_run_is_labelled_apart_from_the_phases():
+    """Whatever its accuracies (read off NaN outputs), a diverged run is Diverged, a label outside the six."""
+    assert DIVERGED not in PHASES
+    assert classify_phase(0.95, 0.95, 0.2, diverged=True) == classify_phase(0.1, 0.1, 0.2, True, True) == DIVERGED
+    assert diverged_warning([{"phase": "Confusion"}]) is None and diverged_warning([]) is None
+    line = diverged_warning([{"phase": DIVERGED, "diverged_step": 300}, {"phase": DIVERGED, "diverged_step": "100"},
+                             {"phase": "Coexistence"}])
+    assert line.startswith("2 of 3 runs diverged") and "first by step 100" in line

@@ -388,3 +388,18 @@ def test_batchnorm_placement_changes_the_function_and_a_misspelled_one_is_refuse
         batched_forward(E, Wt, M, Nn, "relu", bn=bn(), bn_placement="Pre")
     with pytest.raises(BadInput):
         MLP(p, N, batchnorm_placement="pre")  # no BatchNorm to place
+
+
+@pytest.mark.parametrize("extra", [dict(), dict(depth=3, act="relu", batchnorm=True),
+                                   dict(model="transformer", width=32)])
+def test_a_diverging_run_is_labelled_and_leaves_its_batch_mates_alone(extra):
+    """lr 1e30 makes the loss NaN by the first logged step: that run is Diverged (not Confusion) from step 5,
+    and the finite run beside it in the batch ends exactly as it does alone."""
+    base = dict(p=11, alpha=0.6, xi=0.2, steps=10, log_every=5, **({"width": 16} | extra))
+    ok, bad = TrainConfig(**base, lr=3e-3), TrainConfig(**base, lr=1e30)
+    r_ok, r_bad = train_many([ok, bad])
+    assert r_bad.summary["phase"] == "Diverged" and r_bad.summary["diverged_step"] == 5
+    assert r_ok.summary["phase"] != "Diverged" and "diverged_step" not in r_ok.summary
+    alone = train(ok)
+    for k, v in alone.state.items():
+        assert torch.allclose(r_ok.state[k], v, rtol=1e-5, atol=1e-6), k

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ...errors import BadInput
-from ...output import emit, status
+from ...output import emit, status, warn
 from .spec import DEFAULT_TRAINER, preset_names, preset_path
 
 
@@ -96,13 +96,17 @@ def _report_sweep(res, quiet: bool) -> None:
     """A finished sweep's counts and phases: status lines, and one JSON object on stdout."""
     from collections import Counter
 
+    from ..phases import diverged_warning
     from .store import read_results_csv
 
-    phases = Counter(r["phase"] for r in read_results_csv(res.results_csv))
+    rows = read_results_csv(res.results_csv)
+    phases = Counter(r["phase"] for r in rows)
     say = status(not quiet)
     say(f"{res.n_runs} runs in {res.n_batches} batches: {res.n_skipped} done earlier (skipped), "
         f"{res.n_trained} trained in {res.seconds:.1f} s ({res.backend}) -> {res.results_csv}")
     say("phases: " + ", ".join(f"{k} {v}" for k, v in sorted(phases.items())))
+    if (line := diverged_warning(rows)) is not None:
+        warn(line)
     emit({"out": str(res.out_dir), "n_runs": res.n_runs, "n_batches": res.n_batches, "n_skipped": res.n_skipped,
           "n_trained": res.n_trained, "n_damaged": res.n_damaged, "seconds": res.seconds, "backend": res.backend,
           "results_csv": str(res.results_csv), "phases": dict(sorted(phases.items())),

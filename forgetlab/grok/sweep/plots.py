@@ -12,26 +12,27 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ...errors import ForgetlabError
 from ...fmt import fmt
 from ...runs import atomic_write_json, read_json
-from ..phases import PHASES
+from ..phases import DIVERGED, LABELS, PHASES
 from .spec import AXIS_KEYS, SEED_KEYS
 from .store import MANIFEST, SweepStore
 
-#: One color per phase, in :data:`PHASES` order (colorblind-safe Okabe-Ito palette).
-PHASE_COLORS: dict[str, str] = dict(zip(PHASES, ("#009E73", "#56B4E9", "#0072B2", "#E69F00", "#999999",
-                                                 "#D55E00"), strict=True))
+#: One color per run label, in :data:`LABELS` order (the phases in the colorblind-safe Okabe-Ito palette,
+#: Diverged in black).
+PHASE_COLORS: dict[str, str] = dict(zip(LABELS, ("#009E73", "#56B4E9", "#0072B2", "#E69F00", "#999999",
+                                                 "#D55E00", "#000000"), strict=True))
 
 
 def majority_phase(phases: Sequence[str]) -> tuple[str, float]:
     """Most frequent phase and its share; ties go to the earlier phase in :data:`PHASES`."""
     counts = Counter(phases)
-    best = max(counts, key=lambda k: (counts[k], -PHASES.index(k) if k in PHASES else -99))
+    best = max(counts, key=lambda k: (counts[k], -LABELS.index(k) if k in LABELS else -99))
     return best, counts[best] / len(phases)
 
 
@@ -104,12 +105,17 @@ def _draw_panel(ax: Any, grid: Mapping[str, Any], title: str) -> None:
     ax.set_title(title, fontsize=10)
 
 
-def _legend(fig: Any, multi_seed: bool) -> None:
+def shown_labels(phases: Iterable[str]) -> tuple[str, ...]:
+    """The labels a legend or a count table shows: the paper's six phases always, Diverged when present."""
+    return (*PHASES, DIVERGED) if DIVERGED in set(phases) else PHASES
+
+
+def _legend(fig: Any, multi_seed: bool, labels: Sequence[str]) -> None:
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=PHASE_COLORS[p], label=p) for p in PHASES]
+    handles = [Patch(color=PHASE_COLORS[p], label=p) for p in labels]
     title = "phase (faded: seeds disagree, k/n agree)" if multi_seed else "phase"
-    fig.legend(handles=handles, loc="lower center", ncol=len(PHASES), fontsize=8, title=title,
+    fig.legend(handles=handles, loc="lower center", ncol=len(labels), fontsize=8, title=title,
                title_fontsize=8, frameon=False)
 
 
@@ -130,6 +136,7 @@ def plot_phase_diagram(sweep_dir: str | Path, out_dir: str | Path | None = None)
     keys = _panel_keys(root, records)
     grids = phase_grids(records, keys)
     multi = any(n > 1 for g in grids.values() for (_p, _a, n) in g["cells"].values())
+    labels = shown_labels(ph for g in grids.values() for (ph, _a, _n) in g["cells"].values())
     paths, counts = [], {}
     for pv, grid in grids.items():
         label = panel_label(keys, pv)
@@ -137,7 +144,7 @@ def plot_phase_diagram(sweep_dir: str | Path, out_dir: str | Path | None = None)
         fig, ax = plt.subplots(figsize=(5, 5.2))
         _draw_panel(ax, grid, label)
         fig.subplots_adjust(bottom=0.27)
-        _legend(fig, multi)
+        _legend(fig, multi, labels)
         path = out / f"phase_{_slug(label)}.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)
@@ -151,7 +158,7 @@ def plot_phase_diagram(sweep_dir: str | Path, out_dir: str | Path | None = None)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout(rect=(0, 0.12 if rows == 1 else 0.06, 1, 1))
-    _legend(fig, multi)
+    _legend(fig, multi, labels)
     path = out / "phase_diagram.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import BadInput, ForgetlabError
-from ..phases import PHASES
-from .plots import manifest_panel_keys, panel_label, phase_grids
+from .plots import manifest_panel_keys, panel_label, phase_grids, shown_labels
 from .spec import AXIS_KEYS, SEED_KEYS, parse_cli_value
 from .store import RESULTS_CSV, read_results_csv
 
@@ -51,11 +50,13 @@ def phase_counts(sweep_dir: str | Path) -> tuple[list[str], dict[str, Counter]]:
 
 
 def phase_counts_markdown(sweep_dir: str | Path) -> str:
-    """The counts as a Markdown table: panel, one column per phase, cells in total."""
+    """The counts as a Markdown table: panel, one column per phase (and Diverged when a cell is), cells in
+    total."""
     _keys, counts = phase_counts(sweep_dir)
-    head = ["panel", *PHASES, "cells"]
+    labels = shown_labels(ph for c in counts.values() for ph in c)
+    head = ["panel", *labels, "cells"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, c in counts.items():
-        lines.append("| " + " | ".join([label, *(str(c.get(ph, 0)) for ph in PHASES), str(sum(c.values()))]) + " |")
+        lines.append("| " + " | ".join([label, *(str(c.get(ph, 0)) for ph in labels), str(sum(c.values()))]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -89,6 +89,34 @@ def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
     assert est["n_runs"] == 8 and est["seconds"] > 0 and est["shapes"]
 
 
+def test_a_sweep_with_diverging_runs_says_so_and_shows_them_apart(tmp_path, capsys):
+    """Runs whose loss became NaN are Diverged in results.csv, in the warning, the table and the plots (their own
+    color), never counted as Confusion; a sweep without them keeps the six-phase table."""
+    from forgetlab.cli import main
+
+    out = tmp_path / "s"
+    args = ["grok", "sweep", "--out", str(out), "--quiet", "--keep-history", "--grid", "alpha=0.4,0.8", "--grid", "xi=0.1",
+            "--grid", "lr=0.01,1e30", *[a for f in FIXED for a in ("--set", f)]]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["phases"].get("Diverged") == 2
+    assert "warning: 2 of 4 runs diverged" in cap.err and "first by step 10" in cap.err
+    rows = read_results_csv(out / "results.csv")
+    assert {(r["lr"], r["phase"] == "Diverged", r["diverged_step"]) for r in rows} == {("0.01", False, ""),
+                                                                                     ("1e+30", True, "10")}
+    with pytest.raises(SystemExit):
+        main(["grok", "phase-diagram", str(out), "--table"])
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].endswith("| Confusion | Diverged | cells |") and table[3].endswith("| 0 | 2 | 2 |")
+    with pytest.raises(SystemExit) as exc:
+        main(["grok", "phase-diagram", str(out), "--no-dynamics"])
+    assert exc.value.code == 0
+    counts = json.loads((out / "plots" / "phase_counts.json").read_text())["counts"]
+    assert counts["lr=1e+30"] == {"Diverged": 2}
+
+
 @pytest.mark.parametrize("args, words", [
     (["--grid", "alpha=0.5", "--set", "stepz=3"], "stepz"),
     (["--grid", "alpha=0.5", "--set", "xi=1.5"], "xi"),
