@@ -216,7 +216,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
     plan_batches(spec, configs[:1], mod, trainer, budget)  # a run too large for the budget: refused before any work
     planned, probe = _batch_size(spec, configs, mod, backend, workers, budget)
     jobs = plan_batches(dataclasses.replace(spec, max_batch_runs=planned), configs, mod, trainer, budget)
-    store = SweepStore.open(out_dir, spec.to_dict(), spec.spec_hash(), len(configs))
+    store = SweepStore.open(out_dir, spec.to_dict(), spec.spec_hash(), len(configs), trainer)
     n_damaged = _set_aside_damaged(store)
     n_skipped = len(store.finished() & set(unique))
     with Bar(spec.name, len(configs), progress, extra=("{task.fields[skipped]} skipped (done earlier)",),

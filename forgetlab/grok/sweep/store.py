@@ -2,7 +2,8 @@
 
 Layout of a sweep folder::
 
-    sweep.json                 manifest: the spec and its hash (a folder holding another sweep is refused)
+    sweep.json                 manifest: the spec, its hash and the trainer module (a folder holding another
+                               sweep, or the same one with another trainer, is refused)
     runs/<run_id>.json         one finished run: config, summary, IPR statistics, optional history
     weights/<run_id>.safetensors   optional final weights (written before the run's JSON)
     claims/<batch_id>.json     a batch some live process is training (:mod:`.claims`: by lease)
@@ -41,7 +42,7 @@ from ...runs import (
 )
 from ..config import SUMMARY_KEYS, TrainConfig
 from .claims import LEASE_S, Claims
-from .spec import when_set_defaults
+from .spec import DEFAULT_TRAINER, load_trainer, when_set_defaults
 
 ENV_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)  # faults of the machine, reported as such
 MANIFEST = "sweep.json"
@@ -78,8 +79,9 @@ class SweepStore:
     # ------------------------------------------------------------------ manifest
     @classmethod
     def open(cls, root: str | os.PathLike, spec_dict: Mapping[str, Any], spec_hash: str,
-             n_runs: int) -> SweepStore:
-        """Create the folder and manifest, or check that an existing manifest holds the same sweep.
+             n_runs: int, trainer: str = DEFAULT_TRAINER) -> SweepStore:
+        """Create the folder and manifest, or check that an existing manifest holds the same sweep, trained by
+        the same trainer module (a manifest without one was written by the default trainer).
 
         The manifest is created first (``os.link`` of a finished temp file: atomic, and the first of several
         processes wins), then ``runs/`` and ``claims/``; so another process opening the same new folder at the
@@ -95,24 +97,24 @@ class SweepStore:
         try:
             root.mkdir(parents=True, exist_ok=True)
             if not path.exists():
-                store._create_manifest(spec_dict, spec_hash, n_runs)
+                store._create_manifest(spec_dict, spec_hash, n_runs, trainer)
             for d in (store.runs_dir, store.claims_dir):
                 d.mkdir(exist_ok=True)
         except OSError as exc:
             if exc.errno not in ENV_ERRNOS:
                 raise BadInput("out", str(root), f"a writable folder ({exc.strerror})") from None
             raise
-        store._check_manifest(spec_dict, spec_hash)
+        store._check_manifest(spec_dict, spec_hash, trainer)
         return store
 
-    def _create_manifest(self, spec_dict: Mapping[str, Any], spec_hash: str, n_runs: int) -> None:
+    def _create_manifest(self, spec_dict: Mapping[str, Any], spec_hash: str, n_runs: int, trainer: str) -> None:
         """Write ``sweep.json`` unless another process did first; refuse a folder holding something else."""
         path = self.root / MANIFEST
         foreign = [p.name for p in self.root.iterdir() if not _ours_before_manifest(p.name)]
         if foreign and not path.exists():  # look again: another process may have just created the manifest
             raise BadInput("out", str(self.root), "an empty folder or a sweep folder (no sweep.json here, but "
                            f"other files are: {', '.join(sorted(foreign)[:3])})")
-        manifest = {"kind": "forgetlab.grok.sweep", "spec_hash": spec_hash, "n_runs": n_runs,
+        manifest = {"kind": "forgetlab.grok.sweep", "spec_hash": spec_hash, "n_runs": n_runs, "trainer": trainer,
                     "spec": dict(spec_dict), "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         tmp = make_temp(self.root, MANIFEST)
         try:
@@ -128,10 +130,13 @@ class SweepStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _check_manifest(self, spec_dict: Mapping[str, Any], spec_hash: str) -> None:
+    def _check_manifest(self, spec_dict: Mapping[str, Any], spec_hash: str, trainer: str) -> None:
         old = read_json(self.root / MANIFEST)
         if not isinstance(old, dict) or old.get("kind") != "forgetlab.grok.sweep":
             raise BadInput("out", str(self.root), "a folder holding a forgetlab sweep (sweep.json is something else)")
+        if (old_trainer := old.get("trainer", DEFAULT_TRAINER)) != trainer:
+            raise BadInput("trainer", trainer, f"{old_trainer}, the trainer of the sweep in {self.root} (or a new "
+                           "folder)")
         if old.get("spec_hash") != spec_hash:
             old_spec = {k: (old.get("spec") or {}).get(k) for k in ("fixed", "grid", "zip", "keep_history",
                                                                     "save_weights")}
@@ -142,6 +147,13 @@ class SweepStore:
 
     def manifest(self) -> dict[str, Any]:
         return read_json(self.root / MANIFEST)
+
+    def trainer(self) -> str:
+        """The trainer module that trained this sweep: the manifest's, else (no manifest, or one written before
+        manifests named it) the default."""
+        path = self.root / MANIFEST
+        manifest = read_json(path) if path.is_file() else {}
+        return manifest.get("trainer", DEFAULT_TRAINER) if isinstance(manifest, dict) else DEFAULT_TRAINER
 
     # ------------------------------------------------------------------ runs
     def run_path(self, rid: str) -> Path:
@@ -184,9 +196,10 @@ class SweepStore:
         return aside
 
     def records(self) -> list[dict[str, Any]]:
-        """All finished run records (read fresh from disk, configs completed by :func:`complete_configs`); a
-        damaged one is an error naming it."""
-        return complete_configs([read_json(self.run_path(rid)) for rid in sorted(self.finished())])
+        """All finished run records (read fresh from disk, configs completed by :func:`complete_configs` with the
+        defaults of this sweep's trainer); a damaged one is an error naming it."""
+        records = [read_json(self.run_path(rid)) for rid in sorted(self.finished())]
+        return complete_configs(records, load_trainer(self.trainer()).TrainConfig)
 
     # ------------------------------------------------------------------ claims and leftovers
     def claim(self, batch_id: str) -> bool:
@@ -224,13 +237,14 @@ def _ours_before_manifest(name: str) -> bool:
     return name == MANIFEST or (m is not None and m["name"] == MANIFEST)
 
 
-def complete_configs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def complete_configs(records: list[dict[str, Any]], config_cls: type = TrainConfig) -> list[dict[str, Any]]:
     """Give every record the config keys another record of the sweep has: a run stores a field added later
     (``identity="when_set"``, e.g. ``init_scale``) only when it is not the default, so a grid over such a field
     that includes its default, or a sweep resumed across versions, would leave some records without the key
-    (tables and panels need every key). The missing value is TrainConfig's default."""
+    (tables and panels need every key). The missing value is the default of ``config_cls``, the trainer's
+    config."""
     keys = {k for r in records for k in r["config"]}
-    defaults = when_set_defaults(TrainConfig)
+    defaults = when_set_defaults(config_cls)
     for r in records:
         for k in keys - r["config"].keys():
             if k in defaults:

@@ -35,7 +35,7 @@ def test_open_looks_for_the_manifest_again_before_refusing(tmp_path):
     root = tmp_path / "s"
     first = SweepStore.open(root, {"fixed": {}}, "h", 1)
     store = SweepStore(root)
-    store._create_manifest({"fixed": {}}, "h", 1)  # sees runs/ and claims/, then finds the manifest: no error
+    store._create_manifest({"fixed": {}}, "h", 1, "forgetlab.grok.train")  # sees runs/ and claims/, then finds the manifest: no error
     assert first.manifest() == store.manifest()
 
 

@@ -61,3 +61,32 @@ def test_a_store_written_before_the_new_fields_resumes_without_training(tmp_path
         store.write_run({"run_id": run_id(cfg), "config": record, "summary": {"phase": "Memorization"}})
     res = run_sweep(spec, tmp_path / "s", progress=False)
     assert (res.n_runs, res.n_skipped, res.n_trained) == (2, 2, 0)
+
+
+def test_records_take_the_defaults_of_the_sweeps_own_trainer_and_another_trainer_is_refused(tmp_path, monkeypatch):
+    """A sweep's manifest names its trainer: records read back fill a field left out at its default with that
+    trainer's default (here 2.0, not the grok trainer's 1.0), and resuming the folder with another trainer is
+    refused naming the field."""
+    import dataclasses
+    import sys
+    import types
+
+    import pytest
+
+    from forgetlab.errors import BadInput
+
+    @dataclasses.dataclass(frozen=True)
+    class AltConfig:
+        alpha: float = 0.5
+        init_scale: float = dataclasses.field(default=2.0, metadata={"identity": "when_set"})
+
+    monkeypatch.setitem(sys.modules, "alt_trainer", types.SimpleNamespace(
+        TrainConfig=AltConfig, batch_key=lambda c: (), estimate_batch_bytes=lambda cs: 1, train_many=None))
+    store = SweepStore.open(tmp_path / "s", {"fixed": {}}, "h", 2, trainer="alt_trainer")
+    for rid, config in (("a", {"alpha": 0.5, "init_scale": 0.5}), ("b", {"alpha": 0.5})):
+        store.write_run({"run_id": rid, "config": config, "summary": {"phase": "Confusion"}})
+    assert [r["config"]["init_scale"] for r in store.records()] == [0.5, 2.0]
+    assert store.trainer() == "alt_trainer"
+    with pytest.raises(BadInput, match=r"trainer.*alt_trainer"):
+        SweepStore.open(tmp_path / "s", {"fixed": {}}, "h", 2)
+    SweepStore.open(tmp_path / "s", {"fixed": {}}, "h", 2, trainer="alt_trainer")  # the same trainer resumes
