@@ -69,6 +69,9 @@ def _lock(folder: Path, field: str) -> int:
 
 
 def _refuse_early(path: Path, overwrite: bool, resume: bool, field: str) -> None:
+    if str(path) in ("", ".") or Path.cwd().resolve().is_relative_to(path.resolve()):
+        raise BadInput(field, str(path), "a folder other than the current one or one holding it (an output "
+                       "folder is written beside itself and swapped in whole)")
     if path.exists() and not path.is_dir():
         raise BadInput(field, str(path), "a folder path (this is a file)")
     if path.is_dir() and not (overwrite or resume) and not is_empty_folder(path):

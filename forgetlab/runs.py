@@ -341,7 +341,11 @@ def write_folder_atomically(final: str | os.PathLike, write: Callable[[Path], No
             if not is_empty_folder(final) and not replace(final):
                 raise BadInput(field, str(final), "a new folder, or one this command wrote before")
             old = make_temp(final.parent, final.name, folder=True, kind="old")
-            os.replace(final, old)
+            try:
+                os.replace(final, old)
+            except OSError:
+                old.rmdir()
+                raise
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
             return True

@@ -158,6 +158,39 @@ def test_killed_writers_temp_folders_are_cleaned_live_ones_kept(tmp_path):
         live.wait()
 
 
+@pytest.mark.parametrize("out", [".", "", "..", "ABS"])
+def test_the_current_folder_or_one_holding_it_is_refused_as_out_and_nothing_is_left(tmp_path, capsys, monkeypatch,
+                                                                                      out):
+    """`--out . --overwrite` failed on the swap (EBUSY: 'Device or resource busy: .', naming no field) and left an
+    empty hidden `.old` folder behind; the current folder and its parents are now refused up front."""
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "notes.txt").write_text("keep")
+    monkeypatch.chdir(here)
+    code, stdout, err = run_cli(["grok", "train", *TINY, "--out", str(tmp_path) if out == "ABS" else out,
+                                 "--overwrite"], capsys)
+    assert code == 2 and one_line(err) and err.startswith("error: out:") and "current" in err and stdout == ""
+    assert sorted(p.name for p in here.iterdir()) == ["notes.txt"] and [p.name for p in tmp_path.iterdir()] == ["here"]
+
+
+def test_a_failed_swap_leaves_no_hidden_old_folder(tmp_path, monkeypatch):
+    """The swap's first rename failing (here: made to fail) removes the empty `.old` folder it had reserved."""
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "f").write_text("old")
+    calls = []
+
+    def failing_replace(src, dst):
+        calls.append(os.path.basename(dst))
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        write_folder_atomically(tmp_path / "g", lambda d: (d / "f").write_text("new"), replace=lambda old: True)
+    monkeypatch.undo()
+    assert len(calls) == 1 and calls[0].startswith(".g.") and "old" in calls[0]  # the swap's first rename
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g"] and (tmp_path / "g" / "f").read_text() == "old"
+
+
 def test_an_existing_empty_folder_is_replaced_by_a_folder_write(tmp_path):
     (tmp_path / "g").mkdir()
     assert write_folder_atomically(tmp_path / "g", lambda d: (d / "f").write_text("1"), replace=lambda old: False)

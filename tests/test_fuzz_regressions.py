@@ -64,7 +64,7 @@ def test_seeds_and_threads_beyond_64_bits_are_one_line(tmp_path, capsys, argv):
 def test_grok_reproduce_refuses_a_p_too_small_for_a_case_before_training_any(tmp_path, capsys):
     """All cases at p=7: A8's batch of 64 exceeds the training set; refused before A1-A7 train (was: minutes of
     training, then the error, with their folders left behind)."""
-    code, out, err = run_cli(["grok", "reproduce", "--cases", "", "--p", "7", "--quiet",
+    code, out, err = run_cli(["grok", "reproduce", "--p", "7", "--quiet",
                               "--out", str(tmp_path / "out")], capsys)
     assert code == 2 and out == "" and err.startswith("error: batch_size")
     assert list(tmp_path.iterdir()) == []

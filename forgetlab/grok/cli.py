@@ -164,17 +164,20 @@ def analytic_command(
     return res
 
 
-def _selected_cases(cases: str, init_scale: float) -> tuple[list[str], list[str]]:
+def _selected_cases(cases: str | None, init_scale: float) -> tuple[list[str], list[str]]:
     """(A cases, App. G cases) named by ``--cases`` (default: the A cases), or :class:`BadInput` for an unknown
     case or an initial scale the selection cannot take (A cases' bands are the authors' initialization's)."""
     from ..errors import BadInput
     from .arch_cases import ARCH_CASES
     from .cases import CASES
 
-    wanted = [c.strip() for c in cases.split(",") if c.strip()] or list(CASES)
+    names = ", ".join([*CASES, *ARCH_CASES])
+    wanted = list(CASES) if cases is None else [c.strip() for c in cases.split(",") if c.strip()]
+    if not wanted:
+        raise BadInput("cases", cases, f"one or more of {names}, comma-separated (leave --cases out for A0 to A9)")
     unknown = [c for c in wanted if c not in CASES and c not in ARCH_CASES]
     if unknown:
-        raise BadInput("cases", unknown[0], "any of " + ", ".join([*CASES, *ARCH_CASES]))
+        raise BadInput("cases", unknown[0], f"any of {names}")
     TrainConfig(init_scale=init_scale).validate()  # the field's own check and message
     paper = [c for c in wanted if c in CASES]
     if paper and init_scale != 1.0:
@@ -186,7 +189,7 @@ def _selected_cases(cases: str, init_scale: float) -> tuple[list[str], list[str]
 @app.command("reproduce")
 def reproduce_command(
     out: Path = typer.Option(Path("out/grok-reproduce"), "--out", help="Output folder."),
-    cases: str = typer.Option("", help="Comma-separated cases, any of: A0, A1, A2, A3, A4, A5, A6, A7, A8, A9 "
+    cases: str | None = typer.Option(None, help="Comma-separated cases, any of: A0, A1, A2, A3, A4, A5, A6, A7, A8, A9 "
                               "(the paper's MLP results), T1, T2, T3, T4, D1, D2, D3, D4 (App. G: Transformer, "
                               "3-layer MLP; 3 seeds each). Default: A0 to A9."),
     p: int = typer.Option(97, "--p", help="Modulus (the paper's 97; another p changes what the bands mean)."),

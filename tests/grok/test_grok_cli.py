@@ -86,6 +86,9 @@ def test_reproduce_prints_only_its_json_result(tmp_path, capsys):
 def test_reproduce_rejects_unknown_case(tmp_path, capsys):
     code, _, err = run_cli(["grok", "reproduce", "--out", str(tmp_path / "r"), "--cases", "A1,T9"], capsys)
     assert code == 2 and "cases" in err and "T9" in err and "D4" in err and len(err.strip().splitlines()) == 1
+    for empty in ("", " , "):  # an empty list is refused (it ran all ten A cases)
+        code, _, err = run_cli(["grok", "reproduce", "--out", str(tmp_path / "r"), "--cases", empty], capsys)
+        assert code == 2 and err.startswith("error: cases:") and "one or more" in err
     assert not (tmp_path / "r").exists()
 
 
