@@ -278,6 +278,8 @@ def _fields(data: Mapping[str, Any], config_cls: type, source: str,
     grid: dict[str, list[Any]] = {}
     for k, raw in data.get("grid", {}).items():
         grid[k] = _values(raw, k, _where(source, text, "grid", k))
+        if isinstance(raw, Mapping) and types_.get(k) is int:  # seed = 1:3:3 means 1, 2, 3
+            grid[k] = [int(v) if isinstance(v, float) and v.is_integer() else v for v in grid[k]]
         for v in grid[k]:
             check_field("grid", k, v)
     zipped: dict[str, list[Any]] = {}
@@ -378,6 +380,8 @@ def parse_cli_value(text: str) -> Any:
 
 def parse_cli_range(key: str, text: str) -> Any:
     """``start:stop:num`` (linear range) or ``a,b,c`` (list) or one value, as a grid entry."""
+    if ":" in text and text.count(":") != 2:
+        raise BadInput(f"--grid {key}", text, "start:stop:num (three parts, e.g. 0.1:0.9:7) or a list a,b,c")
     if text.count(":") == 2:
         start, stop, num = text.split(":")
         try:
@@ -398,14 +402,28 @@ def _split_override(option: str, item: str, form: str, zipped: Mapping[str, Any]
     return key, val.strip()
 
 
+def _refuse_repeated_keys(fixed: list[str], grid: list[str]) -> None:
+    """Refuse a key that two of the command line's ``--set``/``--grid`` overrides name."""
+    seen: dict[str, str] = {}
+    for option, items in (("--set", fixed), ("--grid", grid)):
+        for item in items:
+            key = item.partition("=")[0].strip()
+            if key and key in seen:
+                raise BadInput(f"{option} {key}", item, f"one --set or --grid per key ({seen[key]} names it too)")
+            seen[key] = f"{option} {item}"
+
+
 def apply_overrides(data: dict[str, Any], *, fixed: Iterable[str] = (), grid: Iterable[str] = ()) -> dict:
     """Apply CLI ``--set key=value`` and ``--grid key=values`` to parsed spec data (a new dict).
 
-    A ``--set`` removes the key from [grid]/[zip]; a ``--grid`` removes it from [fixed]/[zip].
+    A ``--set`` removes the key from [grid]/[zip]; a ``--grid`` removes it from [fixed]/[zip]. A key given
+    twice on the command line (two ``--set``, two ``--grid``, or one of each) is refused: one would be dropped.
     """
     out = {t: dict(v) if isinstance(v, Mapping) else v for t, v in data.items()}
     for t in ("fixed", "grid", "zip"):
         out.setdefault(t, {})
+    fixed, grid = list(fixed), list(grid)
+    _refuse_repeated_keys(fixed, grid)
     for item in fixed:
         key, val = _split_override("--set", item, "key=value, e.g. p=31", out["zip"])
         out["grid"].pop(key, None)
@@ -431,6 +449,9 @@ def build_spec(*, spec_path: str | Path | None = None, preset: str | None = None
     path = Path(spec_path) if spec_path is not None else preset_path(preset) if preset is not None else None
     fixed, grid = list(fixed), list(grid)
     if path is None and not grid:
+        if fixed:
+            raise BadInput("grid", None, "at least one --grid key=values beside --set (a sweep varies something; "
+                           "one run is `forgetlab grok train`)")
         raise BadInput("spec", None, "--spec FILE, --preset NAME (" + ", ".join(preset_names())
                        + ") or --grid key=values")
     if path is not None and not fixed and not grid:

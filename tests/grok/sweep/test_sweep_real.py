@@ -123,6 +123,11 @@ def test_a_sweep_with_diverging_runs_says_so_and_shows_them_apart(tmp_path, caps
     (["--grid", "alpha=", "--set", "p=7"], "empty grid"),
     (["--preset", "nope"], "preset"),
     (["--grid", "alpha=0.5", "--backend", "slurm"], "backend"),
+    (["--set", "p=23", "--grid", "p=23,29"], "--set p=23 names it too"),  # one of the two was silently dropped
+    (["--grid", "alpha=0.3,0.5", "--grid", "alpha=0.4"], "one --set or --grid per key"),
+    (["--grid", "alpha=0.5", "--set", "p=23", "--set", "p=29"], "--set p: got 'p=29'"),
+    (["--grid", "alpha=0.3:0.7"], "start:stop:num (three parts"),
+    (["--set", "p=7"], "error: grid: got None; allowed: at least one --grid"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, args, words):
     from forgetlab.cli import main

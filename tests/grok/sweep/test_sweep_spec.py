@@ -123,3 +123,16 @@ def test_cli_overrides(tmp_path):
 def test_find_line():
     text = "[a]\nx = 1\n[b]\n  x = 2\n"
     assert find_line(text, "a", "x") == 2 and find_line(text, "b", "x") == 4 and find_line(text, "c", "x") is None
+
+
+def test_a_range_over_an_integer_field_gives_integers():
+    """``--grid seed=1:3:3`` is seeds 1, 2, 3 (it was refused: 1.0 is not an int); a range that is not whole on
+    an integer field is still refused, and float fields keep floats."""
+    from forgetlab.errors import BadInput
+    from forgetlab.grok.config import TrainConfig
+
+    spec = build_spec(grid=["seed=1:3:3", "wd=0:10:3"], fixed=["p=7"], config_cls=TrainConfig)
+    assert spec.grid["seed"] == [1, 2, 3] and all(type(v) is int for v in spec.grid["seed"])
+    assert spec.grid["wd"] == [0.0, 5.0, 10.0] and all(type(v) is float for v in spec.grid["wd"])
+    with pytest.raises(BadInput, match=r"grid\.seed"):
+        build_spec(grid=["seed=1:2:3"], config_cls=TrainConfig)
