@@ -11,7 +11,7 @@ import typer
 
 from ..options import config_command, field_help
 from ..output import emit, status, warn
-from .config import TrainConfig
+from .config import SEED_MAX, TrainConfig
 from .phases import DIVERGED, diverged_warning
 from .sweep.cli import phase_diagram_command, sweep_command
 
@@ -19,7 +19,6 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_comp
 
 
 MAX_THREADS = 1024  # beyond any machine this runs on; torch itself overflows past a C long long
-SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
 
 
 def _set_threads(threads: int) -> None:

@@ -60,6 +60,7 @@ BATCHNORM_PLACEMENTS = ("post", "pre")
 """Allowed ``TrainConfig.batchnorm_placement`` values: after or before each hidden activation."""
 PARAM_GROUPS = ("standard", "mup")
 """Allowed ``TrainConfig.param_groups`` values (:func:`forgetlab.grok.transformer.param_group_scales`)."""
+SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer; every grok seed is in [0, this]
 SUMMARY_KEYS = ("train_acc", "test_acc", "corrupted_acc", "clean_acc", "inversion_acc", "mean_ipr",
                 "weight_norm", "phase", "steps", "seconds", "n_corrupted", "n_corrupted_unchanged",
                 "weight_norm_init")
@@ -83,7 +84,8 @@ class TrainConfig:
                                  "4 heads, MLP 4d).")
     depth: int = setting(2, "MLP layers (linear maps): 2 = the paper's W phi(U e_m + V e_n); 3 = App. G's deep "
                             "MLP (one N x N hidden layer).", identity="when_set")
-    act: str = setting("quadratic", "Activation.", choices=tuple(ACTIVATIONS))
+    act: str = setting("quadratic", "Activation: of the MLP's hidden units; of the Transformer's MLP block.",
+                       choices=tuple(ACTIVATIONS))
     wd: float = setting(0.0, "AdamW weight decay.")
     init_scale: float = setting(1.0, "Factor on every initial weight matrix and embedding (not on norm layers): "
                                 "1 = the authors' initialization; below 1 starts from a smaller weight norm, the "
@@ -143,8 +145,8 @@ class TrainConfig:
         check_choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         check_choice("param_groups", self.param_groups, PARAM_GROUPS)
         for name in ("seed", "split_seed", "label_seed"):
-            if not is_int(getattr(self, name)):
-                raise BadInput(name, getattr(self, name), "an integer")
+            if not is_int(getattr(self, name)) or not 0 <= getattr(self, name) <= SEED_MAX:
+                raise BadInput(name, getattr(self, name), f"an integer in [0, {SEED_MAX}]")
         if not is_int(self.log_every) or self.log_every < 1:
             raise BadInput("log_every", self.log_every, "an integer >= 1")
         n_train = self.n_train()
@@ -174,6 +176,9 @@ class TrainConfig:
                 raise BadInput("batchnorm", True, "false for model 'transformer' (use layernorm)")
             if self.depth != 2:
                 raise BadInput("depth", self.depth, "2 for model 'transformer' (one block, as the paper)")
+            if self.width != (default := TrainConfig.__dataclass_fields__["width"].default):
+                raise BadInput("width", self.width, f"{default}, the default, for model 'transformer' (its sizes "
+                               "are the paper's, d = 128, 4 heads, MLP 4d; width is the MLP's)")
         elif self.layernorm:
             raise BadInput("layernorm", True, "false for model 'mlp' (use batchnorm)")
         elif self.param_groups != "standard":

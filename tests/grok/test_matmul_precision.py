@@ -90,10 +90,10 @@ def test_cli_refuses_bf16_in_one_line_and_writes_nothing(monkeypatch, tmp_path, 
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(depth=3, act="relu", batchnorm=True, batch_size=32),
-                                dict(model="transformer", act="relu", lr=1e-3, dropout=0.1)])
+                                dict(model="transformer", act="relu", lr=1e-3, dropout=0.1, width=500)])
 def test_bf16_training_changes_the_numbers_but_not_the_outcome(monkeypatch, kw):
     monkeypatch.setattr(prec, "bf16_is_fast", lambda device="cpu": True)  # emulated here if need be: tiny runs
-    base = dict(p=13, width=32, steps=40, log_every=10, wd=1.0, **kw)
+    base = dict(p=13, steps=40, log_every=10, wd=1.0, **({"width": 32} | kw))
     exact = train(TrainConfig(**base))
     again = train(TrainConfig(**base))
     bf16 = train(TrainConfig(**base, matmul_precision="bf16"))

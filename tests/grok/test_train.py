@@ -186,6 +186,8 @@ def test_batch_key_and_mismatch():
     (dict(batchnorm_placement="pre"), "batchnorm_placement"), (dict(init_scale=0.0), "init_scale"),
     (dict(init_scale=-1.0), "init_scale"), (dict(init_scale=float("nan")), "init_scale"),
     (dict(init_scale=10.5), "init_scale"), (dict(init_scale=float("inf")), "init_scale"),
+    (dict(seed=-1), "seed"), (dict(split_seed=2**63), "split_seed"), (dict(label_seed=1.5), "label_seed"),
+    (dict(model="transformer", width=16), "width"),  # it was recorded and had no effect
 ])
 def test_bad_config(kw, field):
     with pytest.raises(BadInput) as e:
@@ -334,14 +336,15 @@ def test_a_run_in_a_batch_equals_the_run_alone_bit_for_bit():
         assert rs.summary["train_acc"] == rb.summary["train_acc"]
 
 
-@pytest.mark.parametrize("extra", [dict(), dict(depth=3, act="relu"), dict(model="transformer", layernorm=True)])
+@pytest.mark.parametrize("extra", [dict(), dict(depth=3, act="relu"),
+                                   dict(model="transformer", layernorm=True, width=500)])
 def test_init_scale_multiplies_every_initial_matrix_and_keeps_norm_layers(extra):
     """Runs of one batch with init_scale 1 and 0.5 start from the same draws, the second at half of every
     matrix and embedding; LayerNorm gains and biases stay 1 and 0; each run trains as it would alone."""
     from forgetlab.grok.train import _initial_weights
     from forgetlab.grok.train_transformer import _init_model
 
-    base = dict(p=7, width=8, steps=3, log_every=1, lr=1e-2, alpha=0.6, **extra)
+    base = dict(p=7, steps=3, log_every=1, lr=1e-2, alpha=0.6, **({"width": 8} | extra))
     cfgs = [TrainConfig(**base, seed=2), TrainConfig(**base, seed=2, init_scale=0.5)]
     gens = [torch.Generator().manual_seed(2) for _ in cfgs]
     if extra.get("model") == "transformer":
@@ -391,7 +394,7 @@ def test_batchnorm_placement_changes_the_function_and_a_misspelled_one_is_refuse
 
 
 @pytest.mark.parametrize("extra", [dict(), dict(depth=3, act="relu", batchnorm=True),
-                                   dict(model="transformer", width=32)])
+                                   dict(model="transformer", width=500)])
 def test_a_diverging_run_is_labelled_and_leaves_its_batch_mates_alone(extra):
     """lr 1e30 makes the loss NaN by the first logged step: that run is Diverged (not Confusion) from step 5,
     and the finite run beside it in the batch ends exactly as it does alone."""
