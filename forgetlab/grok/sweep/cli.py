@@ -114,7 +114,8 @@ def _report_sweep(res, quiet: bool) -> None:
 
 def phase_diagram_command(
     sweep_dir: Path = typer.Argument(..., metavar="SWEEP_DIR", help="A sweep folder (with sweep.json and runs/)."),
-    out: Path | None = typer.Option(None, "--out", help="Where to write PNGs (default: DIR/plots)."),
+    out: Path | None = typer.Option(None, "--out", help="Where to write the PNGs and phase_counts.json (default: "
+                                    "SWEEP_DIR/plots; files of the same names there are replaced)."),
     dynamics: bool = typer.Option(True, "--dynamics/--no-dynamics",
                                   help="Also plot training curves of runs that kept their history."),
     table: bool = typer.Option(False, "--table", help="Only print the phase counts per panel as a Markdown "
@@ -128,11 +129,16 @@ def phase_diagram_command(
     if table:
         from .tables import phase_counts_markdown
 
+        if out is not None:
+            raise BadInput("out", str(out), "no --out with --table (the table goes to stdout; no files are written)")
         typer.echo(phase_counts_markdown(sweep_dir), nl=False)
         return
     if not (sweep_dir / "sweep.json").is_file():
         raise BadInput("SWEEP_DIR", str(sweep_dir), "a sweep folder (no sweep.json there)")
+    if out is not None and out.exists() and not out.is_dir():
+        raise BadInput("out", str(out), "a folder for the figures (this is a file)")
     paths = plot_phase_diagram(sweep_dir, out)
     if dynamics:
         paths += plot_dynamics(sweep_dir, out)
-    emit({"files": [str(p) for p in paths]})
+    counts = (out if out is not None else sweep_dir / "plots") / "phase_counts.json"
+    emit({"files": [str(p) for p in [*paths, counts]]})

@@ -110,12 +110,18 @@ def shown_labels(phases: Iterable[str]) -> tuple[str, ...]:
     return (*PHASES, DIVERGED) if DIVERGED in set(phases) else PHASES
 
 
+LEGEND_ENTRY_INCHES = 1.4  # width of one legend entry (patch and label at font size 8)
+
+
 def _legend(fig: Any, multi_seed: bool, labels: Sequence[str]) -> None:
+    """The phase legend under the panels, in as many columns as the figure's width holds (it was one row,
+    clipped at both ends of a single panel)."""
     from matplotlib.patches import Patch
 
     handles = [Patch(color=PHASE_COLORS[p], label=p) for p in labels]
     title = "phase (faded: seeds disagree, k/n agree)" if multi_seed else "phase"
-    fig.legend(handles=handles, loc="lower center", ncol=len(labels), fontsize=8, title=title,
+    ncol = max(1, min(len(labels), int(fig.get_figwidth() / LEGEND_ENTRY_INCHES)))
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, title=title,
                title_fontsize=8, frameon=False)
 
 
@@ -141,9 +147,9 @@ def plot_phase_diagram(sweep_dir: str | Path, out_dir: str | Path | None = None)
     for pv, grid in grids.items():
         label = panel_label(keys, pv)
         counts[label] = dict(Counter(ph for ph, _a, _n in grid["cells"].values()))
-        fig, ax = plt.subplots(figsize=(5, 5.2))
+        fig, ax = plt.subplots(figsize=(5, 5.6))
         _draw_panel(ax, grid, label)
-        fig.subplots_adjust(bottom=0.27)
+        fig.subplots_adjust(bottom=0.3)
         _legend(fig, multi, labels)
         path = out / f"phase_{_slug(label)}.png"
         fig.savefig(path, dpi=120)

@@ -39,7 +39,8 @@ def phase_counts(sweep_dir: str | Path) -> tuple[list[str], dict[str, Counter]]:
     root = Path(sweep_dir)
     path = root / RESULTS_CSV
     if not path.is_file():
-        raise BadInput("DIR", str(root), f"a sweep folder with {RESULTS_CSV} (run `forgetlab grok sweep` first)")
+        raise BadInput("SWEEP_DIR", str(root), f"a sweep folder with {RESULTS_CSV} (a sweep writes it when it "
+                       "finishes: run or resume `forgetlab grok sweep` on this folder)")
     rows = read_results_csv(path)
     if not rows:
         raise ForgetlabError(f"{path}: no runs")

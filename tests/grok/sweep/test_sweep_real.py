@@ -71,9 +71,15 @@ def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
     assert exc.value.code == 0
     pngs = json.loads(capsys.readouterr().out)["files"]
     names = sorted(p.rsplit("/", 1)[-1] for p in pngs)
-    assert names == ["dynamics_wd=0.png", "dynamics_wd=15.png", "phase_diagram.png", "phase_wd=0.png",
-                     "phase_wd=15.png"]
-    assert all((tmp_path / "s" / "plots" / n).stat().st_size > 5000 for n in names)
+    assert names == ["dynamics_wd=0.png", "dynamics_wd=15.png", "phase_counts.json", "phase_diagram.png",
+                     "phase_wd=0.png", "phase_wd=15.png"]
+    assert all((tmp_path / "s" / "plots" / n).stat().st_size > 5000 for n in names if n.endswith(".png"))
+    for extra, field in ((["--table", "--out", str(tmp_path / "t")], "out"), (["--out", str(out / "results.csv")], "out")):
+        with pytest.raises(SystemExit) as exc:
+            main(["grok", "phase-diagram", str(out), *extra])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.startswith(f"error: {field}:") and err.count("\n") == 1
+    assert not (tmp_path / "t").exists()
     with pytest.raises(SystemExit) as exc:
         main(["grok", "phase-diagram", str(out), "--table"])
     assert exc.value.code == 0
