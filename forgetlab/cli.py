@@ -119,6 +119,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.ENOMEM, errno.EMFILE,
                                 errno.ENFILE})
 """OS errors that are faults of the machine, not of the command's input: exit code 1."""
+INTERRUPTED = 130  # exit code of a command stopped by Ctrl-C (128 + SIGINT), as typer and the shells give it
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -157,7 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         fail("aborted")
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        rv = exc.exit_code
+    if rv == INTERRUPTED:  # typer's answer to Ctrl-C (returned, or raised): say so, keep the code for SIGINT
+        fail("interrupted", INTERRUPTED)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

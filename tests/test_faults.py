@@ -203,3 +203,24 @@ def test_os_errors_reaching_the_command_line_are_one_line(tmp_path, capsys):
     code, _, err = run_cli(["grok", "train", *TINY, "--out", str(blocker / "sub")], capsys)
     assert code == 2 and one_line(err)
     assert not os.path.exists(blocker / "sub")
+
+
+def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_folder(tmp_path):
+    """SIGINT while training: one line on stderr (it was silent), the shell's 130, the claimed folder gone."""
+    import signal
+    import time
+
+    from forgetlab.runs import LOCK_NAME
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "forgetlab", "grok", "train", "--p", "31", "--width", "32",
+                             "--steps", "1000000", "--quiet", "--threads", "1", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / LOCK_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # inside the training loop
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and stdout == "" and stderr.strip().splitlines()[-1] == "error: interrupted"
+    assert not out.exists()

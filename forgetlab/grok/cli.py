@@ -63,20 +63,25 @@ def train_command(
     status(not quiet)(f"wrote {out_dir}")
     if (line := diverged_warning([result.summary])) is not None:
         warn(line)
+    if cfg.xi > 0 and result.summary["n_corrupted"] == 0:
+        warn(f"xi {cfg.xi} of {result.extra['n_train']} training pairs rounds down to no corrupted label: this run "
+             "has no forget set (raise alpha or xi)")
     emit(result.summary)
 
 
-def _check_memory(cfg) -> None:
-    """Refuse a run whose estimated peak memory exceeds the memory available now, before allocating any."""
+def _check_memory(cfg, with_batch_size: bool = True) -> None:
+    """Refuse a run whose estimated peak memory exceeds the memory available now, before allocating any (the
+    message names the batch size only where the command has one)."""
     from ..errors import BadInput
     from .sweep.run import available_memory_bytes
     from .train import estimate_batch_bytes
 
     need, have = estimate_batch_bytes([cfg]), available_memory_bytes()
     if need > have:
-        raise BadInput("p/width", f"p={cfg.p}, width={cfg.width}, batch_size={cfg.batch_size}",
+        batch = f", batch_size={cfg.batch_size}" if with_batch_size else ""
+        raise BadInput("p/width", f"p={cfg.p}, width={cfg.width}{batch}",
                        f"a run that fits in memory: this one needs about {need / 2**30:.1f} GiB and "
-                       f"{have / 2**30:.1f} GiB are available (lower p, width or batch size)")
+                       f"{have / 2**30:.1f} GiB are available (lower p{', width or batch size' if batch else ' or width'})")
 
 
 def _check_cases_memory(paper: list[str], arch: list[str], p: int) -> None:
@@ -135,7 +140,7 @@ def prune_command(
 
 @app.command("analytic")
 def analytic_command(
-    p: int = typer.Option(97, help="Modulus (odd)."),
+    p: int = typer.Option(97, help="Modulus, >= 3 (the paper's 97)."),
     width: int = typer.Option(500, help="Hidden width N."),
     seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Seed of frequencies and phases."),
 ) -> dict:
@@ -152,7 +157,7 @@ def analytic_command(
     check_p_op(p, "add")
     if width < 1:
         raise BadInput("width", width, "an integer >= 1")
-    _check_memory(TrainConfig(p=p, width=width, alpha=0.5, xi=0.0))  # all p^2 pairs are evaluated at once
+    _check_memory(TrainConfig(p=p, width=width, alpha=0.5, xi=0.0), with_batch_size=False)  # all p^2 pairs at once
     U, V, W = analytic_solution(p, width, torch.Generator().manual_seed(seed))
     ds = make_dataset(p, "add", 0.5, 0.0)
     m = evaluate_states([{"U": U, "V": V, "W": W}], ds)[0]

@@ -166,3 +166,14 @@ def test_a_diverged_run_is_flagged_and_not_pruned(tmp_path, capsys):
     code, _, err = run_cli(["grok", "prune", str(out)], capsys)
     assert code == 2 and "NaN" in err and len(err.strip().splitlines()) == 1
     assert not (out / "prune.json").exists()
+
+
+def test_a_corruption_fraction_that_rounds_to_no_label_is_warned_about(tmp_path, capsys):
+    """p 23, alpha 0.002: one training pair, and xi 0.99 of it corrupts none; the run is fine but has no forget
+    set, which the user asked for: a warning says so (it was silent)."""
+    code, stdout, err = run_cli(["grok", "train", "--p", "23", "--alpha", "0.002", "--xi", "0.99", "--steps", "2",
+                                 "--width", "8", "--quiet", "--out", str(tmp_path / "r")], capsys)
+    assert code == 0 and json.loads(stdout)["n_corrupted"] == 0
+    assert err.startswith("warning: xi 0.99 of 1 training pairs") and "no forget set" in err
+    code, _, err = run_cli(["grok", "train", *TINY, "--out", str(tmp_path / "s")], capsys)
+    assert code == 0 and err == ""
