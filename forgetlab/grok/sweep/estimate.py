@@ -12,6 +12,7 @@ it when the cores are free.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +72,10 @@ def _probe(trainer: Any, configs: list[Any], steps: tuple[int, int], history: bo
 
 
 def estimate_sweep(spec: SweepSpec, *, trainer: str = DEFAULT_TRAINER, finished: set[str] | frozenset = frozenset(),
-                   probe_steps: tuple[int, int] = (2, 10)) -> SweepEstimate:
-    """Estimate the single-worker seconds of the runs of ``spec`` not in ``finished`` (run ids)."""
+                   probe_steps: tuple[int, int] = (2, 10),
+                   say: Callable[[str], None] = lambda _line: None) -> SweepEstimate:
+    """Estimate the single-worker seconds of the runs of ``spec`` not in ``finished`` (run ids); ``say`` gets a
+    line before each shape's probe (at p = 97 one probe takes minutes)."""
     mod = load_trainer(trainer)
     configs = [c for c in make_configs(spec, mod) if run_id(c) not in finished]
     budget = int(spec.max_memory_gb * 2**30) if spec.max_memory_gb else available_memory_bytes() // 2
@@ -83,8 +86,10 @@ def estimate_sweep(spec: SweepSpec, *, trainer: str = DEFAULT_TRAINER, finished:
         by_shape.setdefault(mod.batch_key(cfgs[0]), []).append(cfgs)
     t0 = time.perf_counter()
     shapes = []
-    for key, batches in by_shape.items():
+    for k, (key, batches) in enumerate(by_shape.items(), 1):
         probe = batches[0]
+        say(f"probing shape {k} of {len(by_shape)}: a batch of {len(probe)} runs of p={probe[0].p}, "
+            f"{2 * probe_steps[0] + probe_steps[1] + (probe_steps[0] if spec.keep_history else 0)} steps")
         step, fixed, evaluation = _probe(mod, probe, probe_steps, spec.keep_history)
         seconds = 0.0
         for batch in batches:

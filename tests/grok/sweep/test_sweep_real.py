@@ -91,7 +91,9 @@ def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
     assert exc.value.code == 0
     cap = capsys.readouterr()
     est = json.loads(cap.out)["estimate"]  # stdout: the result; stderr: the description
-    assert cap.err.startswith("8 runs, estimated") and "ms per step" in cap.err and not (tmp_path / "e").exists()
+    lines = cap.err.splitlines()  # a line before each shape's probe, then the estimate
+    assert lines[0].startswith("probing shape 1 of 1: a batch of") and "p=7, 16 steps" in lines[0]  # 2 + 2 + 10, + 2 with histories
+    assert lines[1].startswith("8 runs, estimated") and "ms per step" in cap.err and not (tmp_path / "e").exists()
     assert est["n_runs"] == 8 and est["seconds"] > 0 and est["shapes"]
 
 
