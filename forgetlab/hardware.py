@@ -65,6 +65,22 @@ def load_average() -> list[float] | None:
         return None
 
 
+MAX_THREADS = 1024  # beyond any machine this runs on; torch itself overflows past a C long long
+
+
+def set_torch_threads(threads: int, field: str = "threads") -> None:
+    """Apply a ``--threads`` option to this process: 0 keeps torch's default; else :class:`BadInput` naming
+    ``field`` outside [0, :data:`MAX_THREADS`]."""
+    from .errors import BadInput
+
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
+        raise BadInput(field, threads, f"an integer in [0, {MAX_THREADS}] (0 = torch default)")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def machine() -> dict[str, object]:
     """What a result file records about the machine that computed it: CPU model, whether it has bf16 units, the
     cores this process may use, torch's thread count and the load average."""

@@ -108,7 +108,7 @@ def _grok(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[s
                         "--set": pool("p=11", "p=4", "xi=0.2", "op=div", "stepz=3", "width=-1", "lr=nan", "=",
                                       "alpha"),
                         "--spec": st.sampled_from(["{file}", str(fx["missing"])]), "--preset": pool("small", "nope"),
-                        "--backend": pool("local", "slurm"), "--workers": pool(1, 0, -1),
+                        "--backend": pool("local", "slurm"), "--workers": pool(1, 0, -1), "--threads": pool(1, 0, -1, 2000),
                         "--max-memory": pool(1, 0.001, 0, -1, "nan", "inf", 1e30), "--keep-history": FLAG,
                         "--save-weights": FLAG, "--no-keep-history": FLAG, "--no-save-weights": FLAG,
                         "--estimate": FLAG, "--trainer": pool("forgetlab.grok.train", "forgetlab.grok.config",

@@ -18,19 +18,13 @@ from .sweep.cli import phase_diagram_command, sweep_command
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 
 
-MAX_THREADS = 1024  # beyond any machine this runs on; torch itself overflows past a C long long
 
 
 def _set_threads(threads: int) -> None:
     """Apply ``--threads`` (0 keeps torch's default)."""
-    from ..errors import BadInput
+    from ..hardware import set_torch_threads
 
-    if not 0 <= threads <= MAX_THREADS:
-        raise BadInput("threads", threads, f"an integer in [0, {MAX_THREADS}] (0 = torch default)")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    set_torch_threads(threads)
 
 
 @app.command("train")

@@ -37,7 +37,7 @@ class BatchJob:
 class Backend(Protocol):
     """Trains ``jobs`` (``workers`` processes or CPUs) and calls ``on_done(job, records)`` as each finishes."""
 
-    def __call__(self, jobs: Sequence[BatchJob], *, workers: int,
+    def __call__(self, jobs: Sequence[BatchJob], *, workers: int, threads: int,
                  on_done: Callable[[BatchJob, list[dict[str, Any]]], None]) -> None: ...
 
 
@@ -96,10 +96,10 @@ def local_workers(workers: int) -> int:
     return workers or usable_cores()
 
 
-def local_backend(jobs: Sequence[BatchJob], *, workers: int = 1,
+def local_backend(jobs: Sequence[BatchJob], *, workers: int = 1, threads: int = 0,
                   on_done: Callable[[BatchJob, list[dict[str, Any]]], None]) -> None:
-    """Train batches in this process (``workers=1``, torch's default threads), or in ``workers`` spawned
-    processes (0 = one per core) with ``cores // workers`` torch threads each.
+    """Train batches in this process (``workers=1``, this process's torch threads), or in ``workers`` spawned
+    processes (0 = one per core) with ``threads`` torch threads each (0 = ``cores // workers``).
 
     Worker processes pay their start-up (a fresh interpreter importing torch, seconds each): on the 2-core EPYC
     they measured 0.56-0.67x the throughput of one process for sweeps of a few seconds per worker
@@ -115,7 +115,7 @@ def local_backend(jobs: Sequence[BatchJob], *, workers: int = 1,
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     workers = min(workers, len(jobs))
-    threads = max(1, usable_cores() // workers)
+    threads = threads or max(1, usable_cores() // workers)
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_watch_parent,
                              initargs=(os.getpid(),)) as pool:
@@ -183,9 +183,10 @@ def _ray_connect(ray: Any, workers: int) -> bool:
     return True
 
 
-def ray_backend(jobs: Sequence[BatchJob], *, workers: int = 0,
+def ray_backend(jobs: Sequence[BatchJob], *, workers: int = 0, threads: int = 0,
                 on_done: Callable[[BatchJob, list[dict[str, Any]]], None]) -> None:
-    """Send each batch to a Ray task (1 CPU, 1 torch thread each) and persist results as they arrive.
+    """Send each batch to a Ray task (1 CPU, 1 torch thread each: ``threads`` is not used) and persist results
+    as they arrive.
 
     A running cluster (``ray start --head``; ``RAY_ADDRESS`` or ``address="auto"``) is used when there is
     one, else a local Ray with ``workers`` CPUs (default: all cores) is started and shut down afterwards.

@@ -40,6 +40,9 @@ def sweep_command(
     backend: str = typer.Option("local", "--backend", help="Where batches train, one of: local, ray."),
     workers: int = typer.Option(1, "--workers", help="Local: worker processes, each with cores // workers torch "
                                 "threads (0 = one process per usable core; 1 = this process). Ray: CPUs (0 = all)."),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads of this process (one worker) or of each "
+                                "worker process (0 = the default: torch's, or cores // workers; 1 is faster on a "
+                                "busy CPU). Local backend only."),
     max_memory: float | None = typer.Option(None, "--max-memory", help="GiB per batch (default: the spec's "
                                             "max_memory_gb, else half the free memory)."),
     keep_history: bool | None = typer.Option(None, "--keep-history/--no-keep-history",
@@ -70,10 +73,13 @@ def sweep_command(
     if changes:
         sweep_spec = dataclasses.replace(sweep_spec, **changes)
     if estimate:
+        from ...hardware import set_torch_threads
+
+        set_torch_threads(threads)  # the probes train in this process
         _print_estimate(sweep_spec, trainer, out, workers, quiet)
         return
     res = run_sweep(sweep_spec, out, backend=backend, workers=workers, progress=not quiet, trainer=trainer,
-                    max_memory_gb=max_memory)
+                    max_memory_gb=max_memory, threads=threads)
     _report_sweep(res, quiet)
 
 

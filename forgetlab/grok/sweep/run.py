@@ -164,7 +164,7 @@ class _Writer:
 
 
 def _drain(store: SweepStore, jobs: list[BatchJob], run_ids: set[str], backend: str, workers: int,
-           writer: _Writer, poll_s: float) -> None:
+           threads: int, writer: _Writer, poll_s: float) -> None:
     """Claim and train batches until every run is finished, waiting on batches other processes hold."""
     run_backend = get_backend(backend)
     while True:
@@ -184,7 +184,7 @@ def _drain(store: SweepStore, jobs: list[BatchJob], run_ids: set[str], backend: 
         if mine:
             try:
                 with store.claims.holding([j.batch_id for j in mine]):  # the heartbeat keeps our leases
-                    run_backend(mine, workers=workers, on_done=writer)
+                    run_backend(mine, workers=workers, threads=threads, on_done=writer)
             finally:
                 for j in mine:  # batches not finished (error, interrupt): let others take them
                     if not set(j.run_ids) <= store.finished():
@@ -196,25 +196,31 @@ def _drain(store: SweepStore, jobs: list[BatchJob], run_ids: set[str], backend: 
 
 def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "local", workers: int = 1,
               progress: bool = True, trainer: str = DEFAULT_TRAINER, max_memory_gb: float | None = None,
-              poll_s: float = 0.5) -> SweepResult:
+              poll_s: float = 0.5, threads: int = 0) -> SweepResult:
     """Train every run of ``spec`` not already in ``out_dir``'s store and regenerate ``results.csv``.
 
     Resumable (finished runs are skipped) and safe to run in several processes at once on one folder:
     batches are claimed before training; batches claimed by another live process are waited for, and
     taken over if that process dies. ``max_memory_gb`` (else the spec's, else half the available memory)
-    bounds each batch's estimated memory.
+    bounds each batch's estimated memory. ``threads`` (0: the default) sets the torch threads of this process
+    with one local worker, of each worker process with several; Ray tasks train with one.
     """
+    from ...hardware import set_torch_threads
+
     t0 = time.perf_counter()
     get_backend(backend)
     if workers < 0:
         raise BadInput("workers", workers, "an integer >= 1, or 0 for all cores")
+    if threads and backend != "local":
+        raise BadInput("threads", threads, "0 with --backend ray (each Ray task trains with 1 torch thread)")
+    set_torch_threads(threads if workers == 1 else 0)  # refuses a bad count before any work
     mod = load_trainer(trainer)
     unique = _unique_configs(spec, mod)
     configs = list(unique.values())
     getattr(mod, "check_configs", lambda _cs: None)(configs)  # e.g. bf16 matmuls on a CPU without bf16 units
     budget = _memory_budget(spec, max_memory_gb)
     plan_batches(spec, configs[:1], mod, trainer, budget)  # a run too large for the budget: refused before any work
-    planned, probe = _batch_size(spec, configs, mod, backend, workers, budget)
+    planned, probe = _batch_size(spec, configs, mod, backend, workers, budget, threads)
     jobs = plan_batches(dataclasses.replace(spec, max_batch_runs=planned), configs, mod, trainer, budget)
     store = SweepStore.open(out_dir, spec.to_dict(), spec.spec_hash(), len(configs), trainer)
     n_damaged = _set_aside_damaged(store)
@@ -222,7 +228,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
     with Bar(spec.name, len(configs), progress, extra=("{task.fields[skipped]} skipped (done earlier)",),
              completed=n_skipped, skipped=n_skipped) as bar:
         writer = _Writer(store, bar, backend)
-        _drain(store, jobs, set(unique), backend, workers, writer, poll_s)
+        _drain(store, jobs, set(unique), backend, workers, threads, writer, poll_s)
     csv_path = store.write_results_csv(_sort_keys(spec))
     store.clean_temp_files()
     return SweepResult(out_dir=Path(out_dir), n_runs=len(configs), n_skipped=n_skipped, n_trained=writer.trained,
@@ -231,7 +237,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
 
 
 def _batch_size(spec: SweepSpec, configs: list[Any], trainer: Any, backend: str, workers: int,
-                budget: int) -> tuple[int, dict[int, float] | None]:
+                budget: int, threads: int = 0) -> tuple[int, dict[int, float] | None]:
     """Runs per batch for this sweep: with ``batching = "measured"`` and the local backend, measured on the first
     batch shape's runs with the torch threads each worker will have; else the spec's ``max_batch_runs``."""
     if spec.batching != "measured" or backend != "local" or spec.max_batch_runs == 1 or len(configs) < 2:
@@ -242,7 +248,10 @@ def _batch_size(spec: SweepSpec, configs: list[Any], trainer: Any, backend: str,
 
     first = trainer.batch_key(configs[0])
     shape = [c for c in configs if trainer.batch_key(c) == first]
-    threads = torch_threads() if workers == 1 else max(1, usable_cores() // local_workers(workers))
+    if workers == 1:
+        threads = torch_threads()
+    else:
+        threads = threads or max(1, usable_cores() // local_workers(workers))
     return measure_batch_runs(trainer, shape, spec.max_batch_runs, threads, budget)
 
 

@@ -33,3 +33,40 @@ def test_worker_counts():
     assert local_workers(0) == usable_cores() >= 1 and local_workers(3) == 3
     with pytest.raises(BadInput, match="workers"):
         local_workers(-1)
+
+
+def test_threads_reach_this_process_or_each_worker_and_bad_counts_are_refused(tmp_path, monkeypatch):
+    """``--threads``: with one worker this process trains with that many torch threads; with several, each
+    worker's batch gets it (the pool is swapped for threads here to see the argument); refused below 0, above
+    the cap and with Ray, before any work."""
+    import concurrent.futures
+
+    import torch
+
+    import forgetlab.grok.sweep.backends as backends
+
+    spec = build_spec(grid=["alpha=0.4,0.8"], fixed=["p=7", "width=4", "steps=2"],
+                      config_cls=load_trainer().TrainConfig)
+    spec = dataclasses.replace(spec, max_batch_runs=1, batching="max")
+    before = torch.get_num_threads()
+    try:
+        run_sweep(spec, tmp_path / "one", workers=1, threads=1, progress=False)
+        assert torch.get_num_threads() == 1
+        seen = []
+        real = backends.execute_batch
+
+        class Pool(concurrent.futures.ThreadPoolExecutor):
+            def __init__(self, max_workers, mp_context=None, initializer=None, initargs=()):
+                super().__init__(max_workers=max_workers)
+
+        monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Pool)
+        monkeypatch.setattr(backends, "execute_batch", lambda job, threads=None: seen.append(threads) or real(job))
+        res = run_sweep(spec, tmp_path / "two", workers=2, threads=3, progress=False)
+        assert res.n_trained == 2 and seen == [3, 3]
+    finally:
+        torch.set_num_threads(before)
+    for kw, allowed in ((dict(threads=-1), "an integer in"), (dict(threads=2000), "an integer in"),
+                        (dict(threads=1, backend="ray"), "Ray")):
+        with pytest.raises(BadInput, match=allowed) as exc:
+            run_sweep(spec, tmp_path / "bad", progress=False, **kw)
+        assert exc.value.field == "threads" and not (tmp_path / "bad").exists()
