@@ -323,7 +323,7 @@ def spec_from_dict(data: Mapping[str, Any], *, config_cls: type, source: str = "
     panel = settings.get("panel")
     _check_axes(fixed, grid, zipped, panel, source, text)
     spec = SweepSpec(
-        name=settings.get("name", Path(source).stem if source != "<spec>" else "sweep"),
+        name=settings.get("name", "sweep" if source.startswith("<") else Path(source).stem),  # <cli>, <spec>
         fixed=fixed, grid=grid, zip=zipped, panel=panel,
         keep_history=settings.get("keep_history", False), save_weights=settings.get("save_weights", False),
         max_batch_runs=settings.get("max_batch_runs", 64), batching=settings.get("batching", "measured"),

@@ -132,6 +132,7 @@ def test_a_range_over_an_integer_field_gives_integers():
     from forgetlab.grok.config import TrainConfig
 
     spec = build_spec(grid=["seed=1:3:3", "wd=0:10:3"], fixed=["p=7"], config_cls=TrainConfig)
+    assert spec.name == "sweep"  # a spec from the command line alone (its progress bar said "<cli>")
     assert spec.grid["seed"] == [1, 2, 3] and all(type(v) is int for v in spec.grid["seed"])
     assert spec.grid["wd"] == [0.0, 5.0, 10.0] and all(type(v) is float for v in spec.grid["wd"])
     with pytest.raises(BadInput, match=r"grid\.seed"):
