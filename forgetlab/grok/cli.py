@@ -191,7 +191,8 @@ def reproduce_command(
                               "(the paper's MLP results), T1, T2, T3, T4, D1, D2, D3, D4 (App. G: Transformer, "
                               "3-layer MLP; 3 seeds each). Default: A0 to A9."),
     p: int = typer.Option(97, "--p", help="Modulus (the paper's 97; another p changes what the bands mean)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder (the selected "
+                                   "cases' folders and results are replaced, other files kept)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted call in the same --out: App. G "
                                 "runs (T, D cases) that finished with the same config are read back, not "
                                 "trained again; A cases are always trained."),
