@@ -68,8 +68,8 @@ def _lock(folder: Path, field: str) -> int:
     raise BadInput(field, str(folder), "a folder that stays in place (it kept disappearing)")
 
 
-def _refuse_early(path: Path, overwrite: bool, resume: bool, field: str) -> None:
-    if str(path) in ("", ".") or Path.cwd().resolve().is_relative_to(path.resolve()):
+def _refuse_early(path: Path, overwrite: bool, resume: bool, field: str, swapped: bool = False) -> None:
+    if swapped and (str(path) in ("", ".") or Path.cwd().resolve().is_relative_to(path.resolve())):
         raise BadInput(field, str(path), "a folder other than the current one or one holding it (an output "
                        "folder is written beside itself and swapped in whole)")
     if path.exists() and not path.is_dir():
@@ -80,17 +80,19 @@ def _refuse_early(path: Path, overwrite: bool, resume: bool, field: str) -> None
 
 @contextmanager
 def claim_out_dir(path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False,
-                  field: str = "out") -> Iterator[Path]:
+                  field: str = "out", swapped: bool = False) -> Iterator[Path]:
     """Create (or reuse) the output folder ``path`` and hold the only claim on it for the block.
 
     Refused with :class:`BadInput` naming ``field``: a file at ``path``, a folder with content (unless
-    ``overwrite``, or ``resume`` for folders reused as a cache), a folder another process holds. An
+    ``overwrite``, or ``resume`` for folders reused as a cache), a folder another process holds, and with
+    ``swapped`` (the block replaces the folder whole: :func:`~forgetlab.runs.write_folder_atomically`) the
+    current folder or one holding it, which cannot be renamed away. An
     unwritable place raises its ``OSError`` (the command line reports it on one line). On exit the lock file
     is removed and the lock released; a folder this call created and the block left empty is removed, and so are
     the missing parent folders it created for it (``--out new/run`` leaves no ``new/`` behind).
     """
     path = Path(path)
-    _refuse_early(path, overwrite, resume, field)
+    _refuse_early(path, overwrite, resume, field, swapped)
     created = None if path.exists() else _missing_parents(path)
     try:
         fd = _lock(path, field)
@@ -98,7 +100,7 @@ def claim_out_dir(path: str | os.PathLike, *, overwrite: bool = False, resume: b
         _remove_created(path, created)
         raise
     try:
-        _refuse_early(path, overwrite, resume, field)  # again, holding the claim: content may have appeared
+        _refuse_early(path, overwrite, resume, field, swapped)  # again, holding the claim: content may have appeared
         yield path
     finally:
         try:

@@ -68,13 +68,17 @@ def load_average() -> list[float] | None:
 MAX_THREADS = 1024  # beyond any machine this runs on; torch itself overflows past a C long long
 
 
-def set_torch_threads(threads: int, field: str = "threads") -> None:
-    """Apply a ``--threads`` option to this process: 0 keeps torch's default; else :class:`BadInput` naming
-    ``field`` outside [0, :data:`MAX_THREADS`]."""
+def check_threads(threads: int, field: str = "threads") -> None:
+    """Refuse a ``--threads`` value outside [0, :data:`MAX_THREADS`] (:class:`BadInput` naming ``field``)."""
     from .errors import BadInput
 
     if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= MAX_THREADS:
         raise BadInput(field, threads, f"an integer in [0, {MAX_THREADS}] (0 = torch default)")
+
+
+def set_torch_threads(threads: int, field: str = "threads") -> None:
+    """Apply a ``--threads`` option to this process (:func:`check_threads` first): 0 keeps torch's default."""
+    check_threads(threads, field)
     if threads:
         import torch
 

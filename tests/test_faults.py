@@ -216,11 +216,16 @@ def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_folder(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "forgetlab", "grok", "train", "--p", "31", "--width", "32",
                              "--steps", "1000000", "--quiet", "--threads", "1", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (out / LOCK_NAME).exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.5)  # inside the training loop
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and stdout == "" and stderr.strip().splitlines()[-1] == "error: interrupted"
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / LOCK_NAME).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (out / LOCK_NAME).exists(), "the command never claimed its folder"
+        time.sleep(0.5)  # inside the training loop
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # a no-op when it ended; else it would keep training a million steps
+        proc.wait()
+    assert proc.returncode == 130 and stdout == "" and stderr.strip() == "error: interrupted"
     assert not out.exists()

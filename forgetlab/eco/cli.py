@@ -171,7 +171,7 @@ def fit_cmd(
     if quiet:
         quiet_transformers()
     say = status(not quiet)
-    claim = claim_out_dir(out, overwrite=overwrite) if out is not None else nullcontext()
+    claim = claim_out_dir(out, overwrite=overwrite, swapped=True) if out is not None else nullcontext()
     with claim:  # before any work: a second writer is refused at once (--add-to: the folder's own edit lock)
         source, lm, tok = _load_fit_model(model, revision, existing, placement, say)
         guard = _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, corruption, strength, k,

@@ -51,7 +51,7 @@ def train_command(
     check_matmul_precision(cfg.matmul_precision)
     _check_memory(cfg)
     _set_threads(threads)
-    with claim_out_dir(out, overwrite=overwrite) as out_dir:
+    with claim_out_dir(out, overwrite=overwrite, swapped=True) as out_dir:
         result = train(cfg, progress=not quiet)
         write_folder_atomically(out_dir, lambda tmp: save_run(tmp, result), replace=lambda old: overwrite)
     status(not quiet)(f"wrote {out_dir}")
@@ -113,7 +113,11 @@ def prune_command(
     if not (run_dir / "summary.json").is_file():
         raise BadInput("RUN_DIR", str(run_dir), "a finished run of `forgetlab grok train` (no summary.json here: "
                        "the run did not finish)")
-    if read_json(run_dir / "summary.json").get("phase") == DIVERGED:
+    summary = read_json(run_dir / "summary.json")
+    if not isinstance(summary, dict):
+        raise BadInput("RUN_DIR", str(run_dir), "a finished run of `forgetlab grok train` (its summary.json is not "
+                       "a JSON object)")
+    if summary.get("phase") == DIVERGED:
         raise BadInput("RUN_DIR", str(run_dir), "a run that did not diverge (this one's loss or weights became "
                        "NaN or infinite: retrain it with a smaller --lr)")
     cfg = load_config(run_dir)

@@ -87,6 +87,6 @@ def diverged_warning(summaries: Iterable[Mapping[str, Any]]) -> str | None:
     if not bad:
         return None
     steps = [int(float(r["diverged_step"])) for r in bad if r.get("diverged_step") not in (None, "")]
-    when = f", the first by step {min(steps)}" if steps else ""
+    when = f", first seen at logged step {min(steps)}" if steps else ""
     return (f"{len(bad)} of {len(rows)} runs diverged (loss or weights NaN or infinite{when}), labelled {DIVERGED}: "
             "a smaller --lr or --init-scale keeps them finite")

@@ -66,7 +66,8 @@ def is_finite_metrics(mt: dict) -> bool:
 
 
 def diverged_step(history: list[dict], final_step: int) -> int:
-    """The first logged step whose metrics are not finite; ``final_step`` when the history holds none such."""
+    """The first logged step whose metrics are not finite; ``final_step`` when the history holds none such (a
+    run without kept history is only seen at its last step, so then this is an upper bound)."""
     return next((h["step"] for h in history if not is_finite_metrics(h)), final_step)
 
 

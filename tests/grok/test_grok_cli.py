@@ -165,6 +165,9 @@ def test_a_diverged_run_is_flagged_and_not_pruned(tmp_path, capsys):
     (out / "summary.json").write_text(json.dumps(summary | {"phase": "Confusion"}))
     code, _, err = run_cli(["grok", "prune", str(out)], capsys)
     assert code == 2 and "NaN" in err and len(err.strip().splitlines()) == 1
+    (out / "summary.json").write_text("[]")  # valid JSON, not a summary: was an AttributeError traceback
+    code, _, err = run_cli(["grok", "prune", str(out)], capsys)
+    assert code == 2 and err.startswith("error: RUN_DIR:") and len(err.strip().splitlines()) == 1
     assert not (out / "prune.json").exists()
 
 

@@ -47,4 +47,4 @@ def test_a_diverged_run_is_labelled_apart_from_the_phases():
     assert diverged_warning([{"phase": "Confusion"}]) is None and diverged_warning([]) is None
     line = diverged_warning([{"phase": DIVERGED, "diverged_step": 300}, {"phase": DIVERGED, "diverged_step": "100"},
                              {"phase": "Coexistence"}])
-    assert line.startswith("2 of 3 runs diverged") and "first by step 100" in line
+    assert line.startswith("2 of 3 runs diverged") and "first seen at logged step 100" in line

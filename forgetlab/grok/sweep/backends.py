@@ -108,8 +108,8 @@ def local_backend(jobs: Sequence[BatchJob], *, workers: int = 1, threads: int = 
     """
     workers = local_workers(workers)
     if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            on_done(job, execute_batch(job))
+        for job in jobs:  # in this process: with several workers asked for, at the threads one would have
+            on_done(job, execute_batch(job, threads if workers > 1 else None))
         return
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait

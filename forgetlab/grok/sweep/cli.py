@@ -39,7 +39,8 @@ def sweep_command(
                                    "(repeatable)."),
     backend: str = typer.Option("local", "--backend", help="Where batches train, one of: local, ray."),
     workers: int = typer.Option(1, "--workers", help="Local: worker processes, each with cores // workers torch "
-                                "threads (0 = one process per usable core; 1 = this process). Ray: CPUs (0 = all)."),
+                                "threads unless --threads (0 = one process per usable core; 1 = this process). "
+                                "Ray: CPUs (0 = all)."),
     threads: int = typer.Option(0, "--threads", help="torch CPU threads of this process (one worker) or of each "
                                 "worker process (0 = the default: torch's, or cores // workers; 1 is faster on a "
                                 "busy CPU). Local backend only."),
@@ -74,7 +75,9 @@ def sweep_command(
         sweep_spec = dataclasses.replace(sweep_spec, **changes)
     if estimate:
         from ...hardware import set_torch_threads
+        from .run import check_backend_threads
 
+        check_backend_threads(backend, threads)
         set_torch_threads(threads)  # the probes train in this process
         _print_estimate(sweep_spec, trainer, out, workers, quiet)
         return
@@ -131,7 +134,7 @@ def phase_diagram_command(
     """Draw the alpha x xi phase diagram of each panel, one combined figure, and training dynamics.
 
     Prints the written PNG paths as one JSON object on stdout."""
-    from .plots import plot_dynamics, plot_phase_diagram
+    from .plots import PHASE_COUNTS, plot_dynamics, plot_phase_diagram, plots_dir
 
     if table:
         from .tables import phase_counts_markdown
@@ -147,5 +150,4 @@ def phase_diagram_command(
     paths = plot_phase_diagram(sweep_dir, out)
     if dynamics:
         paths += plot_dynamics(sweep_dir, out)
-    counts = (out if out is not None else sweep_dir / "plots") / "phase_counts.json"
-    emit({"files": [str(p) for p in [*paths, counts]]})
+    emit({"files": [str(p) for p in [*paths, plots_dir(sweep_dir, out) / PHASE_COUNTS]]})

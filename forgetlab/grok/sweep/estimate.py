@@ -57,6 +57,12 @@ def _hms(seconds: float) -> str:
     return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min {rem % 60:02d} s"
 
 
+def probe_steps_total(steps: tuple[int, int], history: bool) -> int:
+    """The steps :func:`_probe` trains: ``s1`` untimed, ``s1`` and ``s2`` timed, ``s1`` more with history."""
+    s1, s2 = steps
+    return 2 * s1 + s2 + (s1 if history else 0)
+
+
 def _probe(trainer: Any, configs: list[Any], steps: tuple[int, int], history: bool) -> tuple[float, float, float]:
     """(seconds per batch step, fixed seconds, seconds per evaluation) of training ``configs`` as one batch."""
     s1, s2 = steps
@@ -89,7 +95,7 @@ def estimate_sweep(spec: SweepSpec, *, trainer: str = DEFAULT_TRAINER, finished:
     for k, (key, batches) in enumerate(by_shape.items(), 1):
         probe = batches[0]
         say(f"probing shape {k} of {len(by_shape)}: a batch of {len(probe)} runs of p={probe[0].p}, "
-            f"{2 * probe_steps[0] + probe_steps[1] + (probe_steps[0] if spec.keep_history else 0)} steps")
+            f"{probe_steps_total(probe_steps, spec.keep_history)} steps")
         step, fixed, evaluation = _probe(mod, probe, probe_steps, spec.keep_history)
         seconds = 0.0
         for batch in batches:

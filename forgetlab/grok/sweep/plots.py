@@ -125,6 +125,14 @@ def _legend(fig: Any, multi_seed: bool, labels: Sequence[str]) -> None:
                title_fontsize=8, frameon=False)
 
 
+PHASE_COUNTS = "phase_counts.json"  # the majority-phase counts per panel, beside the figures
+
+
+def plots_dir(sweep_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Where a sweep's figures go: ``out_dir``, else ``sweep_dir/plots``."""
+    return Path(out_dir) if out_dir is not None else Path(sweep_dir) / "plots"
+
+
 def plot_phase_diagram(sweep_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
     """Write ``phase_<panel>.png`` per panel, ``phase_diagram.png`` (all panels) and ``phase_counts.json``
     (majority-phase counts per panel) under ``out_dir`` (default ``sweep_dir/plots``); return the PNG paths."""
@@ -137,7 +145,7 @@ def plot_phase_diagram(sweep_dir: str | Path, out_dir: str | Path | None = None)
     records = SweepStore(root).records()
     if not records:
         raise ForgetlabError(f"{root}: no finished runs to plot (run `forgetlab grok sweep --out {root}` first)")
-    out = Path(out_dir) if out_dir is not None else root / "plots"
+    out = plots_dir(root, out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keys = _panel_keys(root, records)
     grids = phase_grids(records, keys)
@@ -169,7 +177,7 @@ def plot_phase_diagram(sweep_dir: str | Path, out_dir: str | Path | None = None)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     paths.append(path)
-    atomic_write_json(out / "phase_counts.json", {"panel_keys": keys, "counts": counts})
+    atomic_write_json(out / PHASE_COUNTS, {"panel_keys": keys, "counts": counts})
     return paths
 
 
@@ -187,7 +195,7 @@ def plot_dynamics(sweep_dir: str | Path, out_dir: str | Path | None = None, *, a
     records = [r for r in SweepStore(root).records() if r.get("history")]
     if not records:
         return []
-    out = Path(out_dir) if out_dir is not None else root / "plots"
+    out = plots_dir(root, out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keys = _panel_keys(root, records)
     panels: dict[tuple, list[dict]] = defaultdict(list)

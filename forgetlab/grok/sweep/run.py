@@ -194,6 +194,15 @@ def _drain(store: SweepStore, jobs: list[BatchJob], run_ids: set[str], backend: 
         writer.bar.set(len(store.finished() & run_ids))
 
 
+def check_backend_threads(backend: str, threads: int) -> None:
+    """Refuse a ``--threads`` count out of range, or set with a backend whose workers choose their own (Ray)."""
+    from ...hardware import check_threads
+
+    check_threads(threads)
+    if threads and backend != "local":
+        raise BadInput("threads", threads, "0 with --backend ray (each Ray task trains with 1 torch thread)")
+
+
 def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "local", workers: int = 1,
               progress: bool = True, trainer: str = DEFAULT_TRAINER, max_memory_gb: float | None = None,
               poll_s: float = 0.5, threads: int = 0) -> SweepResult:
@@ -211,9 +220,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
     get_backend(backend)
     if workers < 0:
         raise BadInput("workers", workers, "an integer >= 1, or 0 for all cores")
-    if threads and backend != "local":
-        raise BadInput("threads", threads, "0 with --backend ray (each Ray task trains with 1 torch thread)")
-    set_torch_threads(threads if workers == 1 else 0)  # refuses a bad count before any work
+    check_backend_threads(backend, threads)  # before any work, whatever the workers
+    set_torch_threads(threads if workers == 1 else 0)
     mod = load_trainer(trainer)
     unique = _unique_configs(spec, mod)
     configs = list(unique.values())

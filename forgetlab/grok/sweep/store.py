@@ -41,6 +41,7 @@ from ...runs import (
     versions,
 )
 from ..config import SUMMARY_KEYS, TrainConfig
+from ..phases import DIVERGED, PHASES
 from .claims import LEASE_S, Claims
 from .spec import DEFAULT_TRAINER, load_trainer, when_set_defaults
 
@@ -199,7 +200,16 @@ class SweepStore:
         """All finished run records (read fresh from disk, configs completed by :func:`complete_configs` with the
         defaults of this sweep's trainer); a damaged one is an error naming it."""
         records = [read_json(self.run_path(rid)) for rid in sorted(self.finished())]
-        return complete_configs(records, load_trainer(self.trainer()).TrainConfig)
+        return relabel_diverged(complete_configs(records, self._config_cls()))
+
+    def _config_cls(self) -> type:
+        """This sweep's trainer's config class; grok's when the trainer cannot be imported here (reading a
+        sweep's results must not need the code that trained it)."""
+        name = self.trainer()
+        try:
+            return load_trainer(name).TrainConfig if isinstance(name, str) else TrainConfig
+        except BadInput:
+            return TrainConfig
 
     # ------------------------------------------------------------------ claims and leftovers
     def claim(self, batch_id: str) -> bool:
@@ -235,6 +245,16 @@ def _ours_before_manifest(name: str) -> bool:
     """Entries a sweep may hold before its manifest exists: a manifest being written, by any process."""
     m = TEMP_RE.match(name)
     return name == MANIFEST or (m is not None and m["name"] == MANIFEST)
+
+
+def relabel_diverged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Label Diverged the runs stored before that label existed: a phase of the paper with no final weight norm
+    (NaN, stored as null) is a diverged run the rules read as Confusion."""
+    for r in records:
+        s = r.get("summary", {})
+        if "weight_norm" in s and s["weight_norm"] is None and s.get("phase") in PHASES:
+            r["summary"] = {**s, "phase": DIVERGED}
+    return records
 
 
 def complete_configs(records: list[dict[str, Any]], config_cls: type = TrainConfig) -> list[dict[str, Any]]:

@@ -90,3 +90,14 @@ def test_records_take_the_defaults_of_the_sweeps_own_trainer_and_another_trainer
     with pytest.raises(BadInput, match=r"trainer.*alt_trainer"):
         SweepStore.open(tmp_path / "s", {"fixed": {}}, "h", 2)
     SweepStore.open(tmp_path / "s", {"fixed": {}}, "h", 2, trainer="alt_trainer")  # the same trainer resumes
+    monkeypatch.delitem(sys.modules, "alt_trainer")  # read where the trainer is not importable: grok's defaults
+    assert [r["config"]["init_scale"] for r in store.records()] == [0.5, 1.0]
+
+
+def test_runs_stored_before_the_diverged_label_read_back_as_diverged(tmp_path):
+    """A run stored with a NaN (null) weight norm under a paper phase went NaN; it reads back as Diverged, so a
+    resumed sweep's table and panels do not mix the two labels; a finite run keeps its phase."""
+    store = SweepStore.open(tmp_path / "s", {"fixed": {}}, "h", 2)
+    store.write_run({"run_id": "a", "config": {"alpha": 0.5}, "summary": {"phase": "Confusion", "weight_norm": None}})
+    store.write_run({"run_id": "b", "config": {"alpha": 0.5}, "summary": {"phase": "Confusion", "weight_norm": 2.0}})
+    assert [r["summary"]["phase"] for r in store.records()] == ["Diverged", "Confusion"]

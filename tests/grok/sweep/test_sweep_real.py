@@ -110,7 +110,7 @@ def test_a_sweep_with_diverging_runs_says_so_and_shows_them_apart(tmp_path, caps
     assert exc.value.code == 0
     cap = capsys.readouterr()
     assert json.loads(cap.out)["phases"].get("Diverged") == 2
-    assert "warning: 2 of 4 runs diverged" in cap.err and "first by step 10" in cap.err
+    assert "warning: 2 of 4 runs diverged" in cap.err and "first seen at logged step 10" in cap.err
     rows = read_results_csv(out / "results.csv")
     assert {(r["lr"], r["phase"] == "Diverged", r["diverged_step"]) for r in rows} == {("0.01", False, ""),
                                                                                      ("1e+30", True, "10")}

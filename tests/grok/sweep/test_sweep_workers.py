@@ -63,9 +63,13 @@ def test_threads_reach_this_process_or_each_worker_and_bad_counts_are_refused(tm
         monkeypatch.setattr(backends, "execute_batch", lambda job, threads=None: seen.append(threads) or real(job))
         res = run_sweep(spec, tmp_path / "two", workers=2, threads=3, progress=False)
         assert res.n_trained == 2 and seen == [3, 3]
+        one_run = dataclasses.replace(spec, grid={**spec.grid, "alpha": [0.4]})  # one batch: trained here
+        run_sweep(one_run, tmp_path / "three", workers=2, threads=2, progress=False)
+        assert seen == [3, 3, 2]  # it was trained with this process's threads, --threads dropped
     finally:
         torch.set_num_threads(before)
     for kw, allowed in ((dict(threads=-1), "an integer in"), (dict(threads=2000), "an integer in"),
+                        (dict(threads=-1, workers=2), "an integer in"),  # was a worker's traceback, exit 1
                         (dict(threads=1, backend="ray"), "Ray")):
         with pytest.raises(BadInput, match=allowed) as exc:
             run_sweep(spec, tmp_path / "bad", progress=False, **kw)
