@@ -65,3 +65,22 @@ def test_a_stale_block_is_caught(tmp_path):
     body = regen.BLOCK.search(doc.read_text(encoding="utf-8")).group("body")
     assert body.startswith("| sweep | panel | alpha") and "typed" not in body
     assert regen.main(["--check", str(doc)]) == 0
+
+
+@pytest.mark.parametrize("panel", ["wd_p41", "bn_p47"])
+def test_a_committed_panel_folder_draws_its_phase_diagram_from_results_csv_alone(tmp_path, panel):
+    """The docs commit a sweep as results.csv and sweep.json (no per-run files): `grok phase-diagram` draws it
+    from the CSV, with the same majority-phase counts as the figures committed beside it (it refused: no runs)."""
+    import json
+    import shutil
+
+    from forgetlab.grok.sweep.plots import plot_phase_diagram
+
+    src = ROOT / "docs" / "benchmarks" / "phases" / panel
+    for name in ("results.csv", "sweep.json"):
+        (tmp_path / "s").mkdir(exist_ok=True)
+        shutil.copy(src / name, tmp_path / "s" / name)
+    paths = plot_phase_diagram(tmp_path / "s")
+    assert paths and all(p.stat().st_size > 5000 for p in paths)
+    drawn = json.loads((tmp_path / "s" / "plots" / "phase_counts.json").read_text())
+    assert drawn == json.loads((src / "plots" / "phase_counts.json").read_text())

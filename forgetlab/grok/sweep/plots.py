@@ -21,7 +21,7 @@ from ...fmt import fmt
 from ...runs import atomic_write_json, read_json
 from ..phases import DIVERGED, LABELS, PHASES
 from .spec import AXIS_KEYS, SEED_KEYS
-from .store import MANIFEST, SweepStore
+from .store import MANIFEST, RESULTS_CSV, SweepStore, results_csv_records
 
 #: One color per run label, in :data:`LABELS` order (the phases in the colorblind-safe Okabe-Ito palette,
 #: Diverged in black).
@@ -45,7 +45,7 @@ def manifest_panel_keys(root: Path) -> list[str] | None:
     return None if keys is None else list(keys)
 
 
-def _panel_keys(root: Path, records: list[dict[str, Any]]) -> list[str]:
+def panel_keys(root: Path, records: list[dict[str, Any]]) -> list[str]:
     """The manifest's panel keys, else the config keys that vary (not alpha, xi or seeds)."""
     keys = manifest_panel_keys(root)
     if keys is not None:
@@ -143,11 +143,13 @@ def plot_phase_diagram(sweep_dir: str | Path, out_dir: str | Path | None = None)
 
     root = Path(sweep_dir)
     records = SweepStore(root).records()
+    if not records and (root / RESULTS_CSV).is_file():  # a sweep shared as results.csv and sweep.json alone
+        records = results_csv_records(root / RESULTS_CSV)
     if not records:
         raise ForgetlabError(f"{root}: no finished runs to plot (run `forgetlab grok sweep --out {root}` first)")
     out = plots_dir(root, out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    keys = _panel_keys(root, records)
+    keys = panel_keys(root, records)
     grids = phase_grids(records, keys)
     multi = any(n > 1 for g in grids.values() for (_p, _a, n) in g["cells"].values())
     labels = shown_labels(ph for g in grids.values() for (ph, _a, _n) in g["cells"].values())
@@ -197,7 +199,7 @@ def plot_dynamics(sweep_dir: str | Path, out_dir: str | Path | None = None, *, a
         return []
     out = plots_dir(root, out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    keys = _panel_keys(root, records)
+    keys = panel_keys(root, records)
     panels: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         panels[tuple(r["config"][k] for k in keys)].append(r)

@@ -43,7 +43,7 @@ from ...runs import (
 from ..config import SUMMARY_KEYS, TrainConfig
 from ..phases import DIVERGED, PHASES
 from .claims import LEASE_S, Claims
-from .spec import DEFAULT_TRAINER, load_trainer, when_set_defaults
+from .spec import DEFAULT_TRAINER, load_trainer, parse_cli_value, when_set_defaults
 
 ENV_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)  # faults of the machine, reported as such
 MANIFEST = "sweep.json"
@@ -326,3 +326,20 @@ def read_results_csv(path: str | os.PathLike) -> list[dict[str, str]]:
     """Rows of a results.csv as dicts of strings."""
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def results_csv_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """A results.csv's rows as run records, in the shape :meth:`SweepStore.records` gives (config: the config
+    columns, cells back to numbers and bools; summary: the phase), for tables and phase diagrams of a sweep whose
+    per-run files are not at hand (the docs commit only results.csv and sweep.json)."""
+    rows = read_results_csv(path)
+    if not rows:
+        return []
+    cols = list(rows[0])
+    config_cols = [c for c in cols[:cols.index("train_acc")] if c != "run_id"]
+    return [{"config": {k: _cell(r[k]) for k in config_cols}, "summary": {"phase": r["phase"]}} for r in rows]
+
+
+def _cell(text: str) -> Any:
+    """A CSV cell back to a number or bool where it is one (``0.5`` -> 0.5, ``true`` -> True; blank -> None)."""
+    return parse_cli_value(text) if text != "" else None
