@@ -173,6 +173,14 @@ def test_the_current_folder_or_one_holding_it_is_refused_as_out_and_nothing_is_l
     assert sorted(p.name for p in here.iterdir()) == ["notes.txt"] and [p.name for p in tmp_path.iterdir()] == ["here"]
 
 
+def test_a_command_writing_inside_its_out_still_takes_the_current_folder(tmp_path, capsys, monkeypatch):
+    """Only commands that swap their folder whole refuse `--out .`; `eco world` writes files inside it."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["eco", "world", "--out", ".", "--quiet"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "world.json").is_file()
+
+
 def test_a_failed_swap_leaves_no_hidden_old_folder(tmp_path, monkeypatch):
     """The swap's first rename failing (here: made to fail) removes the empty `.old` folder it had reserved."""
     (tmp_path / "g").mkdir()

@@ -26,7 +26,7 @@ from typing import Any
 from ...errors import BadInput
 from ...output import warn
 from ...progress import Bar
-from .backends import BACKENDS, BatchJob, get_backend
+from .backends import BACKENDS, BatchJob, get_backend, local_workers
 from .spec import (
     AXIS_KEYS,
     DEFAULT_TRAINER,
@@ -221,7 +221,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, *, backend: str = "lo
     if workers < 0:
         raise BadInput("workers", workers, "an integer >= 1, or 0 for all cores")
     check_backend_threads(backend, threads)  # before any work, whatever the workers
-    set_torch_threads(threads if workers == 1 else 0)
+    in_process = backend == "local" and local_workers(workers) == 1  # --workers 0 on one core included
+    set_torch_threads(threads if in_process else 0)
     mod = load_trainer(trainer)
     unique = _unique_configs(spec, mod)
     configs = list(unique.values())
@@ -251,12 +252,11 @@ def _batch_size(spec: SweepSpec, configs: list[Any], trainer: Any, backend: str,
     if spec.batching != "measured" or backend != "local" or spec.max_batch_runs == 1 or len(configs) < 2:
         return spec.max_batch_runs, None
     from ...hardware import usable_cores
-    from .backends import local_workers
     from .batching import measure_batch_runs
 
     first = trainer.batch_key(configs[0])
     shape = [c for c in configs if trainer.batch_key(c) == first]
-    if workers == 1:
+    if local_workers(workers) == 1:
         threads = torch_threads()
     else:
         threads = threads or max(1, usable_cores() // local_workers(workers))

@@ -29,6 +29,7 @@ from typing import Any
 
 from ...errors import BadInput, ForgetlabError
 from ...fmt import fmt
+from ...output import warn
 from ...runs import (
     TEMP_RE,
     atomic_write_json,
@@ -209,6 +210,8 @@ class SweepStore:
         try:
             return load_trainer(name).TrainConfig if isinstance(name, str) else TrainConfig
         except BadInput:
+            warn(f"{self.root}: its trainer {name!r} cannot be imported here; a field its runs store only when set "
+                 "reads back with the grok trainer's default")
             return TrainConfig
 
     # ------------------------------------------------------------------ claims and leftovers
@@ -336,10 +339,18 @@ def results_csv_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     if not rows:
         return []
     cols = list(rows[0])
+    if not {"train_acc", "phase", "alpha", "xi"} <= set(cols) or any(None in r.values() for r in rows):
+        raise BadInput("results.csv", str(path), "a results.csv written by `forgetlab grok sweep` (config columns, "
+                       "then train_acc ... phase, one cell per column in every row)")
     config_cols = [c for c in cols[:cols.index("train_acc")] if c != "run_id"]
-    return [{"config": {k: _cell(r[k]) for k in config_cols}, "summary": {"phase": r["phase"]}} for r in rows]
+    return relabel_diverged([{"config": {k: _cell(r[k]) for k in config_cols},
+                              "summary": {"phase": r["phase"], "weight_norm": _cell(r.get("weight_norm", "0"))}}
+                             for r in rows])
 
 
 def _cell(text: str) -> Any:
-    """A CSV cell back to a number or bool where it is one (``0.5`` -> 0.5, ``true`` -> True; blank -> None)."""
+    """A CSV cell back to a number or bool where it is one (``0.5`` -> 0.5; ``True`` as the CSV writes a bool,
+    or ``true`` -> True; blank -> None)."""
+    if text in ("True", "False"):
+        return text == "True"
     return parse_cli_value(text) if text != "" else None

@@ -168,3 +168,25 @@ def test_results_csv_columns_are_unique():
     recs[1]["summary"]["steps"] = 7  # a run that stopped early: both numbers kept, apart
     header = results_csv_text(recs).splitlines()[0].split(",")
     assert len(header) == len(set(header)) and "summary_steps" in header
+
+
+def test_results_csv_reads_back_as_records_with_bools_and_diverged_and_a_foreign_csv_is_refused(tmp_path):
+    """The CSV writes bools as True/False (they read back as strings, sorting panels as text); a row with no
+    weight norm under a paper phase is Diverged; a CSV without the grok columns, or with a short row, is one
+    BadInput naming results.csv (it was a ValueError/KeyError traceback)."""
+    from forgetlab.errors import BadInput
+    from forgetlab.grok.sweep.store import results_csv_records
+
+    good = tmp_path / "good.csv"
+    good.write_text("run_id,alpha,xi,batchnorm,wd,train_acc,weight_norm,phase\n"
+                    "a,0.5,0.1,True,5.0,0.9,1.5,Coexistence\nb,0.5,0.1,False,15.0,0.1,,Confusion\n")
+    recs = results_csv_records(good)
+    assert [r["config"]["batchnorm"] for r in recs] == [True, False] and recs[0]["config"]["wd"] == 5.0
+    assert [r["summary"]["phase"] for r in recs] == ["Coexistence", "Diverged"]
+    for text in ("run_id,alpha,xi,loss,phase\na,0.5,0.1,0.3,Confusion\n",
+                 "run_id,alpha,xi,train_acc,phase\na,0.5,0.1\n"):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        with pytest.raises(BadInput) as exc:
+            results_csv_records(bad)
+        assert exc.value.field == "results.csv"
