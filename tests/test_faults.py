@@ -223,7 +223,10 @@ def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_folder(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "forgetlab", "grok", "train", "--p", "31", "--width", "32",
                              "--steps", "1000000", "--quiet", "--threads", "1", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a test run started in the background (`make test &`) inherits SIGINT ignored, and
+                            # Python then installs no handler: give the child the default, as a terminal does
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not (out / LOCK_NAME).exists() and time.monotonic() < deadline:
