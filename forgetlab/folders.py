@@ -68,10 +68,17 @@ def _lock(folder: Path, field: str) -> int:
     raise BadInput(field, str(folder), "a folder that stays in place (it kept disappearing)")
 
 
-def _refuse_early(path: Path, overwrite: bool, resume: bool, field: str, swapped: bool = False) -> None:
-    if swapped and (str(path) in ("", ".") or Path.cwd().resolve().is_relative_to(path.resolve())):
+def refuse_current_folder(path: Path, field: str) -> None:
+    """Refuse, naming ``field``, a folder that is replaced whole (written beside itself, then renamed over) when
+    it is the current folder or holds it: the rename fails (EBUSY) only after all the work."""
+    if str(path) in ("", ".") or Path.cwd().resolve().is_relative_to(Path(path).resolve()):
         raise BadInput(field, str(path), "a folder other than the current one or one holding it (an output "
                        "folder is written beside itself and swapped in whole)")
+
+
+def _refuse_early(path: Path, overwrite: bool, resume: bool, field: str, swapped: bool = False) -> None:
+    if swapped:
+        refuse_current_folder(path, field)
     if path.exists() and not path.is_dir():
         raise BadInput(field, str(path), "a folder path (this is a file)")
     if path.is_dir() and not (overwrite or resume) and not is_empty_folder(path):

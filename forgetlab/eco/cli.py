@@ -277,6 +277,7 @@ def _check_changes_something(rec: dict, clf, tol: float) -> None:
 def _check_destination(out: Path | None, add_to: Path | None, name: str, model: str):
     """Exactly one of ``--out`` / ``--add-to``; for ``--add-to``, the guard's record (a new target name, the same
     base model)."""
+    from ..folders import refuse_current_folder
     from .guard_folder import read_guard_folder, read_guard_meta, target_names
     from .targets import check_name
 
@@ -289,6 +290,7 @@ def _check_destination(out: Path | None, add_to: Path | None, name: str, model: 
         return None
     if not (add_to / "guard.json").is_file():
         raise BadInput("add_to", str(add_to), "a guard folder written by 'forgetlab eco fit'")
+    refuse_current_folder(add_to, "add_to")  # the edited guard is swapped in whole
     names = target_names(read_guard_meta(add_to), add_to)
     if name in names:
         raise BadInput("name", name, "a name no target of the guard has yet (" + ", ".join(names) + ")")

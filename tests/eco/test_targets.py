@@ -99,7 +99,7 @@ def test_add_list_remove_and_save(guards, tmp_path):
     assert mem.remove_target("velmora").name == "velmora" and [t.name for t in mem.targets] == ["zorblax"]
 
 
-def test_cli_add_to_targets_and_classify(base, tmp_path, capsys):
+def test_cli_add_to_targets_and_classify(base, tmp_path, capsys, monkeypatch):
     from cli_data import write_inputs
 
     p = write_inputs(tmp_path / "in")
@@ -128,6 +128,11 @@ def test_cli_add_to_targets_and_classify(base, tmp_path, capsys):
         code, _, err = run_cli(["eco", "fit", "--add-to", str(tmp_path / "g"), "--forget", str(forget_b), *common,
                                 *argv], capsys)
         assert code == 2 and word in err and len(err.strip().splitlines()) == 1, err
+    monkeypatch.chdir(tmp_path / "g")  # the guard is swapped in whole: '.' failed with EBUSY after the fit
+    code, _, err = run_cli(["eco", "fit", "--add-to", ".", "--forget", str(forget_b), *common, "--name", "nova"],
+                           capsys)
+    assert code == 2 and err.startswith("error: add_to:") and "current" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.chdir(tmp_path)
     code, out, _ = run_cli(["eco", "targets", "--guard", str(tmp_path / "g"), "--remove", "velmora"], capsys)
     assert code == 0 and [json.loads(x)["name"] for x in out.splitlines()] == ["zorblax"]
 
