@@ -145,7 +145,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("traceback: a full disk in eco fit", "forgetlab/cli.py", *CLI_OS_ERRORS,
              (TE + "test_fit_on_a_full_disk_is_exit_1_and_leaves_no_folder",)),
     Mutation("traceback: grok train with a large p or width (no memory estimate)", "forgetlab/grok/cli.py",
-             "    _check_memory(cfg)\n    _set_threads(threads)\n", "    _set_threads(threads)\n",
+             "    _check_memory(cfg)\n    set_torch_threads(threads)\n", "    set_torch_threads(threads)\n",
              (TF + "test_a_run_too_large_for_memory_is_refused_before_anything_is_created",), timeout_s=120),
     Mutation("traceback: guard.json config fields of the wrong type", "forgetlab/eco/guard_folder.py",
              "        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):\n",

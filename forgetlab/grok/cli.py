@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from ..hardware import set_torch_threads
 from ..options import config_command, field_help
 from ..output import emit, status, warn
 from .config import SEED_MAX, TrainConfig
@@ -16,15 +17,6 @@ from .phases import DIVERGED, diverged_warning
 from .sweep.cli import phase_diagram_command, sweep_command
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-
-
-
-
-def _set_threads(threads: int) -> None:
-    """Apply ``--threads`` (0 keeps torch's default)."""
-    from ..hardware import set_torch_threads
-
-    set_torch_threads(threads)
 
 
 @app.command("train")
@@ -50,7 +42,7 @@ def train_command(
     cfg = config.validate()
     check_matmul_precision(cfg.matmul_precision)
     _check_memory(cfg)
-    _set_threads(threads)
+    set_torch_threads(threads)
     with claim_out_dir(out, overwrite=overwrite, swapped=True) as out_dir:
         result = train(cfg, progress=not quiet)
         write_folder_atomically(out_dir, lambda tmp: save_run(tmp, result), replace=lambda old: overwrite)
@@ -72,10 +64,11 @@ def _check_memory(cfg, with_batch_size: bool = True) -> None:
 
     need, have = estimate_batch_bytes([cfg]), available_memory_bytes()
     if need > have:
-        batch = f", batch_size={cfg.batch_size}" if with_batch_size else ""
-        raise BadInput("p/width", f"p={cfg.p}, width={cfg.width}{batch}",
-                       f"a run that fits in memory: this one needs about {need / 2**30:.1f} GiB and "
-                       f"{have / 2**30:.1f} GiB are available (lower p{', width or batch size' if batch else ' or width'})")
+        got, lower = f"p={cfg.p}, width={cfg.width}", "p or width"
+        if with_batch_size:
+            got, lower = f"{got}, batch_size={cfg.batch_size}", "p, width or batch size"
+        raise BadInput("p/width", got, f"a run that fits in memory: this one needs about {need / 2**30:.1f} GiB "
+                       f"and {have / 2**30:.1f} GiB are available (lower {lower})")
 
 
 def _check_cases_memory(paper: list[str], arch: list[str], p: int) -> None:
@@ -191,9 +184,9 @@ def _selected_cases(cases: str | None, init_scale: float) -> tuple[list[str], li
 @app.command("reproduce")
 def reproduce_command(
     out: Path = typer.Option(Path("out/grok-reproduce"), "--out", help="Output folder."),
-    cases: str | None = typer.Option(None, help="Comma-separated cases, any of: A0, A1, A2, A3, A4, A5, A6, A7, A8, A9 "
-                              "(the paper's MLP results), T1, T2, T3, T4, D1, D2, D3, D4 (App. G: Transformer, "
-                              "3-layer MLP; 3 seeds each). Default: A0 to A9."),
+    cases: str | None = typer.Option(None, help="Comma-separated cases, any of: A0, A1, A2, A3, A4, A5, A6, A7, "
+                                     "A8, A9 (the paper's MLP results), T1, T2, T3, T4, D1, D2, D3, D4 (App. G: "
+                                     "Transformer, 3-layer MLP; 3 seeds each). Default: A0 to A9."),
     p: int = typer.Option(97, "--p", help="Modulus (the paper's 97; another p changes what the bands mean)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Reuse a non-empty output folder (the selected "
                                    "cases' folders and results are replaced, other files kept)."),
@@ -219,7 +212,7 @@ def reproduce_command(
 
     check_matmul_precision(matmul_precision)
     paper, arch = _selected_cases(cases, init_scale)
-    _set_threads(threads)
+    set_torch_threads(threads)
     _check_cases_memory(paper, arch, p)
     results, files = [], []
     with claim_out_dir(out, resume=True):  # the runners check the folder's content themselves

@@ -123,7 +123,8 @@ def _report_sweep(res, quiet: bool) -> None:
           "batch_runs": res.batch_runs, "batch_probe_seconds_per_run_step": res.batch_probe})
 
 def phase_diagram_command(
-    sweep_dir: Path = typer.Argument(..., metavar="SWEEP_DIR", help="A sweep folder (sweep.json, and runs/ or results.csv)."),
+    sweep_dir: Path = typer.Argument(..., metavar="SWEEP_DIR",
+                                     help="A sweep folder (sweep.json, and runs/ or results.csv)."),
     out: Path | None = typer.Option(None, "--out", help="Where to write the PNGs and phase_counts.json (default: "
                                     "SWEEP_DIR/plots; files of the same names there are replaced)."),
     dynamics: bool = typer.Option(True, "--dynamics/--no-dynamics",
