@@ -146,9 +146,9 @@ def main(argv: list[str] | None = None) -> None:
         fail(os_error_line(exc), 1 if exc.errno in ENVIRONMENT_ERRNOS else 2)
     except MemoryError:
         fail("out of memory", 1)
-    except click_exc.NoArgsIsHelpError as exc:
-        if exc.ctx is not None:
-            print(exc.ctx.get_help())
+    except click_exc.NoArgsIsHelpError as exc:  # its message is the help; rich has printed it already ('')
+        if exc.format_message().strip():
+            print(exc.format_message())
         sys.exit(0)
     except click_exc.UsageError as exc:
         where = f"{exc.ctx.command_path}: " if exc.ctx else ""

@@ -105,3 +105,10 @@ def test_version(capsys):
 
     code, out, _ = run_cli(["--version"], capsys)
     assert code == 0 and out == f"forgetlab {__version__}\n"
+
+
+@pytest.mark.parametrize("argv", [[], ["grok"], ["eco"]])
+def test_a_group_without_a_command_prints_its_help_once(argv, capsys):
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0 and err == ""
+    assert out.count("Usage:") == 1 and "Commands" in out
