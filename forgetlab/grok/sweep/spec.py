@@ -218,9 +218,21 @@ def stable_hash(obj: Any) -> str:
 
 
 # -------------------------------------------------------------------- parsing and validation
+CLI_SOURCE = "<cli>"
+"""The ``source`` of entries given on the command line; their errors name the option, not a file."""
+CLI_OPTIONS = {"fixed": "--set", "grid": "--grid"}
+
+
 def _where(source: str, text: str | None, table: str | None, key: str) -> str:
     line = find_line(text, table, key) if text else None
     return f"{source}:{line}" if line else source
+
+
+def _field_label(source: str, text: str | None, table: str, key: str) -> str:
+    """Where a config entry came from: ``--grid wd`` for the command line, ``spec.toml:4: grid.wd`` for a file."""
+    if source == CLI_SOURCE:
+        return f"{CLI_OPTIONS.get(table, table)} {key}"
+    return f"{_where(source, text, table, key)}: {table}.{key}"
 
 
 def _values(raw: Any, field_name: str, where: str) -> list[Any]:
@@ -266,11 +278,11 @@ def _fields(data: Mapping[str, Any], config_cls: type, source: str,
     known = ", ".join(types_)
 
     def check_field(table: str, k: str, v: Any) -> None:
-        where = _where(source, text, table, k)
+        label = _field_label(source, text, table, k)
         if k not in types_:
-            raise BadInput(f"{where}: {table}.{k}", v, f"a TrainConfig field: {known}")
+            raise BadInput(label, k, f"a TrainConfig field: {known}")
         if not _type_ok(v, types_[k]):
-            raise BadInput(f"{where}: {table}.{k}", v, f"a value of type {_type_name(types_[k])}")
+            raise BadInput(label, v, f"a value of type {_type_name(types_[k])}")
 
     fixed = {k: _norm(v) for k, v in data.get("fixed", {}).items()}
     for k, v in fixed.items():
@@ -323,7 +335,7 @@ def spec_from_dict(data: Mapping[str, Any], *, config_cls: type, source: str = "
     panel = settings.get("panel")
     _check_axes(fixed, grid, zipped, panel, source, text)
     spec = SweepSpec(
-        name=settings.get("name", "sweep" if source.startswith("<") else Path(source).stem),  # <cli>, <spec>
+        name=settings.get("name", "sweep" if source.startswith("<") else Path(source).stem),  # CLI_SOURCE, <spec>
         fixed=fixed, grid=grid, zip=zipped, panel=panel,
         keep_history=settings.get("keep_history", False), save_weights=settings.get("save_weights", False),
         max_batch_runs=settings.get("max_batch_runs", 64), batching=settings.get("batching", "measured"),
@@ -456,19 +468,24 @@ def build_spec(*, spec_path: str | Path | None = None, preset: str | None = None
                        + ") or --grid key=values")
     if path is not None and not fixed and not grid:
         return load_spec(path, config_cls=config_cls)
-    data: dict[str, Any] = {}
-    text, source = None, "<cli>"
-    if path is not None:
-        base = load_spec(path, config_cls=config_cls)  # validate the file with its line numbers first
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-        source = str(path)
-        del base
-    data = apply_overrides(data, fixed=fixed, grid=grid)
-    return spec_from_dict(data, config_cls=config_cls, source=source, text=None)
+    overrides = apply_overrides({}, fixed=fixed, grid=grid)
+    if path is None:
+        return spec_from_dict(overrides, config_cls=config_cls, source=CLI_SOURCE)
+    load_spec(path, config_cls=config_cls)  # the file first, its errors with line numbers
+    _fields(overrides, config_cls, CLI_SOURCE, None)  # then the options, their errors naming --set / --grid
+    data = apply_overrides(tomllib.loads(path.read_text(encoding="utf-8")), fixed=fixed, grid=grid)
+    return spec_from_dict(data, config_cls=config_cls, source=str(path), text=None)
 
 
 # -------------------------------------------------------------------- runs
+def _config_error_label(spec: SweepSpec, field: str) -> str:
+    """Where a value the trainer refused came from: ``--set p`` / ``--grid p``, or ``spec.toml: p``."""
+    if spec.source != CLI_SOURCE:
+        return f"{spec.source}: {field}"
+    table = "fixed" if field in spec.fixed else "grid" if field in spec.grid else None
+    return _field_label(CLI_SOURCE, None, table, field) if table else field
+
+
 def make_configs(spec: SweepSpec, trainer: types.ModuleType) -> list[Any]:
     """Expand the spec into validated ``TrainConfig`` objects, in expansion order.
 
@@ -481,9 +498,9 @@ def make_configs(spec: SweepSpec, trainer: types.ModuleType) -> list[Any]:
             if hasattr(cfg, "validate"):
                 cfg.validate()
         except BadInput as exc:
-            raise BadInput(f"{spec.source}: {exc.field}", exc.value, exc.allowed) from None
+            raise BadInput(_config_error_label(spec, exc.field), exc.value, exc.allowed) from None
         except TypeError as exc:
-            raise ForgetlabError(f"{spec.source}: {exc}") from None
+            raise ForgetlabError(str(exc) if spec.source == CLI_SOURCE else f"{spec.source}: {exc}") from None
         out.append(cfg)
     return out
 

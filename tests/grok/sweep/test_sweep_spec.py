@@ -135,5 +135,32 @@ def test_a_range_over_an_integer_field_gives_integers():
     assert spec.name == "sweep"  # a spec from the command line alone (its progress bar said "<cli>")
     assert spec.grid["seed"] == [1, 2, 3] and all(type(v) is int for v in spec.grid["seed"])
     assert spec.grid["wd"] == [0.0, 5.0, 10.0] and all(type(v) is float for v in spec.grid["wd"])
-    with pytest.raises(BadInput, match=r"grid\.seed"):
+    with pytest.raises(BadInput, match=r"^--grid seed: got 1.5"):
         build_spec(grid=["seed=1:2:3"], config_cls=TrainConfig)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"grid": ["foo=1,2"]}, "--grid foo: got 'foo'; allowed: a TrainConfig field"),
+    ({"preset": "wd_p47", "grid": ["foo=1,2"]}, "--grid foo: got 'foo'; allowed: a TrainConfig field"),
+    ({"preset": "wd_p47", "fixed": ["steps=1.5"]}, "--set steps: got 1.5; allowed: a value of type int"),
+    ({"grid": ["wd=a,b"]}, "--grid wd: got 'a'; allowed: a value of type float"),
+])
+def test_a_bad_command_line_entry_is_named_by_its_option_not_by_the_preset(kw, message):
+    """An entry from --set/--grid is named by the option (it was '<cli>: grid.foo: got 1', or the preset's file
+    for a key the preset does not have); an unknown key is the thing reported, not its first value."""
+    from forgetlab.grok.config import TrainConfig
+
+    with pytest.raises(BadInput) as exc:
+        build_spec(config_cls=TrainConfig, **kw)
+    assert str(exc.value).startswith(message)
+
+
+@pytest.mark.parametrize("fixed, grid, label", [(["p=1"], ["wd=0,1"], "--set p"), ([], ["p=1,5"], "--grid p")])
+def test_a_value_the_trainer_refuses_is_named_by_its_option(fixed, grid, label):
+    from forgetlab.grok import train
+    from forgetlab.grok.sweep.spec import make_configs
+
+    spec = build_spec(fixed=fixed, grid=grid, config_cls=train.TrainConfig)
+    with pytest.raises(BadInput) as exc:
+        make_configs(spec, train)
+    assert str(exc.value).startswith(f"{label}: got 1; allowed: an integer >= 3")
