@@ -90,3 +90,19 @@ def test_check_range_refuses_non_numbers():
         check_range("alpha", "0.5", 0, 1)
     with pytest.raises(BadInput, match="a number"):
         check_range("xi", True, 0, 1)
+
+
+def test_every_data_file_of_the_package_is_declared_package_data():
+    """A non-Python file under forgetlab/ (the sweep presets) ships in a wheel only if a package-data glob in
+    pyproject.toml names it; the glob once pointed at a folder that had moved, so a non-editable install had no
+    presets."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["forgetlab"]
+    data = [p.relative_to(root / "forgetlab").as_posix() for p in (root / "forgetlab").rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    assert data, "the package has data files (the sweep presets)"
+    assert [f for f in data if not any(fnmatch.fnmatch(f, g) for g in globs)] == []
