@@ -42,3 +42,17 @@ def test_a_cycle_inside_a_package_is_refused(tmp_path):
     line = "def _late():\n    from . import guard  # noqa"  # hidden inside a function: still an import
     res = _lint(_copy_with(tmp_path, "forgetlab/eco/hooks.py", line))
     assert res.returncode != 0 and "No import cycles" in res.stdout
+
+
+HEAVY = ("torch", "transformers", "numpy", "safetensors", "matplotlib", "scipy", "pandas")
+
+
+def test_the_command_line_starts_without_torch():
+    """Building every command (as `forgetlab --help` does) imports none of the heavy libraries: the modules the
+    CLI reaches at start-up (configs, registries, cli.py files) stay free of them, so help and bad-input errors
+    answer at once. A fresh interpreter, since this test process has imported torch already."""
+    probe = ("import sys\nfrom forgetlab import cli\ncli._mount_subcommands()\ncli.command()\n"
+             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
