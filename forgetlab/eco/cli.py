@@ -1,8 +1,9 @@
-"""``forgetlab eco fit|classify|generate|serve``: fit a guard, classify prompts, generate or serve under a guard.
+"""``forgetlab eco fit|classify|generate|targets|serve``: fit a guard (or add a target to one), classify prompts,
+list or remove targets, generate or serve under a guard.
 
 Thin: parse, validate, call the library, print. Heavy imports (torch, transformers, MiniLM) stay inside the
 commands so ``forgetlab --help`` is fast. Every bad input raises :class:`~forgetlab.errors.BadInput` /
-:class:`~forgetlab.errors.ForgetlabError`, which ``forgetlab.cli.main`` prints as one line with exit code 2.
+:class:`~forgetlab.errors.ForgetlabError`, which ``forgetlab.cli.main`` prints as one line (exit code 2; 1 for a fault of the environment).
 The unlearning judge's commands (``world``, ``evaluate``, ``bench``) are mounted on this app by
 ``forgetlab.cli``: the method never imports its judge.
 """

@@ -1,4 +1,4 @@
-"""`forgetlab grok reproduce`: the paper's headline results A0-A8 as checked cases with bands.
+"""`forgetlab grok reproduce`: the paper's headline results A0-A9 as checked cases with bands.
 
 Each case trains (or builds) a network at p=97, N=500, alpha=0.5, xi=0.35 unless stated, compares our
 numbers with a band, and records the authors' number where the paper
