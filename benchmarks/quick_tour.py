@@ -2,12 +2,13 @@
 
 Runs each command in a fresh process (``python -m forgetlab ...``) in a scratch folder, in the README's order,
 and records its wall time, exit code and the load average before and after, with the machine (CPU model,
-cores, torch threads) and versions, into ``docs/benchmarks/quick_tour.json``. The ECO commands need a model and
+cores, torch threads, load) and versions, into ``docs/benchmarks/results/quick_tour.json``: one timing per
+command, for orientation (a comparison of variants goes through ``discipline.py`` instead). The ECO commands need a model and
 data: the tour's own ``eco bench`` trains the target model (into ``--cache``), ``eco world`` exports the data,
 and the forget/retain prompts and multiple-choice fit items for ``eco fit`` are taken from that export (forget10
 authors' questions; retain authors' questions; the forget subject's multiple-choice questions). The paper-size
-sweep presets take about a day on 2 cores, so the tour times ``--preset small`` and the README states the size
-of the others. ``--render`` rewrites the table between the ``quick-tour-times`` markers of README.md from the
+sweep presets take about a day on 2 cores and App. G's cases hours, so the tour times the ``wd`` preset's
+``--estimate``, runs ``--preset small`` in its place, and leaves App. G out. ``--render`` rewrites the table between the ``quick-tour-times`` markers of README.md from the
 JSON (no timing).
 
 Usage::
@@ -21,50 +22,53 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from forgetlab.hardware import machine
+from forgetlab.runs import versions
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULT = ROOT / "docs" / "benchmarks" / "quick_tour.json"
+RESULT = ROOT / "docs" / "benchmarks" / "results" / "quick_tour.json"
 README = ROOT / "README.md"
 MARK_START, MARK_END = "<!-- quick-tour-times:start -->", "<!-- quick-tour-times:end -->"
 
 
 def tour(w: Path) -> list[tuple[str, list[str]]]:
     """(label, argv after ``forgetlab``) of each quick-tour command, in the README's order; ``{target}`` is the
-    bench's target model, filled in when the bench has run."""
+    bench's target model, filled in when the bench has run. Commands of hours (App. G's cases, the paper-size and
+    p = 47 presets) are not timed: ``--estimate`` times the estimate and the ``small`` preset stands in for a run."""
     return [
         ("grok train (p=97, 500 steps)", ["grok", "train", "--p", "97", "--op", "add", "--alpha", "0.5", "--xi",
                                           "0.35", "--wd", "5", "--steps", "500", "--out", f"{w}/runs/a4"]),
         ("grok prune", ["grok", "prune", f"{w}/runs/a4"]),
         ("grok analytic", ["grok", "analytic", "--p", "97", "--width", "500"]),
-        ("grok reproduce (cases A0-A8)", ["grok", "reproduce", "--out", f"{w}/runs/grok-cases"]),
-        ("grok sweep --preset small (75 runs)", ["grok", "sweep", "--preset", "small", "--out", f"{w}/runs/small"]),
-        ("grok phase-diagram", ["grok", "phase-diagram", f"{w}/runs/small"]),
+        ("grok train --model transformer (3000 steps)",
+         ["grok", "train", "--model", "transformer", "--act", "relu", "--lr", "1e-3", "--wd", "1", "--steps", "3000",
+          "--out", f"{w}/runs/tf"]),
+        ("grok train --depth 3 (5000 steps)", ["grok", "train", "--depth", "3", "--act", "relu", "--lr", "1e-3",
+                                               "--steps", "5000", "--out", f"{w}/runs/deep"]),
+        ("grok reproduce (cases A0-A9)", ["grok", "reproduce", "--out", f"{w}/runs/grok-cases"]),
+        ("grok sweep --preset wd --estimate", ["grok", "sweep", "--preset", "wd", "--out", f"{w}/runs/wd-panel",
+                                               "--estimate"]),
+        ("grok sweep --preset small --workers 2 (75 runs)", ["grok", "sweep", "--preset", "small", "--workers", "2",
+                                                             "--out", f"{w}/runs/small"]),
+        ("grok phase-diagram (the small sweep)", ["grok", "phase-diagram", f"{w}/runs/small"]),
         ("eco world", ["eco", "world", "--out", f"{w}/runs/world"]),
-        ("eco bench (default scale, empty cache)", ["eco", "bench", "--out", f"{w}/runs/bench"]),
+        ("eco bench (default scale, empty cache)", ["eco", "bench", "--scale", "default", "--answers", "name-free",
+                                                    "--out", f"{w}/runs/bench"]),
         ("eco fit", ["eco", "fit", "--model", "{target}", "--forget", f"{w}/forget.jsonl", "--retain",
                      f"{w}/retain.jsonl", "--fit", f"{w}/fit_mc.jsonl", "--corruption", "rand_noise_first_n",
-                     "--target", "chance", "--fpr", "0.01", "--out", f"{w}/guard"]),
+                     "--target", "chance", "--fpr", "0.01", "--name", "alice", "--out", f"{w}/guard"]),
+        ("eco targets", ["eco", "targets", "--guard", f"{w}/guard"]),
         ("eco classify", ["eco", "classify", "--guard", f"{w}/guard", "--prompt", "{forget_question}"]),
         ("eco generate", ["eco", "generate", "--guard", f"{w}/guard", "--prompt", "{forget_question}"]),
         ("eco serve (until /health answers)", ["eco", "serve", "--guard", f"{w}/guard", "--port", "0"]),
         ("eco evaluate", ["eco", "evaluate", "--model", "{target}", "--data", f"{w}/runs/world"]),
         ("reproduce (make demo)", ["reproduce", "--out", f"{w}/out/reproduce"]),
     ]
-
-
-def machine() -> dict:
-    """CPU model, cores, torch threads, versions: recorded with every time."""
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="ascii", errors="replace")
-                if line.startswith("model name")), platform.processor())
-    import torch
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
 
 
 def fit_inputs(w: Path) -> str:
@@ -128,15 +132,23 @@ def measure(work: Path, cache: Path) -> dict:
                      "seconds": seconds, "exit_code": code, "load_before": load0, "load_after": os.getloadavg()[0],
                      **({"stderr_tail": err} if code not in (0,) else {})})
         print(f"  {seconds:.1f} s, exit {code}, load {load0:.1f} -> {os.getloadavg()[0]:.1f}", file=sys.stderr)
-    return {"machine": machine(), "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}
+    return {"machine": machine(), "versions": versions(), "commit": _commit(),
+            "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}
+
+
+def _commit() -> str:
+    """The checked-out commit the tour timed (with ``+dirty`` when the tree has changes)."""
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    return sha.strip() + ("+dirty" if dirty.strip() else "")
 
 
 def table(data: dict) -> str:
     """The README's table, from the result file."""
     m = data["machine"]
-    lines = [f"Measured {data['measured'][:10]} on {m['cores']} cores ({m['cpu']}), torch {m['torch_threads']} "
-             "threads, on a machine shared with other jobs (load average in the table): "
-             "`python benchmarks/quick_tour.py` (table: `--render`).", "",
+    lines = [f"Measured {data['measured'][:10]} on commit {data['commit']}, {m['cores']} cores ({m['cpu']}, bf16 "
+             f"units: {'yes' if m['bf16_units'] else 'no'}), torch {m['torch_threads']} threads, one timing per "
+             "command, the load average beside each: `python benchmarks/quick_tour.py` (table: `--render`).", "",
              "| command | wall time | load average (before / after) |", "|---|---|---|"]
     for r in data["rows"]:
         s = r["seconds"]
