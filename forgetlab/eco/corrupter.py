@@ -38,7 +38,7 @@ from .scoring import Corrupt, Packed, TokenScores, continuation_logprobs, pack
 POSITIONS = ("all_but_last", "all")
 
 
-@dataclass
+@dataclass(frozen=True)
 class GuardConfig:
     """What a guard does to a flagged prompt: the corruption, its fitted strength and k, the seed of its noise,
     and which prompt positions it corrupts (see the module table).

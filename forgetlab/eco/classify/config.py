@@ -20,7 +20,7 @@ HEADS: Registry[Any] = Registry("head", {"logreg": "forgetlab.eco.classify.heads
 """Head factories ``(dim, hidden, generator) -> module mapping [B, dim] -> [B, 1]`` by name."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClassifierConfig:
     """Everything that defines a fitted prompt classifier besides its weights (each default stated here once).
 

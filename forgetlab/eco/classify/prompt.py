@@ -230,7 +230,7 @@ class PromptClassifier:
         enc = (encoder if isinstance(encoder, Encoder) else Encoder.load(encoder)).with_precision("fp32")
         if cfg.finetune:
             _trainable_encoder_params(enc.model, cfg.finetune_layers)  # validate before any work
-        cfg.encoder = enc.ref
+        cfg = dataclasses.replace(cfg, encoder=enc.ref)
         rng = np.random.default_rng(cfg.seed)
         fs = split_prompts(forget, cfg.heldout_fraction, cfg.test_share, rng)
         rs = split_prompts(retain, cfg.heldout_fraction, cfg.test_share, rng)
@@ -242,8 +242,8 @@ class PromptClassifier:
                 for name, (p, trained) in groups.items()}
         texts, labels = _training_set(fs, rs, cfg, rng, [p for sp in sets.values() for p in sp.train])
         clf = cls._train(enc, cfg, texts, labels, progress)
-        cfg.precision = resolve_precision(cfg.precision)  # trained in fp32, calibrated in the serving precision
-        clf.encoder = clf.encoder.with_precision(cfg.precision)
+        clf.config = dataclasses.replace(clf.config, precision=resolve_precision(cfg.precision))  # trained in
+        clf.encoder = clf.encoder.with_precision(clf.config.precision)  # fp32, calibrated in the serving precision
         clf._calibrate(fs, rs, texts, labels, sets)
         return clf
 
@@ -259,7 +259,8 @@ class PromptClassifier:
         if cfg.finetune:
             enc = copy.deepcopy(enc)
             _finetune(enc, head_mod, texts, y, cfg, gen, progress)
-            cfg.encoder = enc.ref = "encoder"  # saved beside the head
+            enc.ref = "encoder"  # saved beside the head
+            cfg = dataclasses.replace(cfg, encoder=enc.ref)
         return cls(enc, head_mod, cfg, threshold=math.inf)
 
     def _calibrate(self, fs: Splits, rs: Splits, texts: list[str], labels: list[int],
