@@ -22,6 +22,10 @@ from discipline import machine
 from forgetlab.runs import atomic_write_json
 
 
+TIMED_BY = "`/usr/bin/time make demo`"
+"""How a record's wall time was taken, where the record does not say (the records before ``--timed-by``)."""
+
+
 def record(out: Path, args: argparse.Namespace) -> dict:
     """The summary of one demo run from its ``results.json`` and the caller's measurements."""
     res = json.loads((out / "results.json").read_text(encoding="utf-8"))
@@ -31,7 +35,7 @@ def record(out: Path, args: argparse.Namespace) -> dict:
     missed = [{k: c[k] for k in ("case", "quantity", "ours", "band")} for c in res["claims"] if not c["passed"]]
     return {"commit": args.commit, "finished": res["meta"]["finished"], "wall_seconds": args.wall_seconds,
             "install_seconds": args.install_seconds, "reproduce_seconds": round(res["meta"]["seconds"], 1),
-            "load_at_start": args.load_start, "note": args.note, "machine": machine(),
+            "load_at_start": args.load_start, "note": args.note, "timed_by": args.timed_by, "machine": machine(),
             "versions": res["meta"]["versions"], "stages": stages, "missed": missed,
             "claims": len(res["claims"]), "passed": sum(c["passed"] for c in res["claims"])}
 
@@ -45,7 +49,7 @@ def table(rec: dict) -> str:
     """Markdown: the run's line (time, claims, machine, load), the stages, the missed claims."""
     cpu = rec["machine"]["cpu"]
     lines = [f"Run of {rec['finished']} on commit {rec['commit']}: **{_mmss(rec['wall_seconds'])} wall** "
-             f"(`/usr/bin/time make demo`; of it {_mmss(rec['install_seconds'])} creating `.venv`, "
+             f"({rec.get('timed_by', TIMED_BY)}; of it {_mmss(rec['install_seconds'])} creating `.venv`, "
              f"{_mmss(rec['reproduce_seconds'])} `forgetlab reproduce`), **{rec['passed']} of {rec['claims']} "
              f"claims pass**. {cpu['model']} ({', '.join(cpu['flags'])}), {rec['machine']['cores']} cores, "
              f"torch {rec['versions']['torch']}, load {rec['load_at_start']} at the start. {rec['note']}", "",
@@ -69,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--commit", required=True, help="the commit the demo ran")
     r.add_argument("--load-start", type=float, required=True, help="1-minute load when make demo started")
     r.add_argument("--note", default="", help="anything else about the conditions")
+    r.add_argument("--timed-by", default=TIMED_BY, help="how the wall time was taken (markdown)")
     r.add_argument("-o", "--output", type=Path, required=True, help="the result file to write (JSON)")
     t = sub.add_parser("table", help="print a result file's Markdown table")
     t.add_argument("file", type=Path, help="a result file written by `record`")

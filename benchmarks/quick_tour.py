@@ -118,7 +118,7 @@ def run_one(argv: list[str], env: dict) -> tuple[float, int, str]:
 def measure(work: Path, cache: Path) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "FORGETLAB_CACHE": str(cache),
            "PYTHONPATH": str(ROOT)}
-    rows, fills = [], {}
+    rows, fills, commit = [], {}, _commit()  # the commit timed, before the hours of the tour
     for label, argv in tour(work):
         if label == "eco fit":
             fills["target"] = json.loads((work / "runs" / "bench" / "results.json").read_text())["config"][
@@ -132,7 +132,7 @@ def measure(work: Path, cache: Path) -> dict:
                      "seconds": seconds, "exit_code": code, "load_before": load0, "load_after": os.getloadavg()[0],
                      **({"stderr_tail": err} if code not in (0,) else {})})
         print(f"  {seconds:.1f} s, exit {code}, load {load0:.1f} -> {os.getloadavg()[0]:.1f}", file=sys.stderr)
-    return {"machine": machine(), "versions": versions(), "commit": _commit(),
+    return {"machine": machine(), "versions": versions(), "commit": commit,
             "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}
 
 

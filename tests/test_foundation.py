@@ -93,16 +93,17 @@ def test_check_range_refuses_non_numbers():
 
 
 def test_every_data_file_of_the_package_is_declared_package_data():
-    """A non-Python file under forgetlab/ (the sweep presets) ships in a wheel only if a package-data glob in
-    pyproject.toml names it; the glob once pointed at a folder that had moved, so a non-editable install had no
-    presets."""
-    import fnmatch
+    """A tracked non-Python file under forgetlab/ (the sweep presets) ships in a wheel only if a package-data glob
+    in pyproject.toml names it; the glob once pointed at a folder that had moved, so a non-editable install had no
+    presets. Globs are expanded as setuptools does (``*`` stops at ``/``), over the files git tracks."""
+    import subprocess
     import tomllib
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["forgetlab"]
-    data = [p.relative_to(root / "forgetlab").as_posix() for p in (root / "forgetlab").rglob("*")
-            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts]
+    tracked = subprocess.run(["git", "ls-files", "forgetlab"], cwd=root, capture_output=True, text=True, check=True)
+    data = {Path(f).relative_to("forgetlab").as_posix() for f in tracked.stdout.split() if not f.endswith(".py")}
+    shipped = {p.relative_to(root / "forgetlab").as_posix() for g in globs for p in (root / "forgetlab").glob(g)}
     assert data, "the package has data files (the sweep presets)"
-    assert [f for f in data if not any(fnmatch.fnmatch(f, g) for g in globs)] == []
+    assert sorted(data - shipped) == []

@@ -25,7 +25,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,8 @@ class SweepSpec:
     max_memory_gb: float | None = None
     max_runs: int = 100_000
     source: str = "<spec>"
+    options: dict[str, str] = field(default_factory=dict, compare=False)
+    """Keys given on the command line, by the option that gave them (``--set``/``--grid``): errors name it."""
 
     # ---------------------------------------------------------------- identity
     def result_dict(self) -> dict[str, Any]:
@@ -235,19 +237,19 @@ def _field_label(source: str, text: str | None, table: str, key: str) -> str:
     return f"{_where(source, text, table, key)}: {table}.{key}"
 
 
-def _values(raw: Any, field_name: str, where: str) -> list[Any]:
-    """A grid entry: a list, or a range table {start, stop, num}; never empty."""
+def _values(raw: Any, label: str) -> list[Any]:
+    """A grid entry: a list, or a range table {start, stop, num}; never empty (``label``: :func:`_field_label`)."""
     if isinstance(raw, Mapping):
         extra = set(raw) - {"start", "stop", "num"}
         if extra or not {"start", "stop", "num"} <= set(raw):
-            raise BadInput(f"{where}: grid.{field_name}", dict(raw), "a list or a range {start, stop, num}")
+            raise BadInput(label, dict(raw), "a list or a range {start, stop, num}")
         if not isinstance(raw["num"], int) or isinstance(raw["num"], bool) or raw["num"] < 1:
-            raise BadInput(f"{where}: grid.{field_name}.num", raw["num"], "an integer >= 1")
+            raise BadInput(f"{label}.num", raw["num"], "an integer >= 1")
         return linspace(float(raw["start"]), float(raw["stop"]), raw["num"])
     if not isinstance(raw, list):
-        raise BadInput(f"{where}: grid.{field_name}", raw, "a list of values or a range {start, stop, num}")
+        raise BadInput(label, raw, "a list of values or a range {start, stop, num}")
     if not raw:
-        raise BadInput(f"{where}: grid.{field_name}", raw, "a non-empty list (an empty grid has no runs)")
+        raise BadInput(label, raw, "a non-empty list (an empty grid has no runs)")
     return [_norm(v) for v in raw]
 
 
@@ -289,7 +291,7 @@ def _fields(data: Mapping[str, Any], config_cls: type, source: str,
         check_field("fixed", k, v)
     grid: dict[str, list[Any]] = {}
     for k, raw in data.get("grid", {}).items():
-        grid[k] = _values(raw, k, _where(source, text, "grid", k))
+        grid[k] = _values(raw, _field_label(source, text, "grid", k))
         if isinstance(raw, Mapping) and types_.get(k) is int:  # seed = 1:3:3 means 1, 2, 3
             grid[k] = [int(v) if isinstance(v, float) and v.is_integer() else v for v in grid[k]]
         for v in grid[k]:
@@ -370,7 +372,7 @@ def load_spec(path: str | Path, *, config_cls: type) -> SweepSpec:
 
 
 def preset_names() -> list[str]:
-    """Names of the shipped presets (``forgetlab/grok/presets/*.toml``)."""
+    """Names of the shipped presets (``forgetlab/grok/sweep/presets/*.toml``)."""
     return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
 
 
@@ -469,21 +471,21 @@ def build_spec(*, spec_path: str | Path | None = None, preset: str | None = None
     if path is not None and not fixed and not grid:
         return load_spec(path, config_cls=config_cls)
     overrides = apply_overrides({}, fixed=fixed, grid=grid)
+    options = {k: CLI_OPTIONS[t] for t in ("fixed", "grid") for k in overrides.get(t, {})}
     if path is None:
-        return spec_from_dict(overrides, config_cls=config_cls, source=CLI_SOURCE)
+        return replace(spec_from_dict(overrides, config_cls=config_cls, source=CLI_SOURCE), options=options)
     load_spec(path, config_cls=config_cls)  # the file first, its errors with line numbers
     _fields(overrides, config_cls, CLI_SOURCE, None)  # then the options, their errors naming --set / --grid
     data = apply_overrides(tomllib.loads(path.read_text(encoding="utf-8")), fixed=fixed, grid=grid)
-    return spec_from_dict(data, config_cls=config_cls, source=str(path), text=None)
+    return replace(spec_from_dict(data, config_cls=config_cls, source=str(path), text=None), options=options)
 
 
 # -------------------------------------------------------------------- runs
 def _config_error_label(spec: SweepSpec, field: str) -> str:
     """Where a value the trainer refused came from: ``--set p`` / ``--grid p``, or ``spec.toml: p``."""
-    if spec.source != CLI_SOURCE:
-        return f"{spec.source}: {field}"
-    table = "fixed" if field in spec.fixed else "grid" if field in spec.grid else None
-    return _field_label(CLI_SOURCE, None, table, field) if table else field
+    if field in spec.options:
+        return f"{spec.options[field]} {field}"
+    return field if spec.source == CLI_SOURCE else f"{spec.source}: {field}"
 
 
 def make_configs(spec: SweepSpec, trainer: types.ModuleType) -> list[Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -127,9 +129,25 @@ def test_finetuned_mlp_round_trip(encoder, tmp_path):
     assert torch.equal(encoder.model.encoder.layer[-1].output.dense.weight, before)
     assert not torch.equal(clf.encoder.model.encoder.layer[-1].output.dense.weight, before)
     assert clf.encoder is not encoder
+    assert clf.config.encoder == "encoder" and clf.config.precision in ("fp32", "bf16")  # "auto" resolved
     clf.save_pretrained(tmp_path / "ft")
     assert (tmp_path / "ft" / "encoder" / "model.safetensors").is_file()
+    saved = json.loads((tmp_path / "ft" / "classifier.json").read_text())["config"]
+    assert (saved["encoder"], saved["precision"]) == ("encoder", clf.config.precision)
     back = PromptClassifier.from_pretrained(tmp_path / "ft")
     probe = [*FORGET_QUESTIONS, "What is the capital of Peru?"]
     assert np.array_equal(back.score(probe), clf.score(probe))
     assert clf.report["test"]["n_retain"] > 0
+
+
+def test_configs_are_frozen():
+    """Classifier and guard settings are values: a change makes a new config (``dataclasses.replace``)."""
+    import dataclasses
+
+    from forgetlab.eco.classify.config import ClassifierConfig
+    from forgetlab.eco.corrupter import GuardConfig
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ClassifierConfig().precision = "bf16"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        GuardConfig("rand_noise_first_n").strength = 2.0

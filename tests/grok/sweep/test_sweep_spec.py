@@ -144,6 +144,8 @@ def test_a_range_over_an_integer_field_gives_integers():
     ({"preset": "wd_p47", "grid": ["foo=1,2"]}, "--grid foo: got 'foo'; allowed: a TrainConfig field"),
     ({"preset": "wd_p47", "fixed": ["steps=1.5"]}, "--set steps: got 1.5; allowed: a value of type int"),
     ({"grid": ["wd=a,b"]}, "--grid wd: got 'a'; allowed: a value of type float"),
+    ({"grid": ["wd="]}, "--grid wd: got []; allowed: a non-empty list"),
+    ({"preset": "wd_p47", "grid": ["wd=0:1:0"]}, "--grid wd.num: got 0; allowed: an integer >= 1"),
 ])
 def test_a_bad_command_line_entry_is_named_by_its_option_not_by_the_preset(kw, message):
     """An entry from --set/--grid is named by the option (it was '<cli>: grid.foo: got 1', or the preset's file
@@ -155,12 +157,15 @@ def test_a_bad_command_line_entry_is_named_by_its_option_not_by_the_preset(kw, m
     assert str(exc.value).startswith(message)
 
 
-@pytest.mark.parametrize("fixed, grid, label", [(["p=1"], ["wd=0,1"], "--set p"), ([], ["p=1,5"], "--grid p")])
-def test_a_value_the_trainer_refuses_is_named_by_its_option(fixed, grid, label):
+@pytest.mark.parametrize("preset, fixed, grid, label", [
+    (None, ["p=1"], ["wd=0,1"], "--set p"), (None, [], ["p=1,5"], "--grid p"),
+    ("wd_p47", ["p=1"], [], "--set p"), ("wd_p47", [], ["p=1,5"], "--grid p"),
+])
+def test_a_value_the_trainer_refuses_is_named_by_its_option(preset, fixed, grid, label):
     from forgetlab.grok import train
     from forgetlab.grok.sweep.spec import make_configs
 
-    spec = build_spec(fixed=fixed, grid=grid, config_cls=train.TrainConfig)
+    spec = build_spec(preset=preset, fixed=fixed, grid=grid, config_cls=train.TrainConfig)
     with pytest.raises(BadInput) as exc:
         make_configs(spec, train)
     assert str(exc.value).startswith(f"{label}: got 1; allowed: an integer >= 3")
