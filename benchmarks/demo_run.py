@@ -21,7 +21,6 @@ from discipline import machine
 
 from forgetlab.runs import atomic_write_json
 
-
 TIMED_BY = "`/usr/bin/time make demo`"
 """How a record's wall time was taken, where the record does not say (the records before ``--timed-by``)."""
 
