@@ -174,11 +174,29 @@ def test_the_current_folder_or_one_holding_it_is_refused_as_out_and_nothing_is_l
 
 
 def test_a_command_writing_inside_its_out_still_takes_the_current_folder(tmp_path, capsys, monkeypatch):
-    """Only commands that swap their folder whole refuse `--out .`; `eco world` writes files inside it."""
+    """Only commands that swap their folder whole refuse `--out .`; `grok reproduce` (a resumable cache of
+    cases) writes files inside it."""
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(["eco", "world", "--out", ".", "--quiet"], capsys)
+    code, _, err = run_cli(["grok", "reproduce", "--cases", "A0", "--out", ".", "--quiet"], capsys)
     assert code == 0, err
-    assert (tmp_path / "world.json").is_file()
+    assert (tmp_path / "reproduce.json").is_file()
+
+
+def test_eco_world_overwrite_replaces_the_whole_world(tmp_path, capsys):
+    """`eco world --overwrite` kept the old world's layouts and stray files beside the new world.json (a
+    100-author tofu/ next to a 20-author wmdp/); it now swaps the folder whole, and refuses a negative seed and
+    a layout named twice on one line."""
+    out = tmp_path / "w"
+    assert run_cli(["eco", "world", "--out", str(out), "--layouts", "tofu", "--quiet"], capsys)[0] == 0
+    (out / "mine.txt").write_text("stray")
+    code, _, err = run_cli(["eco", "world", "--out", str(out), "--authors", "20", "--layouts", "wmdp",
+                            "--overwrite", "--quiet"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["wmdp", "world.json"]
+    for argv, line in ((["--seed", "-1"], "error: seed: got -1; allowed: an integer >= 0\n"),
+                       (["--layouts", "tofu,tofu"], "error: layouts: got 'tofu,tofu'; allowed: each layout once")):
+        code, _, err = run_cli(["eco", "world", "--out", str(tmp_path / "x"), *argv, "--quiet"], capsys)
+        assert code == 2 and err.startswith(line) and not (tmp_path / "x").exists()
 
 
 def test_a_failed_swap_leaves_no_hidden_old_folder(tmp_path, monkeypatch):

@@ -43,18 +43,25 @@ def world_cmd(out: Path = typer.Option(..., "--out", help="Folder for the files 
 
     Prints one JSON object on stdout: the files written and the size of each forget split."""
     from ..folders import claim_out_dir
-    from ..runs import atomic_write_json
+    from ..runs import atomic_write_json, write_folder_atomically
     from .formats import WRITERS, write_layouts
     from .world import WorldConfig, make_world, world_record
 
     names = tuple(x.strip() for x in layouts.split(",") if x.strip())
     for name in names or ("",):
         WRITERS.check(name, "layouts")
+    if len(set(names)) < len(names):
+        raise BadInput("layouts", layouts, "each layout once: tofu, muse, wmdp, mmlu (comma-separated)")
     w = make_world(WorldConfig(n_authors=authors, answer_style=answers, seed=seed))
-    with claim_out_dir(out, overwrite=overwrite):
-        files = write_layouts(w, out, names)
-        atomic_write_json(out / "world.json", world_record(w))
-    files = [*files, out / "world.json"]
+    written: list[Path] = []
+
+    def write(tmp: Path) -> None:  # the whole world, swapped in at once: --overwrite leaves nothing of the old one
+        written[:] = [out / f.relative_to(tmp) for f in write_layouts(w, tmp, names)]
+        atomic_write_json(tmp / "world.json", world_record(w))
+
+    with claim_out_dir(out, overwrite=overwrite, swapped=True):
+        write_folder_atomically(out, write, replace=lambda old: overwrite)
+    files = [*written, out / "world.json"]
     sizes = {s: len(w.forget(s)) for s in w.splits}
     status(not quiet)(f"wrote {len(files)} files to {out} ({', '.join(names)})")
     emit({"out": str(out), "layouts": list(names), "files": [str(f) for f in files], "forget_split_sizes": sizes,

@@ -243,8 +243,10 @@ class WorldConfig:
 
     def validate(self) -> WorldConfig:
         check_choice("answer_style", self.answer_style, ANSWER_STYLES)
-        if not 3 <= self.n_authors <= len(_FIRST) * len(_LAST):
-            raise BadInput("n_authors", self.n_authors, f"an integer in [3, {len(_FIRST) * len(_LAST)}]")
+        if not 4 <= self.n_authors <= len(_FIRST) * len(_LAST):  # 3 leave no retain author beside forget10
+            raise BadInput("n_authors", self.n_authors, f"an integer in [4, {len(_FIRST) * len(_LAST)}]")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise BadInput("seed", self.seed, "an integer >= 0")
         if not 2 <= self.facts_min <= self.facts_max <= len(AUTHOR_FACTS):
             raise BadInput("facts_min/facts_max", (self.facts_min, self.facts_max),
                            f"2 <= facts_min <= facts_max <= {len(AUTHOR_FACTS)}")
