@@ -12,7 +12,9 @@ permission denied). Every error is one line on stderr, never a traceback.
 from __future__ import annotations
 
 import errno
+import signal
 import sys
+import threading
 from typing import Any
 
 import typer
@@ -120,6 +122,22 @@ ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.E
                                 errno.ENFILE})
 """OS errors that are faults of the machine, not of the command's input: exit code 1."""
 INTERRUPTED = 130  # exit code of a command stopped by Ctrl-C (128 + SIGINT), as typer and the shells give it
+TERMINATED = 143  # exit code of a command stopped by SIGTERM (128 + 15): timeout(1), kill, schedulers
+_sigterm_seen: list[bool] = []
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM runs Ctrl-C's clean-up: raised as KeyboardInterrupt where the command is, so claims are released
+    and half-written folders removed (the default handler killed the process and left the folder's lock)."""
+    _sigterm_seen.append(True)
+    raise KeyboardInterrupt
+
+
+def _stopped(default_message: str, default_code: int) -> None:
+    """Fail as a stopped command: 'terminated' (143) after SIGTERM, else the caller's message and code."""
+    if _sigterm_seen:
+        fail("terminated", TERMINATED)
+    fail(default_message, default_code)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -138,6 +156,8 @@ def os_error_line(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: run the app, turning bad input into one line and exit code 2."""
     _mount_subcommands()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="forgetlab")
     except ForgetlabError as exc:
@@ -156,11 +176,11 @@ def main(argv: list[str] | None = None) -> None:
     except click_exc.ClickException as exc:
         fail(exc.format_message())
     except (typer.Abort, KeyboardInterrupt):
-        fail("aborted")
+        _stopped("aborted", 2)
     except typer.Exit as exc:
         rv = exc.exit_code
     if rv == INTERRUPTED:  # typer's answer to Ctrl-C (returned, or raised): say so, keep the code for SIGINT
-        fail("interrupted", INTERRUPTED)
+        _stopped("interrupted", INTERRUPTED)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

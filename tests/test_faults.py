@@ -231,8 +231,11 @@ def test_os_errors_reaching_the_command_line_are_one_line(tmp_path, capsys):
     assert not os.path.exists(blocker / "sub")
 
 
-def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_folder(tmp_path):
-    """SIGINT while training: one line on stderr (it was silent), the shell's 130, the claimed folder gone."""
+@pytest.mark.parametrize("signum, code, line", [(2, 130, "error: interrupted"), (15, 143, "error: terminated")])
+def test_ctrl_c_or_sigterm_says_so_exits_128_plus_n_and_leaves_no_folder(tmp_path, signum, code, line):
+    """SIGINT while training: one line on stderr (it was silent), the shell's 130, the claimed folder gone.
+    SIGTERM (timeout, kill, a scheduler) likewise, with 143: it used to kill the process and leave the folder
+    holding only its lock file."""
     import signal
     import time
 
@@ -251,10 +254,10 @@ def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_folder(tmp_path):
             time.sleep(0.1)
         assert (out / LOCK_NAME).exists(), "the command never claimed its folder"
         time.sleep(0.5)  # inside the training loop
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()  # a no-op when it ended; else it would keep training a million steps
         proc.wait()
-    assert proc.returncode == 130 and stdout == "" and stderr.strip() == "error: interrupted"
+    assert proc.returncode == code and stdout == "" and stderr.strip() == line
     assert not out.exists()
