@@ -290,7 +290,9 @@ def _check_destination(out: Path | None, add_to: Path | None, name: str, model: 
             raise BadInput("model", "", "a model folder or hub id (required with --out)")
         return None
     if not (add_to / "guard.json").is_file():
-        raise BadInput("add_to", str(add_to), "a guard folder written by 'forgetlab eco fit'")
+        from .guard_folder import GUARD_FOLDER
+
+        raise BadInput("add_to", str(add_to), GUARD_FOLDER)
     refuse_current_folder(add_to, "add_to")  # the edited guard is swapped in whole
     names = target_names(read_guard_meta(add_to), add_to)
     if name in names:
@@ -417,10 +419,10 @@ def targets_cmd(
 ) -> None:
     """List a guard's forget targets, one JSON object per line on stdout (add one with 'eco fit --add-to');
     --remove drops one first."""
-    from .guard_folder import folder_target_summaries, remove_folder_target
+    from .guard_folder import GUARD_FOLDER, folder_target_summaries, remove_folder_target
 
     if not (guard / "guard.json").is_file():
-        raise BadInput("guard", str(guard), "a guard folder written by 'forgetlab eco fit'")
+        raise BadInput("guard", str(guard), GUARD_FOLDER)
     if remove:
         remove_folder_target(guard, remove)
     for row in folder_target_summaries(guard):

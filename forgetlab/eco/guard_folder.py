@@ -54,6 +54,8 @@ FORMAT_VERSION = 3  # 2: config.flag_entities / entity_tokens; 3: config.positio
 # references relative to the guard or by hub commit, several targets (folders of 1-2 still load)
 SIDECAR_SINCE = 3  # folders of earlier formats have no checksum file and load without it
 RECORD = "guard.json"
+GUARD_FOLDER = "a guard folder written by 'forgetlab eco fit' (or EcoGuard.save_pretrained)"
+"""What a ``--guard`` (``--add-to``) must name, in every refusal."""
 SIDECAR = "guard.sha256"  # the checksum of guard.json, kept apart from it
 
 CLASSIFIER_TYPES: Registry[type] = Registry(
@@ -174,7 +176,7 @@ def _verified_bytes(path: Path) -> bytes:
 def _checked_record(path: Path) -> dict[str, Any]:
     """``guard.json``, read only after its bytes match ``guard.sha256``; then its format and version."""
     if not path.is_dir():
-        raise BadInput("guard", str(path), "a folder written by EcoGuard.save_pretrained")
+        raise BadInput("guard", str(path), GUARD_FOLDER)
     data = _verified_bytes(path)
     try:
         meta = loads_json(data.decode("utf-8"), str(path / RECORD))

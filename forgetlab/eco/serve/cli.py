@@ -22,18 +22,18 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 def serve_command(
     limits: ServeLimits,
     placement: Placement,
-    guard: Path = typer.Option(..., "--guard", help="Guard folder written by EcoGuard.save_pretrained."),
+    guard: Path = typer.Option(..., "--guard", help="Guard folder written by 'forgetlab eco fit'."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
     backend: str = typer.Option("transformers", help="Generation backend, one of: transformers, vllm."),
-    model_name: str = typer.Option("", help="Model id clients send and /v1/models lists "
-                                   "(default: the guard folder's name)."),
+    model_name: str | None = typer.Option(None, help="Model id clients send and /v1/models lists "
+                                          "(default: the guard folder's name)."),
     vllm_url: str = typer.Option("", help="Base URL of a `vllm serve --enable-prompt-embeds` server "
                                  "(backend vllm; default: run vLLM in process)."),
     vllm_model: str = typer.Option("", help="Model name/path for vLLM (default: the guard's base model)."),
     log_level: str = typer.Option("info", help="uvicorn log level (on stderr), one of: " + ", ".join(LOG_LEVELS)
                                   + "."),
-    api_key: str = typer.Option("", envvar="FORGETLAB_API_KEY", show_envvar=True,
+    api_key: str | None = typer.Option(None, envvar="FORGETLAB_API_KEY", show_envvar=True,
                                 help="Require 'Authorization: Bearer KEY' on every /v1 route, as vLLM's --api-key "
                                 "(/health and /metrics stay open). Prefer the environment variable: a command "
                                 "line is visible to other users of the machine (default: no key)."),
@@ -43,20 +43,30 @@ def serve_command(
     """Serve GUARD over HTTP: /v1/completions, /v1/chat/completions (streaming), /v1/models, /health, /metrics.
 
     Prints nothing on stdout: status and logs go to stderr."""
-    from ...errors import check_choice
+    from ...errors import BadInput, check_choice
     from .backends import BACKENDS
     from .engine import ServeEngine, load_guard
-    from .server import run_server
+    from .server import bind_listener, run_server
 
     BACKENDS.check(backend)
     check_choice("log_level", log_level, LOG_LEVELS)
+    if api_key is not None and not api_key.strip():  # an unset "$KEY" would otherwise open the server
+        raise BadInput("api_key", api_key, "a non-empty key (unset FORGETLAB_API_KEY and drop --api-key to serve "
+                       "without one)")
+    if model_name is not None and not model_name.strip():
+        raise BadInput("model_name", model_name, "a non-empty model id (default: the guard folder's name)")
+    sock = bind_listener(host, port)
     options = {"url": vllm_url or None, "model": vllm_model or None} if backend == "vllm" else {}
     if torch_threads:
         import torch
 
         torch.set_num_threads(torch_threads)
-    loaded = load_guard(guard, placement)
-    engine = ServeEngine(loaded, backend, limits, model_name=model_name or guard.resolve().name,
-                         backend_options=options)
-    typer.echo(f"serving {guard} ({backend}) on http://{host}:{port}/v1", err=True)
-    run_server(engine, host=host, port=port, log_level=log_level, api_key=api_key or None)
+    try:
+        loaded = load_guard(guard, placement)
+        engine = ServeEngine(loaded, backend, limits, model_name=model_name or guard.resolve().name,
+                             backend_options=options)
+    except BaseException:
+        sock.close()
+        raise
+    typer.echo(f"serving {guard} ({backend}) on http://{host}:{sock.getsockname()[1]}/v1", err=True)
+    run_server(engine, sock, log_level=log_level, api_key=api_key)

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from ...errors import BadInput, ForgetlabError
 from ..guard import EcoGuard, GuardLike
+from ..guard_folder import GUARD_FOLDER
 from ..placement import Placement
 from .backends import classify_batch, make_backend
 from .metrics import ServerMetrics
@@ -336,5 +337,5 @@ def load_guard(path: str | Path, placement: Placement | None = None) -> EcoGuard
     error."""
     path = Path(path)
     if not path.is_dir():
-        raise BadInput("guard", str(path), "a folder written by EcoGuard.save_pretrained")
+        raise BadInput("guard", str(path), GUARD_FOLDER)
     return EcoGuard.from_pretrained(path, placement=placement)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import socket
 import threading
 import time
@@ -25,6 +26,29 @@ def free_loopback_socket(host: str = "127.0.0.1") -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
+    return sock
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (``port`` 0: a free one), before any model loads, so that a busy port
+    or an unknown host is a one-line error naming it instead of uvicorn's log after the load."""
+    from ...errors import BadInput
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError):
+        raise BadInput("host", host, "an address or name of this machine (default 127.0.0.1)") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise BadInput("port", port, "a free TCP port (another process listens on this one; 0 picks one)") from None
+        if exc.errno == errno.EACCES:
+            raise BadInput("port", port, "a port this user may bind (1024 and above without privileges)") from None
+        raise BadInput("host", host, f"an address of this machine ({exc.strerror})") from None
     return sock
 
 
@@ -86,13 +110,17 @@ def serve_in_thread(engine: ServeEngine, host: str = "127.0.0.1", log_level: str
         engine.close()
 
 
-def run_server(engine: ServeEngine, host: str = "127.0.0.1", port: int = 8000,
-               log_level: str = "info", api_key: str | None = None) -> None:
-    """Serve in the foreground until interrupted (the CLI's ``forgetlab eco serve``)."""
+def run_server(engine: ServeEngine, sock: socket.socket, log_level: str = "info",
+               api_key: str | None = None) -> None:
+    """Serve on the bound ``sock`` (:func:`bind_listener`) in the foreground until interrupted (the CLI's
+    ``forgetlab eco serve``)."""
     import uvicorn
 
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(create_app(engine, api_key=api_key), host=host, port=port, log_level=log_level,
+                            timeout_graceful_shutdown=5, log_config=log_config())
     try:
-        uvicorn.run(create_app(engine, api_key=api_key), host=host, port=port, log_level=log_level,
-                    timeout_graceful_shutdown=5, log_config=log_config())
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         engine.close()
+        sock.close()

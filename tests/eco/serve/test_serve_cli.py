@@ -35,6 +35,29 @@ def test_bad_options_are_one_line_exit_2(guard_dirs, capsys, args, needle):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(("args", "line"), [
+    (["--api-key", ""], "error: api_key: got ''; allowed: a non-empty key"),
+    (["--model-name", " "], "error: model_name: got ' '; allowed: a non-empty model id"),
+    (["--host", "999.1.1.1"], "error: host: got '999.1.1.1'; allowed: an address or name of this machine"),
+    (["--port", "BUSY"], "error: port: got BUSY; allowed: a free TCP port"),
+])
+def test_an_empty_key_or_name_or_a_port_it_cannot_bind_is_refused_before_the_model_loads(
+        capsys, monkeypatch, tmp_path, args, line):
+    """An empty --api-key (an unset "$KEY") served without authentication and an empty --model-name fell back to
+    the folder's name, silently; a busy port or unknown host surfaced as uvicorn's log lines and exit 3 after
+    the model had loaded. Each is now one line, exit 2, before any load (the guard here does not exist)."""
+    monkeypatch.delenv("FORGETLAB_API_KEY", raising=False)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        argv = ["eco", "serve", "--guard", str(tmp_path / "no-guard"), *[port if a == "BUSY" else a for a in args]]
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith(line.replace("BUSY", port)) and err.count("\n") == 1
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
