@@ -52,7 +52,18 @@ def _parse_target(target: str, items: list) -> float:
         raise BadInput("target", target, "'chance' or a number (the metric value to reach)") from None
     if not math.isfinite(value):
         raise BadInput("target", target, "'chance' or a finite number")
+    if not 0 <= value <= 1:
+        raise BadInput("target", target, "'chance' or a number in [0, 1] (every fit metric is a fraction)")
     return value
+
+
+def _check_classifier_settings(fpr: float, seed: int, precision: str) -> None:
+    """The prompt classifier's settings, checked before any work; errors name the ``eco fit`` option."""
+    try:
+        ClassifierConfig(fpr=fpr, seed=seed, precision=precision).validate()
+    except BadInput as exc:
+        option = "classifier_precision" if exc.field == "precision" else exc.field
+        raise BadInput(option, exc.value, exc.allowed) from None
 
 
 FIT_OPTIONS = {
@@ -160,17 +171,16 @@ def fit_cmd(
     from ..folders import claim_out_dir
     from .classify.prompts import load_prompts
 
-    spec = _check_fit_options(corruption, strength, fit, fpr, metric, method, tol)
-    # the seed seeds the negatives' rewrites before training
-    ClassifierConfig(fpr=fpr, seed=seed, precision=classifier_precision).validate()
+    spec = _check_fit_options(corruption, strength, k, fit, fpr, metric, method, tol)
+    _check_classifier_settings(fpr, seed, classifier_precision)
+    if quiet:  # before --add-to loads the guard's encoder
+        quiet_transformers()
     existing = _check_destination(out, add_to, name, model)
-    forget_prompts, retain_prompts = load_prompts(forget), load_prompts(retain)
+    forget_prompts, retain_prompts = load_prompts(forget, option="forget"), load_prompts(retain, option="retain")
     sets = _flag_sets(forget, forget_prompts, retain_prompts, calibration, hard_negatives, unseen_negatives, seed,
                       fpr)
     items = _read_mc_jsonl(fit) if fit is not None else None
     goal = _parse_target(target, items) if items is not None else None
-    if quiet:
-        quiet_transformers()
     say = status(not quiet)
     claim = claim_out_dir(out, overwrite=overwrite, swapped=True) if out is not None else nullcontext()
     with claim:  # before any work: a second writer is refused at once (--add-to: the folder's own edit lock)
@@ -241,9 +251,9 @@ def _flag_sets(forget_path: Path, forget: list[str], retain: list[str], calibrat
 
     negatives, calib = {}, {}
     if hard_negatives is not None:
-        negatives["hard_negative"] = load_prompts(hard_negatives)
+        negatives["hard_negative"] = load_prompts(hard_negatives, option="hard_negatives")
     if calibration is not None:
-        calib["calibration"] = load_prompts(calibration)
+        calib["calibration"] = load_prompts(calibration, option="calibration")
     entities = mine_entities(forget, retain)
     answers = load_texts(forget_path, ("answer", "paraphrased_answer"))
     extra = entity_sets(forget, retain, entities, forget_texts=answers, seed=seed, fpr=fpr, unseen=unseen)
@@ -326,8 +336,8 @@ def _publish(guard, out: Path | None, add_to: Path | None, copy_model: bool, ove
                       token_classifier=guard.token_classifier, fit=guard.fit)
 
 
-def _check_fit_options(corruption: str, strength: float, fit: Path | None, fpr: float, metric: str, method: str,
-                       tol: float):
+def _check_fit_options(corruption: str, strength: float, k: int | None, fit: Path | None, fpr: float, metric: str,
+                       method: str, tol: float):
     """Validate ``eco fit``'s options before any work; returns the corruption's spec."""
     from .fit import FIT_METHODS
 
@@ -338,6 +348,9 @@ def _check_fit_options(corruption: str, strength: float, fit: Path | None, fpr: 
     if fit is None and spec.uses_strength and strength == 0:
         raise BadInput("strength", strength, f"> 0 when no --fit file is given ({corruption} at strength 0 "
                        "changes nothing), or pass --fit FIT.jsonl to fit it")
+    if k == 0 and spec.uses_k and (fit is None or spec.uses_strength):  # k is used as given
+        raise BadInput("k", k, f"an integer >= 1 ({corruption} with k = 0 corrupts no dimension); leave it out "
+                       "for the whole hidden size")
     MC_METRICS.check(metric, "metric")
     check_choice("method", method, FIT_METHODS)
     if not (tol > 0 and math.isfinite(tol)):

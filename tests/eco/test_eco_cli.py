@@ -111,6 +111,11 @@ def test_bad_inputs_one_line_exit_2(inputs, guard_dir, tmp_path, capsys):
         ({"--fpr": "0"}, "fpr"),
         ({"--fpr": "1.5"}, "fpr"),
         ({"--target": "lots"}, "target"),
+        ({"--target": "1.5"}, "target: got '1.5'; allowed: 'chance' or a number in [0, 1]"),  # saved a no-op guard
+        ({"--k": "0", "--strength": "1", "--fit": None}, "k: got 0; allowed: an integer >= 1"),  # corrupted nothing
+        ({"--forget": tmp_path / "none.jsonl"}, "forget: got"),  # named 'path'
+        ({"--calibration": tmp_path / "none.jsonl"}, "calibration: got"),
+        ({"--classifier-precision": "fp8"}, "classifier_precision: got 'fp8'"),  # named 'precision'
     ]
     for over, needle in cases:
         code, _, err = run_cli(fit_args(inputs, out, **over), capsys)

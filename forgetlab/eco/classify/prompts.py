@@ -10,14 +10,15 @@ from ...runs import iter_jsonl
 PROMPT_FIELDS = ("prompt", "text", "question")
 
 
-def load_prompts(path: str | Path, field: str | None = None) -> list[str]:
+def load_prompts(path: str | Path, field: str | None = None, option: str = "path") -> list[str]:
     """Read one prompt per JSONL line from ``field`` (``prompt``, ``text`` or ``question``; None: the first of
-    these present in line 1). Blank lines are skipped; every error names the file and line."""
+    these present in line 1). Blank lines are skipped; every error names the file and line (a missing file: the
+    ``option`` that named it)."""
     if field is not None:
         check_choice("field", field, PROMPT_FIELDS)
     path = Path(path)
     prompts: list[str] = []
-    for lineno, obj in iter_jsonl(path):
+    for lineno, obj in iter_jsonl(path, option):
         if field is None:
             field = next((f for f in PROMPT_FIELDS if f in obj), None)
             if field is None:

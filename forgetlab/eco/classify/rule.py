@@ -78,4 +78,7 @@ def rule_report(rule: FlagRule, heldout: dict[str, list[str]], fpr: float) -> di
         if rate > fpr and row["p_value"] < 0.05:
             out["warnings"].append(f"the flag rule flags {rate:.1%} of {len(prompts)} held-out {name} prompts "
                                    f"(requested FPR {fpr:g}; p = {row['p_value']:.2g})")
+    if "miss_rate" not in out:  # too few forget prompts to hold any out
+        out["warnings"].append("no held-out forget prompts: the flag rule's miss rate is not measured (give more "
+                               "forget prompts)")
     return out

@@ -45,8 +45,10 @@ def test_rule_report_measures_the_whole_rule_and_warns_when_weak():
     assert len(rep["warnings"]) == 2
     assert "misses 20.0% of 10 held-out forget" in rep["warnings"][0]
     assert "33.3% of 30 held-out hard_negative" in rep["warnings"][1]
-    one_of_thirty = {"retain": ["Is quint here?"] + [f"Is {i} odd?" for i in range(29)]}
+    one_of_thirty = {"forget": ["Who is Quint?"], "retain": ["Is quint here?"] + [f"Is {i} odd?" for i in range(29)]}
     assert rule_report(rule, one_of_thirty, fpr=0.01)["warnings"] == []  # 1/30 at 1% is chance, not weakness
+    no_forget = {"forget": [], "retain": [f"Is {i} odd?" for i in range(30)]}  # a fit given one forget prompt
+    assert [w[:27] for w in rule_report(rule, no_forget, fpr=0.01)["warnings"]] == ["no held-out forget prompts:"]
 
 
 def test_unseen_entity_negatives_cross_forget_names_into_new_people():
