@@ -402,7 +402,12 @@ def parse_cli_range(key: str, text: str) -> Any:
             return {"start": float(start), "stop": float(stop), "num": int(num)}
         except ValueError:
             raise BadInput(f"--grid {key}", text, "start:stop:num with numbers, e.g. 0.1:0.9:7") from None
-    return [parse_cli_value(t.strip()) for t in text.split(",") if t.strip()]
+    if not text.strip():
+        return []  # refused where every grid is checked: an empty grid has no runs
+    parts = [t.strip() for t in text.split(",")]
+    if not all(parts):
+        raise BadInput(f"--grid {key}", text, "a list a,b,c without an empty element (or start:stop:num)")
+    return [parse_cli_value(t) for t in parts]
 
 
 def _split_override(option: str, item: str, form: str, zipped: Mapping[str, Any]) -> tuple[str, str]:

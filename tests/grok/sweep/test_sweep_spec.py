@@ -145,6 +145,7 @@ def test_a_range_over_an_integer_field_gives_integers():
     ({"preset": "wd_p47", "fixed": ["steps=1.5"]}, "--set steps: got 1.5; allowed: a value of type int"),
     ({"grid": ["wd=a,b"]}, "--grid wd: got 'a'; allowed: a value of type float"),
     ({"grid": ["wd="]}, "--grid wd: got []; allowed: a non-empty list"),
+    ({"grid": ["alpha=0.3,,0.5"]}, "--grid alpha: got '0.3,,0.5'; allowed: a list a,b,c without an empty element"),
     ({"preset": "wd_p47", "grid": ["wd=0:1:0"]}, "--grid wd.num: got 0; allowed: an integer >= 1"),
 ])
 def test_a_bad_command_line_entry_is_named_by_its_option_not_by_the_preset(kw, message):
