@@ -453,8 +453,8 @@ def generate_cmd(
                                  "text}) instead of text lines."),
     quiet: bool = typer.Option(False, "--quiet", help="No status lines on stderr."),
 ) -> None:
-    """Generate greedily under the guard; prints one line per prompt on stdout: "[flagged: yes|no] PROMPT
-    ANSWER", or JSON with --json."""
+    """Generate greedily under the guard; prints one line per prompt on stdout: the flag in brackets
+    (flagged: yes or flagged: no), the prompt, a tab and the answer; or JSON with --json."""
     if max_new_tokens < 1:
         raise BadInput("max_new_tokens", max_new_tokens, "an integer >= 1")
     from .guard import EcoGuard
@@ -466,7 +466,8 @@ def generate_cmd(
         if as_json:
             emit(row)
         else:
-            print(f"[flagged: {'yes' if row['flagged'] else 'no'}] {row['prompt']}{row['text']}".replace("\n", " "))
+            flag, prompt_text, answer = ("yes" if row["flagged"] else "no"), row["prompt"], row["text"]
+            print(f"[flagged: {flag}] {prompt_text}\t{answer}".replace("\n", " "))  # the tab: where the answer begins
 
 
 app.command("serve")(serve_command)

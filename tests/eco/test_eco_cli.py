@@ -78,7 +78,8 @@ def test_fit_classify_generate(guard_dir, capsys):
     assert code == 0, err
     lines = out.splitlines()  # exactly one line per prompt
     assert len(lines) == 2 and out.endswith("\n")
-    assert lines[0].startswith("[flagged: yes]") and lines[1].startswith("[flagged: no] What is the capital of Peru?")
+    assert lines[0].startswith("[flagged: yes]") and lines[1].startswith("[flagged: no] What is the capital of Peru?\t")
+    assert all(line.count("\t") == 1 for line in lines)  # the answer was glued to the prompt
     code, out, err = run_cli(["eco", "generate", "--guard", str(guard_dir), "--prompt", "Who is Zorblax Quint?",
                               "--max-new-tokens", "3", "--json", "--quiet"], capsys)
     assert code == 0 and err == ""
