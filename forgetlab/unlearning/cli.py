@@ -102,8 +102,7 @@ def evaluate_cmd(opts: EvalOptions, placement: Placement,
     record = run_evaluation(suite, data, models, placement, opts, progress=say)
     if out is not None:
         atomic_write_json(out, record)
-    emit({"suite": suite, "metrics": _rounded(record["metrics"]), "vs_retain": _rounded(record["vs_retain"])},
-         indent=1)
+    emit({"suite": suite, "metrics": _rounded(record["metrics"]), "vs_retain": _rounded(record["vs_retain"])})
 
 
 def _rounded(obj):
