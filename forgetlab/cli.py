@@ -11,7 +11,6 @@ permission denied). Every error is one line on stderr, never a traceback.
 
 from __future__ import annotations
 
-import errno
 import signal
 import sys
 import threading
@@ -25,7 +24,7 @@ try:  # typer >= 0.20 vendors click; older releases use the real package
 except ImportError:  # pragma: no cover - typer < 0.20
     from click import exceptions as click_exc
 
-from .errors import ForgetlabError
+from .errors import ENVIRONMENT_ERRNOS, ForgetlabError
 
 
 class _PlainHelp:
@@ -118,9 +117,6 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Make neural networks forget, and watch them forget."""
 
 
-ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.ENOMEM, errno.EMFILE,
-                                errno.ENFILE})
-"""OS errors that are faults of the machine, not of the command's input: exit code 1."""
 INTERRUPTED = 130  # exit code of a command stopped by Ctrl-C (128 + SIGINT), as typer and the shells give it
 TERMINATED = 143  # exit code of a command stopped by SIGTERM (128 + 15): timeout(1), kill, schedulers
 _sigterm_seen: list[bool] = []
@@ -147,8 +143,10 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def os_error_line(exc: OSError) -> str:
-    """One line for an OS error: what failed, on which path."""
-    where = f": {exc.filename}" if exc.filename else ""
+    """One line for an OS error: what failed, on which path (the path asked for, not a hidden temporary one)."""
+    from .runs import final_path
+
+    where = f": {final_path(exc.filename)}" if exc.filename else ""
     what = exc.strerror or type(exc).__name__
     return f"{what}{where}"
 

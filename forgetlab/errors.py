@@ -5,7 +5,12 @@ The CLI turns any :class:`ForgetlabError` into one line on stderr and exit code 
 
 from __future__ import annotations
 
+import errno
 from typing import Any
+
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.ENOMEM, errno.EMFILE,
+                                errno.ENFILE})
+"""OS errors that are faults of the machine, not of the command's input: exit code 1."""
 
 
 class ForgetlabError(ValueError):

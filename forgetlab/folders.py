@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import BadInput
+from .errors import ENVIRONMENT_ERRNOS, BadInput
 from .runs import LOCK_NAME, is_empty_folder
 
 RETRIES = 5  # a folder removed by a failing writer between our mkdir and our lock: try again
@@ -103,6 +103,11 @@ def claim_out_dir(path: str | os.PathLike, *, overwrite: bool = False, resume: b
     created = None if path.exists() else _missing_parents(path)
     try:
         fd = _lock(path, field)
+    except OSError as exc:
+        _remove_created(path, created)
+        if exc.errno in ENVIRONMENT_ERRNOS:
+            raise
+        raise BadInput(field, str(path), f"a folder this user can create and write ({exc.strerror})") from None
     except BaseException:
         _remove_created(path, created)
         raise
@@ -148,5 +153,5 @@ def _remove_if_empty(path: Path) -> None:
             (path / LOCK_NAME).unlink(missing_ok=True)
             path.rmdir()
     except OSError as exc:
-        if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENOTEMPTY, errno.EEXIST):  # never made, or kept
             raise

@@ -228,7 +228,19 @@ def test_os_errors_reaching_the_command_line_are_one_line(tmp_path, capsys):
     blocker.write_text("x")
     code, _, err = run_cli(["grok", "train", *TINY, "--out", str(blocker / "sub")], capsys)
     assert code == 2 and one_line(err)
+    assert err.startswith(f"error: out: got '{blocker / 'sub'}'; allowed: a folder this user can create and write")
     assert not os.path.exists(blocker / "sub")
+
+
+def test_an_os_error_on_a_hidden_temporary_file_names_the_file_asked_for(tmp_path):
+    """'Is a directory: .rr2.5bce98-18179-294d6ca9.tmp' named our hidden temporary file; the line names the
+    path the command was writing."""
+    from forgetlab.cli import os_error_line
+    from forgetlab.runs import make_temp
+
+    tmp = make_temp(tmp_path, "report.md")
+    line = os_error_line(IsADirectoryError(21, "Is a directory", str(tmp)))
+    assert line == f"Is a directory: {tmp_path / 'report.md'}"
 
 
 @pytest.mark.parametrize("signum, code, line", [(2, 130, "error: interrupted"), (15, 143, "error: terminated")])
