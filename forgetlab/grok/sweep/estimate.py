@@ -43,13 +43,17 @@ class SweepEstimate:
     seconds: float
     shapes: list[ShapeCost]
     probe_seconds: float
+    batch_runs: int = 0  # the most runs per batch the estimate planned with (the spec's max_batch_runs)
+    measured_batching: bool = False  # the sweep measures its batch size first, so its batches may be smaller
 
     def describe(self, workers: int = 1) -> str:
         """One line: runs, estimated wall time with ``workers`` workers on free cores, and the probe's cost."""
         wall = self.seconds / max(1, workers)
+        plan = (f"; planned in batches of up to {self.batch_runs} runs, where the sweep measures its own batch size "
+                "first and may batch fewer" if self.measured_batching else "")
         return (f"{self.n_runs} runs, estimated {_hms(wall)} with {workers} worker(s) on free cores "
                 f"({_hms(self.seconds)} of single-worker time; measured by a {self.probe_seconds:.0f} s probe "
-                f"of {len(self.shapes)} batch shape(s))")
+                f"of {len(self.shapes)} batch shape(s){plan})")
 
 
 def _hms(seconds: float) -> str:
@@ -103,4 +107,6 @@ def estimate_sweep(spec: SweepSpec, *, trainer: str = DEFAULT_TRAINER, finished:
             evals = c.steps // c.log_every if spec.keep_history else 0
             seconds += (fixed + c.steps * step + evals * evaluation) * len(batch) / len(probe)
         shapes.append(ShapeCost(str(key), sum(map(len, batches)), len(probe), step, fixed, evaluation, seconds))
-    return SweepEstimate(len(configs), sum(s.seconds for s in shapes), shapes, time.perf_counter() - t0)
+    return SweepEstimate(len(configs), sum(s.seconds for s in shapes), shapes, time.perf_counter() - t0,
+                         batch_runs=max((len(b) for bs in by_shape.values() for b in bs), default=0),
+                         measured_batching=spec.batching == "measured" and spec.max_batch_runs > 1)

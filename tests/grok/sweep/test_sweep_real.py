@@ -95,6 +95,8 @@ def test_cli_sweep_then_phase_diagram(tmp_path, capsys):
     assert lines[0].startswith("probing shape 1 of 1: a batch of") and "p=7, 16 steps" in lines[0]  # 2 + 2 + 10, + 2 with histories
     assert lines[1].startswith("8 runs, estimated") and "ms per step" in cap.err and not (tmp_path / "e").exists()
     assert est["n_runs"] == 8 and est["seconds"] > 0 and est["shapes"]
+    # the plan the estimate costs is said: the sweep measures its batch size and may batch fewer (it said nothing)
+    assert est["batch_runs"] == 8 and est["measured_batching"] and "may batch fewer" in lines[1]
 
 
 def test_a_sweep_with_diverging_runs_says_so_and_shows_them_apart(tmp_path, capsys):
