@@ -33,13 +33,13 @@ def train_command(
 
     Prints the run's summary as one JSON object on stdout. The run folder appears whole or not at all; a second
     command writing the same folder is refused while this one runs."""
+    cfg = config.validate()  # before torch loads: bad settings answer at once
     from ..folders import claim_out_dir
     from ..runs import write_folder_atomically
     from .precision import check_matmul_precision
     from .record import save_run
     from .train import train
 
-    cfg = config.validate()
     check_matmul_precision(cfg.matmul_precision)
     _check_memory(cfg)
     set_torch_threads(threads)

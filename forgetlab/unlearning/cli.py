@@ -231,11 +231,12 @@ def bench_cmd(out: Path = typer.Option(..., "--out", help="Folder for results.js
 
     Prints one JSON object on stdout: the files written, the models (and guards) it scored, and the time."""
     from ..folders import claim_out_dir
-    from .bench.run import run_bench
+    from .bench.run import check_options, run_bench
 
     quiet_transformers()
     ms = tuple(m.strip() for m in methods.split(",") if m.strip())
     seed_list = parse_seeds(seeds)
+    check_options(scale, answers, ms, tuple(x.strip() for x in splits.split(",") if x.strip()) or None)
     with claim_out_dir(out, resume=True), Tasks(not quiet) as tasks:  # run_bench checks the content itself
         res = run_bench(out, scale, answers, ms, cache_dir=cache, overwrite=overwrite,
                         progress=None if quiet else tasks, seeds=seed_list,

@@ -139,6 +139,7 @@ def test_cli_bad_inputs(tmp_path, capsys):
     assert code == 2 and "simnpo" in err and "rmu" in err
     code, _, err = run_cli(["eco", "bench", "--out", str(tmp_path / "b"), "--scale", "huge"], capsys)
     assert code == 2 and "tiny" in err
+    assert err.startswith("error: scale:") and err.count("\n") == 1  # the progress display printed a blank line
     assert not (tmp_path / "b" / "results.json").exists()
     # an empty forget split / a forget split overlapping the holdout
     w = make_world(scale_config("tiny", "name-free").world)

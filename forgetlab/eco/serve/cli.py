@@ -44,17 +44,18 @@ def serve_command(
 
     Prints nothing on stdout: status and logs go to stderr."""
     from ...errors import BadInput, check_choice
-    from .backends import BACKENDS
-    from .engine import ServeEngine, load_guard
-    from .server import bind_listener, run_server
 
-    BACKENDS.check(backend)
-    check_choice("log_level", log_level, LOG_LEVELS)
+    check_choice("log_level", log_level, LOG_LEVELS)  # the checks that need no torch first
     if api_key is not None and not api_key.strip():  # an unset "$KEY" would otherwise open the server
         raise BadInput("api_key", api_key, "a non-empty key (unset FORGETLAB_API_KEY and drop --api-key to serve "
                        "without one)")
     if model_name is not None and not model_name.strip():
         raise BadInput("model_name", model_name, "a non-empty model id (default: the guard folder's name)")
+    from .backends import BACKENDS
+    from .engine import ServeEngine, load_guard
+    from .server import bind_listener, run_server
+
+    BACKENDS.check(backend)
     sock = bind_listener(host, port)
     options = {"url": vllm_url or None, "model": vllm_model or None} if backend == "vllm" else {}
     if torch_threads:

@@ -36,7 +36,7 @@ from .table import BenchResult, plot_tradeoff, row
 from .tune import BaselineTuner, tuning_sets
 
 
-def _check(scale: str, answers: str, methods: tuple[str, ...], splits: tuple[str, ...] | None):
+def check_options(scale: str, answers: str, methods: tuple[str, ...], splits: tuple[str, ...] | None):
     """The validated scale (restricted to ``splits``) before any work."""
     s = scale_config(scale, answers)
     if splits:
@@ -213,7 +213,7 @@ def run_bench(out_dir: str | os.PathLike, scale: str = "tiny", answers: str = "n
     of one never-trained model against another: the ceiling no method can be asked to pass). The held-out check of every seed
     (the tuning's sets included) runs before anything is written or fitted.
     """
-    s = _check(scale, answers, methods, splits)
+    s = check_options(scale, answers, methods, splits)
     seeds = check_seeds(seeds)
     machine = machine_record()
     t_all = time.perf_counter()
