@@ -4,13 +4,16 @@ Completions log-probs use the legacy shape ``{tokens, token_logprobs, top_logpro
 echoed prompt token has ``null`` log-prob and ``null`` alternatives, as in OpenAI and vLLM); chat log-probs
 use ``{content: [{token, logprob, bytes, top_logprobs: [...]}], refusal: null}``. ``top_logprobs`` of a
 completion holds the ``k`` most likely tokens plus the chosen one (vLLM's convention; lm-evaluation-harness
-reads a token as greedy when its log-prob is the largest there). In a stream, a choice's log-probs arrive in
-its finish chunk (the text deltas are cut at character, not token, boundaries).
+reads a token as greedy when its log-prob is the largest there). Every token is given as it reads in its
+sequence, leading space included (:func:`token_piece`): the ordinary tokens join into the text and
+``text_offset`` indexes it. In a stream, a choice's log-probs arrive in its finish chunk (the text deltas are cut
+at character, not token, boundaries).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from .types import Logprobs
@@ -33,25 +36,46 @@ class Answer:
         return {"id": self.rid, "object": obj, "created": self.created, "model": self.model}
 
 
-def token_text(tokenizer: Any, token_id: int) -> str:
-    """One token as text (special tokens spelled out, as APIs list them)."""
-    return tokenizer.decode([token_id], skip_special_tokens=False)
+PIECE_CONTEXT = 6
+"""Tokens before a token decoded with it to find its text: enough for a decoder's word-boundary rules (a
+SentencePiece space, a byte-level character split over tokens)."""
+
+
+def decode_after(tokenizer: Any, context: Sequence[int], tokens: Sequence[int], specials: frozenset[int]) -> str:
+    """The text ``tokens`` add after ``context`` (its last :data:`PIECE_CONTEXT` ordinary tokens), specials
+    skipped: a continuation keeps the space a SentencePiece decoder writes between words (" Paris" after "is",
+    as OpenAI and vLLM return it), which decoding the continuation alone drops."""
+    window = [t for t in context[-PIECE_CONTEXT:] if t not in specials]
+    head = tokenizer.decode(window, skip_special_tokens=True)
+    full = tokenizer.decode([*window, *tokens], skip_special_tokens=True)
+    return full[len(head):] if full.startswith(head) else tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+
+def token_piece(tokenizer: Any, context: list[int], token_id: int, specials: frozenset[int]) -> str:
+    """The text ``token_id`` adds after ``context`` (leading space included, as OpenAI's tokens carry it);
+    a special token is spelled out (``</s>``: it adds nothing to the text). Decoding a token alone drops the
+    space a SentencePiece decoder writes only between tokens, which put ``text_offset`` out of step.
+    ``specials``: the tokenizer's special ids (``frozenset(tokenizer.all_special_ids)``, computed once)."""
+    if token_id in specials:
+        return tokenizer.decode([token_id], skip_special_tokens=False)
+    return decode_after(tokenizer, context, [token_id], specials)
 
 
 def completion_logprobs(tokenizer: Any, lp: Logprobs, offset: int = 0) -> dict[str, Any]:
     """Legacy completions log-probs; ``text_offset`` counts characters from ``offset`` (where the scored text
-    starts in the choice's text: 0 with echo, else after nothing) using each token's text without specials."""
+    starts in the choice's text: 0 with echo, else after nothing), each token's text as it reads in the
+    sequence (:func:`token_piece`), so that the tokens but the special ones join into the text."""
     tokens, offsets, tops = [], [], []
-    pos = offset
-    for tid, chosen, alts in zip(lp.token_ids, lp.logprobs, lp.top, strict=True):
-        text = token_text(tokenizer, tid)
+    pos, ids, specials = offset, list(lp.token_ids), frozenset(tokenizer.all_special_ids)
+    for i, (tid, chosen, alts) in enumerate(zip(ids, lp.logprobs, lp.top, strict=True)):
+        text = token_piece(tokenizer, ids[:i], tid, specials)
         tokens.append(text)
         offsets.append(pos)
-        pos += len(tokenizer.decode([tid], skip_special_tokens=True))
+        pos += 0 if tid in specials else len(text)
         if alts is None:
             tops.append(None)
             continue
-        top = {token_text(tokenizer, a): v for a, v in alts}
+        top = {token_piece(tokenizer, ids[:i], a, specials): v for a, v in alts}
         top.setdefault(text, chosen)
         tops.append(top)
     return {"tokens": tokens, "token_logprobs": lp.logprobs, "top_logprobs": tops, "text_offset": offsets}
@@ -59,14 +83,16 @@ def completion_logprobs(tokenizer: Any, lp: Logprobs, offset: int = 0) -> dict[s
 
 def chat_logprobs(tokenizer: Any, lp: Logprobs) -> dict[str, Any]:
     """Chat log-probs (``logprobs.content``) of the generated tokens."""
-    def entry(tid: int, value: float) -> dict[str, Any]:
-        text = token_text(tokenizer, tid)
+    ids, specials = list(lp.token_ids), frozenset(tokenizer.all_special_ids)
+
+    def entry(i: int, tid: int, value: float) -> dict[str, Any]:
+        text = token_piece(tokenizer, ids[:i], tid, specials)
         return {"token": text, "logprob": value, "bytes": list(text.encode("utf-8"))}
 
     content = []
-    for tid, chosen, alts in zip(lp.token_ids[lp.n_prompt:], lp.logprobs[lp.n_prompt:], lp.top[lp.n_prompt:],
-                                 strict=True):
-        content.append({**entry(tid, chosen), "top_logprobs": [entry(a, v) for a, v in alts or []]})
+    for i in range(lp.n_prompt, len(ids)):
+        alts = lp.top[i] or []
+        content.append({**entry(i, ids[i], lp.logprobs[i]), "top_logprobs": [entry(i, a, v) for a, v in alts]})
     return {"content": content, "refusal": None}
 
 

@@ -186,3 +186,50 @@ def test_classify_ahead_auto_is_off_only_for_a_model_generating_on_this_cpu():
     assert classifies_ahead("on", backend("cpu")) and not classifies_ahead("off", backend("cuda"))
     with pytest.raises(BadInput, match="classify_ahead"):
         ServeLimits(classify_ahead=True)
+
+
+@pytest.mark.parametrize("pretokenizer", ["metaspace", "byte-level"])
+def test_completion_logprob_tokens_join_into_the_text_and_offsets_index_it(pretokenizer):
+    """Each token decoded alone lost the space a SentencePiece decoder writes between tokens: tokens 'What',
+    'is', ... with offsets that sliced 'Wha', ' i', 's t'. Tokens now carry their leading space, join into the
+    text (special tokens aside, spelled out at zero width), and text_offset indexes the choice's text."""
+    from forgetlab.eco.serve.answers import chat_logprobs, completion_logprobs
+    from forgetlab.eco.serve.types import Logprobs
+    from forgetlab.testing.tiny_lm import build_tokenizer
+
+    tok = build_tokenizer(pretokenizer=pretokenizer, add_bos=True)
+    text = "the cat sat on the mat and the dog sat on the log"
+    ids = [*tok(text)["input_ids"], tok.eos_token_id]
+    assert ids[0] == tok.bos_token_id
+    n = len(ids)
+    lp = Logprobs(ids, [None] + [-1.0] * (n - 1), [None] + [[(t, -1.0), (ids[1], -2.0)] for t in ids[1:]],
+                  n_prompt=4)
+    out = completion_logprobs(tok, lp)
+    plain = [t for t, i in zip(out["tokens"], ids, strict=True) if i not in tok.all_special_ids]
+    assert "".join(plain) == text
+    assert out["tokens"][0] == tok.bos_token and out["tokens"][-1] == tok.eos_token
+    for token, start, i in zip(out["tokens"], out["text_offset"], ids, strict=True):
+        if i not in tok.all_special_ids:
+            assert text[start:start + len(token)] == token
+    assert all(tok_ in top for tok_, top in zip(out["tokens"][1:], out["top_logprobs"][1:], strict=True))
+    chat = chat_logprobs(tok, lp)["content"]  # the tokens after the 4 prompt ones, as they read in the text
+    assert "".join(c["token"] for c in chat[:-1]) == text[len(tok.decode(ids[:4], skip_special_tokens=True)):]
+
+
+def test_a_continuation_keeps_the_space_before_its_first_word():
+    """The server decoded a completion alone, and a SentencePiece decoder drops the first word's space there:
+    'What is the capital of France?' + 'Galloway.' read as one word. The text is now read after the prompt,
+    as OpenAI and vLLM return it (' Paris'); a byte-level tokenizer, which kept the space, is unchanged."""
+    from forgetlab.testing.tiny_lm import build_tokenizer
+
+    for pretokenizer in ("metaspace", "byte-level"):
+        tok = build_tokenizer(pretokenizer=pretokenizer, add_bos=True)
+        prompt, whole = tok("the cat sat")["input_ids"], tok("the cat sat on the mat")["input_ids"]
+        assert whole[:len(prompt)] == prompt
+        events = []
+        req = GenRequest(prompt_ids=prompt, classify_text="", max_tokens=100, emit=events.append)
+        tracker = TextTracker([_Row(req, 0)], tok, {tok.eos_token_id})
+        for t in [*whole[len(prompt):], tok.eos_token_id]:
+            tracker.step([t])
+        tracker.finish_all()
+        assert "".join(e.text for e in events if isinstance(e, Delta)) == " on the mat", pretokenizer

@@ -28,6 +28,7 @@ import torch
 from transformers import LogitsProcessor, StoppingCriteria, TopPLogitsWarper
 
 from ...guard import GuardLike
+from ..answers import decode_after
 from ..types import Delta, Done, GenRequest, Logprobs
 from . import classify_batch
 
@@ -68,10 +69,15 @@ class TextTracker:
 
     def __init__(self, rows: list[_Row], tokenizer: Any, eos_ids: set[int]) -> None:
         self.rows, self.tokenizer, self.eos_ids = rows, tokenizer, eos_ids
+        self.specials = frozenset(tokenizer.all_special_ids)
+
+    def _text(self, row: _Row) -> str:
+        """The row's text so far, read after its prompt (:func:`~forgetlab.eco.serve.answers.decode_after`)."""
+        return decode_after(self.tokenizer, row.req.prompt_ids, row.tokens, self.specials)
 
     def _finish(self, row: _Row, reason: str, text: str | None = None) -> None:
         if text is None:
-            text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
+            text = self._text(row)
         if len(text) > row.sent:
             row.req.emit(Delta(row.index, text[row.sent:]))
             row.sent = len(text)
@@ -94,7 +100,7 @@ class TextTracker:
                 self._finish(row, "stop")
                 continue
             row.tokens.append(int(tok))
-            text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
+            text = self._text(row)
             stops = row.req.stop
             if stops:
                 start = max(0, row.sent - max(len(s) for s in stops))
@@ -258,7 +264,7 @@ class TransformersBackend:
         seqs, lens, starts, flags, tops = [], [], [], [], []
         for row, flag in scored:
             prompt = list(row.req.prompt_ids)
-            seqs.append(prompt + _kept_tokens(self.tokenizer, row.tokens, row.text))
+            seqs.append(prompt + _kept_tokens(self.tokenizer, prompt, row.tokens, row.text))
             lens.append(len(prompt))
             starts.append(1 if row.req.echo else len(prompt))
             flags.append(flag)
@@ -277,14 +283,15 @@ class TransformersBackend:
         return out
 
 
-def _kept_tokens(tokenizer: Any, tokens: list[int], text: str) -> list[int]:
-    """The shortest prefix of the generated tokens whose text covers the choice's final ``text`` (all of them
-    unless a stop string cut the text short)."""
+def _kept_tokens(tokenizer: Any, prompt: list[int], tokens: list[int], text: str) -> list[int]:
+    """The shortest prefix of the generated tokens whose text (read after ``prompt``, as the choice's was)
+    covers the choice's final ``text`` (all of them unless a stop string cut the text short)."""
     if not text:
         return []
-    if len(tokenizer.decode(tokens, skip_special_tokens=True)) <= len(text):
+    specials = frozenset(tokenizer.all_special_ids)
+    if len(decode_after(tokenizer, prompt, tokens, specials)) <= len(text):
         return list(tokens)
     for i in range(1, len(tokens) + 1):
-        if len(tokenizer.decode(tokens[:i], skip_special_tokens=True)) >= len(text):
+        if len(decode_after(tokenizer, prompt, tokens[:i], specials)) >= len(text):
             return tokens[:i]
     return list(tokens)
