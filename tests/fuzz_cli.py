@@ -149,7 +149,7 @@ def _eco(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[st
                         {"--guard": st.sampled_from(["{guard_copy}", str(fx["missing"]), str(fx["file"]),
                                                      str(fx["empty_dir"]), str(fx["run"])]),
                          "--remove": pool("default", "second", "nope", "", "../x")}),
-        "eco serve": (["eco", "serve", "--guard", str(fx["guard"]), "--log-level", "error"],
+        "eco serve": (["eco", "serve", "--guard", str(fx["guard"]), "--log-level", "error", "--port", "0"],
                       {"--guard": guard, "--port": pool(0, 8000, 65535, -1, 70000), "--host": pool("127.0.0.1", ""),
                        "--backend": pool("transformers", "vllm", "tgi"), "--log-level": pool("info", "loud"),
                        "--max-tokens": INTS, "--max-prompt-tokens": INTS, "--max-body-bytes": INTS,
@@ -278,14 +278,14 @@ def stand_ins(setattr_: Callable[[Any, str, Any], None]) -> None:
     from forgetlab.unlearning.bench.table import BenchResult
 
     def bench(out_dir, scale="tiny", answers="name-free", methods=("eco",), *, overwrite=False, splits=None, **_):
-        bench_run._check(scale, answers, methods, splits)
+        bench_run.check_options(scale, answers, methods, splits)
         out = prepare_out_dir(out_dir, overwrite=overwrite)
         atomic_write_json(out / "results.json", {"stand_in": True})
         return BenchResult([], [], {"total": 0.0}, {"json": out / "results.json"}, {})
 
     setattr_(bench_run, "run_bench", bench)
     setattr_(reproduce_run, "run_stages", lambda out, stages, scale, quiet=False: [])
-    setattr_(server, "run_server", lambda engine, **kw: engine.close())
+    setattr_(server, "run_server", lambda engine, sock, **kw: (sock.close(), engine.close()))
 
 
 def materialize(base: list[str], chosen: list[tuple[str, str | None]], files: list[bytes], sandbox: Path,

@@ -110,8 +110,9 @@ def test_dtype_reaches_every_command(guard_folder, tmp_path, capsys, monkeypatch
     code, out, err = run_cli(["eco", "generate", "--guard", str(guard_folder), "--prompt", FORGET,
                               "--max-new-tokens", "2", *flags], capsys)
     assert code == 0, err
-    monkeypatch.setattr(server, "run_server", lambda engine, **kw: seen.append(engine.guard.dtype))
-    code, _, err = run_cli(["eco", "serve", "--guard", str(guard_folder), *flags], capsys)
+    monkeypatch.setattr(server, "run_server", lambda engine, sock, **kw: (sock.close(),
+                                                                          seen.append(engine.guard.dtype)))
+    code, _, err = run_cli(["eco", "serve", "--guard", str(guard_folder), "--port", "0", *flags], capsys)
     assert code == 0, err
     assert seen == [torch.bfloat16] * 3  # generate; serve: the loaded guard and the engine serving it
     mc = tmp_path / "wmdp"

@@ -6,6 +6,7 @@ once there, validated by it), then load the guard, build the engine and run uvic
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -46,6 +47,8 @@ def serve_command(
     from ...errors import BadInput, check_choice
 
     check_choice("log_level", log_level, LOG_LEVELS)  # the checks that need no torch first
+    if api_key is None and os.environ.get("FORGETLAB_API_KEY") == "":  # click reads an empty variable as unset
+        api_key = ""
     if api_key is not None and not api_key.strip():  # an unset "$KEY" would otherwise open the server
         raise BadInput("api_key", api_key, "a non-empty key (unset FORGETLAB_API_KEY and drop --api-key to serve "
                        "without one)")
@@ -53,21 +56,21 @@ def serve_command(
         raise BadInput("model_name", model_name, "a non-empty model id (default: the guard folder's name)")
     from .backends import BACKENDS
     from .engine import ServeEngine, load_guard
-    from .server import bind_listener, run_server
+    from .server import bind_listener, listen_url, run_server
 
     BACKENDS.check(backend)
-    sock = bind_listener(host, port)
     options = {"url": vllm_url or None, "model": vllm_model or None} if backend == "vllm" else {}
-    if torch_threads:
-        import torch
-
-        torch.set_num_threads(torch_threads)
+    sock = bind_listener(host, port)
     try:
+        if torch_threads:
+            import torch
+
+            torch.set_num_threads(torch_threads)
         loaded = load_guard(guard, placement)
         engine = ServeEngine(loaded, backend, limits, model_name=model_name or guard.resolve().name,
                              backend_options=options)
     except BaseException:
         sock.close()
         raise
-    typer.echo(f"serving {guard} ({backend}) on http://{host}:{sock.getsockname()[1]}/v1", err=True)
+    typer.echo(f"serving {guard} ({backend}) on {listen_url(sock)}/v1", err=True)
     run_server(engine, sock, log_level=log_level, api_key=api_key)

@@ -29,27 +29,34 @@ def free_loopback_socket(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+LISTEN_BACKLOG = 2048  # uvicorn's default: clients that connect while the model loads wait in it
+
+
 def bind_listener(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (``port`` 0: a free one), before any model loads, so that a busy port
-    or an unknown host is a one-line error naming it instead of uvicorn's log after the load."""
+    """A listening TCP socket on ``host:port`` (``port`` 0: a free one), made as uvicorn makes it (IPv6 when
+    the host has a colon, else IPv4; ``""`` every interface) but before any model loads, so that a busy port or
+    an unknown host is a one-line error naming it instead of uvicorn's log after the load."""
     from ...errors import BadInput
 
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except (socket.gaierror, UnicodeError):
-        raise BadInput("host", host, "an address or name of this machine (default 127.0.0.1)") from None
-    sock = socket.socket(family, kind, proto)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(addr)
-    except OSError as exc:
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)  # listening: no second server can bind the port while this one loads
+    except (OSError, UnicodeError, OverflowError) as exc:
         sock.close()
-        if exc.errno == errno.EADDRINUSE:
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
             raise BadInput("port", port, "a free TCP port (another process listens on this one; 0 picks one)") from None
-        if exc.errno == errno.EACCES:
+        if getattr(exc, "errno", None) == errno.EACCES:
             raise BadInput("port", port, "a port this user may bind (1024 and above without privileges)") from None
-        raise BadInput("host", host, f"an address of this machine ({exc.strerror})") from None
+        raise BadInput("host", host, "an address or name of this machine (default 127.0.0.1)") from None
     return sock
+
+
+def listen_url(sock: socket.socket) -> str:
+    """``http://HOST:PORT`` of a listening socket (an IPv6 host in brackets)."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if sock.family == socket.AF_INET6 else f"http://{host}:{port}"
 
 
 def log_config() -> dict[str, Any]:
@@ -116,10 +123,10 @@ def run_server(engine: ServeEngine, sock: socket.socket, log_level: str = "info"
     ``forgetlab eco serve``)."""
     import uvicorn
 
-    host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(create_app(engine, api_key=api_key), host=host, port=port, log_level=log_level,
-                            timeout_graceful_shutdown=5, log_config=log_config())
     try:
+        host, port = sock.getsockname()[:2]
+        config = uvicorn.Config(create_app(engine, api_key=api_key), host=host, port=port, log_level=log_level,
+                                timeout_graceful_shutdown=5, log_config=log_config())
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         engine.close()

@@ -58,6 +58,14 @@ def test_an_empty_key_or_name_or_a_port_it_cannot_bind_is_refused_before_the_mod
     assert exc.value.code == 2 and err.startswith(line.replace("BUSY", port)) and err.count("\n") == 1
 
 
+def test_an_empty_key_in_the_environment_is_refused_too(capsys, monkeypatch, tmp_path):
+    """click reads FORGETLAB_API_KEY="" as unset, which served without authentication."""
+    monkeypatch.setenv("FORGETLAB_API_KEY", "")
+    with pytest.raises(SystemExit) as exc:
+        main(["eco", "serve", "--guard", str(tmp_path / "no-guard"), "--port", "0"])
+    assert exc.value.code == 2 and capsys.readouterr().err.startswith("error: api_key: got ''")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
