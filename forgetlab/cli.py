@@ -124,9 +124,11 @@ _sigterm_seen: list[bool] = []
 
 def _on_sigterm(signum: int, frame: Any) -> None:
     """SIGTERM runs Ctrl-C's clean-up: raised as KeyboardInterrupt where the command is, so claims are released
-    and half-written folders removed (the default handler killed the process and left the folder's lock)."""
+    and half-written folders removed (the default handler killed the process and left the folder's lock). Only
+    the first raises: a second one during the clean-up is noted, not allowed to cut it short."""
     _sigterm_seen.append(True)
-    raise KeyboardInterrupt
+    if len(_sigterm_seen) == 1:
+        raise KeyboardInterrupt
 
 
 def _stopped(default_message: str, default_code: int) -> None:
@@ -154,6 +156,7 @@ def os_error_line(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: run the app, turning bad input into one line and exit code 2."""
     _mount_subcommands()
+    _sigterm_seen.clear()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:

@@ -125,9 +125,10 @@ def local_backend(jobs: Sequence[BatchJob], *, workers: int = 1, threads: int = 
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     on_done(pending.pop(fut), fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
+        except BaseException:  # Ctrl-C, SIGTERM to this process alone, a failed batch: stop the workers now
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()  # a batch already running would otherwise finish first (minutes at p = 97)
             raise
 
 
