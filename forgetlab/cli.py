@@ -11,6 +11,7 @@ permission denied). Every error is one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -148,7 +149,10 @@ def os_error_line(exc: OSError) -> str:
     """One line for an OS error: what failed, on which path (the path asked for, not a hidden temporary one)."""
     from .runs import final_path
 
-    where = f": {final_path(exc.filename)}" if exc.filename else ""
+    name = exc.filename
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    where = f": {final_path(name) if isinstance(name, str) else name}" if name not in (None, "") else ""
     what = exc.strerror or type(exc).__name__
     return f"{what}{where}"
 

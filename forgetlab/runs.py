@@ -58,15 +58,12 @@ def make_temp(parent: str | os.PathLike, name: str, *, folder: bool = False, kin
     raise ForgetlabError(f"{parent}: could not create a temporary {'folder' if folder else 'file'}")
 
 
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{6}-\d+-[0-9a-f]{8}\.[a-z]+$")
-
-
 def final_path(path: str | os.PathLike) -> Path:
-    """The path a temporary name of :func:`make_temp` stands for (``dir/.name.<tag>.tmp`` -> ``dir/name``); any
-    other path unchanged. Error messages name what the user asked for, not our hidden file."""
-    path = Path(path)
-    m = _TEMP_NAME.match(path.name)
-    return path.with_name(m["name"]) if m else path
+    """The path a temporary name of :func:`make_temp` stands for, in every component (``dir/.run.<tag>.tmp/f``
+    -> ``dir/run/f``); any other path unchanged. Error messages name what the user asked for, not our hidden
+    files."""
+    parts = [(m["name"] if (m := TEMP_RE.match(part)) else part) for part in Path(path).parts]
+    return Path(*parts) if parts else Path(path)
 
 
 def pid_alive(pid: int) -> bool:

@@ -241,6 +241,11 @@ def test_an_os_error_on_a_hidden_temporary_file_names_the_file_asked_for(tmp_pat
     tmp = make_temp(tmp_path, "report.md")
     line = os_error_line(IsADirectoryError(21, "Is a directory", str(tmp)))
     assert line == f"Is a directory: {tmp_path / 'report.md'}"
+    folder = make_temp(tmp_path, "run", folder=True)  # a file inside a hidden folder names the folder asked for
+    assert os_error_line(PermissionError(13, "Permission denied", str(folder / "model.safetensors"))) == (
+        f"Permission denied: {tmp_path / 'run' / 'model.safetensors'}")
+    assert os_error_line(OSError(9, "Bad file descriptor", 999)) == "Bad file descriptor: 999"  # not a path
+    assert os_error_line(FileNotFoundError(2, "No such file", b"/x")) == "No such file: /x"
 
 
 @pytest.mark.parametrize("signum, code, line", [(2, 130, "error: interrupted"), (15, 143, "error: terminated")])
