@@ -46,19 +46,28 @@ def decode_after(tokenizer: Any, context: Sequence[int], tokens: Sequence[int], 
     skipped: a continuation keeps the space a SentencePiece decoder writes between words (" Paris" after "is",
     as OpenAI and vLLM return it), which decoding the continuation alone drops."""
     window = [t for t in context[-PIECE_CONTEXT:] if t not in specials]
-    head = tokenizer.decode(window, skip_special_tokens=True)
+    head = tokenizer.decode(window, skip_special_tokens=True).rstrip("\ufffd")  # bytes of a character to come
     full = tokenizer.decode([*window, *tokens], skip_special_tokens=True)
     return full[len(head):] if full.startswith(head) else tokenizer.decode(list(tokens), skip_special_tokens=True)
 
 
-def token_piece(tokenizer: Any, context: list[int], token_id: int, specials: frozenset[int]) -> str:
+def token_piece(tokenizer: Any, context: list[int], token_id: int, specials: frozenset[int],
+                last: bool = False) -> str:
     """The text ``token_id`` adds after ``context`` (leading space included, as OpenAI's tokens carry it);
     a special token is spelled out (``</s>``: it adds nothing to the text). Decoding a token alone drops the
     space a SentencePiece decoder writes only between tokens, which put ``text_offset`` out of step.
-    ``specials``: the tokenizer's special ids (``frozenset(tokenizer.all_special_ids)``, computed once)."""
+    ``specials``: the tokenizer's special ids (``frozenset(tokenizer.all_special_ids)``, computed once). The
+    bytes of a character split over tokens read as "" until its last token (a text's ``last`` token keeps them,
+    as U+FFFD, like the text)."""
     if token_id in specials:
         return tokenizer.decode([token_id], skip_special_tokens=False)
-    return decode_after(tokenizer, context, [token_id], specials)
+    piece = decode_after(tokenizer, context, [token_id], specials)
+    return piece if last else piece.rstrip("\ufffd")
+
+
+def _last_ordinary(seq: list[int], specials: frozenset[int]) -> int:
+    """Index of the last token of ``seq`` that is not special (-1: none)."""
+    return next((i for i in range(len(seq) - 1, -1, -1) if seq[i] not in specials), -1)
 
 
 def completion_logprobs(tokenizer: Any, lp: Logprobs, offset: int = 0) -> dict[str, Any]:
@@ -66,16 +75,18 @@ def completion_logprobs(tokenizer: Any, lp: Logprobs, offset: int = 0) -> dict[s
     starts in the choice's text: 0 with echo, else after nothing), each token's text as it reads in the
     sequence (:func:`token_piece`), so that the tokens but the special ones join into the text."""
     tokens, offsets, tops = [], [], []
-    pos, ids, specials = offset, list(lp.token_ids), frozenset(tokenizer.all_special_ids)
-    for i, (tid, chosen, alts) in enumerate(zip(ids, lp.logprobs, lp.top, strict=True)):
-        text = token_piece(tokenizer, ids[:i], tid, specials)
+    pos, seq, specials = offset, [*lp.context, *lp.token_ids], frozenset(tokenizer.all_special_ids)
+    last = _last_ordinary(seq, specials)
+    for i, (tid, chosen, alts) in enumerate(zip(lp.token_ids, lp.logprobs, lp.top, strict=True), len(lp.context)):
+        before = seq[max(0, i - PIECE_CONTEXT):i]
+        text = token_piece(tokenizer, before, tid, specials, last=i == last)
         tokens.append(text)
         offsets.append(pos)
         pos += 0 if tid in specials else len(text)
         if alts is None:
             tops.append(None)
             continue
-        top = {token_piece(tokenizer, ids[:i], a, specials): v for a, v in alts}
+        top = {token_piece(tokenizer, before, a, specials): v for a, v in alts}
         top.setdefault(text, chosen)
         tops.append(top)
     return {"tokens": tokens, "token_logprobs": lp.logprobs, "top_logprobs": tops, "text_offset": offsets}
@@ -83,16 +94,18 @@ def completion_logprobs(tokenizer: Any, lp: Logprobs, offset: int = 0) -> dict[s
 
 def chat_logprobs(tokenizer: Any, lp: Logprobs) -> dict[str, Any]:
     """Chat log-probs (``logprobs.content``) of the generated tokens."""
-    ids, specials = list(lp.token_ids), frozenset(tokenizer.all_special_ids)
+    seq, k, specials = [*lp.context, *lp.token_ids], len(lp.context), frozenset(tokenizer.all_special_ids)
+    last = _last_ordinary(seq, specials)
 
     def entry(i: int, tid: int, value: float) -> dict[str, Any]:
-        text = token_piece(tokenizer, ids[:i], tid, specials)
+        text = token_piece(tokenizer, seq[max(0, k + i - PIECE_CONTEXT):k + i], tid, specials, last=k + i == last)
         return {"token": text, "logprob": value, "bytes": list(text.encode("utf-8"))}
 
     content = []
-    for i in range(lp.n_prompt, len(ids)):
+    for i in range(lp.n_prompt, len(lp.token_ids)):
         alts = lp.top[i] or []
-        content.append({**entry(i, ids[i], lp.logprobs[i]), "top_logprobs": [entry(i, a, v) for a, v in alts]})
+        content.append({**entry(i, lp.token_ids[i], lp.logprobs[i]),
+                        "top_logprobs": [entry(i, a, v) for a, v in alts]})
     return {"content": content, "refusal": None}
 
 

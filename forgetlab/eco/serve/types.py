@@ -71,12 +71,14 @@ class Delta:
 class Logprobs:
     """Log-probabilities of one choice's tokens ``[T]``: the echoed prompt's first (``n_prompt`` of them; the
     first has no log-prob: nothing predicts it), then the generated tokens; ``top`` holds the most likely
-    ``(token id, log-prob)`` pairs at each position (None for the first prompt token)."""
+    ``(token id, log-prob)`` pairs at each position (None for the first prompt token). ``context``: the prompt
+    tokens before ``token_ids`` (the prompt's tail when it is not echoed), to read the first tokens' text."""
 
     token_ids: list[int]
     logprobs: list[float | None]
     top: list[list[tuple[int, float]] | None]
     n_prompt: int = 0
+    context: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

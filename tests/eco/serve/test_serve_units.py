@@ -188,32 +188,37 @@ def test_classify_ahead_auto_is_off_only_for_a_model_generating_on_this_cpu():
         ServeLimits(classify_ahead=True)
 
 
-@pytest.mark.parametrize("pretokenizer", ["metaspace", "byte-level"])
-def test_completion_logprob_tokens_join_into_the_text_and_offsets_index_it(pretokenizer):
+@pytest.mark.parametrize("pretokenizer, text", [("metaspace", "the cat sat on the mat and the dog sat on the log"),
+                                                 ("byte-level", "the cat 日本€ sat on the mat")])
+@pytest.mark.parametrize("echo", [True, False])
+def test_completion_logprob_tokens_join_into_the_text_and_offsets_index_it(pretokenizer, text, echo):
     """Each token decoded alone lost the space a SentencePiece decoder writes between tokens: tokens 'What',
     'is', ... with offsets that sliced 'Wha', ' i', 's t'. Tokens now carry their leading space, join into the
-    text (special tokens aside, spelled out at zero width), and text_offset indexes the choice's text."""
+    text (special tokens aside, spelled out at zero width; the bytes of a character split over tokens count
+    once, at its last token), and text_offset indexes the choice's text, with or without the echoed prompt."""
     from forgetlab.eco.serve.answers import chat_logprobs, completion_logprobs
     from forgetlab.eco.serve.types import Logprobs
     from forgetlab.testing.tiny_lm import build_tokenizer
 
     tok = build_tokenizer(pretokenizer=pretokenizer, add_bos=True)
-    text = "the cat sat on the mat and the dog sat on the log"
     ids = [*tok(text)["input_ids"], tok.eos_token_id]
     assert ids[0] == tok.bos_token_id
-    n = len(ids)
-    lp = Logprobs(ids, [None] + [-1.0] * (n - 1), [None] + [[(t, -1.0), (ids[1], -2.0)] for t in ids[1:]],
-                  n_prompt=4)
+    n_prompt = 4
+    scored = ids if echo else ids[n_prompt:]
+    lp = Logprobs(scored, [None] * echo + [-1.0] * (len(scored) - echo),
+                  [None] * echo + [[(t, -1.0), (ids[1], -2.0)] for t in scored[echo:]],
+                  n_prompt=n_prompt if echo else 0, context=() if echo else tuple(ids[:n_prompt]))
+    shown = text if echo else text[len(tok.decode(ids[:n_prompt], skip_special_tokens=True)):]
     out = completion_logprobs(tok, lp)
-    plain = [t for t, i in zip(out["tokens"], ids, strict=True) if i not in tok.all_special_ids]
-    assert "".join(plain) == text
-    assert out["tokens"][0] == tok.bos_token and out["tokens"][-1] == tok.eos_token
-    for token, start, i in zip(out["tokens"], out["text_offset"], ids, strict=True):
+    plain = [t for t, i in zip(out["tokens"], scored, strict=True) if i not in tok.all_special_ids]
+    assert "".join(plain) == shown
+    assert out["tokens"][-1] == tok.eos_token and (not echo or out["tokens"][0] == tok.bos_token)
+    for token, start, i in zip(out["tokens"], out["text_offset"], scored, strict=True):
         if i not in tok.all_special_ids:
-            assert text[start:start + len(token)] == token
-    assert all(tok_ in top for tok_, top in zip(out["tokens"][1:], out["top_logprobs"][1:], strict=True))
-    chat = chat_logprobs(tok, lp)["content"]  # the tokens after the 4 prompt ones, as they read in the text
-    assert "".join(c["token"] for c in chat[:-1]) == text[len(tok.decode(ids[:4], skip_special_tokens=True)):]
+            assert shown[start:start + len(token)] == token
+    assert all(t in top for t, top in zip(out["tokens"][echo:], out["top_logprobs"][echo:], strict=True))
+    chat = chat_logprobs(tok, lp)["content"]  # the generated tokens, as they read in the text
+    assert "".join(c["token"] for c in chat[:-1]) == text[len(tok.decode(ids[:n_prompt], skip_special_tokens=True)):]
 
 
 def test_a_continuation_keeps_the_space_before_its_first_word():

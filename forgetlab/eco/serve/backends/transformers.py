@@ -28,7 +28,7 @@ import torch
 from transformers import LogitsProcessor, StoppingCriteria, TopPLogitsWarper
 
 from ...guard import GuardLike
-from ..answers import decode_after
+from ..answers import PIECE_CONTEXT, decode_after
 from ..types import Delta, Done, GenRequest, Logprobs
 from . import classify_batch
 
@@ -279,7 +279,8 @@ class TransformersBackend:
                 [[] for _ in lps]
             lead = [None] if start == 1 else []  # the first prompt token: nothing predicts it
             out.append(Logprobs(seq[start - len(lead):], [*lead, *lps], [*lead, *top],
-                                n_prompt=lens[i] if start == 1 else 0))
+                                n_prompt=lens[i] if start == 1 else 0,
+                                context=tuple(seq[max(0, start - len(lead) - PIECE_CONTEXT):start - len(lead)])))
         return out
 
 
