@@ -340,6 +340,8 @@ def write_folder_atomically(final: str | os.PathLike, write: Callable[[Path], No
     and deleted; otherwise :class:`BadInput` names ``field``. Returns True when this call published its folder.
     """
     final = Path(final)
+    if final.is_symlink():  # a link to a folder: replace the folder it names, keep the link
+        final = final.resolve()
     final.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(final.parent, final.name)
     tmp = make_temp(final.parent, final.name, folder=True)

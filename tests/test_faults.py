@@ -182,6 +182,16 @@ def test_a_command_writing_inside_its_out_still_takes_the_current_folder(tmp_pat
     assert (tmp_path / "reproduce.json").is_file()
 
 
+def test_an_out_that_is_a_link_to_a_folder_is_written_through(tmp_path, capsys):
+    """Swapping a folder in whole put it over the link itself ('Is a directory'); the folder the link names is
+    replaced and the link kept."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    code, _, err = run_cli(["eco", "world", "--out", str(tmp_path / "link"), "--layouts", "wmdp", "--quiet"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "real" / "world.json").is_file()
+
+
 def test_eco_world_overwrite_replaces_the_whole_world(tmp_path, capsys):
     """`eco world --overwrite` kept the old world's layouts and stray files beside the new world.json (a
     100-author tofu/ next to a 20-author wmdp/); it now swaps the folder whole, and refuses a negative seed and

@@ -348,6 +348,8 @@ def _check_fit_options(corruption: str, strength: float, k: int | None, fit: Pat
     if fit is None and spec.uses_strength and strength == 0:
         raise BadInput("strength", strength, f"> 0 when no --fit file is given ({corruption} at strength 0 "
                        "changes nothing), or pass --fit FIT.jsonl to fit it")
+    if k is not None and k < 0:
+        raise BadInput("k", k, "an integer >= 0 (at most the hidden size)")
     if k == 0 and spec.uses_k and (fit is None or spec.uses_strength):  # k is used as given
         raise BadInput("k", k, f"an integer >= 1 ({corruption} with k = 0 corrupts no dimension); leave it out "
                        "for the whole hidden size")
@@ -466,8 +468,9 @@ def generate_cmd(
         if as_json:
             emit(row)
         else:
-            flag, prompt_text, answer = ("yes" if row["flagged"] else "no"), row["prompt"], row["text"]
-            print(f"[flagged: {flag}] {prompt_text}\t{answer}".replace("\n", " "))  # the tab: where the answer begins
+            flag = "yes" if row["flagged"] else "no"
+            prompt_text, answer = (row[k].replace("\t", " ").replace("\n", " ") for k in ("prompt", "text"))
+            print(f"[flagged: {flag}] {prompt_text}\t{answer}")  # the only tab: where the answer begins
 
 
 app.command("serve")(serve_command)

@@ -114,6 +114,7 @@ def test_bad_inputs_one_line_exit_2(inputs, guard_dir, tmp_path, capsys):
         ({"--target": "lots"}, "target"),
         ({"--target": "1.5"}, "target: got '1.5'; allowed: 'chance' or a number in [0, 1]"),  # saved a no-op guard
         ({"--k": "0", "--strength": "1", "--fit": None}, "k: got 0; allowed: an integer >= 1"),  # corrupted nothing
+        ({"--k": "-2"}, "k: got -2; allowed: an integer >= 0"),  # refused before the model loads
         ({"--forget": tmp_path / "none.jsonl"}, "forget: got"),  # named 'path'
         ({"--calibration": tmp_path / "none.jsonl"}, "calibration: got"),
         ({"--classifier-precision": "fp8"}, "classifier_precision: got 'fp8'"),  # named 'precision'
