@@ -127,7 +127,10 @@ def run_server(engine: ServeEngine, sock: socket.socket, log_level: str = "info"
         host, port = sock.getsockname()[:2]
         config = uvicorn.Config(create_app(engine, api_key=api_key), host=host, port=port, log_level=log_level,
                                 timeout_graceful_shutdown=5, log_config=log_config())
-        uvicorn.Server(config).run(sockets=[sock])
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+        if not server.started and not server.should_exit:  # uvicorn.run exits 3 here; say it on one line
+            raise ForgetlabError("the HTTP server did not start (its log above says why)")
     finally:
         engine.close()
         sock.close()
