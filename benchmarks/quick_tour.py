@@ -59,8 +59,9 @@ def tour(w: Path) -> list[tuple[str, list[str]]]:
         ("eco world", ["eco", "world", "--out", f"{w}/runs/world"]),
         ("eco bench (default scale, empty cache)", ["eco", "bench", "--scale", "default", "--answers", "name-free",
                                                     "--out", f"{w}/runs/bench"]),
-        ("eco fit", ["eco", "fit", "--model", "{target}", "--forget", f"{w}/forget.jsonl", "--retain",
-                     f"{w}/retain.jsonl", "--fit", f"{w}/fit_mc.jsonl", "--corruption", "rand_noise_first_n",
+        ("eco fit", ["eco", "fit", "--model", "{target}", "--forget", f"{w}/runs/world/tofu/forget10.json",
+                     "--retain", f"{w}/runs/world/tofu/retain90.json", "--fit", "{fit_file}",
+                     "--corruption", "rand_noise_first_n",
                      "--target", "chance", "--fpr", "0.01", "--name", "alice", "--out", f"{w}/guard"]),
         ("eco targets", ["eco", "targets", "--guard", f"{w}/guard"]),
         ("eco classify", ["eco", "classify", "--guard", f"{w}/guard", "--prompt", "{forget_question}"]),
@@ -71,19 +72,13 @@ def tour(w: Path) -> list[tuple[str, list[str]]]:
     ]
 
 
-def fit_inputs(w: Path) -> str:
-    """forget/retain prompts and MC fit items for `eco fit`, from the exported world; returns a forget question."""
+def fit_inputs(w: Path) -> dict[str, str]:
+    """What `eco fit` and the commands after it take from the exported world: the forget subject's
+    multiple-choice file (WMDP layout) and one forget question (the TOFU layout's files are JSON lines)."""
     world = json.loads((w / "runs" / "world" / "world.json").read_text())
-    rows = {name: [json.loads(x) for x in (w / "runs" / "world" / name).read_text().splitlines() if x.strip()]
-            for name in ("forget10.jsonl", "retain_eval.jsonl")}
-    (w / "forget.jsonl").write_text("".join(json.dumps({"prompt": r["question"]}) + "\n" for r in rows["forget10.jsonl"]))
-    (w / "retain.jsonl").write_text("".join(json.dumps({"prompt": r["question"]}) + "\n"
-                                            for r in rows["retain_eval.jsonl"]))
-    subject = world.get("forget_subject") or next(p.stem[3:] for p in (w / "runs" / "world").glob("mc_*.jsonl"))
-    mc = [json.loads(x) for x in (w / "runs" / "world" / f"mc_{subject}.jsonl").read_text().splitlines() if x.strip()]
-    items = [{"prompt": r["question"], "choices": [" " + c for c in r["choices"]], "answer": r["label"]} for r in mc]
-    (w / "fit_mc.jsonl").write_text("".join(json.dumps(it) + "\n" for it in items))
-    return rows["forget10.jsonl"][0]["question"]
+    first = (w / "runs" / "world" / "tofu" / "forget10.json").read_text().splitlines()[0]
+    return {"fit_file": str(w / "runs" / "world" / "wmdp" / f"wmdp-{world['forget_subject']}.jsonl"),
+            "forget_question": json.loads(first)["question"]}
 
 
 def run_one(argv: list[str], env: dict) -> tuple[float, int, str]:
@@ -123,7 +118,7 @@ def measure(work: Path, cache: Path) -> dict:
         if label == "eco fit":
             fills["target"] = json.loads((work / "runs" / "bench" / "results.json").read_text())["config"][
                 "models"]["target"]
-            fills["forget_question"] = fit_inputs(work)
+            fills.update(fit_inputs(work))
         argv = [a.format(**fills) if "{" in a else a for a in argv]
         load0 = os.getloadavg()[0]
         print(f"{label} ...", file=sys.stderr, flush=True)
@@ -132,8 +127,10 @@ def measure(work: Path, cache: Path) -> dict:
                      "seconds": seconds, "exit_code": code, "load_before": load0, "load_after": os.getloadavg()[0],
                      **({"stderr_tail": err} if code not in (0,) else {})})
         print(f"  {seconds:.1f} s, exit {code}, load {load0:.1f} -> {os.getloadavg()[0]:.1f}", file=sys.stderr)
-    return {"machine": machine(), "versions": versions(), "commit": commit,
-            "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}
+        record = {"machine": machine(), "versions": versions(), "commit": commit,
+                  "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}
+        RESULT.write_text(json.dumps({**record, "partial": True}, indent=2) + "\n")  # a crash keeps the rows
+    return record
 
 
 def _commit() -> str:
