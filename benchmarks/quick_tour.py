@@ -67,7 +67,8 @@ def tour(w: Path) -> list[tuple[str, list[str]]]:
         ("eco classify", ["eco", "classify", "--guard", f"{w}/guard", "--prompt", "{forget_question}"]),
         ("eco generate", ["eco", "generate", "--guard", f"{w}/guard", "--prompt", "{forget_question}"]),
         ("eco serve (until /health answers)", ["eco", "serve", "--guard", f"{w}/guard", "--port", "0"]),
-        ("eco evaluate", ["eco", "evaluate", "--model", "{target}", "--data", f"{w}/runs/world"]),
+        ("eco evaluate", ["eco", "evaluate", "--model", f"{w}/guard", "--base-model", "{target}", "--suite", "tofu",
+                          "--data", f"{w}/runs/world/tofu", "--split", "forget10"]),
         ("reproduce (make demo)", ["reproduce", "--out", f"{w}/out/reproduce"]),
     ]
 
@@ -110,12 +111,17 @@ def run_one(argv: list[str], env: dict) -> tuple[float, int, str]:
         proc.wait(30)
 
 
-def measure(work: Path, cache: Path) -> dict:
+def measure(work: Path, cache: Path, only: set[str] | None = None) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "FORGETLAB_CACHE": str(cache),
            "PYTHONPATH": str(ROOT)}
     rows, fills, commit = [], {}, _commit()  # the commit timed, before the hours of the tour
+    kept = {r["label"]: r for r in json.loads(RESULT.read_text())["rows"]} if only else {}
     for label, argv in tour(work):
-        if label == "eco fit":
+        if only and label not in only:  # --only: the other rows as the full tour timed them
+            if label in kept:
+                rows.append(kept[label])
+            continue
+        if label in ("eco fit", *(only or ())) and "target" not in fills:
             fills["target"] = json.loads((work / "runs" / "bench" / "results.json").read_text())["config"][
                 "models"]["target"]
             fills.update(fit_inputs(work))
@@ -124,6 +130,7 @@ def measure(work: Path, cache: Path) -> dict:
         print(f"{label} ...", file=sys.stderr, flush=True)
         seconds, code, err = run_one(argv, env)
         rows.append({"label": label, "command": "forgetlab " + " ".join(argv).replace(str(work), "WORK"),
+                     **({"rerun_on_commit": commit} if only else {}),
                      "seconds": seconds, "exit_code": code, "load_before": load0, "load_after": os.getloadavg()[0],
                      **({"stderr_tail": err} if code not in (0,) else {})})
         print(f"  {seconds:.1f} s, exit {code}, load {load0:.1f} -> {os.getloadavg()[0]:.1f}", file=sys.stderr)
@@ -151,6 +158,7 @@ def table(data: dict) -> str:
         s = r["seconds"]
         t = f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
         note = "" if r["exit_code"] == 0 else f" (exit {r['exit_code']})"
+        note += f" (timed again on {r['rerun_on_commit']})" if r.get("rerun_on_commit") else ""
         lines.append(f"| `{r['label']}` | {t}{note} | {r['load_before']:.1f} / {r['load_after']:.1f} |")
     return "\n".join(lines)
 
@@ -167,8 +175,13 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/forgetlab-tour"))
     ap.add_argument("--cache", type=Path, default=Path("/tmp/forgetlab-tour-cache"))
     ap.add_argument("--render", action="store_true", help="only rewrite the README table from the JSON")
+    ap.add_argument("--only", default="", help="comma-separated labels to time again in the --work of a finished "
+                    "tour, keeping the other rows of the result file")
     args = ap.parse_args()
-    if not args.render:
+    if args.only:
+        only = {x.strip() for x in args.only.split(",") if x.strip()}
+        RESULT.write_text(json.dumps(measure(args.work, args.cache, only), indent=2) + "\n")
+    elif not args.render:
         for p in (args.work, args.cache):
             if p.exists() and any(p.iterdir()):
                 sys.exit(f"{p} is not empty: the tour times commands from scratch")
