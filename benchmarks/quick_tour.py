@@ -115,7 +115,8 @@ def measure(work: Path, cache: Path, only: set[str] | None = None) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "FORGETLAB_CACHE": str(cache),
            "PYTHONPATH": str(ROOT)}
     rows, fills, commit = [], {}, _commit()  # the commit timed, before the hours of the tour
-    kept = {r["label"]: r for r in json.loads(RESULT.read_text())["rows"]} if only else {}
+    before = json.loads(RESULT.read_text()) if only else {}
+    kept = {r["label"]: r for r in before.get("rows", [])}
     for label, argv in tour(work):
         if only and label not in only:  # --only: the other rows as the full tour timed them
             if label in kept:
@@ -134,8 +135,8 @@ def measure(work: Path, cache: Path, only: set[str] | None = None) -> dict:
                      "seconds": seconds, "exit_code": code, "load_before": load0, "load_after": os.getloadavg()[0],
                      **({"stderr_tail": err} if code not in (0,) else {})})
         print(f"  {seconds:.1f} s, exit {code}, load {load0:.1f} -> {os.getloadavg()[0]:.1f}", file=sys.stderr)
-        record = {"machine": machine(), "versions": versions(), "commit": commit,
-                  "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": rows}
+        record = {"machine": machine(), "versions": versions(), "commit": before.get("commit", commit),
+                  "measured": before.get("measured", time.strftime("%Y-%m-%dT%H:%M:%S%z")), "rows": rows}
         RESULT.write_text(json.dumps({**record, "partial": True}, indent=2) + "\n")  # a crash keeps the rows
     return record
 
