@@ -289,7 +289,7 @@ def _check_destination(out: Path | None, add_to: Path | None, name: str, model: 
     """Exactly one of ``--out`` / ``--add-to``; for ``--add-to``, the guard's record (a new target name, the same
     base model)."""
     from ..folders import refuse_current_folder
-    from .guard_folder import read_guard_folder, read_guard_meta, target_names
+    from .guard_folder import GUARD_FOLDER, read_guard_folder, read_guard_meta, target_names
     from .targets import check_name
 
     check_name(name, "name")
@@ -300,8 +300,6 @@ def _check_destination(out: Path | None, add_to: Path | None, name: str, model: 
             raise BadInput("model", "", "a model folder or hub id (required with --out)")
         return None
     if not (add_to / "guard.json").is_file():
-        from .guard_folder import GUARD_FOLDER
-
         raise BadInput("add_to", str(add_to), GUARD_FOLDER)
     refuse_current_folder(add_to, "add_to")  # the edited guard is swapped in whole
     names = target_names(read_guard_meta(add_to), add_to)

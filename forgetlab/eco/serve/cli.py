@@ -15,6 +15,7 @@ from ...options import config_command
 from ..placement import Placement
 from .types import ServeLimits
 
+API_KEY_ENV = "FORGETLAB_API_KEY"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -34,7 +35,7 @@ def serve_command(
     vllm_model: str = typer.Option("", help="Model name/path for vLLM (default: the guard's base model)."),
     log_level: str = typer.Option("info", help="uvicorn log level (on stderr), one of: " + ", ".join(LOG_LEVELS)
                                   + "."),
-    api_key: str | None = typer.Option(None, envvar="FORGETLAB_API_KEY", show_envvar=True,
+    api_key: str | None = typer.Option(None, envvar=API_KEY_ENV, show_envvar=True,
                                 help="Require 'Authorization: Bearer KEY' on every /v1 route, as vLLM's --api-key "
                                 "(/health and /metrics stay open). Prefer the environment variable: a command "
                                 "line is visible to other users of the machine (default: no key)."),
@@ -47,10 +48,10 @@ def serve_command(
     from ...errors import BadInput, check_choice
 
     check_choice("log_level", log_level, LOG_LEVELS)  # the checks that need no torch first
-    if api_key is None and os.environ.get("FORGETLAB_API_KEY") == "":  # click reads an empty variable as unset
+    if api_key is None and os.environ.get(API_KEY_ENV) == "":  # click reads an empty variable as unset
         api_key = ""
     if api_key is not None and not api_key.strip():  # an unset "$KEY" would otherwise open the server
-        raise BadInput("api_key", api_key, "a non-empty key (unset FORGETLAB_API_KEY and drop --api-key to serve "
+        raise BadInput("api_key", api_key, f"a non-empty key (unset {API_KEY_ENV} and drop --api-key to serve "
                        "without one)")
     if model_name is not None and not model_name.strip():
         raise BadInput("model_name", model_name, "a non-empty model id (default: the guard folder's name)")

@@ -18,7 +18,6 @@ written is found by :meth:`SweepStore.damaged`, set aside and retrained (:func:`
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import os
@@ -27,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ...errors import BadInput, ForgetlabError
+from ...errors import ENVIRONMENT_ERRNOS, BadInput, ForgetlabError
 from ...fmt import fmt
 from ...output import warn
 from ...runs import (
@@ -46,7 +45,6 @@ from ..phases import DIVERGED, PHASES
 from .claims import LEASE_S, Claims
 from .spec import DEFAULT_TRAINER, load_trainer, parse_cli_value, when_set_defaults
 
-ENV_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)  # faults of the machine, reported as such
 MANIFEST = "sweep.json"
 RESULTS_CSV = "results.csv"
 IPR_COLUMNS = ("ipr_median", "ipr_q10", "ipr_q90", "ipr_frac_above_half")
@@ -103,7 +101,7 @@ class SweepStore:
             for d in (store.runs_dir, store.claims_dir):
                 d.mkdir(exist_ok=True)
         except OSError as exc:
-            if exc.errno not in ENV_ERRNOS:
+            if exc.errno not in ENVIRONMENT_ERRNOS:  # faults of the machine stay OSErrors (exit 1)
                 raise BadInput("out", str(root), f"a writable folder ({exc.strerror})") from None
             raise
         store._check_manifest(spec_dict, spec_hash, trainer)
