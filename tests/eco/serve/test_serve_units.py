@@ -238,3 +238,62 @@ def test_a_continuation_keeps_the_space_before_its_first_word():
             tracker.step([t])
         tracker.finish_all()
         assert "".join(e.text for e in events if isinstance(e, Delta)) == " on the mat", pretokenizer
+
+
+def _long_ids(tok, pretokenizer):
+    words = "the cat sat on the mat and the dog sat on the log".split()
+    if pretokenizer == "byte-level":
+        words += ["café", "東京", "€5", "ünïcödé"]
+    text = " ".join(words[(7 * i) % len(words)] for i in range(150))
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize("pretokenizer", ["metaspace", "byte-level"])
+def test_incremental_text_equals_decoding_the_whole_continuation(pretokenizer):
+    """The tracker decodes only the tokens after its settled text; what it streams, its final text and the
+    text length it records per token are what decoding the whole continuation after the prompt gives, and the
+    tokens kept for log-probs after a stop string are the shortest prefix covering the cut text."""
+    from forgetlab.eco.serve.answers import decode_after
+    from forgetlab.eco.serve.backends.transformers import SETTLE_AFTER, _kept_tokens
+    from forgetlab.testing.tiny_lm import build_tokenizer
+
+    tok = build_tokenizer(pretokenizer=pretokenizer, add_bos=True)
+    specials = frozenset(tok.all_special_ids)
+    prompt, ids = tok("the cat")["input_ids"], _long_ids(tok, pretokenizer)
+    assert len(ids) > 8 * SETTLE_AFTER
+    whole = decode_after(tok, prompt, ids, specials)
+    for stop in ((), ("zz",), ("the log the",)):
+        events = []
+        row = _Row(GenRequest(prompt_ids=prompt, classify_text="", max_tokens=10_000, emit=events.append,
+                              stop=stop), 0)
+        tracker = TextTracker([row], tok, {tok.eos_token_id})
+        for t in ids:
+            if tracker.step([t]) == [True]:
+                break
+        tracker.finish_all()
+        streamed = "".join(e.text for e in events if isinstance(e, Delta))
+        expected = whole[:whole.find(stop[0])] if stop and stop[0] in whole else whole
+        assert streamed == row.text == expected, stop
+        assert row.ends == [len(decode_after(tok, prompt, ids[:i], specials)) for i in range(1, len(row.tokens) + 1)]
+        kept = _kept_tokens(row)
+        assert len(decode_after(tok, prompt, kept, specials)) >= len(row.text)
+        assert len(decode_after(tok, prompt, kept[:-1], specials)) < len(row.text)
+
+
+def test_text_tracking_decodes_a_bounded_window_per_token():
+    """Each step decoded the row's whole continuation again: 2,048 tokens cost 340 ms of decoding per row on
+    the generation thread, 12.5 times 512 tokens' cost. Each step now decodes at most the tokens since the
+    settled text plus a context window, so the tokens decoded grow linearly with the length."""
+    from forgetlab.testing.tiny_lm import build_tokenizer
+
+    tok = build_tokenizer(pretokenizer="byte-level", add_bos=True)
+    ids = _long_ids(tok, "byte-level")
+    decoded = []
+    plain_decode = tok.decode
+    tok.decode = lambda token_ids, **kw: decoded.append(len(token_ids)) or plain_decode(token_ids, **kw)
+    row = _Row(GenRequest(prompt_ids=tok("the cat")["input_ids"], classify_text="", max_tokens=10_000,
+                          emit=lambda e: None, stop=("zz",)), 0)
+    tracker = TextTracker([row], tok, {tok.eos_token_id})
+    for t in ids:
+        tracker.step([t])
+    assert max(decoded) <= 40 and sum(decoded) <= 60 * len(ids), (len(ids), max(decoded), sum(decoded))

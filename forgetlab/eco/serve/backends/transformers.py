@@ -46,9 +46,15 @@ def _held_suffix(text: str, stops: Sequence[str]) -> int:
     return best
 
 
+SETTLE_AFTER = 16
+"""Generated tokens a row decodes again at each step before their text is settled (never decoded again): each
+step then costs a window of tokens, not the whole continuation, so a row's tracking is linear in its length."""
+
+
 @dataclass
 class _Row:
-    """One choice being generated: its tokens so far and how much text was already sent."""
+    """One choice being generated: its tokens so far, how much text was already sent, and the settled text of
+    its first ``n_settled`` tokens (:class:`TextTracker`)."""
 
     req: GenRequest
     index: int
@@ -57,6 +63,9 @@ class _Row:
     done: bool = False
     text: str = ""  # the final text, once done
     held: Done | None = None  # a Done kept back until the row's log-probs are computed
+    settled: str = ""
+    n_settled: int = 0
+    ends: list[int] = field(default_factory=list)  # length of the row's text after each of its tokens
 
 
 class TextTracker:
@@ -64,7 +73,10 @@ class TextTracker:
 
     ``step(new_tokens)`` takes ``[B]`` ids (one per row) and returns which rows are finished ``[B]`` bool.
     Text that could be the start of a stop string, or an incomplete UTF-8 sequence (decoded as U+FFFD), is
-    held back until it is resolved, so streamed text never contains a stop string.
+    held back until it is resolved, so streamed text never contains a stop string. Decoding is incremental (as
+    vLLM's detokenizer): only the tokens after the row's settled text are decoded, read after the last
+    :data:`~forgetlab.eco.serve.answers.PIECE_CONTEXT` tokens before them, and every :data:`SETTLE_AFTER`
+    tokens that end on a whole character become settled text.
     """
 
     def __init__(self, rows: list[_Row], tokenizer: Any, eos_ids: set[int]) -> None:
@@ -72,8 +84,17 @@ class TextTracker:
         self.specials = frozenset(tokenizer.all_special_ids)
 
     def _text(self, row: _Row) -> str:
-        """The row's text so far, read after its prompt (:func:`~forgetlab.eco.serve.answers.decode_after`)."""
-        return decode_after(self.tokenizer, row.req.prompt_ids, row.tokens, self.specials)
+        """The row's text so far, read after its prompt (:func:`~forgetlab.eco.serve.answers.decode_after`):
+        the settled text and what the tokens after it add."""
+        n, cut = len(row.tokens), row.n_settled
+        before = row.tokens[max(0, cut - PIECE_CONTEXT):cut]
+        if len(before) < PIECE_CONTEXT:
+            before = [*row.req.prompt_ids[len(before) - PIECE_CONTEXT:], *before]
+        pending = decode_after(self.tokenizer, before, row.tokens[cut:], self.specials)
+        text = row.settled + pending
+        if n - cut >= SETTLE_AFTER and not pending.endswith("\ufffd"):
+            row.settled, row.n_settled = text, n
+        return text
 
     def _finish(self, row: _Row, reason: str, text: str | None = None) -> None:
         if text is None:
@@ -95,12 +116,12 @@ class TextTracker:
             if row.req.cancelled:
                 row.done = True
                 continue
-            if tok in self.eos_ids:  # counted and scored like any token (as OpenAI and vLLM do), never shown
-                row.tokens.append(int(tok))
-                self._finish(row, "stop")
-                continue
             row.tokens.append(int(tok))
             text = self._text(row)
+            row.ends.append(len(text))
+            if tok in self.eos_ids:  # counted and scored like any token (as OpenAI and vLLM do), never shown
+                self._finish(row, "stop", text)
+                continue
             stops = row.req.stop
             if stops:
                 start = max(0, row.sent - max(len(s) for s in stops))
@@ -264,7 +285,7 @@ class TransformersBackend:
         seqs, lens, starts, flags, tops = [], [], [], [], []
         for row, flag in scored:
             prompt = list(row.req.prompt_ids)
-            seqs.append(prompt + _kept_tokens(self.tokenizer, prompt, row.tokens, row.text))
+            seqs.append(prompt + _kept_tokens(row))
             lens.append(len(prompt))
             starts.append(1 if row.req.echo else len(prompt))
             flags.append(flag)
@@ -284,15 +305,10 @@ class TransformersBackend:
         return out
 
 
-def _kept_tokens(tokenizer: Any, prompt: list[int], tokens: list[int], text: str) -> list[int]:
-    """The shortest prefix of the generated tokens whose text (read after ``prompt``, as the choice's was)
-    covers the choice's final ``text`` (all of them unless a stop string cut the text short)."""
-    if not text:
+def _kept_tokens(row: _Row) -> list[int]:
+    """The shortest prefix of the row's generated tokens whose text covers its final ``text`` (all of them
+    unless a stop string cut the text short), from the text lengths the tracker recorded per token."""
+    if not row.text:
         return []
-    specials = frozenset(tokenizer.all_special_ids)
-    if len(decode_after(tokenizer, prompt, tokens, specials)) <= len(text):
-        return list(tokens)
-    for i in range(1, len(tokens) + 1):
-        if len(decode_after(tokenizer, prompt, tokens[:i], specials)) >= len(text):
-            return tokens[:i]
-    return list(tokens)
+    need = len(row.text)
+    return row.tokens[:next((i + 1 for i, end in enumerate(row.ends) if end >= need), len(row.tokens))]
