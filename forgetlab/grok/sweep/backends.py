@@ -157,6 +157,23 @@ def _running_cluster(ray: Any) -> str | None:
         return None
 
 
+def _init_keeping_handlers(ray: Any, **kwargs: Any) -> None:
+    """``ray.init(**kwargs)``, then the SIGTERM and SIGINT handlers as they were: Ray installs its own, which
+    exit without our clean-up (the ``error: terminated`` line, exit 143, the interrupted sweep's state kept)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():  # handlers are the main thread's
+        ray.init(**kwargs)
+        return
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        ray.init(**kwargs)
+    finally:
+        for sig, handler in before.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(sig, handler)
+
+
 def _ray_connect(ray: Any, workers: int) -> bool:
     """Connect to ``RAY_ADDRESS``, else to a running local cluster, else start a local Ray with ``workers``
     CPUs. Returns True if we initialized Ray (and must shut it down)."""
@@ -174,9 +191,9 @@ def _ray_connect(ray: Any, workers: int) -> bool:
         target = found if found is not None and _reachable(found) else None
     try:
         if target is not None:
-            ray.init(address=target, **quiet)
+            _init_keeping_handlers(ray, address=target, **quiet)
         else:
-            ray.init(num_cpus=workers, **quiet)
+            _init_keeping_handlers(ray, num_cpus=workers, **quiet)
     except Exception as exc:
         where = f"connect to {target}" if target is not None else "start a local Ray"
         raise ForgetlabError(f"backend ray: cannot {where} ({type(exc).__name__}: "

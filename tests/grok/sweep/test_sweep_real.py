@@ -197,3 +197,33 @@ def test_ray_unreachable_address_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     with pytest.raises(ForgetlabError, match=r"cannot reach the Ray cluster at RAY_ADDRESS=127\.0\.0\.1:1"):
         run_sweep(small_spec(), tmp_path / "a", backend="ray", progress=False)
+
+
+def test_ray_init_leaves_our_signal_handlers_in_place(monkeypatch):
+    """ray.init installs its own SIGTERM handler, which exits without the clean-up (no 'error: terminated',
+    no exit 143); the handlers in force before it are put back after it."""
+    import signal
+    from types import SimpleNamespace
+
+    from forgetlab.grok.sweep.backends import _ray_connect
+
+    def ours(signum, frame):  # pragma: no cover - never delivered
+        raise KeyboardInterrupt
+
+    def init(**kwargs):  # what Ray's driver set-up does to the handlers
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        calls.append(kwargs)
+
+    calls = []
+    fake = SimpleNamespace(is_initialized=lambda: False, init=init)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr("forgetlab.grok.sweep.backends._running_cluster", lambda ray: None)
+    before_int = signal.getsignal(signal.SIGINT)
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        assert _ray_connect(fake, 2) is True and calls[0]["num_cpus"] == 2
+        assert signal.getsignal(signal.SIGTERM) is ours and signal.getsignal(signal.SIGINT) is before_int
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, before_int)
