@@ -24,6 +24,7 @@ from ..runs import iter_jsonl, write_folder_atomically
 from .classify.config import ClassifierConfig
 from .corruptions import ALIASES, CORRUPTIONS, get_corruption
 from .fit import MC_METRICS
+from .mc_formats import MC_FORMATS
 from .placement import Placement
 from .serve.cli import serve_command
 
@@ -32,10 +33,12 @@ app = typer.Typer(no_args_is_help=True, help="ECO: guard a causal LM with embedd
 
 def _read_mc_jsonl(path: Path) -> list:
     """Multiple-choice items in the project's schema (:class:`~forgetlab.eco.mc.MCItem`: ``question`` or
-    ``prompt``, ``choices``, ``answer`` as index, letter or text), one per line; errors name the line."""
+    ``prompt``, ``choices``, ``answer`` as index, letter or text), one per line; errors name the line. An item
+    without a ``subject`` takes the file's name (``wmdp-bio.jsonl``: ``wmdp-bio``) for the letter prompt."""
     from .mc import MCItem
 
-    items = [MCItem.from_dict(obj, where=f"{path}: line {lineno}") for lineno, obj in iter_jsonl(path, "fit")]
+    items = [MCItem.from_dict(obj, where=f"{path}: line {lineno}", subject=path.name.split(".")[0])
+             for lineno, obj in iter_jsonl(path, "fit")]
     if not items:
         raise ForgetlabError(f"{path}: empty file (expected one multiple-choice item per line: "
                              '{"prompt": ..., "choices": [...], "answer": index})')
@@ -84,6 +87,10 @@ FIT_OPTIONS = {
         "1 / number of choices) or a number."),
     "metric": typer.Option("mc_accuracy", "--metric", help="Metric to fit on, one of: "
         + ", ".join(MC_METRICS.names()) + "."),
+    "fit_format": typer.Option("raw", "--fit-format", help="How each --fit item is put to the model, one of: "
+        + "; ".join(f"{k}: {v}" for k, v in MC_FORMATS.items()) + ". Fit in the format the forgetting will be "
+        "measured in (letter for lm-evaluation-harness's wmdp and mmlu tasks). The letter prompt names the "
+        "items' subject field, else the file's name (wmdp-bio.jsonl: biology)."),
     "method": typer.Option("bracket", "--method", help="Fitting method, one of: bracket (root finder), zo "
         "(zeroth-order)."),
     "tol": typer.Option(0.05, "--tol", help="Tolerance on the metric."),
@@ -142,6 +149,7 @@ def fit_cmd(
     corruption: str = FIT_OPTIONS['corruption'],
     target: str = FIT_OPTIONS['target'],
     metric: str = FIT_OPTIONS['metric'],
+    fit_format: str = FIT_OPTIONS['fit_format'],
     method: str = FIT_OPTIONS['method'],
     tol: float = FIT_OPTIONS['tol'],
     strength: float = FIT_OPTIONS['strength'],
@@ -171,7 +179,7 @@ def fit_cmd(
     from ..folders import claim_out_dir
     from .classify.prompts import load_prompts
 
-    spec = _check_fit_options(corruption, strength, k, fit, fpr, metric, method, tol)
+    spec = _check_fit_options(corruption, strength, k, fit, fpr, metric, method, tol, fit_format)
     _check_classifier_settings(fpr, seed, classifier_precision)
     if quiet:  # before --add-to loads the guard's encoder
         quiet_transformers()
@@ -186,8 +194,8 @@ def fit_cmd(
     with claim:  # before any work: a second writer is refused at once (--add-to: the folder's own edit lock)
         source, lm, tok = _load_fit_model(model, revision, existing, placement, say)
         guard = _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, corruption, strength, k,
-                             goal, metric, method, tol, fpr, seed, entity_level, flag_entities, fit, name, quiet,
-                             say, sets, classifier_precision)
+                             goal, (metric, fit_format), method, tol, fpr, seed, entity_level, flag_entities, fit,
+                             name, quiet, say, sets, classifier_precision)
         _publish(guard, out, add_to, copy_model, overwrite)
     say(f"wrote {out or add_to}")
     emit(_fit_result(guard, source, out or add_to, name, corruption))
@@ -210,7 +218,7 @@ def _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, c
                  metric, method, tol, fpr, seed, entity_level, flag_entities, fit, name, quiet, say, sets,
                  precision):
     """Train the classifiers and fit the strength (or k) on the loaded base model: the guard, with its fit
-    record."""
+    record. ``metric``: the fit metric's name and the items' format (:data:`~forgetlab.eco.mc_formats.MC_FORMATS`)."""
     from .classify.prompt import PromptClassifier
     from .classify.token import TokenClassifier
     from .corrupter import Corrupter
@@ -234,7 +242,7 @@ def _build_guard(lm, tok, source, forget_prompts, retain_prompts, items, spec, c
     if items is not None and (spec.uses_strength or spec.uses_k):  # fitted exactly as the guard will corrupt
         fit_record = _fit(lm, Corrupter(tok, config, tclf), items, spec, d, goal, metric, method, tol, quiet)
         fit_record["fit_file"] = str(fit)
-        strength, k = _report_fit(fit_record, spec, strength, k, metric, goal, tol, say)
+        strength, k = _report_fit(fit_record, spec, strength, k, metric[0], goal, tol, say)
         config = replace(config, strength=float(strength), k=int(k))
         _check_changes_something(fit_record, clf, tol)
     return EcoGuard(lm, tok, clf, config, token_classifier=tclf, model_source=source, fit=fit_record, name=name)
@@ -335,7 +343,7 @@ def _publish(guard, out: Path | None, add_to: Path | None, copy_model: bool, ove
 
 
 def _check_fit_options(corruption: str, strength: float, k: int | None, fit: Path | None, fpr: float, metric: str,
-                       method: str, tol: float):
+                       method: str, tol: float, fit_format: str):
     """Validate ``eco fit``'s options before any work; returns the corruption's spec."""
     from .fit import FIT_METHODS
 
@@ -352,6 +360,7 @@ def _check_fit_options(corruption: str, strength: float, k: int | None, fit: Pat
         raise BadInput("k", k, f"an integer >= 1 ({corruption} with k = 0 corrupts no dimension); leave it out "
                        "for the whole hidden size")
     MC_METRICS.check(metric, "metric")
+    check_choice("fit_format", fit_format, MC_FORMATS)
     check_choice("method", method, FIT_METHODS)
     if not (tol > 0 and math.isfinite(tol)):
         raise BadInput("tol", tol, "a finite number > 0")
@@ -374,15 +383,17 @@ def _report_fit(rec: dict, spec, strength: float, k: int, metric: str, goal: flo
     return strength, k
 
 
-def _fit(lm, corrupter, items, spec, d, goal, metric, method, tol, quiet) -> dict:
-    """Fit the strength (or k) on the fit items with a progress bar; returns the FitResult as a dict."""
+def _fit(lm, corrupter, items, spec, d, goal, metric: tuple[str, str], method, tol, quiet) -> dict:
+    """Fit the strength (or k) on the fit items with a progress bar; returns the FitResult as a dict.
+    ``metric``: the metric's name and the items' format."""
     from dataclasses import asdict
 
     from .fit import fit_strength
     from .mc import mc_metric
 
     knob = "strength" if spec.uses_strength else "k"
-    base = mc_metric(lm, corrupter, which=metric, knob=knob)
+    which, fmt = metric
+    base = mc_metric(lm, corrupter, which=which, knob=knob, fmt=fmt)
     max_evals = 40 if method == "bracket" else 60
     if method == "bracket":
         kw = {"lo": 0.0, "hi": 1.0 if knob == "strength" else float(max(1, d // 8)), "integer": knob == "k"}
@@ -399,7 +410,7 @@ def _fit(lm, corrupter, items, spec, d, goal, metric, method, tol, quiet) -> dic
 
         res = fit_strength(metric_fn, items, goal, method=method, tol=tol, **kw)
     rec = asdict(res)
-    rec.update(knob=knob, metric_name=metric, k=corrupter.config.k)
+    rec.update(knob=knob, metric_name=which, format=fmt, k=corrupter.config.k)
     return rec
 
 

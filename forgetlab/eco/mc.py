@@ -6,7 +6,9 @@ is the index of the right choice (WMDP, MMLU on the hub), its letter (``"B"``: M
 choice itself; ``"label"`` (the Hugging Face name of a class index) is read when ``answer`` is absent. Every
 reader of multiple-choice files in the project (``eco fit --fit``, the WMDP and MMLU loaders, so ``eco world``'s
 files too) goes through :meth:`MCItem.from_dict`. Items are scored as lm-evaluation-harness scores ``acc``: the summed
-log-prob of each choice as the continuation of the prompt.
+log-prob of each choice as the continuation of the prompt, in one of :data:`MC_FORMATS` (how the item becomes a
+prompt and continuations: as written, ``Question: q\nAnswer:``, or lm-evaluation-harness's MMLU/WMDP letter
+prompt).
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ import torch
 from ..errors import BadInput, check_choice
 from .corrupter import Corrupter, score_continuations
 from .fit import MC_METRICS, Metric
-
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+from .mc_formats import LETTERS, MC_FORMATS, mc_prompt
 
 
 @dataclass(frozen=True)
@@ -73,16 +74,18 @@ def answer_index(answer: Any, choices: Sequence[str], field: str = "answer") -> 
 
 @torch.no_grad()
 def mc_choice_logprobs(model, tokenizer, items: Sequence[MCItem], corrupter: Corrupter | None = None,
-                       batch_size: int = 64) -> list[torch.Tensor]:
-    """Sum of log-probs of each choice given its prompt: one ``[n_choices]`` per item.
+                       batch_size: int = 64, fmt: str = "raw") -> list[torch.Tensor]:
+    """Sum of log-probs of each choice given its prompt (the item in format ``fmt``, :func:`mc_prompt`): one
+    ``[n_choices]`` per item.
 
     With a ``corrupter`` every prompt is treated as flagged and corrupted exactly as the deployed guard does
     (:func:`~forgetlab.eco.corrupter.score_continuations`: the same tokenization, positions and per-prompt
     noise seeds), so all choices of an item see the same corrupted prompt, and the same noise is used at every
     strength (common random numbers: the metric is a deterministic function of the strength).
     """
-    prompts = [it.prompt for it in items for _ in it.choices]
-    choices = [c for it in items for c in it.choices]
+    put = [mc_prompt(it, fmt) for it in items]
+    prompts = [prompt for prompt, conts in put for _ in conts]
+    choices = [c for _, conts in put for c in conts]
     sc = score_continuations(model, tokenizer, prompts, choices, corrupter=corrupter,
                              flags=np.ones(len(prompts), dtype=bool), batch_size=batch_size)
     sums = iter(torch.from_numpy(lp).sum().item() for lp in sc.logprobs)
@@ -102,19 +105,21 @@ def mc_prob(logprobs: Sequence[Any], answers: Sequence[int]) -> float:
     return sum(probs) / len(probs)
 
 
-def mc_metric(model, corrupter: Corrupter, *, which: str = "mc_accuracy", knob: str = "strength") -> Metric:
+def mc_metric(model, corrupter: Corrupter, *, which: str = "mc_accuracy", knob: str = "strength",
+              fmt: str = "raw") -> Metric:
     """``metric(s, fit_set)`` for :func:`~forgetlab.eco.fit.fit_strength`: a multiple-choice metric with
-    ``corrupter``'s corruption at ``s``.
+    ``corrupter``'s corruption at ``s``, the items put in format ``fmt`` (:data:`MC_FORMATS`).
 
     ``knob="strength"`` turns ``s`` into the strength (sigma or value, on the corrupter's ``k`` dims);
     ``knob="k"`` turns it into the number of dims (zeroing / sign flips).
     """
     score = MC_METRICS.get(which)
     check_choice("knob", knob, ("strength", "k"))
+    check_choice("format", fmt, MC_FORMATS)
 
     def metric(s: float, fit_set: Sequence[MCItem]) -> float:
         c = corrupter.at(strength=s) if knob == "strength" else corrupter.at(k=round(s))
-        lp = mc_choice_logprobs(model, corrupter.tokenizer, fit_set, c)
+        lp = mc_choice_logprobs(model, corrupter.tokenizer, fit_set, c, fmt=fmt)
         return score(lp, [it.answer for it in fit_set])
 
     return metric

@@ -21,12 +21,13 @@ from typing import Any
 import torch
 
 from ..eco.base_model import load_base_model
+from ..eco.mc_formats import QA_TEMPLATE
 from ..errors import BadInput, ForgetlabError
 from ..runs import atomic_write_json, run_record, write_folder_atomically
 from ..testing.tiny_lm import build_tiny_lm, build_tokenizer
 
 CODE_VERSION = "unlearning-lm-1"  # bump when training code changes what a cached model holds
-PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
+PROMPT_TEMPLATE = QA_TEMPLATE  # the world model learns its facts in this template; the `qa` fit format uses it
 SPECIAL_ORDER = ("pad_token", "unk_token", "bos_token", "eos_token")  # token ids 0..3 of the world tokenizer
 
 

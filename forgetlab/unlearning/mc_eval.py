@@ -17,29 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ..eco.mc import LETTERS, MCItem
+from ..eco.mc import MCItem
+from ..eco.mc_formats import LETTERS, letter_prompt
 from .lm import prompt_of
 from .scoring import choice_logprobs
-
-SUBJECT_NAMES = {"wmdp-bio": "biology", "wmdp-chem": "chemistry", "wmdp-cyber": "computer security"}
-
-
-def subject_name(subject: str) -> str:
-    """How lm-evaluation-harness names a subject in its description (``high_school_biology`` -> "high school
-    biology"; WMDP's domains by their field)."""
-    return SUBJECT_NAMES.get(subject, subject.removeprefix("wmdp-").replace("_", " ").replace("-", " "))
-
-
-def _letter_block(item: MCItem) -> str:
-    lines = "".join(f"\n{LETTERS[i]}. {c}" for i, c in enumerate(item.choices))
-    return f"{item.prompt.strip()}{lines}\nAnswer:"
-
-
-def letter_prompt(item: MCItem, subject: str, shots: Sequence[MCItem] = ()) -> str:
-    """lm-evaluation-harness's MMLU / WMDP prompt for ``item`` after ``shots`` solved examples."""
-    head = f"The following are multiple choice questions (with answers) about {subject_name(subject)}.\n\n"
-    solved = "".join(f"{_letter_block(s)} {LETTERS[s.answer]}\n\n" for s in shots)
-    return head + solved + _letter_block(item)
 
 
 def _scores(subject, prompts: list[str], choices: list[list[str]], batch_size: int) -> np.ndarray:
