@@ -271,7 +271,7 @@ def _flag_sets(forget_path: Path, forget: list[str], retain: list[str], calibrat
 def _check_flag_rule(clf, tclf, flag_entities: bool, fpr: float, say) -> None:
     """Measure the whole flag rule on the fit's held-out prompts, record it in the classifier's report (saved in
     the guard folder) and warn on stderr when it is weak."""
-    from .classify.rule import FlagRule, rule_report
+    from .classify.rule import MAX_MISS, FlagRule, rule_report
 
     rep = rule_report(FlagRule(clf, tclf, flag_entities), getattr(clf, "heldout", {}), fpr)
     clf.report["flag_rule"] = rep
@@ -281,6 +281,10 @@ def _check_flag_rule(clf, tclf, flag_entities: bool, fpr: float, say) -> None:
         + "FPR " + ", ".join(parts))
     for line in rep["warnings"]:
         warn(line)
+    if not flag_entities and miss is not None and miss > MAX_MISS and "unseen_entity" in rep["sets"]:
+        warn("the forget prompts name people: --flag-entities also flags every prompt that names them (a "
+             "classifier that must pass never-seen people's prompts at this FPR often cannot flag the forget "
+             "people's either: docs/benchmarks/guard_evasion.md)")
 
 
 def _check_changes_something(rec: dict, clf, tol: float) -> None:

@@ -57,3 +57,20 @@ def test_unseen_entity_negatives_cross_forget_names_into_new_people():
     out = unseen_entity_negatives(forget, entities, [], np.random.default_rng(0), per_prompt=30)
     assert any("Odile Inglewood" in p or "Nestor Stonebridge" in p for p in out)
     assert not any(e in p for p in out for e in entities)
+
+
+def test_eco_fit_points_to_flag_entities_when_the_classifier_misses_named_people(capsys):
+    """eco fit on TOFU's forget10 against retain90 (the README's quick tour) warned only that the rule misses
+    100% of the held-out forget prompts: a classifier that must pass never-seen people's prompts below 1% FPR
+    cannot flag the forget people's. The warning now names the option that flags every prompt naming them."""
+    from forgetlab.eco.cli import _check_flag_rule
+
+    clf = KeywordClassifier(["nobody"])
+    clf.report, clf.heldout = {}, {"forget": [f"Who is Quenby Ashgrove {i}?" for i in range(10)],
+                                   "unseen_entity": [f"Who is Lars Holmqvist {i}?" for i in range(30)]}
+    _check_flag_rule(clf, None, False, 0.01, lambda _line: None)
+    err = capsys.readouterr().err
+    assert "misses 100.0% of 10 held-out forget prompts" in err and "--flag-entities also flags" in err
+    clf.heldout = {**clf.heldout, "unseen_entity": []}  # no names mined: nothing to point to
+    _check_flag_rule(clf, None, False, 0.01, lambda _line: None)
+    assert "--flag-entities" not in capsys.readouterr().err
