@@ -6,7 +6,11 @@ cores, torch threads, load) and versions, into ``docs/benchmarks/results/quick_t
 command, for orientation (a comparison of variants goes through ``discipline.py`` instead). The ECO commands need a model and
 data: the tour's own ``eco bench`` trains the target model (into ``--cache``), ``eco world`` exports the data,
 and the forget/retain prompts and multiple-choice fit items for ``eco fit`` are taken from that export (forget10
-authors' questions; retain authors' questions; the forget subject's multiple-choice questions). The paper-size
+authors' questions; retain authors' questions; the forget subject's multiple-choice questions, for the world
+has none about authors). The bench's model learned the world as ``Question: q\nAnswer: a.``, so the fit puts
+its items that way (``--fit-format qa``; as written the model is at chance on them and the fitted strength
+was 0), and forget10's authors are named people, so the guard also flags their names (``--flag-entities``: the
+classifier alone flags no held-out forget prompt at a 1% FPR that holds for never-seen authors, docs/benchmarks/guard_evasion.md). The paper-size
 sweep presets take about a day on 2 cores and App. G's cases hours, so the tour times the ``wd`` preset's
 ``--estimate``, runs ``--preset small`` in its place, and leaves App. G out. ``--render`` rewrites the table between the ``quick-tour-times`` markers of README.md from the
 JSON (no timing).
@@ -61,7 +65,7 @@ def tour(w: Path) -> list[tuple[str, list[str]]]:
                                                     "--out", f"{w}/runs/bench"]),
         ("eco fit", ["eco", "fit", "--model", "{target}", "--forget", f"{w}/runs/world/tofu/forget10.json",
                      "--retain", f"{w}/runs/world/tofu/retain90.json", "--fit", "{fit_file}",
-                     "--corruption", "rand_noise_first_n",
+                     "--fit-format", "qa", "--flag-entities", "--corruption", "rand_noise_first_n",
                      "--target", "chance", "--fpr", "0.01", "--name", "alice", "--out", f"{w}/guard"]),
         ("eco targets", ["eco", "targets", "--guard", f"{w}/guard"]),
         ("eco classify", ["eco", "classify", "--guard", f"{w}/guard", "--prompt", "{forget_question}"]),
