@@ -426,13 +426,17 @@ def classify_cmd(
     """Print one JSON object per prompt and line on stdout: whether the guard flags it (its whole flag rule),
     the classifier score, whether the prompt names a forget entity (guards fitted with --flag-entities) and which
     targets flag it."""
-    from .guard_folder import load_flag_rule
+    from .guard_folder import load_flag_rule, read_guard_meta
 
     quiet_transformers()
     rule = load_flag_rule(guard)  # the base model is not needed to classify
     own, scores, names = rule.parts(prompt)
     flags = own | names
-    which = rule.which(prompt) if hasattr(rule, "which") else [["default"] if f else [] for f in flags]
+    if hasattr(rule, "which"):  # several targets
+        which = rule.which(prompt)
+    else:
+        name = read_guard_meta(guard).get("name") or "default"
+        which = [[name] if f else [] for f in flags]
     for p, f, s, n, w in zip(prompt, flags, scores, names, which, strict=True):
         # a prompt cleared by the cheap first stage scores -inf: JSON has no infinity, so report null
         score = float(s) if math.isfinite(float(s)) else None

@@ -107,6 +107,9 @@ def test_cli_add_to_targets_and_classify(base, tmp_path, capsys, monkeypatch):
     code, out, err = run_cli(["eco", "fit", "--model", str(base), "--forget", str(p["forget"]), "--out",
                               str(tmp_path / "g"), "--name", "zorblax", *common], capsys)
     assert code == 0, err
+    code, out, _ = run_cli(["eco", "classify", "--guard", str(tmp_path / "g"), "--prompt",
+                            "Where was Zorblax Quint born?"], capsys)
+    assert json.loads(out)["targets"] == ["zorblax"]  # a one-target guard said "default", not its name
     forget_b = tmp_path / "b.jsonl"
     forget_b.write_text("".join(json.dumps({"prompt": t.replace("Zorblax Quint", "Velmora Tusk")}) + "\n"
                                 for t in p["forget"].read_text().splitlines() for t in [json.loads(t)["prompt"]]))
