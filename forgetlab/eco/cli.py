@@ -293,7 +293,7 @@ def _check_changes_something(rec: dict, clf, tol: float) -> None:
     if rec["strength"] == 0 or (base and abs(rec["metric"] - base[0]) < tol / 2):
         line = (f"the fitted corruption changes nothing: strength {rec['strength']:.4g} leaves the fit metric at "
                 f"{rec['metric']:.3f}" + (f" (uncorrupted {base[0]:.3f})" if base else ""))
-        warn(line)
+        warn(line + "; a model that knows the items in another form is measured in that form with --fit-format")
         clf.report.setdefault("flag_rule", {"warnings": []})["warnings"].append(line)
 
 
@@ -380,7 +380,13 @@ def _report_fit(rec: dict, spec, strength: float, k: int, metric: str, goal: flo
         k = round(rec["strength"])
     say(f"fitted {'strength' if spec.uses_strength else 'k'} = {rec['strength']:.4g}: "
         f"{metric} {rec['metric']:.3f} (target {goal:.3f}) after {rec['n_evals']} evaluations")
-    if not rec["converged"]:
+    values = [m for _, m in rec.get("history", [])]
+    if not rec["converged"] and values and max(values) - min(values) < 1e-9:
+        top = max(s for s, _ in rec["history"])
+        warn(f"the fit did not reach {metric} = {goal:.3f} +- {tol}: the metric stayed at {values[0]:.3f} at every "
+             f"{rec.get('knob', 'strength')} tried (0 to {top:.4g}), so the model's answers to the items do not "
+             "depend on their prompts: check that it answers them in this --fit-format at all")
+    elif not rec["converged"]:
         warn(f"the fit did not reach {metric} = {goal:.3f} +- {tol} (best {rec['metric']:.3f} "
              f"at {rec['strength']:.4g}); the metric may not be monotone in it: try --method zo, "
              "another corruption, or a larger --tol")

@@ -82,3 +82,23 @@ def test_eco_fit_fits_in_the_format_it_is_told_and_records_it(qa_lm, tmp_path, c
     code, _, err = run_cli([*common, "--fit-format", "wmdp", "--out", str(tmp_path / "bad")], capsys)
     assert code == 2 and err.strip() == "error: fit_format: got 'wmdp'; allowed: one of letter, qa, raw"
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_flat_fit_says_the_answers_ignore_the_prompt_not_that_the_metric_is_not_monotone(capsys):
+    """A tiny model answers every letter prompt with the same letter: accuracy 0.333 at every strength up to
+    5e5. eco fit advised '--method zo, another corruption, or a larger --tol', none of which can help; it now
+    says the answers do not depend on the prompts and points to the format."""
+    from types import SimpleNamespace
+
+    from forgetlab.eco.cli import _report_fit
+
+    spec = SimpleNamespace(uses_strength=True)
+    flat = {"strength": 0.0, "metric": 1 / 3, "n_evals": 3, "converged": False, "knob": "strength",
+            "history": [(0.0, 1 / 3), (1.0, 1 / 3), (524288.0, 1 / 3)]}
+    _report_fit(flat, spec, 0.0, 8, "mc_accuracy", 0.25, 0.05, lambda _line: None)
+    err = capsys.readouterr().err
+    assert "stayed at 0.333 at every strength tried (0 to 5.243e+05)" in err and "--fit-format" in err
+    assert "monotone" not in err
+    moving = {**flat, "history": [(0.0, 0.9), (1.0, 0.5), (2.0, 0.6)], "metric": 0.5, "strength": 1.0}
+    _report_fit(moving, spec, 0.0, 8, "mc_accuracy", 0.25, 0.05, lambda _line: None)
+    assert "may not be monotone" in capsys.readouterr().err
