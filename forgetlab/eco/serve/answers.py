@@ -45,10 +45,19 @@ def decode_after(tokenizer: Any, context: Sequence[int], tokens: Sequence[int], 
     """The text ``tokens`` add after ``context`` (its last :data:`PIECE_CONTEXT` ordinary tokens), specials
     skipped: a continuation keeps the space a SentencePiece decoder writes between words (" Paris" after "is",
     as OpenAI and vLLM return it), which decoding the continuation alone drops."""
+    return decode_joined(tokenizer, context, tokens, specials)[0]
+
+
+def decode_joined(tokenizer: Any, context: Sequence[int], tokens: Sequence[int],
+                  specials: frozenset[int]) -> tuple[str, bool]:
+    """:func:`decode_after`'s text, and whether it was read after the context (False: the context's text was
+    not a prefix of the joint text, e.g. a clean-up of spaces joined them, and ``tokens`` were decoded alone)."""
     window = [t for t in context[-PIECE_CONTEXT:] if t not in specials]
     head = tokenizer.decode(window, skip_special_tokens=True).rstrip("\ufffd")  # bytes of a character to come
     full = tokenizer.decode([*window, *tokens], skip_special_tokens=True)
-    return full[len(head):] if full.startswith(head) else tokenizer.decode(list(tokens), skip_special_tokens=True)
+    if full.startswith(head):
+        return full[len(head):], True
+    return tokenizer.decode(list(tokens), skip_special_tokens=True), False
 
 
 def token_piece(tokenizer: Any, context: list[int], token_id: int, specials: frozenset[int],

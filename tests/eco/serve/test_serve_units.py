@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
@@ -244,15 +245,40 @@ def _long_ids(tok, pretokenizer):
     words = "the cat sat on the mat and the dog sat on the log".split()
     if pretokenizer == "byte-level":
         words += ["café", "東京", "€5", "ünïcödé"]
-    text = " ".join(words[(7 * i) % len(words)] for i in range(150))
+    rng = random.Random(0)
+    text = " ".join(rng.choice(words) for _ in range(150))
     return tok(text, add_special_tokens=False)["input_ids"]
+
+
+def _tracked(tok, prompt, ids, stop=()):
+    """Feed ``ids`` to a one-row tracker; (row, streamed text)."""
+    events = []
+    row = _Row(GenRequest(prompt_ids=prompt, classify_text="", max_tokens=10_000, emit=events.append, stop=stop), 0)
+    tracker = TextTracker([row], tok, {tok.eos_token_id})
+    for t in ids:
+        if tracker.step([t]) == [True]:
+            break
+    tracker.finish_all()
+    return row, "".join(e.text for e in events if isinstance(e, Delta))
+
+
+def _first_at(text: str, i: int) -> str:
+    """The shortest slice of ``text`` from ``i`` (at least 6 characters) that first occurs there."""
+    n = 6
+    while text.find(text[i:i + n]) != i:
+        n += 1
+        assert i + n <= len(text), "no slice from i occurs first at i"
+    return text[i:i + n]
 
 
 @pytest.mark.parametrize("pretokenizer", ["metaspace", "byte-level"])
 def test_incremental_text_equals_decoding_the_whole_continuation(pretokenizer):
     """The tracker decodes only the tokens after its settled text; what it streams, its final text and the
-    text length it records per token are what decoding the whole continuation after the prompt gives, and the
-    tokens kept for log-probs after a stop string are the shortest prefix covering the cut text."""
+    text length it records per token are what decoding the whole continuation after the prompt gives, also
+    after a run of special tokens (a context of specials only lost the SentencePiece space: 'don the log'); a
+    stop string (one inside the settled text, one across a settle point) cuts it where the whole text has it,
+    and the tokens kept for log-probs are the shortest prefix covering the cut text, or all of them, the
+    end-of-sequence token included, when nothing was cut."""
     from forgetlab.eco.serve.answers import decode_after
     from forgetlab.eco.serve.backends.transformers import SETTLE_AFTER, _kept_tokens
     from forgetlab.testing.tiny_lm import build_tokenizer
@@ -260,24 +286,45 @@ def test_incremental_text_equals_decoding_the_whole_continuation(pretokenizer):
     tok = build_tokenizer(pretokenizer=pretokenizer, add_bos=True)
     specials = frozenset(tok.all_special_ids)
     prompt, ids = tok("the cat")["input_ids"], _long_ids(tok, pretokenizer)
+    start = max(i for i in range(34, 43) if tok.convert_ids_to_tokens(ids[i])[0] in "\u2581\u0120")  # a word
+    ids = [*ids[:start], *[tok.unk_token_id] * 16, *ids[start:]]  # specials only before the word
     assert len(ids) > 8 * SETTLE_AFTER
     whole = decode_after(tok, prompt, ids, specials)
-    for stop in ((), ("zz",), ("the log the",)):
-        events = []
-        row = _Row(GenRequest(prompt_ids=prompt, classify_text="", max_tokens=10_000, emit=events.append,
-                              stop=stop), 0)
-        tracker = TextTracker([row], tok, {tok.eos_token_id})
-        for t in ids:
-            if tracker.step([t]) == [True]:
-                break
-        tracker.finish_all()
-        streamed = "".join(e.text for e in events if isinstance(e, Delta))
-        expected = whole[:whole.find(stop[0])] if stop and stop[0] in whole else whole
+    at = len(decode_after(tok, prompt, ids[:3 * SETTLE_AFTER], specials))
+    stops = [(), (_first_at(whole, 100),), (_first_at(whole, at - 3),)]
+    for stop in stops:
+        row, streamed = _tracked(tok, prompt, [*ids, tok.eos_token_id], stop)
+        expected = whole[:whole.find(stop[0])] if stop else whole
         assert streamed == row.text == expected, stop
-        assert row.ends == [len(decode_after(tok, prompt, ids[:i], specials)) for i in range(1, len(row.tokens) + 1)]
+        assert row.ends == [len(decode_after(tok, prompt, row.tokens[:i], specials))
+                            for i in range(1, len(row.tokens) + 1)]
         kept = _kept_tokens(row)
-        assert len(decode_after(tok, prompt, kept, specials)) >= len(row.text)
-        assert len(decode_after(tok, prompt, kept[:-1], specials)) < len(row.text)
+        if not stop:
+            assert kept == [*ids, tok.eos_token_id]
+        else:
+            assert len(decode_after(tok, prompt, kept, specials)) >= len(row.text)
+            assert len(decode_after(tok, prompt, kept[:-1], specials)) < len(row.text)
+
+
+def test_a_clean_up_of_spaces_never_splits_settled_text():
+    """A tokenizer that cleans up spaces (' .' -> '.') joins text across tokens: a settle point between 'Ġ' and
+    '.' streamed 'the . sat' where decoding the whole continuation gives 'the. sat'. Text ending on a space, or
+    not read after its context, is not settled."""
+    from forgetlab.eco.serve.answers import decode_after
+    from forgetlab.eco.serve.backends.transformers import SETTLE_AFTER
+    from forgetlab.testing.tiny_lm import build_tokenizer
+
+    tok = build_tokenizer(pretokenizer="byte-level", add_bos=True)
+    tok.clean_up_tokenization_spaces = True
+    tok.clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output = True  # transformers 5 on BPE
+    prompt = tok("the cat")["input_ids"]
+    words = tok(" sat on the mat and the dog sat on the log", add_special_tokens=False)["input_ids"]
+    space, dot = tok.convert_tokens_to_ids("Ġ"), tok.convert_tokens_to_ids(".")
+    for before in range(SETTLE_AFTER - 3, SETTLE_AFTER + 3):  # the space token at and around a settle point
+        ids = [*(words * 3)[:before], space, dot, *words[:3]]
+        whole = decode_after(tok, prompt, ids, frozenset(tok.all_special_ids))
+        assert " ." not in whole  # the clean-up is in force
+        assert _tracked(tok, prompt, ids)[1] == whole, before
 
 
 def test_text_tracking_decodes_a_bounded_window_per_token():

@@ -28,7 +28,7 @@ import torch
 from transformers import LogitsProcessor, StoppingCriteria, TopPLogitsWarper
 
 from ...guard import GuardLike
-from ..answers import PIECE_CONTEXT, decode_after
+from ..answers import PIECE_CONTEXT, decode_joined
 from ..types import Delta, Done, GenRequest, Logprobs
 from . import classify_batch
 
@@ -68,12 +68,28 @@ class _Row:
     ends: list[int] = field(default_factory=list)  # length of the row's text after each of its tokens
 
 
+def _ordinary_before(prompt: Sequence[int], tokens: Sequence[int], cut: int, specials: frozenset[int],
+                     scan: int = 256) -> list[int]:
+    """The last :data:`~forgetlab.eco.serve.answers.PIECE_CONTEXT` ordinary tokens before ``tokens[cut]``
+    (the prompt's when the generated ones run out), looking back at most ``scan`` tokens: the context that
+    decoding the whole continuation would give the tokens after the cut."""
+    out: list[int] = []
+    for seq, end in ((tokens, cut), (prompt, len(prompt))):
+        for i in range(end - 1, max(-1, end - 1 - scan), -1):
+            if seq[i] not in specials:
+                out.append(seq[i])
+                if len(out) == PIECE_CONTEXT:
+                    return out[::-1]
+    return out[::-1]
+
+
 class TextTracker:
     """Turns generated token ids into text deltas per row, applying stop strings and per-row ``max_tokens``.
 
     ``step(new_tokens)`` takes ``[B]`` ids (one per row) and returns which rows are finished ``[B]`` bool.
-    Text that could be the start of a stop string, or an incomplete UTF-8 sequence (decoded as U+FFFD), is
-    held back until it is resolved, so streamed text never contains a stop string. Decoding is incremental (as
+    Text that could be the start of a stop string, an incomplete UTF-8 sequence (decoded as U+FFFD) and a
+    trailing space (which a tokenizer's clean-up of spaces joins with what follows: " ." -> ".") are held back
+    until resolved, so streamed text never contains a stop string and is never taken back. Decoding is incremental (as
     vLLM's detokenizer): only the tokens after the row's settled text are decoded, read after the last
     :data:`~forgetlab.eco.serve.answers.PIECE_CONTEXT` tokens before them, and every :data:`SETTLE_AFTER`
     tokens that end on a whole character become settled text.
@@ -85,14 +101,15 @@ class TextTracker:
 
     def _text(self, row: _Row) -> str:
         """The row's text so far, read after its prompt (:func:`~forgetlab.eco.serve.answers.decode_after`):
-        the settled text and what the tokens after it add."""
+        the settled text and what the tokens after it add. Tokens settle only where their text cannot change
+        with what follows: read after their context, ending on a whole character and on no space (a clean-up of
+        spaces, " ." -> ".", joins across it)."""
         n, cut = len(row.tokens), row.n_settled
-        before = row.tokens[max(0, cut - PIECE_CONTEXT):cut]
-        if len(before) < PIECE_CONTEXT:
-            before = [*row.req.prompt_ids[len(before) - PIECE_CONTEXT:], *before]
-        pending = decode_after(self.tokenizer, before, row.tokens[cut:], self.specials)
+        before = _ordinary_before(row.req.prompt_ids, row.tokens, cut, self.specials)
+        pending, joined = decode_joined(self.tokenizer, before, row.tokens[cut:], self.specials)
         text = row.settled + pending
-        if n - cut >= SETTLE_AFTER and not pending.endswith("\ufffd"):
+        if n - cut >= SETTLE_AFTER and joined and pending and not pending.endswith("\ufffd") \
+                and not pending[-1].isspace():
             row.settled, row.n_settled = text, n
         return text
 
@@ -132,8 +149,9 @@ class TextTracker:
             if len(row.tokens) >= row.req.max_tokens:
                 self._finish(row, "length", text)
                 continue
-            safe = len(text) - _held_suffix(text, stops)
-            while safe > row.sent and text[safe - 1] == "\ufffd":
+            whole = text.rstrip("\ufffd")  # a character still arriving could complete a stop string
+            safe = len(whole) - _held_suffix(whole, stops)
+            while safe > row.sent and text[safe - 1] == " ":  # a clean-up of spaces may still take it back
                 safe -= 1
             if safe > row.sent:
                 row.req.emit(Delta(row.index, text[row.sent:safe]))
@@ -311,4 +329,6 @@ def _kept_tokens(row: _Row) -> list[int]:
     if not row.text:
         return []
     need = len(row.text)
+    if not row.ends or row.ends[-1] <= need:  # not cut: every token, the end-of-sequence one included
+        return list(row.tokens)
     return row.tokens[:next((i + 1 for i, end in enumerate(row.ends) if end >= need), len(row.tokens))]
