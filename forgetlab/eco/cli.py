@@ -190,6 +190,11 @@ def fit_cmd(
     items = _read_mc_jsonl(fit) if fit is not None else None
     goal = _parse_target(target, items) if items is not None else None
     say = status(not quiet)
+    if items is not None and fit_format == "letter":  # the subject line, often taken from the file's name
+        from .mc_formats import subject_name
+
+        say("letter prompts 'about " + "', '".join(sorted({subject_name(it.subject) for it in items})) + "' (each "
+            "item's subject field, else the file's name)")
     claim = claim_out_dir(out, overwrite=overwrite, swapped=True) if out is not None else nullcontext()
     with claim:  # before any work: a second writer is refused at once (--add-to: the folder's own edit lock)
         source, lm, tok = _load_fit_model(model, revision, existing, placement, say)
@@ -282,9 +287,9 @@ def _check_flag_rule(clf, tclf, flag_entities: bool, fpr: float, say) -> None:
     for line in rep["warnings"]:
         warn(line)
     if not flag_entities and miss is not None and miss > MAX_MISS and "unseen_entity" in rep["sets"]:
-        warn("the forget prompts name people: --flag-entities also flags every prompt that names them (a "
-             "classifier that must pass never-seen people's prompts at this FPR often cannot flag the forget "
-             "people's either: docs/benchmarks/guard_evasion.md)")
+        warn("the forget prompts name entities (names were mined from them): --flag-entities also flags every "
+             "prompt that names one (a classifier that must pass prompts about never-seen people at this FPR "
+             "often cannot flag the forget people's either: docs/benchmarks/guard_evasion.md)")
 
 
 def _check_changes_something(rec: dict, clf, tol: float) -> None:
@@ -432,17 +437,15 @@ def classify_cmd(
     """Print one JSON object per prompt and line on stdout: whether the guard flags it (its whole flag rule),
     the classifier score, whether the prompt names a forget entity (guards fitted with --flag-entities) and which
     targets flag it."""
-    from .guard_folder import load_flag_rule, read_guard_meta
+    from .guard_folder import load_target_rules
+    from .targets import TargetRules
 
     quiet_transformers()
-    rule = load_flag_rule(guard)  # the base model is not needed to classify
+    rules = load_target_rules(guard)  # the base model is not needed to classify
+    rule = rules[0][1] if len(rules) == 1 else TargetRules(rules)
     own, scores, names = rule.parts(prompt)
     flags = own | names
-    if hasattr(rule, "which"):  # several targets
-        which = rule.which(prompt)
-    else:
-        name = read_guard_meta(guard).get("name") or "default"
-        which = [[name] if f else [] for f in flags]
+    which = [[rules[0][0]] if f else [] for f in flags] if len(rules) == 1 else rule.which(prompt)
     for p, f, s, n, w in zip(prompt, flags, scores, names, which, strict=True):
         # a prompt cleared by the cheap first stage scores -inf: JSON has no infinity, so report null
         score = float(s) if math.isfinite(float(s)) else None

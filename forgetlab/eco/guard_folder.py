@@ -271,13 +271,19 @@ def load_flag_rule(path: str | Path) -> Any:
     """The flag rule of a guard folder (classifier, and the token classifier when the rule uses names),
     checksums verified, without loading the base model: a ``FlagRule``, or with several targets their union
     (:class:`~forgetlab.eco.targets.TargetRules`, which also says which targets flag a prompt)."""
+    rules = load_target_rules(path)
+    return rules[0][1] if len(rules) == 1 else TargetRules(rules)
+
+
+def load_target_rules(path: str | Path) -> list[tuple[str, FlagRule]]:
+    """``(name, FlagRule)`` of each target of a guard folder, in order, checksums verified once."""
     path = Path(path)
     rules = []
     for rec, folder in _target_entries(read_guard_meta(path), path):
         flag_entities = bool(rec["config"].get("flag_entities", False))
         token_classifier = load_token_classifier(rec, folder) if flag_entities else None
         rules.append((rec["name"], FlagRule(load_classifier(rec, folder), token_classifier, flag_entities)))
-    return rules[0][1] if len(rules) == 1 else TargetRules(rules)
+    return rules
 
 
 def _model_candidates(info: dict[str, Any], path: Path) -> list[Path]:

@@ -22,13 +22,15 @@ MC_FORMATS = {
 }
 """How a multiple-choice item is put to the model (:func:`mc_prompt`)."""
 
-WMDP_SUBJECTS = {"wmdp-bio": "biology", "wmdp-chem": "chemistry", "wmdp-cyber": "computer security"}
+WMDP_SUBJECTS = {"wmdp-bio": "biology", "wmdp-chem": "chemistry", "wmdp-cyber": "cybersecurity"}
+"""WMDP's subsets and the field lm-evaluation-harness's ``wmdp_*`` tasks name in their description."""
 
 
 def subject_name(subject: str) -> str:
     """How lm-evaluation-harness names a subject in its description (``high_school_biology`` -> "high school
-    biology"; WMDP's domains by their field)."""
-    return WMDP_SUBJECTS.get(subject, subject.removeprefix("wmdp-").replace("_", " ").replace("-", " "))
+    biology"; WMDP's subsets, ``wmdp-bio`` or the task name ``wmdp_bio``, by their field)."""
+    wmdp = WMDP_SUBJECTS.get(subject.replace("_", "-"))
+    return wmdp or subject.removeprefix("wmdp-").replace("_", " ").replace("-", " ")
 
 
 def _letter_block(item: Any) -> str:
