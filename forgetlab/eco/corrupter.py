@@ -33,7 +33,7 @@ import torch
 from ..errors import BadInput, check_choice
 from .classify.token import token_mask_from_spans
 from .hooks import token_seed
-from .scoring import Corrupt, Packed, TokenScores, continuation_logprobs, pack
+from .scoring import Corrupt, Packed, TokenScores, continuation_logprobs, encode_continuation, pack
 
 POSITIONS = ("all_but_last", "all")
 
@@ -134,12 +134,18 @@ class Corrupter:
         return Corrupt(mask, c.corruption, c.strength, c.k, row_seeds=self.seeds(ids, mask, prompt_mask))
 
 
-def _answer_entity_mask(tokenizer: Any, finder: Any, text: str, n: int) -> list[bool]:
-    """Which of a continuation's ``n`` tokens name an entity ``finder`` knows (False where ids do not align)."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    if len(enc["input_ids"]) != n:
-        return [False] * n
-    return token_mask_from_spans(enc["offset_mapping"], finder.entity_spans(text))
+def _answer_entity_mask(tokenizer: Any, finder: Any, prompt: str, text: str, ids: list[int]) -> list[bool]:
+    """Which of a continuation's tokens ``ids`` (split from its prompt by
+    :func:`~forgetlab.eco.scoring.encode_continuation`) name an entity ``finder`` knows: their character spans
+    read from the same encoding, after the prompt or alone (False everywhere where neither gives these ids)."""
+    n = len(ids)
+    for before, specials in ((prompt, True), ("", False)):
+        enc = tokenizer(before + text, add_special_tokens=specials, return_offsets_mapping=True)
+        tail = len(enc["input_ids"]) - n
+        if tail >= 0 and list(enc["input_ids"][tail:]) == ids:
+            offsets = [(a - len(before), b - len(before)) for a, b in enc["offset_mapping"][tail:]]
+            return token_mask_from_spans(offsets, finder.entity_spans(text))
+    return [False] * n
 
 
 def continuation_mask(corrupter: Corrupter, batch: Packed, flags: Sequence[bool], prompts: Sequence[str],
@@ -151,8 +157,9 @@ def continuation_mask(corrupter: Corrupter, batch: Packed, flags: Sequence[bool]
     if answer_entities is not None:
         for b in np.flatnonzero(flags):
             a, e = batch.starts[b], batch.ends[b]
-            mask[b, a:e] = torch.tensor(_answer_entity_mask(corrupter.tokenizer, answer_entities,
-                                                            continuations[b], e - a), dtype=torch.bool)
+            mask[b, a:e] = torch.tensor(_answer_entity_mask(corrupter.tokenizer, answer_entities, prompts[b],
+                                                            continuations[b], batch.ids[b, a:e].tolist()),
+                                        dtype=torch.bool)
     return mask
 
 
@@ -170,8 +177,9 @@ def score_continuations(model: Any, tokenizer: Any, prompts: Sequence[str], cont
                         answer_entities: Any = None, batch_size: int = 64, with_dist: bool = False) -> TokenScores:
     """Log-probs of each continuation's tokens given its prompt, flagged prompts corrupted as a guard does.
 
-    Prompts are tokenized with the tokenizer's special tokens and continuations without, exactly as the guard
-    scores and serves; rows are batched longest first (a row's result does not depend on its batch).
+    Prompts are tokenized with the tokenizer's special tokens and continuations as they read after them
+    (:func:`~forgetlab.eco.scoring.encode_continuation`), exactly as the guard scores; rows are batched longest
+    first (a row's result does not depend on its batch).
     ``answer_entities`` (a token classifier) also corrupts the continuation tokens that name a forget entity
     (the official ECO evaluation protocol; a served guard never sees the answer). Returns ragged ``[N][T_i]``.
     """
@@ -182,8 +190,7 @@ def score_continuations(model: Any, tokenizer: Any, prompts: Sequence[str], cont
     rows: dict[int, tuple] = {}
     for s in range(0, n, batch_size):
         idx = order[s:s + batch_size]
-        pairs = [(tokenizer(prompts[i]).input_ids, tokenizer(continuations[i], add_special_tokens=False).input_ids)
-                 for i in idx]
+        pairs = [encode_continuation(tokenizer, prompts[i], continuations[i]) for i in idx]
         batch = pack(pairs, pad)
         corrupt = (_batch_corrupt(corrupter, batch, flags[idx], [prompts[i] for i in idx],
                                   [continuations[i] for i in idx], answer_entities)

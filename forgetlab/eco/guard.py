@@ -44,7 +44,7 @@ from .guard_folder import (
 )
 from .hooks import corrupt_embeddings, hidden_size, input_embeddings
 from .placement import Placement
-from .scoring import Packed, TokenScores, continuation_logprobs, pack
+from .scoring import Packed, TokenScores, continuation_logprobs, encode_continuation, pack
 from .targets import DEFAULT_TARGET, Target, TargetRules, check_name, per_target, target_flags
 
 __all__ = ["EcoGuard", "FlagRule", "GuardConfig", "GuardLike", "PlainModel", "load_base_model",
@@ -431,8 +431,7 @@ class EcoGuard(_OnModel):
             raise BadInput("answers", len(answers), f"one answer per prompt ({len(prompts)})")
         if flags is None:
             flags = self.classify(list(prompts))
-        pairs = [(self.tokenizer(p).input_ids, self.tokenizer(a, add_special_tokens=False).input_ids)
-                 for p, a in zip(prompts, answers, strict=True)]
+        pairs = [encode_continuation(self.tokenizer, p, a) for p, a in zip(prompts, answers, strict=True)]
         batch = pack(pairs, self.tokenizer.pad_token_id)
         scores = self.score_packed(batch, flags, texts=list(prompts)).logprobs
         return torch.stack([torch.from_numpy(lp).sum() for lp in scores])

@@ -1,7 +1,8 @@
 """Teacher-forced log-probabilities of continuation tokens, with the prompt part optionally corrupted.
 
 The one computation behind a guard's answer scores, the multiple-choice metric that fits a corruption's strength,
-and the unlearning bench's TOFU/MUSE scores: pack (prompt ids, continuation ids) pairs into a right-padded batch,
+and the unlearning bench's TOFU/MUSE scores: encode (prompt, continuation) pairs (:func:`encode_continuation`,
+the one split of a scored text into the two), pack the ids into a right-padded batch,
 run the model once (under :func:`~forgetlab.eco.hooks.corrupt_embeddings` when a corruption is given) and read
 ``log p(c_t | prompt, c_<t)`` for every continuation token.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +32,22 @@ class Packed:
         """``bool [B, T]``: the prompt positions of every row."""
         pos = torch.arange(self.ids.shape[1])[None]
         return pos < torch.tensor(self.starts)[:, None]
+
+
+def encode_continuation(tokenizer: Any, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
+    """The prompt's ids (with the tokenizer's special tokens) and the continuation's as they read after it: the
+    tail of encoding ``prompt + continuation``, as lm-evaluation-harness and open-unlearning split a scored text.
+
+    Encoded alone, a continuation gets what the tokenizer puts at the start of a text: a SentencePiece tokenizer
+    with a prepended "▁" (Llama-2, Mistral) reads " A" as "▁", "▁A" where after the prompt it is "▁A", so every
+    answer carried the log-prob of a token the model never writes there. Where the joint encoding does not start
+    with the prompt's (a token across the boundary), the continuation is encoded alone.
+    """
+    ctx = list(tokenizer(prompt).input_ids)
+    whole = list(tokenizer(prompt + continuation).input_ids)
+    if len(whole) > len(ctx) and whole[:len(ctx)] == ctx:
+        return ctx, whole[len(ctx):]
+    return ctx, list(tokenizer(continuation, add_special_tokens=False).input_ids)
 
 
 def pack(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> Packed:

@@ -22,6 +22,7 @@ import torch
 
 from ..eco.base_model import load_base_model
 from ..eco.mc_formats import QA_TEMPLATE
+from ..eco.scoring import encode_continuation
 from ..errors import BadInput, ForgetlabError
 from ..runs import atomic_write_json, run_record, write_folder_atomically
 from ..testing.tiny_lm import build_tiny_lm, build_tokenizer
@@ -84,12 +85,11 @@ def check_encodable(tokenizer, texts: Sequence[str], where: str = "data") -> Non
 def encode_pair(tokenizer, prompt: str, answer: str, eos: bool = True) -> tuple[list[int], int]:
     """Token ids of ``prompt answer </s>`` and the number of prompt tokens.
 
-    The prompt is encoded with the tokenizer's special tokens (``<s>`` here, whatever a real model adds), the
-    answer (with a leading space) without, separately, so the boundary is the same in training, scoring and
-    generation.
+    Split as every scorer splits (:func:`~forgetlab.eco.scoring.encode_continuation`): the prompt with the
+    tokenizer's special tokens (``<s>`` here, whatever a real model adds), the answer (with a leading space) as
+    it reads after it, so the boundary is the same in training, scoring and generation.
     """
-    p = tokenizer(prompt)["input_ids"]
-    a = tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
+    p, a = encode_continuation(tokenizer, prompt, " " + answer)
     tail = [tokenizer.eos_token_id] if eos and tokenizer.eos_token_id is not None else []
     return p + a + tail, len(p)
 

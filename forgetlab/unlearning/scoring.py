@@ -23,7 +23,7 @@ import torch
 
 from ..eco.base_model import input_device
 from ..eco.corrupter import Corrupter, score_continuations
-from ..eco.scoring import pack
+from ..eco.scoring import encode_continuation, pack
 from ..errors import BadInput, check_choice
 
 PROTOCOLS = ("deployment", "paper")
@@ -119,8 +119,7 @@ def _score_through_guard(guard, tokenizer, prompts: Sequence[str], answers: Sequ
     rows: dict[int, tuple] = {}
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        pairs = [(tokenizer(prompts[i]).input_ids, tokenizer(" " + answers[i], add_special_tokens=False).input_ids)
-                 for i in idx]
+        pairs = [encode_continuation(tokenizer, prompts[i], " " + answers[i]) for i in idx]
         sc = guard.score_packed(pack(pairs, pad), flags[idx], texts=[prompts[i] for i in idx], with_dist=with_dist)
         for r, i in enumerate(idx):
             rows[i] = (sc.logprobs[r], sc.hits[r], *((sc.mu[r], sc.var[r]) if with_dist else (None, None)))
