@@ -8,8 +8,9 @@ data: the tour's own ``eco bench`` trains the target model (into ``--cache``), `
 and the forget/retain prompts and multiple-choice fit items for ``eco fit`` are taken from that export (forget10
 authors' questions; retain authors' questions; the forget subject's multiple-choice questions, for the world
 has none about authors). The bench's model learned the world as ``Question: q\nAnswer: a.``, so the fit puts
-its items that way (``--fit-format qa``; as written the model is at chance on them and the fitted strength
-was 0), and forget10's authors are named people, so the guard also flags their names (``--flag-entities``: the
+its items in that template (``--fit-format qa``): as written the model is at chance on them and the fitted
+strength was 0; in the template it knows some of them, fewer than with the closing period of the answers it
+learned, which the export's choices lack. forget10's authors are named people, so the guard also flags their names (``--flag-entities``: the
 classifier alone flags no held-out forget prompt at a 1% FPR that holds for never-seen authors, docs/benchmarks/guard_evasion.md). The paper-size
 sweep presets take about a day on 2 cores and App. G's cases hours, so the tour times the ``wd`` preset's
 ``--estimate``, runs ``--preset small`` in its place, and leaves App. G out. ``--render`` rewrites the table between the ``quick-tour-times`` markers of README.md from the
