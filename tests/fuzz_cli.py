@@ -130,6 +130,7 @@ def _eco(fx: dict[str, Path], out: st.SearchStrategy) -> dict[str, tuple[list[st
                      "--fit": st.sampled_from(["{file}", str(fx["fit"])]),
                      "--corruption": pool("rand_noise_first_n", "zero_out_first_n", "flip_sign_first_n", "nope"),
                      "--target": pool("chance", 0.3, "nan", "x"), "--metric": pool("mc_accuracy", "nope"),
+                     "--fit-format": pool("raw", "qa", "letter", "wmdp"),
                      "--method": pool("bracket", "zo", "grid"), "--tol": FLOATS, "--strength": FLOATS,
                      "--k": pool(0, 1, 8, -1, 10**6), "--fpr": FLOATS, "--entity-level": FLAG,
                      "--classifier-precision": pool("auto", "fp32", "bf16", "fp16"),
