@@ -41,6 +41,26 @@ PIECE_CONTEXT = 6
 SentencePiece space, a byte-level character split over tokens)."""
 
 
+CONTEXT_SCAN = 256
+"""Tokens looked back at most to find a piece's :data:`PIECE_CONTEXT` ordinary tokens (past a run of specials)."""
+
+
+def ordinary_tail(*parts: Sequence[int], specials: frozenset[int]) -> list[int]:
+    """The last :data:`PIECE_CONTEXT` ordinary tokens of ``parts`` joined (the last part's tail first, then the
+    parts before it), looking back at most :data:`CONTEXT_SCAN` tokens: the context that decoding the whole
+    sequence gives the tokens after it, where the last few tokens alone may all be special."""
+    out: list[int] = []
+    scanned = 0
+    for seq in reversed(parts):
+        for i in range(len(seq) - 1, -1, -1):
+            if scanned == CONTEXT_SCAN or len(out) == PIECE_CONTEXT:
+                return out[::-1]
+            scanned += 1
+            if seq[i] not in specials:
+                out.append(seq[i])
+    return out[::-1]
+
+
 def decode_after(tokenizer: Any, context: Sequence[int], tokens: Sequence[int], specials: frozenset[int]) -> str:
     """The text ``tokens`` add after ``context`` (its last :data:`PIECE_CONTEXT` ordinary tokens), specials
     skipped: a continuation keeps the space a SentencePiece decoder writes between words (" Paris" after "is",
@@ -87,7 +107,7 @@ def completion_logprobs(tokenizer: Any, lp: Logprobs, offset: int = 0) -> dict[s
     pos, seq, specials = offset, [*lp.context, *lp.token_ids], frozenset(tokenizer.all_special_ids)
     last = _last_ordinary(seq, specials)
     for i, (tid, chosen, alts) in enumerate(zip(lp.token_ids, lp.logprobs, lp.top, strict=True), len(lp.context)):
-        before = seq[max(0, i - PIECE_CONTEXT):i]
+        before = ordinary_tail(seq[max(0, i - CONTEXT_SCAN):i], specials=specials)
         text = token_piece(tokenizer, before, tid, specials, last=i == last)
         tokens.append(text)
         offsets.append(pos)
@@ -107,7 +127,8 @@ def chat_logprobs(tokenizer: Any, lp: Logprobs) -> dict[str, Any]:
     last = _last_ordinary(seq, specials)
 
     def entry(i: int, tid: int, value: float) -> dict[str, Any]:
-        text = token_piece(tokenizer, seq[max(0, k + i - PIECE_CONTEXT):k + i], tid, specials, last=k + i == last)
+        before = ordinary_tail(seq[max(0, k + i - CONTEXT_SCAN):k + i], specials=specials)
+        text = token_piece(tokenizer, before, tid, specials, last=k + i == last)
         return {"token": text, "logprob": value, "bytes": list(text.encode("utf-8"))}
 
     content = []

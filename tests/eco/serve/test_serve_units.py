@@ -307,9 +307,10 @@ def test_incremental_text_equals_decoding_the_whole_continuation(pretokenizer):
 
 
 def test_a_clean_up_of_spaces_never_splits_settled_text():
-    """A tokenizer that cleans up spaces (' .' -> '.') joins text across tokens: a settle point between 'Ġ' and
-    '.' streamed 'the . sat' where decoding the whole continuation gives 'the. sat'. Text ending on a space, or
-    not read after its context, is not settled."""
+    """A tokenizer that cleans up spaces (' .' -> '.', " n't" -> "n't", " 's" -> "'s") joins text across tokens:
+    a settle point between 'Ġ' and '.' streamed 'the . sat' where decoding the whole continuation gives 'the.
+    sat', and " s n' sat" was streamed for " sn't sat". Text ending in the start of what the clean-up rewrites
+    is neither settled nor streamed until the next token decides it."""
     from forgetlab.eco.serve.answers import decode_after
     from forgetlab.eco.serve.backends.transformers import SETTLE_AFTER
     from forgetlab.testing.tiny_lm import build_tokenizer
@@ -319,12 +320,27 @@ def test_a_clean_up_of_spaces_never_splits_settled_text():
     tok.clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output = True  # transformers 5 on BPE
     prompt = tok("the cat")["input_ids"]
     words = tok(" sat on the mat and the dog sat on the log", add_special_tokens=False)["input_ids"]
-    space, dot = tok.convert_tokens_to_ids("Ġ"), tok.convert_tokens_to_ids(".")
-    for before in range(SETTLE_AFTER - 3, SETTLE_AFTER + 3):  # the space token at and around a settle point
-        ids = [*(words * 3)[:before], space, dot, *words[:3]]
-        whole = decode_after(tok, prompt, ids, frozenset(tok.all_special_ids))
-        assert " ." not in whole  # the clean-up is in force
-        assert _tracked(tok, prompt, ids)[1] == whole, before
+    for tail in (["\u0120", "."], ["\u0120", "n", "'", "t"], ["\u0120", "'", "s"], ["\u0120", "'", "\u0120"]):
+        for before in range(SETTLE_AFTER - 4, SETTLE_AFTER + 3):  # the tail at and around a settle point
+            ids = [*(words * 3)[:before], *tok.convert_tokens_to_ids(tail), *words[:3]]
+            whole = decode_after(tok, prompt, ids, frozenset(tok.all_special_ids))
+            row, streamed = _tracked(tok, prompt, ids)
+            assert streamed == row.text == whole, (tail, before)
+
+
+def test_runs_of_spaces_newlines_or_specials_stay_linear():
+    """Settling waited for text that did not end on whitespace and was not empty, so a run of newlines, spaces
+    or special tokens (what a corrupted prompt can make a model write) was decoded whole at every step again."""
+    from forgetlab.testing.tiny_lm import build_tokenizer
+
+    tok = build_tokenizer(pretokenizer="byte-level", add_bos=True)
+    decoded: list[int] = []
+    plain_decode = tok.decode
+    tok.decode = lambda token_ids, **kw: decoded.append(len(token_ids)) or plain_decode(token_ids, **kw)
+    for run in ("\u010a", "\u0120", tok.unk_token):
+        decoded.clear()
+        _tracked(tok, tok("the cat")["input_ids"], [tok.convert_tokens_to_ids(run)] * 600)
+        assert max(decoded) <= 8 * 16 + 8, (run, max(decoded))
 
 
 def test_text_tracking_decodes_a_bounded_window_per_token():
@@ -344,3 +360,32 @@ def test_text_tracking_decodes_a_bounded_window_per_token():
     for t in ids:
         tracker.step([t])
     assert max(decoded) <= 40 and sum(decoded) <= 60 * len(ids), (len(ids), max(decoded), sum(decoded))
+
+
+def test_log_prob_tokens_after_a_run_of_specials_keep_their_space():
+    """A token after six or more special tokens was read with no context, so the SentencePiece space before it
+    was lost: the log-prob tokens joined to ' saton the mat' and text_offset was one short from there."""
+    from forgetlab.eco.serve.answers import completion_logprobs
+    from forgetlab.eco.serve.types import Logprobs
+    from forgetlab.testing.tiny_lm import build_tokenizer
+
+    tok = build_tokenizer(pretokenizer="metaspace", add_bos=True)
+    prompt, words = tok("the cat")["input_ids"], tok(" sat on the mat", add_special_tokens=False)["input_ids"]
+    k = next(i for i, t in enumerate(tok.convert_ids_to_tokens(words)) if i and t.startswith("\u2581"))
+    ids = [*words[:k], *[tok.unk_token_id] * 8, *words[k:]]
+    _, streamed = _tracked(tok, prompt, ids)
+    assert streamed == " sat on the mat"
+    out = completion_logprobs(tok, Logprobs(ids, [0.0] * len(ids), [[] for _ in ids], context=tuple(prompt)))
+    plain = [(t, o) for t, o, i in zip(out["tokens"], out["text_offset"], ids, strict=True) if i != tok.unk_token_id]
+    assert "".join(t for t, _ in plain) == streamed
+    assert all(streamed[o:o + len(t)] == t for t, o in plain)
+
+
+def test_an_immediate_end_of_sequence_is_scored():
+    """A row whose first token is the end of sequence has no text, and its one completion token got no log-prob."""
+    from forgetlab.eco.serve.backends.transformers import _kept_tokens
+    from forgetlab.testing.tiny_lm import build_tokenizer
+
+    tok = build_tokenizer(pretokenizer="byte-level", add_bos=True)
+    row, streamed = _tracked(tok, tok("the cat")["input_ids"], [tok.eos_token_id])
+    assert streamed == "" and _kept_tokens(row) == [tok.eos_token_id]

@@ -28,7 +28,7 @@ import torch
 from transformers import LogitsProcessor, StoppingCriteria, TopPLogitsWarper
 
 from ...guard import GuardLike
-from ..answers import PIECE_CONTEXT, decode_joined
+from ..answers import CONTEXT_SCAN, decode_joined, ordinary_tail
 from ..types import Delta, Done, GenRequest, Logprobs
 from . import classify_batch
 
@@ -45,6 +45,10 @@ def _held_suffix(text: str, stops: Sequence[str]) -> int:
                 break
     return best
 
+
+CLEANUP_TAILS = (" .", " ?", " !", " ,", " ' ", " n't", " 'm", " 's", " 've", " 're")
+"""What a tokenizer's clean-up of tokenization spaces (transformers' ``clean_up_tokenization``) rewrites, the
+space dropped: text that ends in the start of one may still change with the next token."""
 
 SETTLE_AFTER = 16
 """Generated tokens a row decodes again at each step before their text is settled (never decoded again): each
@@ -68,28 +72,13 @@ class _Row:
     ends: list[int] = field(default_factory=list)  # length of the row's text after each of its tokens
 
 
-def _ordinary_before(prompt: Sequence[int], tokens: Sequence[int], cut: int, specials: frozenset[int],
-                     scan: int = 256) -> list[int]:
-    """The last :data:`~forgetlab.eco.serve.answers.PIECE_CONTEXT` ordinary tokens before ``tokens[cut]``
-    (the prompt's when the generated ones run out), looking back at most ``scan`` tokens: the context that
-    decoding the whole continuation would give the tokens after the cut."""
-    out: list[int] = []
-    for seq, end in ((tokens, cut), (prompt, len(prompt))):
-        for i in range(end - 1, max(-1, end - 1 - scan), -1):
-            if seq[i] not in specials:
-                out.append(seq[i])
-                if len(out) == PIECE_CONTEXT:
-                    return out[::-1]
-    return out[::-1]
-
-
 class TextTracker:
     """Turns generated token ids into text deltas per row, applying stop strings and per-row ``max_tokens``.
 
     ``step(new_tokens)`` takes ``[B]`` ids (one per row) and returns which rows are finished ``[B]`` bool.
-    Text that could be the start of a stop string, an incomplete UTF-8 sequence (decoded as U+FFFD) and a
-    trailing space (which a tokenizer's clean-up of spaces joins with what follows: " ." -> ".") are held back
-    until resolved, so streamed text never contains a stop string and is never taken back. Decoding is incremental (as
+    Text that could be the start of a stop string, an incomplete UTF-8 sequence (decoded as U+FFFD) and, for a
+    tokenizer that cleans up spaces, the start of what the clean-up rewrites (:data:`CLEANUP_TAILS`) are held
+    back until resolved, so streamed text never contains a stop string and is never taken back. Decoding is incremental (as
     vLLM's detokenizer): only the tokens after the row's settled text are decoded, read after the last
     :data:`~forgetlab.eco.serve.answers.PIECE_CONTEXT` tokens before them, and every :data:`SETTLE_AFTER`
     tokens that end on a whole character become settled text.
@@ -98,18 +87,23 @@ class TextTracker:
     def __init__(self, rows: list[_Row], tokenizer: Any, eos_ids: set[int]) -> None:
         self.rows, self.tokenizer, self.eos_ids = rows, tokenizer, eos_ids
         self.specials = frozenset(tokenizer.all_special_ids)
+        # text that a clean-up of spaces may still rewrite (none when the tokenizer does not clean up)
+        self.unsettled = CLEANUP_TAILS if getattr(tokenizer, "clean_up_tokenization_spaces", False) else ()
 
     def _text(self, row: _Row) -> str:
         """The row's text so far, read after its prompt (:func:`~forgetlab.eco.serve.answers.decode_after`):
         the settled text and what the tokens after it add. Tokens settle only where their text cannot change
-        with what follows: read after their context, ending on a whole character and on no space (a clean-up of
-        spaces, " ." -> ".", joins across it)."""
+        with what follows: read after their context, ending on a whole character and not on the start of what a
+        clean-up of spaces rewrites (" ." -> "."); past ``8 * SETTLE_AFTER`` pending tokens they settle anyway
+        (a long run of spaces), so that a step's cost stays bounded."""
         n, cut = len(row.tokens), row.n_settled
-        before = _ordinary_before(row.req.prompt_ids, row.tokens, cut, self.specials)
+        before = ordinary_tail(row.req.prompt_ids[-CONTEXT_SCAN:], row.tokens[max(0, cut - CONTEXT_SCAN):cut],
+                               specials=self.specials)
         pending, joined = decode_joined(self.tokenizer, before, row.tokens[cut:], self.specials)
         text = row.settled + pending
-        if n - cut >= SETTLE_AFTER and joined and pending and not pending.endswith("\ufffd") \
-                and not pending[-1].isspace():
+        whole_chars = joined and not pending.endswith("\ufffd")
+        if whole_chars and (n - cut >= 8 * SETTLE_AFTER
+                            or (n - cut >= SETTLE_AFTER and not _held_suffix(text, self.unsettled))):
             row.settled, row.n_settled = text, n
         return text
 
@@ -150,9 +144,7 @@ class TextTracker:
                 self._finish(row, "length", text)
                 continue
             whole = text.rstrip("\ufffd")  # a character still arriving could complete a stop string
-            safe = len(whole) - _held_suffix(whole, stops)
-            while safe > row.sent and text[safe - 1] == " ":  # a clean-up of spaces may still take it back
-                safe -= 1
+            safe = len(whole) - _held_suffix(whole, (*stops, *self.unsettled))
             if safe > row.sent:
                 row.req.emit(Delta(row.index, text[row.sent:safe]))
                 row.sent = safe
@@ -310,7 +302,7 @@ class TransformersBackend:
             tops.append(row.req.logprobs or 0)
         with torch.inference_mode():
             scores = self.guard.score_sequences(seqs, lens, flags, starts=starts, top_k=max(tops))
-        out = []
+        out, specials = [], frozenset(self.tokenizer.all_special_ids)
         for i, (seq, start, k) in enumerate(zip(seqs, starts, tops, strict=True)):
             lps = [float(x) for x in scores.logprobs[i]]
             top = [[(int(t), float(v)) for t, v in zip(ids[:k], vals[:k], strict=True)]
@@ -319,16 +311,17 @@ class TransformersBackend:
             lead = [None] if start == 1 else []  # the first prompt token: nothing predicts it
             out.append(Logprobs(seq[start - len(lead):], [*lead, *lps], [*lead, *top],
                                 n_prompt=lens[i] if start == 1 else 0,
-                                context=tuple(seq[max(0, start - len(lead) - PIECE_CONTEXT):start - len(lead)])))
+                                context=tuple(ordinary_tail(seq[max(0, start - len(lead) - CONTEXT_SCAN):
+                                                                    start - len(lead)], specials=specials))))
         return out
 
 
 def _kept_tokens(row: _Row) -> list[int]:
     """The shortest prefix of the row's generated tokens whose text covers its final ``text`` (all of them
     unless a stop string cut the text short), from the text lengths the tracker recorded per token."""
-    if not row.text:
-        return []
     need = len(row.text)
     if not row.ends or row.ends[-1] <= need:  # not cut: every token, the end-of-sequence one included
         return list(row.tokens)
+    if need == 0:  # a stop string at the very start
+        return []
     return row.tokens[:next((i + 1 for i, end in enumerate(row.ends) if end >= need), len(row.tokens))]
