@@ -445,7 +445,7 @@ def classify_cmd(
     rule = rules[0][1] if len(rules) == 1 else TargetRules(rules)
     own, scores, names = rule.parts(prompt)
     flags = own | names
-    which = [[rules[0][0]] if f else [] for f in flags] if len(rules) == 1 else rule.which(prompt)
+    which = [[rules[0][0] or "default"] if f else [] for f in flags] if len(rules) == 1 else rule.which(prompt)
     for p, f, s, n, w in zip(prompt, flags, scores, names, which, strict=True):
         # a prompt cleared by the cheap first stage scores -inf: JSON has no infinity, so report null
         score = float(s) if math.isfinite(float(s)) else None

@@ -3,6 +3,7 @@ or as lm-evaluation-harness's MMLU/WMDP letter prompt. Torch-free: ``eco fit --h
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,8 @@ QA_TEMPLATE = "Question: {question}\nAnswer:"
 ``qa`` format's."""
 
 MC_FORMATS = {
-    "raw": "the question as the prompt and each choice as its continuation, as written (completion-style items)",
+    "raw": "the question as the prompt and each choice as its continuation, a space between them unless one "
+           "is there (lm-evaluation-harness's target delimiter): completion-style items",
     "qa": "'Question: q\\nAnswer:' and each choice after a space",
     "letter": "lm-evaluation-harness's mmlu/wmdp prompt (a line naming the subject, the choices as 'A. ...' "
               "lines, 'Answer:') scored over ' A', ' B', ...: what its wmdp task and ECO's reference measure",
@@ -27,10 +29,11 @@ WMDP_SUBJECTS = {"wmdp-bio": "biology", "wmdp-chem": "chemistry", "wmdp-cyber": 
 
 
 def subject_name(subject: str) -> str:
-    """How lm-evaluation-harness names a subject in its description (``high_school_biology`` -> "high school
-    biology"; WMDP's subsets, ``wmdp-bio`` or the task name ``wmdp_bio``, by their field)."""
+    """How lm-evaluation-harness names a subject in its description (``high_school_biology`` or the task name
+    ``mmlu_high_school_biology`` -> "high school biology"; WMDP's subsets, ``wmdp-bio`` or ``wmdp_bio``, by
+    their field)."""
     wmdp = WMDP_SUBJECTS.get(subject.replace("_", "-"))
-    return wmdp or subject.removeprefix("wmdp-").replace("_", " ").replace("-", " ")
+    return wmdp or re.sub(r"^(wmdp|mmlu)[-_]", "", subject).replace("_", " ").replace("-", " ")
 
 
 def _letter_block(item: Any) -> str:
@@ -49,7 +52,8 @@ def mc_prompt(item: Any, fmt: str) -> tuple[str, list[str]]:
     """The prompt and the scored continuations of ``item`` (an :class:`~forgetlab.eco.mc.MCItem`) in format
     ``fmt`` (one of :data:`MC_FORMATS`; the ``letter`` prompt names ``item.subject``)."""
     if fmt == "raw":
-        return item.prompt, list(item.choices)
+        glue = "" if item.prompt[-1:].isspace() else " "
+        return item.prompt, [c if c[:1].isspace() else glue + c for c in item.choices]
     if fmt == "qa":
         return QA_TEMPLATE.format(question=item.prompt), [" " + c for c in item.choices]
     check_choice("format", fmt, MC_FORMATS)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import BadInput
 from .hooks import corrupt_embeddings
 
 
@@ -41,13 +42,26 @@ def encode_continuation(tokenizer: Any, prompt: str, continuation: str) -> tuple
     Encoded alone, a continuation gets what the tokenizer puts at the start of a text: a SentencePiece tokenizer
     with a prepended "▁" (Llama-2, Mistral) reads " A" as "▁", "▁A" where after the prompt it is "▁A", so every
     answer carried the log-prob of a token the model never writes there. Where the joint encoding does not start
-    with the prompt's (a token across the boundary), the continuation is encoded alone.
+    with the prompt's (a token across the boundary, a prompt ending in a space), the continuation is encoded
+    after a line break, which is then dropped (:func:`_encode_after_break`).
     """
     ctx = list(tokenizer(prompt).input_ids)
+    if not ctx:
+        raise BadInput("prompt", prompt, "a prompt of at least one token (this tokenizer adds no "
+                       "beginning-of-sequence token, so an empty prompt leaves nothing to predict from)")
     whole = list(tokenizer(prompt + continuation).input_ids)
     if len(whole) > len(ctx) and whole[:len(ctx)] == ctx:
         return ctx, whole[len(ctx):]
-    return ctx, list(tokenizer(continuation, add_special_tokens=False).input_ids)
+    return ctx, _encode_after_break(tokenizer, continuation)
+
+
+def _encode_after_break(tokenizer: Any, continuation: str) -> list[int]:
+    """The continuation's ids as they read after a line break (no text-start marker), else alone."""
+    brk = list(tokenizer("\n", add_special_tokens=False).input_ids)
+    ids = list(tokenizer("\n" + continuation, add_special_tokens=False).input_ids)
+    if brk and len(ids) >= len(brk) and ids[:len(brk)] == brk:
+        return ids[len(brk):]
+    return list(tokenizer(continuation, add_special_tokens=False).input_ids)
 
 
 def pack(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> Packed:

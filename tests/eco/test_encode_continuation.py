@@ -75,3 +75,20 @@ def test_answer_entity_tokens_are_found_in_the_split_continuation(llama2_style):
     mask = _answer_entity_mask(tok, Finder, prompt, answer, cont)
     named = "".join(t for t, m in zip(tok.convert_ids_to_tokens(cont), mask, strict=True) if m)
     assert named.replace("\u2581", " ").strip() == "Quenby Ashgrove"
+
+
+def test_a_prompt_ending_in_a_space_gets_no_second_one(llama2_style):
+    """'Answer: ' + 'A' does not encode as 'Answer: ' followed by something: the joint encoding moves the space
+    into '▁A'. Encoded alone the continuation became '▁A' after the prompt's '▁', two spaces; it is now read
+    after a line break, as the text says."""
+    tok = llama2_style
+    ctx, cont = encode_continuation(tok, "Answer: ", "A")
+    assert tok.decode(ctx + cont, skip_special_tokens=True) == "Answer: A"
+
+
+def test_an_empty_prompt_without_a_bos_token_is_refused():
+    from forgetlab.errors import BadInput
+
+    tok = build_tokenizer(pretokenizer="byte-level", add_bos=False)
+    with pytest.raises(BadInput, match="prompt: got ''"):
+        encode_continuation(tok, "", " a")
