@@ -98,3 +98,18 @@ def test_in_process_vllm(guard, tiny_model, tiny_tokenizer, tmp_path):
         f = http.post("/v1/completions", json={"prompt": f"{FORGET_WORD}?", "max_tokens": 6, "temperature": 0})
     assert r.status_code == 200 and r.headers[FLAG_HEADER] == "false"
     assert f.status_code == 200 and f.headers[FLAG_HEADER] == "true"
+
+
+def test_a_flagged_answer_from_vllm_keeps_its_first_space():
+    """vLLM decodes a prompt_embeds request without its prompt tokens, so a SentencePiece tokenizer's first
+    word comes back without its space ('sat on' for ' sat on'); the backend puts it back, and leaves text that
+    has it (a byte-level tokenizer's) alone."""
+    from forgetlab.eco.serve.backends.vllm import restore_leading_space
+    from forgetlab.testing.tiny_lm import build_tokenizer
+
+    for pretokenizer in ("metaspace", "byte-level"):
+        tok = build_tokenizer(pretokenizer=pretokenizer, add_bos=True)
+        prompt, ids = tok("the cat")["input_ids"], tok(" sat on", add_special_tokens=False)["input_ids"]
+        alone = tok.decode(ids, skip_special_tokens=True)  # what vLLM returns without the prompt's tokens
+        assert restore_leading_space(tok, prompt, ids, alone) == " sat on", pretokenizer
+    assert restore_leading_space(tok, prompt, [], "") == ""

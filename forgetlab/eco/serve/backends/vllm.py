@@ -15,12 +15,14 @@ vLLM is an optional extra (``pip install forgetlab[vllm]``); it is imported only
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from ....errors import ForgetlabError
 from ...guard import GuardLike
+from ..answers import decode_after
 from ..types import Delta, Done, GenRequest
 from . import classify_batch
 from .payload import encode_prompt_embeds
@@ -33,6 +35,19 @@ def guard_prompt_embeds(guard: GuardLike, req: GenRequest) -> torch.Tensor:
         raise ForgetlabError(f"{type(guard).__name__} has no prompt_embeddings(); the vllm backend needs it")
     emb = fn(req.prompt_ids, flagged=True)
     return emb.detach().to("cpu")
+
+
+def restore_leading_space(tokenizer: Any, prompt_ids: Sequence[int], token_ids: Sequence[int], text: str) -> str:
+    """vLLM decodes a ``prompt_embeds`` request's tokens with no prompt tokens before them, where a SentencePiece
+    decoder drops the space before the first word ("Paris" for " Paris"); put back the leading whitespace that
+    reading the first token after the prompt gives (:func:`~forgetlab.eco.serve.answers.decode_after`)."""
+    if not token_ids or text[:1].isspace():
+        return text
+    first = decode_after(tokenizer, prompt_ids, list(token_ids[:1]), frozenset(tokenizer.all_special_ids))
+    word = first.lstrip()
+    if word and word != first and text.startswith(word[:1]):
+        return first[:len(first) - len(word)] + text
+    return text
 
 
 def _sampling(req: GenRequest) -> dict[str, Any]:
@@ -99,7 +114,9 @@ class VllmBackend:
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         for req, out in zip(requests, outputs, strict=True):
             for j, comp in enumerate(out.outputs):
-                req.emit(Delta(req.index_base + j, comp.text))
+                text = (restore_leading_space(self.guard.tokenizer, req.prompt_ids, comp.token_ids, comp.text)
+                        if req.flagged else comp.text)
+                req.emit(Delta(req.index_base + j, text))
                 req.emit(Done(req.index_base + j, comp.finish_reason or "length", len(comp.token_ids)))
 
     async def _remote_batch(self, requests: list[GenRequest]) -> None:
