@@ -187,14 +187,8 @@ def fit_cmd(
     forget_prompts, retain_prompts = load_prompts(forget, option="forget"), load_prompts(retain, option="retain")
     sets = _flag_sets(forget, forget_prompts, retain_prompts, calibration, hard_negatives, unseen_negatives, seed,
                       fpr)
-    items = _read_mc_jsonl(fit) if fit is not None else None
-    goal = _parse_target(target, items) if items is not None else None
     say = status(not quiet)
-    if items is not None and fit_format == "letter":  # the subject line, often taken from the file's name
-        from .mc_formats import subject_name
-
-        say("letter prompts 'about " + "', '".join(sorted({subject_name(it.subject) for it in items})) + "' (each "
-            "item's subject field, else the file's name)")
+    items, goal = _fit_items(fit, target, fit_format, say)
     claim = claim_out_dir(out, overwrite=overwrite, swapped=True) if out is not None else nullcontext()
     with claim:  # before any work: a second writer is refused at once (--add-to: the folder's own edit lock)
         source, lm, tok = _load_fit_model(model, revision, existing, placement, say)
@@ -204,6 +198,20 @@ def fit_cmd(
         _publish(guard, out, add_to, copy_model, overwrite)
     say(f"wrote {out or add_to}")
     emit(_fit_result(guard, source, out or add_to, name, corruption))
+
+
+def _fit_items(fit: Path | None, target: str, fit_format: str, say) -> tuple[list | None, float | None]:
+    """The --fit items and the metric value to reach on them (both None without --fit); with the letter format,
+    say which subject its prompts name (often taken from the file's name)."""
+    if fit is None:
+        return None, None
+    items = _read_mc_jsonl(fit)
+    if fit_format == "letter":
+        from .mc_formats import subject_name
+
+        say("letter prompts 'about " + "', '".join(sorted({subject_name(it.subject) for it in items})) + "' (each "
+            "item's subject field, else the file's name)")
+    return items, _parse_target(target, items)
 
 
 def _fit_result(guard, source, folder: Path, name: str, corruption: str) -> dict:
