@@ -4,7 +4,8 @@
 
 Each folder holds a run's ``config.json`` and ``summary.json`` (`forgetlab grok train`, the App. G cases' seed
 folders, the probes in docs/benchmarks/grok.md). One row per folder, in the order given: model (depth, and the
-Transformer's parameter groups and the products' precision when not the defaults),
+Transformer's parameter groups, a minibatch run's batch, learning rate and updates, and the products' precision
+when not the defaults),
 regularization, alpha, xi, seed, phase, train and test accuracy, the corrupted training examples memorized and
 inverted, mean IPR and the final / initial weight norm. Accuracies in percent. A folder without a finished run is a
 one-line error with exit code 2.
@@ -28,6 +29,8 @@ def _model(c) -> str:
     """The architecture, with the settings that change how it trains when they are not the defaults."""
     name = "Transformer" if c.model == "transformer" else f"{c.depth}-layer {c.act} MLP, N={c.width}"
     name += ", mup groups" if c.param_groups == "mup" else ""
+    if c.batch_size:  # a minibatch run: its batch, learning rate and updates differ from the full-batch rows
+        name += f", batch {c.batch_size}, lr {c.lr:g}, {c.steps} updates"
     return name + training_notes(c)
 
 
